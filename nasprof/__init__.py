@@ -1,0 +1,57 @@
+"""nasprof — hardware profiling and latency tables for hardware-aware neural architecture search.
+
+Importing ``nasprof`` is cheap: submodules (and torch, onnxruntime) load on first use, so a search loop that
+only queries a predictor never pays for the exporter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nasprof._version import __version__
+from nasprof.errors import (
+    DeviceError,
+    DeviceUnavailableError,
+    InputError,
+    MissingDependencyError,
+    ModelError,
+    NasprofError,
+    PredictorError,
+    SchemaError,
+    SpaceError,
+    TableError,
+)
+
+# name -> module that defines it; resolved lazily by __getattr__.
+_LAZY: dict[str, str] = {
+    "Measurement": "nasprof.profiler.measurement",
+    "NodeTime": "nasprof.profiler.measurement",
+    "MeasureSpec": "nasprof.devices.base",
+    "Backend": "nasprof.devices.base",
+    "get_device": "nasprof.devices",
+    "measure": "nasprof.profiler.api",
+}
+
+__all__ = [
+    "__version__",
+    "NasprofError",
+    "InputError",
+    "ModelError",
+    "DeviceError",
+    "DeviceUnavailableError",
+    "SpaceError",
+    "TableError",
+    "PredictorError",
+    "SchemaError",
+    "MissingDependencyError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nasprof' has no attribute {name!r}")

@@ -1,0 +1,168 @@
+"""The device-backend contract: one abstract class, one spec of what to measure, one registry object.
+
+A *backend* is a kind of hardware plus the runtime that drives it (``cpu``: onnxruntime on this host;
+``cuda``; ``android``: onnxruntime_perf_test over adb; ``mcu``: an estimator). A *device* is a named,
+configured backend instance (``pixel`` = android backend + serial + core mask). Backends are registered by
+name in a ``BackendRegistry``; third-party ones come in through the ``nasprof.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nasprof.errors import DeviceUnavailableError, InputError
+from nasprof.profiler.measurement import Measurement
+
+__all__ = ["MeasureSpec", "Backend", "BackendRegistry", "registry", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "nasprof.backends"
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """What to measure and how. Times are in runs (not seconds) so results are comparable across devices.
+
+    ``input_shapes`` fixes symbolic dimensions: ``{"input": (1, 3, 224, 224)}``.
+    ``max_runs``/``target_rel_ci`` enable adaptive repetition: after ``runs`` samples per session, keep
+    sampling until the 95% confidence interval of the median is within ±``target_rel_ci`` of it or
+    ``max_runs`` samples in total are reached (``None`` disables it).
+    """
+
+    threads: int = 1
+    warmup: int = 20
+    runs: int = 100
+    sessions: int = 3
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    per_node: bool = False
+    per_node_runs: int = 20
+    #: Graph optimisation level for the timed runs: "disable" | "basic" | "extended" | "all".
+    opt_level: str = "all"
+    seed: int = 0
+    target_rel_ci: float | None = None
+    max_runs: int | None = None
+    #: Backend-specific extras (e.g. ``{"runtime": "cmsis-nn"}`` for MCU boards).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "runs", "sessions", "per_node_runs"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise InputError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.opt_level not in ("disable", "basic", "extended", "all"):
+            raise InputError(f"unknown optimisation level {self.opt_level!r}: use disable, basic, extended or all")
+
+
+class Backend(abc.ABC):
+    """A configured device that can time ONNX models.
+
+    Contract for implementations:
+    - ``name`` is the backend kind (``"cpu"``); ``device`` is the user-facing device name (``"pixel"``).
+    - ``available()`` never raises: it returns ``(False, reason)`` where ``reason`` says what to install,
+      attach or configure.
+    - ``measure()`` returns a ``Measurement`` whose ``samples_ms`` are end-to-end latencies in milliseconds
+      taken with profiling off, and whose ``metadata`` names the runtime, its version, threads and hardware.
+      It raises ``ModelError`` for a bad model, ``DeviceUnavailableError`` when the device cannot be used and
+      ``DeviceError`` when it fails mid-measurement. It must not leave files behind on the device.
+    - Instances are not shared between threads; one measurement at a time per instance.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, device: str | None = None, **config: Any) -> None:
+        self.device = device or self.name
+        self.config = dict(config)
+
+    @abc.abstractmethod
+    def available(self) -> tuple[bool, str]:
+        """Return ``(True, "")`` when measuring can work here, else ``(False, what to do)``."""
+
+    @abc.abstractmethod
+    def measure(self, model: Path, spec: MeasureSpec) -> Measurement:
+        """Time ``model`` as ``spec`` says."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the device reports about itself (model, cores, clocks, runtime versions). Cheap to call."""
+        return {"backend": self.name, "device": self.device, **self.config}
+
+    def ensure_available(self) -> None:
+        ok, reason = self.available()
+        if not ok:
+            raise DeviceUnavailableError(f"device {self.device!r} is not available: {reason}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device!r})"
+
+
+BackendFactory = Callable[..., Backend]
+
+
+class BackendRegistry:
+    """Backend kinds by name. A duplicate or malformed name is an error, never a silent overwrite."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, BackendFactory] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, factory: BackendFactory | None = None) -> Any:
+        """Register ``factory`` under ``name``; usable as a class decorator when ``factory`` is omitted."""
+
+        def deco(f: BackendFactory) -> BackendFactory:
+            if not name or not name.replace("_", "").replace("-", "").isalnum() or name != name.lower():
+                raise ValueError(f"malformed backend name {name!r}: use lower-case letters, digits, - and _")
+            if name in self._factories and self._factories[name] is not f:
+                raise ValueError(f"backend {name!r} is already registered")
+            self._factories[name] = f
+            return f
+
+        return deco if factory is None else deco(factory)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._factories:
+                continue
+            try:
+                self.register(ep.name, ep.load())
+            except Exception as exc:  # a broken plugin must not break nasprof
+                self._factories.setdefault(ep.name, _broken_plugin(ep.name, exc))
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._factories
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def create(self, name: str, device: str | None = None, **config: Any) -> Backend:
+        self._load_entry_points()
+        try:
+            factory = self._factories[name]
+        except KeyError:
+            raise DeviceUnavailableError(
+                f"unknown backend {name!r}; known backends: {', '.join(self.names())}"
+            ) from None
+        return factory(device=device, **config)
+
+
+def _broken_plugin(name: str, exc: Exception) -> BackendFactory:
+    def factory(**_: Any) -> Backend:
+        raise DeviceUnavailableError(f"backend plugin {name!r} failed to load: {exc}")
+
+    return factory
+
+
+#: The process-wide registry; tests may build their own ``BackendRegistry``.
+registry = BackendRegistry()
