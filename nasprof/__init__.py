@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "Backend": "nasprof.devices.base",
     "get_device": "nasprof.devices",
     "measure": "nasprof.profiler.api",
+    "estimate_mcu": "nasprof.devices.mcu",
 }
 
 __all__ = [

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from nasprof.devices.base import ENTRY_POINT_GROUP, Backend, BackendRegistry, MeasureSpec, registry
 
-__all__ = ["Backend", "BackendRegistry", "MeasureSpec", "registry", "ENTRY_POINT_GROUP", "get_device"]
+__all__ = [
+    "Backend", "BackendRegistry", "MeasureSpec", "registry", "ENTRY_POINT_GROUP",
+    "get_device", "get_devices", "list_devices", "DeviceStatus", "DeviceConfig",
+]
 
 # Built-in backends register themselves on import. Keep these imports light: runtimes load lazily inside.
+from nasprof.devices import android as _android  # noqa: E402,F401  (phones over adb; stdlib-only import)
 from nasprof.devices import cpu as _cpu  # noqa: E402,F401
+from nasprof.devices import cuda as _cuda  # noqa: E402,F401  (cuda and cuda:N)
+from nasprof.devices import mcu as _mcu  # noqa: E402,F401  (one device per board: stm32f746, ...)
 
-
-def get_device(name: str) -> Backend:
-    """Resolve a device name (``cpu``, ``cuda:0``, a board, or a name from the devices TOML) to a backend."""
-    from nasprof.errors import DeviceUnavailableError
-
-    if name in registry:
-        return registry.create(name, device=name)
-    raise DeviceUnavailableError(f"unknown device {name!r}; known devices: {', '.join(registry.names())}")
+# Name resolution: devices TOML -> cuda:N -> registered names (cpu, cuda, boards, plugins); see resolve.py.
+from nasprof.devices.config import DeviceConfig  # noqa: E402
+from nasprof.devices.resolve import DeviceStatus, get_device, get_devices, list_devices  # noqa: E402

@@ -54,7 +54,9 @@ class MeasureSpec:
         if self.warmup < 0:
             raise InputError(f"--warmup must be >= 0, got {self.warmup}")
         if self.opt_level not in ("disable", "basic", "extended", "all"):
-            raise InputError(f"unknown optimisation level {self.opt_level!r}: use disable, basic, extended or all")
+            raise InputError(
+                f"unknown optimisation level {self.opt_level!r}: use disable, basic, extended or all"
+            )
 
 
 class Backend(abc.ABC):
@@ -104,14 +106,19 @@ BackendFactory = Callable[..., Backend]
 class BackendRegistry:
     """Backend kinds by name. A duplicate or malformed name is an error, never a silent overwrite."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
         self._factories: dict[str, BackendFactory] = {}
-        self._entry_points_loaded = False
+        #: Plugins whose entry point failed to load: name -> why. They stay listed, and fail on use.
+        self.load_errors: dict[str, str] = {}
+        self._group = entry_point_group
+        self._entry_points_loaded = entry_point_group is None
 
     def register(self, name: str, factory: BackendFactory | None = None) -> Any:
         """Register ``factory`` under ``name``; usable as a class decorator when ``factory`` is omitted."""
 
         def deco(f: BackendFactory) -> BackendFactory:
+            if not callable(f):
+                raise ValueError(f"backend {name!r}: the factory must be a Backend subclass or a callable")
             if not name or not name.replace("_", "").replace("-", "").isalnum() or name != name.lower():
                 raise ValueError(f"malformed backend name {name!r}: use lower-case letters, digits, - and _")
             if name in self._factories and self._factories[name] is not f:
@@ -127,13 +134,21 @@ class BackendRegistry:
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points(group=self._group):
             if ep.name in self._factories:
-                continue
+                continue  # built-ins win over a plugin of the same name
             try:
                 self.register(ep.name, ep.load())
             except Exception as exc:  # a broken plugin must not break nasprof
-                self._factories.setdefault(ep.name, _broken_plugin(ep.name, exc))
+                self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                self._factories.setdefault(ep.name, _broken_plugin(ep.name, ep.value, exc))
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests; a plugin replacing a built-in on purpose). Unknown names are an error."""
+        if name not in self._factories:
+            raise KeyError(f"backend {name!r} is not registered")
+        del self._factories[name]
+        self.load_errors.pop(name, None)
 
     def names(self) -> list[str]:
         self._load_entry_points()
@@ -157,9 +172,12 @@ class BackendRegistry:
         return factory(device=device, **config)
 
 
-def _broken_plugin(name: str, exc: Exception) -> BackendFactory:
+def _broken_plugin(name: str, target: str, exc: Exception) -> BackendFactory:
     def factory(**_: Any) -> Backend:
-        raise DeviceUnavailableError(f"backend plugin {name!r} failed to load: {exc}")
+        raise DeviceUnavailableError(
+            f"backend plugin {name!r} ({target}) failed to load: {type(exc).__name__}: {exc}; "
+            "reinstall or upgrade the package that provides it"
+        )
 
     return factory
 

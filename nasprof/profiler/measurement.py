@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +26,10 @@ MEASUREMENT_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class NodeTime:
-    """Time of one executed kernel (a node after onnxruntime's graph optimisation), median over profiled runs."""
+    """Time of one executed kernel (a node after onnxruntime's graph optimisation).
+
+    ``duration_ms`` is the median over the profiled runs.
+    """
 
     name: str
     op_type: str
@@ -149,7 +152,7 @@ class Measurement:
     def session_medians_ms(self) -> tuple[float, ...]:
         out = []
         for s in sorted(set(self.session_index)):
-            vals = [v for v, i in zip(self.samples_ms, self.session_index) if i == s]
+            vals = [v for v, i in zip(self.samples_ms, self.session_index, strict=True) if i == s]
             out.append(SampleStats(vals).median)
         return tuple(out)
 
@@ -161,7 +164,10 @@ class Measurement:
     def warnings(self) -> tuple[str, ...]:
         if self.estimated:
             return ("estimate: computed from a model of the device, not measured on hardware",)
-        return tuple(stability_warnings(self.samples_ms, self.session_index))
+        # Backends add what the samples cannot show (a loaded host, more threads than cores) as
+        # metadata["host_warnings"], so the evidence travels with the result.
+        host = tuple(str(w) for w in self.metadata.get("host_warnings", ()))
+        return tuple(stability_warnings(self.samples_ms, self.session_index)) + host
 
     def latency_ms(self) -> dict[str, float]:
         s = self.stats

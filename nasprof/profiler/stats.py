@@ -7,6 +7,7 @@ how a noisy host usually shows itself in onnxruntime timings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "CV_WARN",
     "OUTLIER_Z",
     "SESSION_SPREAD_WARN",
+    "median_ci",
 ]
 
 #: pyperf warns when the standard deviation reaches 10% of the mean.
@@ -42,7 +44,7 @@ class SampleStats:
 
     __slots__ = ("n", "median", "mean", "min", "max", "p90", "p99", "std", "mad", "cv")
 
-    def __init__(self, values: Sequence[float]) -> None:
+    def __init__(self, values: Sequence[float] | np.ndarray) -> None:
         x = np.asarray(values, dtype=np.float64)
         if x.size == 0:
             raise ValueError("no samples")
@@ -59,14 +61,44 @@ class SampleStats:
         self.cv = self.std / self.mean if self.mean > 0 else 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ("median", "p90", "p99", "mean", "min", "max", "std", "mad", "cv")}
+        keys = ("median", "p90", "p99", "mean", "min", "max", "std", "mad", "cv")
+        return {k: getattr(self, k) for k in keys}
 
 
 def summarize(values: Sequence[float]) -> SampleStats:
     return SampleStats(values)
 
 
-def modified_z_scores(values: Sequence[float]) -> np.ndarray:
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics.
+
+    The number of samples below the true median is Binomial(n, 1/2), so the sorted samples ``x[l]`` and
+    ``x[u]`` bracket the median with probability ``P(l < B <= u)`` (``B`` binomial). We take the narrowest
+    symmetric pair with at least ``confidence`` coverage; no normality assumption, which matters because
+    latency samples are skewed by rare spikes. With too few samples for the requested confidence the
+    interval is the whole sample range.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("no samples")
+    # Binomial(n, 1/2) cdf via cumulative pmf in log space (exact, no scipy needed).
+    k = np.arange(n + 1)
+    log_pmf = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+               - n * math.log(2.0))
+    cdf = np.cumsum(np.exp(log_pmf))
+    # Coverage of [x[j], x[n-1-j]] (0-based) is P(j < B < n - j) = cdf[n-j-1] - cdf[j].
+    best = -1
+    for j in range(n // 2):
+        if cdf[n - j - 1] - cdf[j] < confidence:
+            break
+        best = j
+    if best < 0:
+        return float(x[0]), float(x[-1])
+    return float(x[best]), float(x[n - 1 - best])
+
+
+def modified_z_scores(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """|x - median| / (1.4826 * MAD); zeros where MAD is 0 and x equals the median."""
     x = np.asarray(values, dtype=np.float64)
     med = np.median(x)
@@ -93,7 +125,10 @@ def stability_warnings(
         return ["no samples"]
     st = SampleStats(x)
     if x.size < MIN_SAMPLES:
-        out.append(f"only {x.size} samples: p99 and outlier detection are not meaningful; use --runs >= {MIN_SAMPLES}")
+        out.append(
+            f"only {x.size} samples: p99 and outlier detection are not meaningful; "
+            f"use --runs >= {MIN_SAMPLES}"
+        )
     if st.cv >= CV_WARN:
         out.append(
             f"unstable: standard deviation is {st.cv:.0%} of the mean (>= {CV_WARN:.0%}); "
@@ -120,7 +155,9 @@ def stability_warnings(
         sid = np.asarray(session_index)
         firsts = [int(np.flatnonzero(sid == s)[0]) for s in np.unique(sid)]
         if any(z[i] > OUTLIER_Z for i in firsts):
-            out.append("the first timed run of a session is an outlier: the warm-up is too short; raise --warmup")
+            out.append(
+                "the first timed run of a session is an outlier: the warm-up is too short; raise --warmup"
+            )
         meds = [float(np.median(x[sid == s])) for s in np.unique(sid) if (sid == s).sum() > 0]
         if len(meds) > 1 and min(meds) > 0:
             spread = max(meds) / min(meds) - 1.0

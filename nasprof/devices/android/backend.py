@@ -1,0 +1,545 @@
+"""The ``android`` backend: onnxruntime_perf_test on a phone over adb, pinned to chosen cores.
+
+One measurement:
+
+1. check the model on the host (``ModelError`` before touching the phone) and that the serial is attached;
+2. read the CPU clusters (``cpuinfo_max_freq``) and derive the taskset mask; threads must fit in it;
+3. push the runner and its libraries to ``remote_dir`` unless identical copies are there (sha256), and the
+   model to a fresh ``remote_dir/run-<id>/``;
+4. for every sample: wait until ``dumpsys thermalservice`` reports status 0 (bounded), then run
+   ``taskset MASK ./onnxruntime_perf_test -m times -r N -x THREADS -o LEVEL -e EP -I -S SEED -s MODEL``;
+5. with ``per_node``, one more run with ``-p``; the profile is pulled and parsed by ``nasprof.profiler``;
+6. remove ``run-<id>/`` (the runner stays cached).
+
+**What a sample is.** perf_test prints aggregates (mean, percentiles), never the individual runs. So each
+sample in ``samples_ms`` summarises one perf_test *process* — a fresh session — over ``runs_per_sample``
+timed runs (after perf_test's single warm-up, whose time lands in ``warmup_ms``): its median (perf_test's
+P50, printed with ``-s``), or its mean when a runner does not print percentiles. A session of
+``spec.runs`` runs is split over ``ceil(runs / runs_per_sample)`` processes, so the default (100 runs x 3
+sessions, 10 runs per sample) gives 30 samples from 30 processes. ``session_index`` names the requested
+session a process belongs to, so session medians compare groups of processes (as they compare sessions of
+single runs on the CPU) rather than flagging the process-to-process spread of every entry.
+``metadata["samples_kind"]`` says all this, and ``metadata["perf_test_runs"]`` keeps every process's full
+report (percentiles included). With ``spec.target_rel_ci`` more processes follow until the 95% CI of the
+median sample is that tight, or ``spec.max_runs`` timed runs (in all) are reached.
+
+**Errors.** A disconnect, a phone that stays hot, a runner the phone cannot execute: all raise
+``DeviceUnavailableError`` — the device, not the model, is at fault, and the table builder hands the layer
+back instead of storing a failed entry. A model the runner's onnxruntime rejects raises ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import posixpath
+import shlex
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nasprof.devices.android.adb import Adb, ShellResult, quote_command
+from nasprof.devices.android.device_info import (
+    CpuTopology,
+    ThermalWait,
+    read_props,
+    read_thermal_status,
+    read_topology,
+    wait_until_cool,
+)
+from nasprof.devices.android.perf_output import PerfTestOutput, parse_perf_test_output
+from nasprof.devices.android.runner import RunnerFiles, push_runner
+from nasprof.devices.base import Backend, MeasureSpec, registry
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, ModelError, NasprofError
+from nasprof.profiler.measurement import Measurement
+
+__all__ = ["AndroidBackend", "AndroidSettings", "DEFAULT_REMOTE_DIR"]
+
+DEFAULT_REMOTE_DIR = "/data/local/tmp/nasprof"
+#: MeasureSpec.opt_level -> perf_test's -o value.
+_OPT_LEVEL = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
+#: Settings a single measurement may override through ``MeasureSpec.options``.
+SPEC_OPTIONS = frozenset(
+    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s"}
+)
+SAMPLES_KIND = (
+    "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
+)
+
+
+@dataclass(frozen=True)
+class AndroidSettings:
+    """The device-file keys the android backend reads (others are ignored)."""
+
+    serial: str
+    runner: str | None = None
+    #: Shared libraries to push with the runner; ``None`` = ``libonnxruntime.so`` beside the runner.
+    libs: tuple[str, ...] | None = None
+    #: ``big`` (every core faster than the slowest cluster), ``all``, or a hex mask such as ``0xf0``.
+    cores: str = "big"
+    adb: str | None = None
+    #: adb server socket spec (``tcp:127.0.0.1:5037``); default: the client's own (ANDROID_ADB_SERVER_PORT).
+    adb_server: str | None = None
+    remote_dir: str = DEFAULT_REMOTE_DIR
+    runs_per_sample: int = 10
+    execution_provider: str = "cpu"
+    runner_version: str | None = None
+    thermal_timeout_s: float = 300.0
+    thermal_poll_s: float = 10.0
+    run_timeout_s: float = 600.0
+    #: ``cmd power set-fixed-performance-mode-enabled`` around the runs (Android 11+): steadier clocks.
+    fixed_performance_mode: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AndroidSettings:
+        def number(key: str, default: float, minimum: float) -> float:
+            value = config.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+                raise InputError(f"android device option {key} must be a number >= {minimum}, got {value!r}")
+            return float(value)
+
+        remote_dir = str(config.get("remote_dir", DEFAULT_REMOTE_DIR)).rstrip("/")
+        if not remote_dir.startswith("/") or posixpath.normpath(remote_dir) in (
+            "/",
+            "/data",
+            "/data/local/tmp",
+        ):
+            raise InputError(
+                f"remote_dir {remote_dir!r} must be an absolute directory of its own on the device, "
+                f"e.g. {DEFAULT_REMOTE_DIR}"
+            )
+        libs = config.get("libs")
+        if isinstance(libs, str):
+            libs = [libs]
+        return cls(
+            serial=str(config.get("serial", "") or ""),
+            runner=str(config["runner"]) if config.get("runner") else None,
+            libs=tuple(str(x) for x in libs) if libs is not None else None,
+            cores=str(config.get("cores", "big")),
+            adb=str(config["adb"]) if config.get("adb") else None,
+            adb_server=str(config["adb_server"]) if config.get("adb_server") else None,
+            remote_dir=remote_dir,
+            runs_per_sample=int(number("runs_per_sample", 10, 1)),
+            execution_provider=str(config.get("execution_provider", "cpu")),
+            runner_version=str(config["runner_version"]) if config.get("runner_version") else None,
+            thermal_timeout_s=number("thermal_timeout_s", 300.0, 0.0),
+            thermal_poll_s=number("thermal_poll_s", 10.0, 0.0),
+            run_timeout_s=number("run_timeout_s", 600.0, 1.0),
+            fixed_performance_mode=config.get("fixed_performance_mode", False) is True,
+        )
+
+
+def _split_runs(runs: int, per_sample: int) -> list[int]:
+    """Runs of each perf_test process in one session: ``(100, 10)`` -> ten 10s; ``(5, 2)`` -> 2, 2, 1."""
+    n = math.ceil(runs / per_sample)
+    return [min(per_sample, runs - i * per_sample) for i in range(n)]
+
+
+@dataclass
+class _Sampled:
+    plan: list[int]
+    #: The requested session each process belongs to (``session_index`` of the Measurement).
+    session: list[int]
+    outputs: list[PerfTestOutput]
+    waits: list[ThermalWait]
+    rel_ci: float
+    stopped_by: str
+
+
+def _sample(
+    run: Callable[[int], tuple[ThermalWait, PerfTestOutput]], spec: MeasureSpec, per_sample: int
+) -> _Sampled:
+    """Run the planned perf_test processes, then (with ``spec.target_rel_ci``) more until the 95% CI of the
+    median sample is within the target or ``spec.max_runs`` timed runs are reached."""
+    from nasprof.profiler import progress
+    from nasprof.profiler.ort_runner import DEFAULT_MAX_RUNS_FACTOR, relative_ci
+
+    per_session = _split_runs(spec.runs, per_sample)
+    plan = [r for _ in range(spec.sessions) for r in per_session]
+    cap = spec.max_runs or DEFAULT_MAX_RUNS_FACTOR * spec.runs * spec.sessions
+    out = _Sampled(plan=[], session=[], outputs=[], waits=[], rel_ci=math.inf, stopped_by="runs")
+    while True:
+        if len(out.plan) < len(plan):
+            runs = plan[len(out.plan)]
+            session = len(out.plan) // len(per_session)
+        else:
+            out.rel_ci = (
+                relative_ci([o.average_ms for o in out.outputs]) if len(out.outputs) > 1 else math.inf
+            )
+            if spec.target_rel_ci is None:
+                break
+            if out.rel_ci <= spec.target_rel_ci:
+                out.stopped_by = "target"
+                break
+            if sum(out.plan) >= cap:
+                out.stopped_by = "max_runs"
+                break
+            runs = min(per_sample, cap - sum(out.plan))
+            session = (len(out.plan) - len(plan)) % spec.sessions  # extra processes: round robin
+        wait, output = run(runs)
+        out.plan.append(runs)
+        out.session.append(session)
+        out.waits.append(wait)
+        out.outputs.append(output)
+        progress.report(
+            f"perf_test {len(out.plan)}/{max(len(plan), len(out.plan))}",
+            sum(out.plan),
+            max(sum(plan), sum(out.plan)),
+        )
+    return out
+
+
+class AndroidBackend(Backend):
+    """onnxruntime_perf_test on an Android phone, driven by the real adb client.
+
+    Configuration keys: see ``AndroidSettings`` (``serial`` and ``runner`` are required).
+    """
+
+    name: ClassVar[str] = "android"
+
+    def __init__(self, device: str | None = None, **config: Any) -> None:
+        super().__init__(device, **config)
+        self._topology: CpuTopology | None = None
+
+    @property
+    def settings(self) -> AndroidSettings:
+        return AndroidSettings.from_config(self.config)
+
+    def _settings_for(self, spec: MeasureSpec) -> AndroidSettings:
+        """Device settings, with the per-measurement ones ``spec.options`` may override (``-o KEY=VALUE``)."""
+        extra = {k: v for k, v in spec.options.items() if k in SPEC_OPTIONS}
+        return AndroidSettings.from_config({**self.config, **extra})
+
+    def _adb(self) -> Adb:
+        s = self.settings
+        if not s.serial:
+            raise DeviceUnavailableError(
+                f"{self.device} has no serial: `nasprof devices add {self.device} --backend android --serial "
+                "SERIAL --runner PATH --force` (see `adb devices` for the serial)"
+            )
+        return Adb(s.serial, s.adb, s.adb_server)
+
+    # -- contract -----------------------------------------------------------------------------------------
+    def available(self) -> tuple[bool, str]:
+        try:
+            s = self.settings
+            adb = self._adb()  # serial configured, adb binary found
+            RunnerFiles.from_config(s.runner, s.libs, s.runner_version, device=self.device)
+            adb.require_attached()
+        except NasprofError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def describe(self) -> dict[str, Any]:
+        """Model, ABI, Android version, CPU clusters and mask, thermal status, runner; raises when the
+        device cannot be reached."""
+        s = self.settings
+        adb = self._adb()
+        adb.require_attached()
+        props = read_props(adb)
+        topology = self._read_topology(adb)
+        thermal = read_thermal_status(adb)
+        out: dict[str, Any] = {
+            "backend": self.name,
+            "device": self.device,
+            "serial": s.serial,
+            **self._prop_fields(props),
+            "cpu": topology.to_dict(),
+            "cores": s.cores,
+            "taskset_mask": CpuTopology.mask(topology.select(s.cores)),
+            "thermal_status": thermal,
+            "adb_path": str(adb.adb_path),
+            "adb_version": adb.version(),
+        }
+        try:
+            runner = RunnerFiles.from_config(s.runner, s.libs, s.runner_version, device=self.device)
+            out.update(runner.to_dict())
+        except DeviceUnavailableError as exc:
+            out["runner_error"] = str(exc)
+        return out
+
+    @staticmethod
+    def _prop_fields(props: Mapping[str, str]) -> dict[str, str]:
+        keys = {
+            "model": "ro.product.model",
+            "manufacturer": "ro.product.manufacturer",
+            "abi": "ro.product.cpu.abi",
+            "android_sdk": "ro.build.version.sdk",
+            "android_release": "ro.build.version.release",
+            "hardware": "ro.hardware",
+        }
+        return {k: props.get(p, "") for k, p in keys.items()}
+
+    def _read_topology(self, adb: Adb) -> CpuTopology:
+        if self._topology is None:
+            self._topology = read_topology(adb)
+        return self._topology
+
+    # -- measuring ----------------------------------------------------------------------------------------
+    def measure(self, model: Path, spec: MeasureSpec) -> Measurement:
+        from nasprof.profiler import progress
+        from nasprof.profiler.environment import utc_timestamp
+        from nasprof.profiler.onnx_model import load_model
+
+        s = self._settings_for(spec)
+        info = load_model(model, spec.input_shapes)  # a bad model fails here, before the phone is touched
+        runner = RunnerFiles.from_config(s.runner, s.libs, s.runner_version, device=self.device)
+        adb = self._adb()
+        adb.require_attached()
+        props = read_props(adb)
+        topology = self._read_topology(adb)
+        cpus = topology.select(s.cores)
+        if spec.threads > len(cpus):
+            raise InputError(
+                f"--threads {spec.threads} is more than the {len(cpus)} cores selected by cores={s.cores!r} "
+                f"on {self.device} (CPUs {', '.join(map(str, cpus))}); use at most {len(cpus)} threads "
+                "or cores=all"
+            )
+        mask = CpuTopology.mask(cpus)
+        started = utc_timestamp()
+        pushed = push_runner(adb, runner, s.remote_dir)
+        run_dir = posixpath.join(s.remote_dir, f"run-{uuid.uuid4().hex[:12]}")
+        remote_model = posixpath.join(run_dir, "model.onnx")
+
+        per_node = None
+        profiled_ms: list[float] = []
+        try:
+            mk = adb.shell(quote_command("mkdir", "-p", run_dir), doing="creating the run directory")
+            if not mk.ok:
+                raise DeviceError(f"cannot create {run_dir} on {adb.serial}: {mk.tail()}")
+            adb.push(info.path, remote_model)
+            if s.fixed_performance_mode:
+                self._performance_mode(adb, True)
+
+            def run(runs: int) -> tuple[ThermalWait, PerfTestOutput]:
+                wait = self._wait_cool(adb, s)
+                return wait, self._perf_test(adb, s, runner, mask, spec, info, remote_model, runs)
+
+            timed = _sample(run, spec, s.runs_per_sample)
+            if spec.per_node:
+                wait = self._wait_cool(adb, s)
+                per_node, profiled_ms = self._profile(adb, s, runner, mask, spec, info, remote_model, run_dir)
+                timed.waits.append(wait)
+                progress.report("profiled run", 1, 1)
+        finally:
+            if s.fixed_performance_mode:
+                with contextlib.suppress(NasprofError):
+                    self._performance_mode(adb, False)
+            self._cleanup(adb, run_dir)
+        outputs, waits, plan = timed.outputs, timed.waits, timed.plan
+        # The per-process median resists the scheduler spikes that inflate a mean of a few runs (on a busy
+        # host one preempted run moved a 10-run mean by 2x while the P50 stayed put); all or none use it.
+        medians = [o.median_ms or 0.0 for o in outputs]
+        use_median = all(v > 0 for v in medians)
+        samples = medians if use_median else [o.average_ms for o in outputs]
+        statistic = "median (perf_test P50)" if use_median else "mean"
+
+        metadata: dict[str, Any] = {
+            "backend": self.name,
+            "device": self.device,
+            "serial": s.serial,
+            **self._prop_fields(props),
+            "cpu": topology.to_dict(),
+            "cores": s.cores,
+            "pinned_cpus": list(cpus),
+            "taskset_mask": mask,
+            "threads": spec.threads,
+            "execution_provider": s.execution_provider,
+            "opt_level": spec.opt_level,
+            "perf_test_opt_level": _OPT_LEVEL[spec.opt_level],
+            "per_node_opt_level": spec.opt_level if spec.per_node else None,
+            **runner.to_dict(),
+            "runner_pushed": pushed,
+            "fixed_performance_mode": s.fixed_performance_mode,
+            "remote_dir": s.remote_dir,
+            "adb_path": str(adb.adb_path),
+            "samples_kind": SAMPLES_KIND.format(statistic=statistic),
+            "sample_statistic": "p50" if use_median else "mean",
+            "session_index_means": "the requested session a perf_test process belongs to (each process is "
+            "itself a fresh onnxruntime session)",
+            "runs_per_sample": plan,
+            "runs": spec.runs,
+            "sessions_planned": spec.sessions,
+            "target_rel_ci": spec.target_rel_ci,
+            "max_runs": spec.max_runs,
+            "median_rel_ci95": timed.rel_ci,
+            "stopped_by": timed.stopped_by,
+            # perf_test always does exactly one untimed warm-up per process; spec.warmup cannot change that.
+            "warmup_runs_per_sample": 1,
+            "warmup_requested": spec.warmup,
+            "perf_test_dialect": outputs[0].dialect,
+            "perf_test_runs": [o.to_dict() for o in outputs],
+            "thermal_status_before_runs": [w.initial_status for w in waits],
+            "thermal_wait_s": round(sum(w.waited_s for w in waits), 3),
+            "seed": spec.seed,
+            "model_path": str(info.path),
+            "model_sha256": info.sha256,
+            "model_size_bytes": info.size_bytes,
+            "input_shapes": {i.name: list(i.shape) for i in info.inputs},
+            "timestamp_utc": started,
+        }
+        if spec.per_node:
+            metadata.update(
+                {
+                    "per_node_runs": spec.per_node_runs,
+                    "profiled_median_ms": sorted(profiled_ms)[len(profiled_ms) // 2],
+                }
+            )
+        return Measurement(
+            device=self.device,
+            backend=self.name,
+            samples_ms=tuple(samples),
+            warmup_ms=tuple(o.first_inference_ms for o in outputs if o.first_inference_ms is not None),
+            session_index=tuple(timed.session),
+            metadata=metadata,
+            per_node=per_node,
+        )
+
+    def _wait_cool(self, adb: Adb, s: AndroidSettings) -> ThermalWait:
+        return wait_until_cool(
+            lambda: read_thermal_status(adb),
+            s.thermal_timeout_s,
+            s.thermal_poll_s,
+            device=f"{self.device} ({adb.serial})",
+        )
+
+    def _command(
+        self,
+        s: AndroidSettings,
+        runner: RunnerFiles,
+        mask: str,
+        spec: MeasureSpec,
+        info: Any,
+        remote_model: str,
+        runs: int,
+        profile_prefix: str | None = None,
+    ) -> str:
+        args: list[str | int] = [
+            "-m",
+            "times",
+            "-r",
+            runs,
+            "-x",
+            spec.threads,
+            "-o",
+            _OPT_LEVEL[spec.opt_level],
+            "-e",
+            s.execution_provider,
+            "-I",
+            "-S",
+            spec.seed,
+            "-s",
+        ]
+        # Symbolic dimensions (a dynamic batch "N") are fixed with -f, from the shapes load_model resolved.
+        for inp in info.inputs:
+            for declared, value in zip(inp.declared, inp.shape, strict=True):
+                if isinstance(declared, str):
+                    args += ["-f", f"{declared}:{value}"]
+        if profile_prefix is not None:
+            args += ["-p", profile_prefix]
+        # The assignment's value is quoted, never the NAME= part: a quoted 'A=b' is a command name in sh.
+        run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
+            "taskset", mask, f"./{runner.runner.name}", *args, remote_model
+        )
+        return f"{quote_command('cd', s.remote_dir)} && {run}"
+
+    def _run_runner(self, adb: Adb, s: AndroidSettings, command: str) -> ShellResult:
+        result = adb.shell(command, timeout_s=s.run_timeout_s, doing="running onnxruntime_perf_test")
+        if result.ok:
+            return result
+        text = result.stderr + result.stdout
+        if "CANNOT LINK EXECUTABLE" in text:
+            raise DeviceUnavailableError(
+                f"the runner cannot load its libraries on {adb.serial} ({result.tail(2)}); put "
+                "libonnxruntime.so beside the runner or list it in libs in the devices file"
+            )
+        if result.exit_code in (126, 127):
+            abi = self._prop_fields(read_props(adb)).get("abi") or "the device's ABI"
+            raise DeviceUnavailableError(
+                f"the runner cannot be executed on {adb.serial} ({result.tail(2)}); build "
+                f"onnxruntime_perf_test for {abi} (./build.sh --android --android_abi {abi} ...) and point "
+                "--runner at it"
+            )
+        if "ONNXRuntimeError" in text or "Load model" in text:
+            raise ModelError(
+                f"onnxruntime_perf_test could not run the model on {adb.serial}: {result.tail(3)}; "
+                "check that the runner's onnxruntime version supports the model's opset and ops"
+            )
+        raise DeviceError(
+            f"onnxruntime_perf_test failed on {adb.serial} with exit status {result.exit_code}: "
+            f"{result.tail(3)}"
+        )
+
+    def _perf_test(
+        self,
+        adb: Adb,
+        s: AndroidSettings,
+        runner: RunnerFiles,
+        mask: str,
+        spec: MeasureSpec,
+        info: Any,
+        remote_model: str,
+        runs: int,
+    ) -> PerfTestOutput:
+        result = self._run_runner(adb, s, self._command(s, runner, mask, spec, info, remote_model, runs))
+        return parse_perf_test_output(result.stdout)
+
+    def _profile(
+        self,
+        adb: Adb,
+        s: AndroidSettings,
+        runner: RunnerFiles,
+        mask: str,
+        spec: MeasureSpec,
+        info: Any,
+        remote_model: str,
+        run_dir: str,
+    ) -> tuple[Any, list[float]]:
+        """One profiled perf_test process; onnxruntime names the file ``<prefix>_<timestamp>.json``."""
+        from nasprof.profiler.ort_profile import load_profile, parse_profile
+
+        prefix = posixpath.join(run_dir, "profile")
+        self._run_runner(
+            adb,
+            s,
+            self._command(
+                s, runner, mask, spec, info, remote_model, spec.per_node_runs, profile_prefix=prefix
+            ),
+        )
+        listing = adb.shell(quote_command("ls", run_dir), doing="listing the profile")
+        names = sorted(
+            n for n in listing.stdout.split("\n") if n.startswith("profile") and n.endswith(".json")
+        )
+        if not names:
+            raise DeviceError(
+                f"onnxruntime_perf_test -p wrote no profile in {run_dir} on {adb.serial}; "
+                "the runner may be built without profiling support"
+            )
+        with tempfile.TemporaryDirectory(prefix="nasprof-android-") as tmp:
+            local = Path(tmp) / "profile.json"
+            adb.pull(posixpath.join(run_dir, names[-1]), local)
+            events = load_profile(local)
+        nodes, run_ms = parse_profile(events, runs=spec.per_node_runs)
+        return tuple(nodes), run_ms
+
+    @staticmethod
+    def _performance_mode(adb: Adb, enabled: bool) -> None:
+        cmd = quote_command("cmd", "power", "set-fixed-performance-mode-enabled", str(enabled).lower())
+        result = adb.shell(cmd, doing="setting the fixed performance mode")
+        if not result.ok:
+            raise DeviceError(
+                f"{adb.serial} refused the fixed performance mode ({result.tail(1)}); it needs "
+                "Android 11+: set fixed_performance_mode = false in the devices file"
+            )
+
+    @staticmethod
+    def _cleanup(adb: Adb, run_dir: str) -> None:
+        # Best effort: after a disconnect the directory cannot be removed; the original error matters more.
+        with contextlib.suppress(NasprofError):
+            adb.shell(quote_command("rm", "-rf", run_dir), doing="cleaning up")
+
+
+registry.register("android", AndroidBackend)

@@ -1,0 +1,120 @@
+"""The ``cpu`` backend: onnxruntime's CPU execution provider, in this process, on this host.
+
+The timing loop, the profiled pass and the model checks live in ``nasprof.profiler`` (shared with other
+in-process onnxruntime backends); this module wires them together and says what the host is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nasprof.devices.base import Backend, MeasureSpec, registry
+from nasprof.profiler.measurement import Measurement
+
+__all__ = ["CpuBackend"]
+
+_PROVIDER = "CPUExecutionProvider"
+
+
+class CpuBackend(Backend):
+    """Times ONNX models with onnxruntime's ``CPUExecutionProvider`` in this process.
+
+    ``MeasureSpec.options`` understood here: ``int_range`` (``(low, high)`` for integer inputs, default
+    ``(0, 10)``), ``allow_spinning`` (bool, default True: onnxruntime's own default).
+    """
+
+    name: ClassVar[str] = "cpu"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return False, "onnxruntime is not installed: pip install onnxruntime"
+        if _PROVIDER not in ort.get_available_providers():
+            return False, f"this onnxruntime build has no {_PROVIDER}; pip install onnxruntime"
+        return True, ""
+
+    def measure(self, model: Path, spec: MeasureSpec) -> Measurement:
+        from nasprof.profiler.environment import host_metadata
+        from nasprof.profiler.onnx_model import DEFAULT_INT_RANGE, load_model, random_inputs
+        from nasprof.profiler.ort_profile import profile_nodes
+        from nasprof.profiler.ort_runner import allow_spinning, time_sessions
+
+        self.ensure_available()
+        info = load_model(model, spec.input_shapes)
+        int_range = tuple(spec.options.get("int_range", DEFAULT_INT_RANGE))
+        feeds = random_inputs(info, seed=spec.seed, int_range=(int(int_range[0]), int(int_range[1])))
+        started = host_metadata()  # before timing: load average and timestamp describe the run's start
+        timed = time_sessions(info.path, feeds, spec, providers=[_PROVIDER])
+        profiled = profile_nodes(info.path, feeds, spec, providers=[_PROVIDER]) if spec.per_node else None
+
+        metadata: dict[str, Any] = {
+            **started,
+            **self.describe(),
+            "execution_provider": _PROVIDER,
+            "threads": spec.threads,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "allow_spinning": allow_spinning(spec),
+            "opt_level": spec.opt_level,
+            "timed_call": timed.timed_call,
+            "model_path": str(info.path),
+            "model_sha256": info.sha256,
+            "model_size_bytes": info.size_bytes,
+            "model_opset": info.opset,
+            "model_producer": info.producer,
+            "input_shapes": {i.name: list(i.shape) for i in info.inputs},
+            "input_dtypes": {i.name: i.dtype for i in info.inputs},
+            "int_range": list(int_range),
+            "seed": spec.seed,
+            "warmup": spec.warmup,
+            "runs": spec.runs,
+            "sessions_planned": spec.sessions,
+            "sessions": timed.sessions,
+            "median_rel_ci95": timed.rel_ci,
+            "stopped_by": timed.stopped_by,
+            "target_rel_ci": spec.target_rel_ci,
+            "max_runs": spec.max_runs,
+        }
+        metadata["host_warnings"] = host_warnings(started, spec.threads)
+        if profiled is not None:
+            metadata.update({
+                "per_node_opt_level": profiled.opt_level,
+                "per_node_runs": profiled.runs,
+                # Profiled runs are slower (profiler overhead per node); kept to show by how much.
+                "profiled_median_ms": profiled.median_run_ms,
+            })
+        return Measurement(
+            device=self.device,
+            backend=self.name,
+            samples_ms=timed.samples_ms,
+            warmup_ms=timed.warmup_ms,
+            session_index=timed.session_index,
+            metadata=metadata,
+            per_node=profiled.nodes if profiled is not None else None,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        from nasprof.profiler.environment import cpu_model
+
+        return {"backend": self.name, "device": self.device, "cpu_model": cpu_model(), **self.config}
+
+
+def host_warnings(host: dict[str, Any], threads: int) -> list[str]:
+    """Warnings about the host that the samples alone cannot reveal (``host`` from ``host_metadata()``)."""
+    out = []
+    cores = int(host.get("usable_cores") or 1)
+    if threads > cores:
+        out.append(f"--threads {threads} exceeds the {cores} usable cores: threads share cores and timings "
+                   "depend on the scheduler")
+    load = host.get("load_average")
+    # The 1-minute load average counts runnable threads; at or above the core count something else was
+    # competing for the CPU when the measurement started.
+    if load and load[0] >= cores:
+        out.append(f"host was busy when the measurement started (1-minute load {load[0]:.2f} on {cores} "
+                   "usable cores); close other programs or measure on a quiet machine")
+    return out
+
+
+registry.register("cpu", CpuBackend)

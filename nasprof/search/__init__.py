@@ -1,0 +1,49 @@
+"""Search: MnasNet's reward, memory constraints, accuracy proxies, strategies and the search loop.
+
+Nothing here imports torch at module level (only the ``naswot`` proxy does, when it runs), so a search that
+queries a lookup-table predictor starts in well under a second.
+"""
+
+from __future__ import annotations
+
+from nasprof.search.constraints import MemoryConstraint
+from nasprof.search.evaluate import Evaluator, LatencyModel, Scores, arch_macs
+from nasprof.search.pareto import pareto_front
+from nasprof.search.proxies import (
+    AccuracyProxy,
+    CallableProxy,
+    MacsProxy,
+    NaswotProxy,
+    get_proxy,
+    naswot_score,
+)
+from nasprof.search.rewards import REWARD_PRESETS, Reward, mnasnet_reward
+from nasprof.search.runner import SEARCH_SCHEMA_VERSION, Candidate, SearchResult, run_search
+from nasprof.search.strategies import STRATEGIES, RandomSearch, RegularizedEvolution, Strategy, get_strategy
+
+__all__ = [
+    "Reward",
+    "REWARD_PRESETS",
+    "mnasnet_reward",
+    "MemoryConstraint",
+    "pareto_front",
+    "AccuracyProxy",
+    "MacsProxy",
+    "NaswotProxy",
+    "CallableProxy",
+    "get_proxy",
+    "naswot_score",
+    "Evaluator",
+    "LatencyModel",
+    "Scores",
+    "arch_macs",
+    "Strategy",
+    "RandomSearch",
+    "RegularizedEvolution",
+    "STRATEGIES",
+    "get_strategy",
+    "Candidate",
+    "SearchResult",
+    "run_search",
+    "SEARCH_SCHEMA_VERSION",
+]

@@ -1,0 +1,121 @@
+"""Scoring a batch of candidates: latency (predictor), accuracy (proxy), MACs, memory feasibility, reward.
+
+Everything is done per *batch* so the predictor's ``predict_many`` and numpy do the work once per batch
+instead of once per candidate; this is what makes >10,000 candidates/s possible with a lookup table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from nasprof.errors import InputError
+from nasprof.search.constraints import MemoryConstraint
+from nasprof.search.proxies import AccuracyProxy
+from nasprof.search.rewards import Reward
+
+if TYPE_CHECKING:
+    from nasprof.space import Arch
+
+__all__ = ["LatencyModel", "Scores", "Evaluator", "arch_macs"]
+
+
+@runtime_checkable
+class LatencyModel(Protocol):
+    """Anything with ``predict_many(archs) -> array of ms`` — a ``nasprof.tables.predictors.Predictor``."""
+
+    def predict_many(self, archs: Sequence[Any]) -> ArrayLike: ...
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores of one batch, aligned with the architectures it was computed for."""
+
+    latency_ms: NDArray[np.float64]
+    accuracy: NDArray[np.float64]
+    reward: NDArray[np.float64]
+    macs: NDArray[np.int64]
+    feasible: NDArray[np.bool_]
+    #: Peak SRAM / Flash estimates in bytes when a memory constraint is set, else None.
+    sram_bytes: NDArray[np.int64] | None = None
+    flash_bytes: NDArray[np.int64] | None = None
+    #: Relative memory overuse (0 when feasible) when a memory constraint is set, else None.
+    violation: NDArray[np.float64] | None = None
+
+    def __len__(self) -> int:
+        return int(self.latency_ms.size)
+
+    @property
+    def fitness(self) -> NDArray[np.float64]:
+        """What selection compares, by Deb's feasibility rule: a feasible candidate ranks by reward (>= 0);
+        an infeasible one ranks below every feasible one, and above another infeasible one that overuses
+        memory by more. Without that order, a population with no feasible member has nothing to climb.
+        """
+        if self.violation is None:
+            return self.reward
+        return np.where(self.feasible, self.reward, -1.0 - self.violation)
+
+    @staticmethod
+    def concat(parts: Sequence[Scores]) -> Scores:
+        """One ``Scores`` holding ``parts`` in order."""
+        if not parts:
+            raise InputError("no scores to concatenate")
+
+        def cat(name: str) -> Any:
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        return Scores(**{name: cat(name) for name in Scores.__dataclass_fields__})
+
+
+def arch_macs(archs: Sequence[Arch]) -> NDArray[np.int64]:
+    """Total MACs of each architecture (stem and head included)."""
+    return np.fromiter(
+        (sum(layer.macs for layer in a.layers()) for a in archs), dtype=np.int64, count=len(archs)
+    )
+
+
+class Evaluator:
+    """Scores candidates: ``latency`` (a predictor, or a callable over a batch), ``proxy``, ``reward``,
+    and an optional memory ``constraint`` (infeasible candidates get reward -inf).
+    """
+
+    def __init__(
+        self,
+        latency: LatencyModel | Callable[[Sequence[Arch]], ArrayLike],
+        proxy: AccuracyProxy,
+        reward: Reward,
+        constraint: MemoryConstraint | None = None,
+    ) -> None:
+        if isinstance(latency, LatencyModel):
+            self._latency: Callable[[Sequence[Arch]], ArrayLike] = latency.predict_many
+        elif callable(latency):
+            self._latency = latency
+        else:
+            raise InputError(
+                f"latency model must have predict_many() or be callable, got {type(latency).__name__}"
+            )
+        self.proxy = proxy
+        self.reward = reward
+        self.constraint = constraint
+
+    def __call__(self, archs: Sequence[Arch]) -> Scores:
+        n = len(archs)
+        lat = np.asarray(self._latency(archs), dtype=np.float64).reshape(-1)
+        if lat.size != n:
+            raise InputError(f"latency model returned {lat.size} values for {n} architectures")
+        macs = arch_macs(archs)
+        acc = np.asarray(self.proxy.score_many(archs, macs), dtype=np.float64).reshape(-1)
+        sram = flash = violation = None
+        if self.constraint is not None:
+            sram, flash = self.constraint.usage(archs)
+            feasible = self.constraint.fits(sram, flash)
+            violation = self.constraint.violation(sram, flash)
+        else:
+            feasible = np.ones(n, dtype=bool)
+        reward = self.reward(acc, lat, feasible)
+        return Scores(lat, acc, np.asarray(reward, dtype=np.float64), macs, feasible, sram, flash, violation)

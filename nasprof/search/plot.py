@@ -1,0 +1,89 @@
+"""The latency / accuracy-proxy scatter of a search with its Pareto front highlighted (PNG)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from nasprof.errors import InputError
+from nasprof.search.runner import SearchResult
+
+__all__ = ["plot_search"]
+
+#: Above this many points the background scatter is subsampled (evenly, deterministically): a PNG of a
+#: million dots is slow to draw and shows nothing more.
+_MAX_POINTS = 20_000
+
+
+def plot_search(result: SearchResult, path: str | Path, *, title: str | None = None) -> Path:
+    """Write a PNG: every evaluated candidate (grey), infeasible ones (light red x), the front (line), the
+    best candidate (star) and the latency target (dashed line). Written atomically."""
+    # The object-oriented API with an Agg canvas: no pyplot, no global backend switch, no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from nasprof._io import atomic_write_bytes
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {path}")
+    s = result.scores
+    step = max(1, len(s) // _MAX_POINTS)
+    sub = np.arange(0, len(s), step)
+    ok = sub[s.feasible[sub]]
+    bad = sub[~s.feasible[sub]]
+
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(s.latency_ms[ok], s.accuracy[ok], s=6, c="0.65", alpha=0.5, linewidths=0, label="evaluated")
+    if bad.size:
+        ax.scatter(
+            s.latency_ms[bad],
+            s.accuracy[bad],
+            s=8,
+            c="#e8a0a0",
+            marker="x",
+            linewidths=0.6,
+            label=f"infeasible ({result.constraint['device'] if result.constraint else 'memory'})",
+        )
+    front = result.pareto
+    if front:
+        ax.plot(
+            [c.latency_ms for c in front],
+            [c.accuracy for c in front],
+            "-o",
+            c="#c0392b",
+            ms=4,
+            lw=1.5,
+            label=f"Pareto front ({len(front)})",
+        )
+    best = result.best
+    if best is not None:
+        ax.scatter(
+            [best.latency_ms],
+            [best.accuracy],
+            s=160,
+            marker="*",
+            c="#f1c40f",
+            edgecolors="k",
+            linewidths=0.8,
+            zorder=5,
+            label=f"best reward ({best.reward:.4g})",
+        )
+    ax.axvline(
+        result.reward.target_ms, ls="--", c="0.3", lw=1, label=f"target {result.reward.target_ms:g} ms"
+    )
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel(f"accuracy proxy: {result.proxy}")
+    ax.set_title(
+        title or f"{result.space}: {result.strategy}, {result.evaluated} candidates, seed {result.seed}"
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,205 @@
+"""The search loop: ask a strategy, score the batch, tell the strategy; then the front and the best.
+
+``run_search`` is what ``nasprof search`` calls; a script can call it too, or drive a ``Strategy`` and an
+``Evaluator`` itself (see the README's "search" section).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nasprof.errors import InputError
+from nasprof.search.evaluate import Evaluator, Scores
+from nasprof.search.pareto import pareto_front
+from nasprof.search.rewards import Reward
+from nasprof.search.strategies.base import Strategy
+
+__all__ = ["Candidate", "SearchResult", "run_search", "SEARCH_SCHEMA_VERSION"]
+
+#: History: 1 — first version (evaluated, per_second, reward, pareto, best, top, seed, ...).
+SEARCH_SCHEMA_VERSION = 1
+
+#: Candidates per ``ask``: big enough that numpy and ``predict_many`` amortise their per-call cost.
+DEFAULT_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One evaluated architecture. ``reward`` is -inf when it breaks a memory constraint."""
+
+    arch: str
+    latency_ms: float
+    accuracy: float
+    reward: float
+    macs: int
+    feasible: bool = True
+    sram_bytes: int | None = None
+    flash_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "arch": self.arch,
+            "latency_ms": self.latency_ms,
+            "accuracy": self.accuracy,
+            # JSON has no -inf; an infeasible candidate's reward is written as null.
+            "reward": self.reward if math.isfinite(self.reward) else None,
+            "macs": self.macs,
+            "feasible": self.feasible,
+        }
+        if self.sram_bytes is not None:
+            d["sram_bytes"] = self.sram_bytes
+            d["flash_bytes"] = self.flash_bytes
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """Everything a search evaluated, in order, plus its Pareto front and best candidate.
+
+    Two runs with the same space, predictor, proxy, strategy, budget and seed give equal results except
+    for ``seconds`` (wall time).
+    """
+
+    space: str
+    strategy: str
+    proxy: str
+    seed: int
+    budget: int
+    reward: Reward
+    archs: tuple[str, ...]
+    scores: Scores
+    seconds: float
+    constraint: dict[str, Any] | None = None
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.archs)
+
+    @property
+    def per_second(self) -> float:
+        """Candidates evaluated per second of wall time (proposal + scoring + bookkeeping)."""
+        return self.evaluated / self.seconds if self.seconds > 0 else math.inf
+
+    def candidate(self, i: int) -> Candidate:
+        s = self.scores
+        return Candidate(
+            arch=self.archs[i],
+            latency_ms=float(s.latency_ms[i]),
+            accuracy=float(s.accuracy[i]),
+            reward=float(s.reward[i]),
+            macs=int(s.macs[i]),
+            feasible=bool(s.feasible[i]),
+            sram_bytes=None if s.sram_bytes is None else int(s.sram_bytes[i]),
+            flash_bytes=None if s.flash_bytes is None else int(s.flash_bytes[i]),
+        )
+
+    @property
+    def feasible_count(self) -> int:
+        return int(self.scores.feasible.sum())
+
+    @property
+    def pareto(self) -> list[Candidate]:
+        """Feasible non-dominated candidates (min latency, max accuracy), fastest first."""
+        idx = pareto_front(self.scores.latency_ms, self.scores.accuracy, self.scores.feasible)
+        return [self.candidate(int(i)) for i in idx]
+
+    @property
+    def best(self) -> Candidate | None:
+        """The feasible candidate with the highest reward (the earliest on ties); None if none is feasible."""
+        if not self.scores.feasible.any():
+            return None
+        return self.candidate(int(np.argmax(self.scores.reward)))
+
+    def top(self, k: int = 10) -> list[Candidate]:
+        """The ``k`` best feasible candidates by reward, each network once.
+
+        Distinct strings can build the same network (a filter multiplier rounded to the same width, an
+        identity skip that the shapes rule out), so candidates equal in latency, accuracy and MACs count once.
+        """
+        s = self.scores
+        order = np.argsort(-s.reward, kind="stable")
+        out: list[Candidate] = []
+        seen: set[tuple[float, float, int]] = set()
+        for i in order:
+            if len(out) >= k or not s.feasible[i]:
+                break
+            sig = (float(s.latency_ms[i]), float(s.accuracy[i]), int(s.macs[i]))
+            if sig not in seen:
+                seen.add(sig)
+                out.append(self.candidate(int(i)))
+        return out
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        best = self.best
+        return {
+            "schema_version": SEARCH_SCHEMA_VERSION,
+            "space": self.space,
+            "strategy": self.strategy,
+            "proxy": self.proxy,
+            "seed": self.seed,
+            "budget": self.budget,
+            "evaluated": self.evaluated,
+            "feasible": self.feasible_count,
+            "seconds": self.seconds,
+            "per_second": self.per_second,
+            "reward": {
+                "name": self.reward.name,
+                "alpha": self.reward.alpha,
+                "beta": self.reward.beta,
+                "target_ms": self.reward.target_ms,
+            },
+            "constraint": self.constraint,
+            "best": None if best is None else best.to_dict(),
+            "top": [c.to_dict() for c in self.top(top)],
+            "pareto": [c.to_dict() for c in self.pareto],
+        }
+
+
+def run_search(
+    strategy: Strategy,
+    evaluator: Evaluator,
+    budget: int,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    space_name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SearchResult:
+    """Evaluate ``budget`` candidates from ``strategy``; ``on_progress(done, budget)`` after each batch."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise InputError(f"--budget must be a positive number of candidates, got {budget!r}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    archs: list[str] = []
+    parts: list[Scores] = []
+    start = time.perf_counter()
+    while len(archs) < budget:
+        batch = strategy.ask(min(batch_size, budget - len(archs)))
+        if not batch:
+            raise InputError(f"strategy {strategy.name!r} proposed no candidates")
+        batch = batch[: budget - len(archs)]
+        scores = evaluator(batch)
+        strategy.tell(batch, scores)
+        archs.extend(a.to_string() for a in batch)
+        parts.append(scores)
+        if on_progress is not None:
+            on_progress(len(archs), budget)
+    seconds = time.perf_counter() - start
+    constraint = evaluator.constraint.to_dict() if evaluator.constraint is not None else None
+    return SearchResult(
+        space=space_name or str(getattr(strategy.space, "name", "?")),
+        strategy=strategy.name,
+        proxy=evaluator.proxy.name,
+        seed=strategy.seed,
+        budget=int(budget),
+        reward=evaluator.reward,
+        archs=tuple(archs),
+        scores=Scores.concat(parts),
+        seconds=seconds,
+        constraint=constraint,
+    )

@@ -1,0 +1,53 @@
+"""The strategy contract: ask for candidates, tell their scores (Optuna's ask-and-tell, batched)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from nasprof.errors import InputError
+
+if TYPE_CHECKING:
+    from nasprof.search.evaluate import Scores
+    from nasprof.space import Arch
+
+__all__ = ["Strategy"]
+
+
+class Strategy(abc.ABC):
+    """Proposes architectures of one ``space`` and learns from their scores.
+
+    Contract: ``ask(n)`` returns between 1 and ``n`` new architectures (a strategy may return fewer, e.g.
+    evolution caps a batch so that children still see a recent population); ``tell(archs, scores)`` is called
+    once per ``ask`` with the same architectures, in order. All randomness comes from ``self.rng``, seeded
+    once, so the same seed and the same scores give the same sequence of proposals. Not thread-safe.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, space: Any, *, seed: int = 0, resolution: int | None = None) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
+        self.space = space
+        self.seed = int(seed)
+        #: Input resolution of sampled architectures; None = the space's default. A lookup table is built
+        #: for one resolution, so a search samples at the predictor's.
+        self.resolution = resolution
+        self.rng = np.random.default_rng(self.seed)
+
+    @abc.abstractmethod
+    def ask(self, n: int) -> list[Arch]:
+        """Up to ``n`` (at least 1) new candidates."""
+
+    def tell(self, archs: Sequence[Arch], scores: Scores) -> None:  # noqa: B027 - optional hook
+        """Receive the scores of the last ``ask``. Stateless strategies ignore them."""
+
+    def _sample(self, n: int) -> list[Arch]:
+        """``n`` random architectures; the space's sampler gets a seed drawn from our generator."""
+        seed = int(self.rng.integers(2**63 - 1))
+        if self.resolution is None:
+            return list(self.space.sample(n, seed=seed))
+        return list(self.space.sample(n, seed=seed, resolution=self.resolution))

@@ -1,0 +1,160 @@
+"""``Arch``: one candidate of a search space, as the space's choices (not as a file).
+
+Compact one-line grammar (``Arch.to_string`` / ``Arch.from_string``)::
+
+    ARCH   := SPACE ":" RESOLUTION ":" WIDTH ( "|" BLOCK )+
+    BLOCK  := a space-specific token, fields joined by "_"
+    mnasnet      BLOCK := OP "_k" KERNEL "_se" RATIO "_" SKIP "_f" FILTERS "_l" LAYERS
+                          e.g. mnasnet:224:1.0|mb6_k5_se0.25_id_f1.0_l3|...   (7 blocks)
+                          OP in conv, dwsep, mb3, mb6; SKIP in none, id, pool
+    mobilenetv2  BLOCK := LAYER ( "_" LAYER )*   with LAYER := "k" KERNEL "e" EXPAND
+                          e.g. mobilenetv2:224:1.0|k3e6_k5e3|...               (6 stages)
+
+JSON (``to_json``/``from_json``): ``{"schema_version": 1, "space", "resolution", "width", "blocks": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nasprof.errors import SpaceError
+from nasprof.space.layer import Layer
+from nasprof.space.network import Network
+
+__all__ = ["Arch", "ARCH_SCHEMA_VERSION"]
+
+ARCH_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Arch:
+    """``blocks`` holds the space's per-block choice records (e.g. ``MnasBlock``); validated on creation."""
+
+    space: str
+    resolution: int
+    width: float
+    blocks: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        self.space_obj.validate(self)
+
+    @property
+    def space_obj(self) -> Any:
+        from nasprof.space.spaces import get_space
+
+        return get_space(self.space)
+
+    @cached_property
+    def _network(self) -> Network:
+        return self.space_obj.network(self)
+
+    def network(self) -> Network:
+        """The concrete ``Network`` (stem + layers + head) this architecture describes."""
+        return self._network
+
+    def layers(self) -> list[Layer]:
+        return self._network.layers()
+
+    @property
+    def macs(self) -> int:
+        return self._network.macs
+
+    @property
+    def params(self) -> int:
+        return self._network.params
+
+    # -- text forms ---------------------------------------------------------------------------------------
+    def to_string(self) -> str:
+        space = self.space_obj
+        head = f"{self.space}:{self.resolution}:{float(self.width)!r}"
+        return "|".join([head, *(space.format_block(b) for b in self.blocks)])
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    @classmethod
+    def from_string(cls, text: str) -> Arch:
+        from nasprof.space.spaces import get_space
+
+        if not isinstance(text, str) or "|" not in text:
+            raise SpaceError(
+                f"malformed architecture string {text!r}: expected SPACE:RESOLUTION:WIDTH|BLOCK|..., "
+                "e.g. mnasnet:224:1.0|mb6_k5_se0.25_id_f1.0_l3|..."
+            )
+        head, *tokens = text.strip().split("|")
+        parts = head.split(":")
+        if len(parts) != 3:
+            raise SpaceError(f"malformed architecture header {head!r}: expected SPACE:RESOLUTION:WIDTH")
+        space = get_space(parts[0])
+        try:
+            resolution, width = int(parts[1]), float(parts[2])
+        except ValueError:
+            raise SpaceError(
+                f"malformed architecture header {head!r}: resolution must be an integer and "
+                "width a number, e.g. mnasnet:224:1.0"
+            ) from None
+        blocks = tuple(space.parse_block(tok, i) for i, tok in enumerate(tokens))
+        return cls(space.name, resolution, width, blocks)
+
+    def to_dict(self) -> dict[str, Any]:
+        space = self.space_obj
+        return {
+            "schema_version": ARCH_SCHEMA_VERSION,
+            "space": self.space,
+            "resolution": self.resolution,
+            "width": self.width,
+            "blocks": [space.block_to_dict(b) for b in self.blocks],
+            "string": self.to_string(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Arch:
+        from nasprof.space.spaces import get_space
+
+        if not isinstance(doc, Mapping):
+            raise SpaceError(f"architecture JSON must be an object, got {type(doc).__name__}")
+        if doc.get("schema_version") != ARCH_SCHEMA_VERSION:
+            raise SpaceError(
+                f"architecture schema_version {doc.get('schema_version')!r} is not "
+                f"{ARCH_SCHEMA_VERSION}; re-create it with `nasprof space sample --json`"
+            )
+        missing = [k for k in ("space", "resolution", "width", "blocks") if k not in doc]
+        if missing:
+            raise SpaceError(f"architecture JSON lacks {', '.join(missing)}")
+        space = get_space(str(doc["space"]))
+        blocks = doc["blocks"]
+        if not isinstance(blocks, list):
+            raise SpaceError("architecture JSON: 'blocks' must be a list")
+        try:
+            resolution, width = int(doc["resolution"]), float(doc["width"])
+        except (TypeError, ValueError):
+            raise SpaceError("architecture JSON: resolution must be an integer and width a number") from None
+        return cls(
+            space.name, resolution, width, tuple(space.block_from_dict(b, i) for i, b in enumerate(blocks))
+        )
+
+    @classmethod
+    def from_json(cls, source: str | Path | Mapping[str, Any]) -> Arch:
+        """From a JSON text, a path to a JSON file, or an already parsed mapping."""
+        if isinstance(source, Mapping):
+            return cls.from_dict(source)
+        text = str(source)
+        if isinstance(source, Path) or not text.lstrip().startswith("{"):
+            path = Path(text)
+            if not path.is_file():
+                raise SpaceError(f"architecture file {path} does not exist")
+            text = path.read_text(encoding="utf-8")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpaceError(f"malformed architecture JSON: {exc.msg} at line {exc.lineno}") from None
+        return cls.from_dict(doc)

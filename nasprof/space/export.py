@@ -1,0 +1,148 @@
+"""ONNX export of networks, architectures, presets and single layers (legacy TorchScript exporter, opset 17).
+
+Every export: deterministic random weights (``seed``), eval mode, BatchNorm folded into the convs (RepVGG
+re-parameterised) *before* tracing, batch 1, input ``input``, output ``output``, node names scoped by
+layer (``/blocks.3/...``). The file is written atomically and checked to contain no BatchNormalization.
+The legacy exporter (``dynamo=False``) is used because it keeps module scopes in node names.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from nasprof._io import atomic_write_bytes
+from nasprof.errors import ModelError, SpaceError
+from nasprof.space.arch import Arch
+from nasprof.space.layer import Layer
+from nasprof.space.network import Network
+from nasprof.space.nn.common import NetworkModule, fold_bn, instantiate
+
+__all__ = ["OPSET", "export_arch", "export_layer", "export_network", "export_module"]
+
+OPSET = 17
+#: export_layer traces at most at this spatial size (see export_module's trace_hw).
+TRACE_SIZE = 16
+
+
+def export_module(
+    model: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    path: str | Path,
+    metadata: dict[str, str] | None = None,
+    *,
+    trace_hw: tuple[int, int] | None = None,
+    output_shape: tuple[int, ...] | None = None,
+) -> Path:
+    """Fold BN, trace ``model`` and write ONNX to ``path`` atomically, with ``input_shape`` fixed.
+
+    By default the trace runs on a zero tensor of ``input_shape``. With ``trace_hw`` it runs at that smaller
+    spatial size with height/width marked dynamic, and the file's input and output are then pinned to
+    ``input_shape``/``output_shape``: the operators of a block do not depend on the spatial size, and
+    tracing runs the real convolutions, which at 112x112 costs most of an export.
+    """
+    fold_bn(model)
+    n, c, h, w = input_shape
+    dynamic = trace_hw is not None and tuple(trace_hw) != (h, w)
+    if dynamic and output_shape is None:
+        raise ModelError("export_module: output_shape is required when tracing at a different size")
+    example = torch.zeros((n, c, *trace_hw) if dynamic else input_shape)  # type: ignore[misc]
+    axes: dict[str, dict[int, str]] | None = None
+    if dynamic:
+        axes = {"input": {2: "height", 3: "width"}}
+        if len(output_shape) == 4:  # type: ignore[arg-type]
+            axes["output"] = {2: "out_height", 3: "out_width"}
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # The legacy exporter warns that it is deprecated; it is the one that keeps module scopes.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamic_axes=axes,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    left = [n.name for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    if left:  # a block forgot to fold: refuse to write a graph that would time BN separately
+        raise ModelError(
+            f"BatchNormalization left after folding at {', '.join(left[:3])}; this is a nasprof bug"
+        )
+    if dynamic:
+        _pin_shape(proto.graph.input[0], input_shape)
+        _pin_shape(proto.graph.output[0], output_shape)  # type: ignore[arg-type]
+        del proto.graph.value_info[:]  # traced at another size: intermediate shapes are stale
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return atomic_write_bytes(Path(path), proto.SerializeToString())
+
+
+def _pin_shape(value_info: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
+    dims = value_info.type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        raise ModelError(
+            f"cannot pin {value_info.name} of rank {len(dims)} to {shape}; this is a nasprof bug"
+        )
+    for dim, size in zip(dims, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(size)
+
+
+def export_network(net: Network, path: str | Path, seed: int = 0) -> Path:
+    model = net.build(seed=seed)
+    meta = {
+        "nasprof.name": net.name,
+        "nasprof.resolution": str(net.resolution),
+        "nasprof.width": str(net.width),
+    }
+    meta.update({f"nasprof.{k}": v for k, v in net.info.items()})
+    return export_module(model, net.input_shape, path, meta)
+
+
+def export_arch(
+    arch_or_preset: Arch | Network | str,
+    path: str | Path,
+    *,
+    resolution: int | None = None,
+    width: float | None = None,
+    seed: int = 0,
+    **preset_options: Any,
+) -> Path:
+    """Export an ``Arch``, a ``Network`` (e.g. a preset) or a name/string that ``resolve_model`` accepts
+    (preset name, compact architecture string, architecture JSON file) to ONNX at ``path``."""
+    if isinstance(arch_or_preset, (Arch, Network)):
+        if resolution is not None or width is not None or preset_options:
+            raise SpaceError(
+                "resolution/width options apply to preset names; an Arch or Network carries its own"
+            )
+        net = arch_or_preset.network()
+    else:
+        from nasprof.space.presets import resolve_model
+
+        net = resolve_model(arch_or_preset, resolution=resolution, width=width, **preset_options)
+    return export_network(net, path, seed=seed)
+
+
+def export_layer(layer: Layer, path: str | Path, seed: int = 0) -> Path:
+    """One block at its input shape, scoped ``/blocks.0/...`` (what the table builder measures).
+
+    Traced at no more than ``TRACE_SIZE`` x ``TRACE_SIZE`` and pinned to the layer's shapes (3-5x faster for
+    early, high-resolution layers; the graph is the same)."""
+    model = instantiate(lambda: NetworkModule([], [layer.spec.build()], []), seed)
+    c, h, w = layer.input_shape
+    oc, oh, ow = layer.output_shape
+    out = (1, oc) if layer.spec.op == "head" else (1, oc, oh, ow)
+    meta = {"nasprof.key": layer.key}
+    trace_hw = (min(h, TRACE_SIZE), min(w, TRACE_SIZE))
+    return export_module(model, (1, c, h, w), path, meta, trace_hw=trace_hw, output_shape=out)

@@ -1,0 +1,1 @@
+"""torch modules for the block families (imported only by ``BlockSpec.build`` and the exporter)."""

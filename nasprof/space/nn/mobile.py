@@ -1,0 +1,88 @@
+"""torch modules of the mobile families: conv, dwsep, mbconv, fire, shuffle."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasprof.space.blocks.base import BlockSpec
+from nasprof.space.blocks.mbconv import mid_channels
+from nasprof.space.blocks.shuffle import branch_channels, shuffle_mid
+from nasprof.space.nn.common import ConvBN, Residual, make_act, make_se
+
+
+class ConvBlock(Residual):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__(spec)
+        pad = 0 if spec.variant == "valid" else None
+        self.conv = ConvBN(spec.cin, spec.cout, spec.kernel, spec.stride, spec.groups, spec.act, pad)
+        self.se = make_se(spec, spec.cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.add_skip(x, self.se(self.conv(x)))
+
+
+class DwSepBlock(Residual):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__(spec)
+        self.dw = ConvBN(spec.cin, spec.cin, spec.kernel, spec.stride, spec.cin, spec.act)
+        self.se = make_se(spec, spec.cin)
+        self.pw = ConvBN(spec.cin, spec.cout, 1, act=spec.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.add_skip(x, self.pw(self.se(self.dw(x))))
+
+
+class MBConvBlock(Residual):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__(spec)
+        mid = mid_channels(spec)
+        self.expand = ConvBN(spec.cin, mid, 1, act=spec.act) if mid != spec.cin else nn.Identity()
+        self.dw = ConvBN(mid, mid, spec.kernel, spec.stride, mid, spec.act)
+        self.se = make_se(spec, mid)
+        self.project = ConvBN(mid, spec.cout, 1)  # linear bottleneck: no activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.add_skip(x, self.project(self.se(self.dw(self.expand(x)))))
+
+
+class FireBlock(nn.Module):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        e = spec.cout // 2
+        self.squeeze = ConvBN(spec.cin, spec.mid, 1, act=spec.act)
+        self.expand1 = ConvBN(spec.mid, e, 1, act=spec.act)
+        self.expand3 = ConvBN(spec.mid, e, spec.kernel, act=spec.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.squeeze(x)
+        return torch.cat([self.expand1(s), self.expand3(s)], 1)
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleBlock(nn.Module):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        mid, g = shuffle_mid(spec), spec.groups
+        self.stride = spec.stride
+        self.gconv1 = ConvBN(spec.cin, mid, 1, groups=g, act="relu")
+        self.shuffle = ChannelShuffle(g)
+        self.dw = ConvBN(mid, mid, spec.kernel, spec.stride, mid)
+        self.gconv2 = ConvBN(mid, branch_channels(spec), 1, groups=g)
+        self.pool = nn.AvgPool2d(3, 2, 1) if spec.stride == 2 else nn.Identity()
+        self.act = make_act("relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.gconv2(self.dw(self.shuffle(self.gconv1(x))))
+        if self.stride == 2:
+            return self.act(torch.cat([self.pool(x), y], 1))
+        return self.act(x + y)

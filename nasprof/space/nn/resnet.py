@@ -1,0 +1,76 @@
+"""torch modules of the ResNet families (basic, bottleneck/ResNeXt) and RepVGG with re-parameterisation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasprof.space.blocks.base import BlockSpec
+from nasprof.space.blocks.repvgg import has_identity
+from nasprof.space.blocks.resnet import bottleneck_mid
+from nasprof.space.nn.common import ConvBN, Residual, make_act
+
+
+class BasicBlock(Residual):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__(spec)
+        self.conv1 = ConvBN(spec.cin, spec.cout, spec.kernel, spec.stride, act="relu")
+        self.conv2 = ConvBN(spec.cout, spec.cout, spec.kernel)
+        self.act = make_act("relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.add_skip(x, self.conv2(self.conv1(x))))
+
+
+class Bottleneck(Residual):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__(spec)
+        mid = bottleneck_mid(spec)
+        self.conv1 = ConvBN(spec.cin, mid, 1, act="relu")
+        self.conv2 = ConvBN(mid, mid, spec.kernel, spec.stride, spec.groups, act="relu")
+        self.conv3 = ConvBN(mid, spec.cout, 1)
+        self.act = make_act("relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.add_skip(x, self.conv3(self.conv2(self.conv1(x)))))
+
+
+class RepVGGBlock(nn.Module):
+    """Training form: ``dense`` (3x3+BN) + ``pointwise`` (1x1+BN) + ``identity`` (BN) -> act.
+    ``fold()`` re-parameterises into ``dense`` alone (3x3 conv with bias), the exported form."""
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        self.dense = ConvBN(spec.cin, spec.cout, 3, spec.stride)
+        self.pointwise: nn.Module | None = ConvBN(spec.cin, spec.cout, 1, spec.stride)
+        self.identity: nn.Module | None = nn.BatchNorm2d(spec.cin) if has_identity(spec) else None
+        self.act = make_act(spec.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dense(x)
+        if self.pointwise is not None:
+            y = y + self.pointwise(x)
+        if self.identity is not None:
+            y = y + self.identity(x)
+        return self.act(y)
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        if self.pointwise is None:
+            return
+        self.dense.fold()
+        self.pointwise.fold()
+        weight = self.dense.conv.weight.clone()
+        bias = self.dense.conv.bias.clone()
+        # A 1x1 kernel is a 3x3 kernel that is zero except at the centre.
+        weight[:, :, 1:2, 1:2] += self.pointwise.conv.weight
+        bias += self.pointwise.conv.bias
+        if self.identity is not None:
+            bn = self.identity
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            idx = torch.arange(weight.shape[0])
+            weight[idx, idx, 1, 1] += scale
+            bias += bn.bias - bn.running_mean * scale
+        self.dense.conv.weight.copy_(weight)
+        self.dense.conv.bias.copy_(bias)
+        self.pointwise, self.identity = None, None

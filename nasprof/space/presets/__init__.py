@@ -1,0 +1,102 @@
+"""Published networks built from the block zoo: ``get_preset("mobilenet_v2", width=0.35, resolution=144)``.
+
+Each preset is a function ``(width, resolution, **options) -> Network`` registered by name. Channel counts
+follow the reference implementations (torchvision, TF MnasNet, the papers); see each module's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nasprof.errors import SpaceError
+from nasprof.space.network import Network
+
+__all__ = ["register_preset", "get_preset", "list_presets", "resolve_model", "PresetFn"]
+
+PresetFn = Callable[..., Network]
+_PRESETS: dict[str, PresetFn] = {}
+
+
+def register_preset(name: str) -> Callable[[PresetFn], PresetFn]:
+    def deco(fn: PresetFn) -> PresetFn:
+        if name in _PRESETS:
+            raise SpaceError(f"preset {name!r} is already registered")
+        _PRESETS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    from nasprof.space.presets import (  # noqa: F401 - registration side effect
+        efficientnet,
+        mnasnet,
+        mobilenet,
+        repvgg,
+        resnet,
+        shufflenet,
+        squeezenet,
+    )
+
+
+def list_presets() -> list[str]:
+    _load()
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str, width: float = 1.0, resolution: int = 224, **options: Any) -> Network:
+    """Build preset ``name``. ``options`` are preset-specific (e.g. ``last_channel`` for mobilenet_v2,
+    ``groups`` for shufflenet_v1, ``num_classes`` for all)."""
+    _load()
+    if name not in _PRESETS:
+        raise SpaceError(f"unknown preset {name!r}; known: {', '.join(sorted(_PRESETS))}")
+    if not isinstance(resolution, int) or not 16 <= resolution <= 2048:
+        raise SpaceError(f"resolution must be an integer in [16, 2048], got {resolution!r}")
+    if not 0.1 <= width <= 4.0:
+        raise SpaceError(f"width multiplier must be in [0.1, 4.0], got {width!r}")
+    try:
+        net = _PRESETS[name](width=width, resolution=resolution, **options)
+    except TypeError as exc:
+        raise SpaceError(f"preset {name}: {exc}") from None
+    info = {"preset": name, **{k: str(v) for k, v in options.items()}}
+    return Network(net.name, net.resolution, net.stem, net.blocks, net.head, net.in_channels, width, info)
+
+
+def resolve_model(
+    text: str, resolution: int | None = None, width: float | None = None, **options: Any
+) -> Network:
+    """A preset name, a compact architecture string or an architecture JSON file -> ``Network``.
+
+    For an architecture, ``resolution``/``width`` override the ones it carries.
+    """
+    from nasprof.space.arch import Arch
+
+    _load()
+    if text in _PRESETS:
+        return get_preset(
+            text,
+            width=1.0 if width is None else width,
+            resolution=224 if resolution is None else resolution,
+            **options,
+        )
+    if "|" in text:
+        arch = Arch.from_string(text)
+    elif text.endswith(".json") or Path(text).is_file():
+        arch = Arch.from_json(Path(text))
+    else:
+        raise SpaceError(
+            f"unknown preset {text!r}; known: {', '.join(sorted(_PRESETS))} (or pass an "
+            "architecture string SPACE:RES:WIDTH|... or a JSON file)"
+        )
+    if options:
+        raise SpaceError(f"options {', '.join(options)} apply to presets only")
+    if resolution is not None or width is not None:
+        arch = Arch(
+            arch.space,
+            arch.resolution if resolution is None else resolution,
+            arch.width if width is None else width,
+            arch.blocks,
+        )
+    return arch.network()

@@ -1,0 +1,23 @@
+"""Search spaces by name: ``get_space("mnasnet")``, ``list_spaces()``."""
+
+from __future__ import annotations
+
+from nasprof.errors import SpaceError
+from nasprof.space.spaces.base import Space
+from nasprof.space.spaces.mnasnet import MnasBlock, MnasNetSpace
+from nasprof.space.spaces.mobilenetv2 import Mbv2Stage, MobileNetV2Space
+
+__all__ = ["Space", "MnasBlock", "MnasNetSpace", "Mbv2Stage", "MobileNetV2Space", "get_space", "list_spaces"]
+
+_SPACES: dict[str, Space] = {s.name: s for s in (MnasNetSpace(), MobileNetV2Space())}
+
+
+def get_space(name: str) -> Space:
+    try:
+        return _SPACES[name]
+    except KeyError:
+        raise SpaceError(f"unknown search space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
+
+
+def list_spaces() -> list[str]:
+    return sorted(_SPACES)

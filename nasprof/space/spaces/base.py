@@ -1,0 +1,138 @@
+"""The ``Space`` contract: choices, counting, sampling, mutation, crossover, validation, table enumeration.
+
+Everything here is pure Python + numpy (no torch): search calls ``sample``/``mutate``/``crossover`` 10^4-10^5
+times. Randomness comes from a ``numpy.random.Generator`` (an int seed is accepted and turned into one).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nasprof.errors import SpaceError
+from nasprof.space.arch import Arch
+from nasprof.space.layer import Layer
+from nasprof.space.network import Network
+
+__all__ = ["Space", "as_rng", "dedupe_layers"]
+
+
+def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def dedupe_layers(layers: Iterable[Layer]) -> list[Layer]:
+    """First layer per key, in order (the table builder measures each key once)."""
+    seen: dict[str, Layer] = {}
+    for layer in layers:
+        seen.setdefault(layer.key, layer)
+    return list(seen.values())
+
+
+class Space(abc.ABC):
+    """A search space. Subclasses define the per-block choice record and how choices become layers."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    default_resolution: ClassVar[int] = 224
+
+    @property
+    @abc.abstractmethod
+    def num_blocks(self) -> int:
+        """Number of searchable blocks (tokens in the compact string)."""
+
+    @abc.abstractmethod
+    def choices(self) -> list[dict[str, list[Any]]]:
+        """Per block, each factor's allowed values (for ``space show`` and error messages)."""
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of distinct architectures (exact integer)."""
+
+    @abc.abstractmethod
+    def sample_blocks(self, rng: np.random.Generator) -> tuple[Any, ...]:
+        """One uniformly random choice record per block."""
+
+    @abc.abstractmethod
+    def mutate(self, arch: Arch, rng: np.random.Generator | int | None = None) -> Arch:
+        """A copy of ``arch`` with one factor of one block changed to a different allowed value."""
+
+    @abc.abstractmethod
+    def validate_block(self, index: int, block: Any) -> None:
+        """Raise ``SpaceError`` naming the allowed values if ``block`` is outside the space."""
+
+    @abc.abstractmethod
+    def network(self, arch: Arch) -> Network:
+        """The concrete network (stem + layers + head) for ``arch``."""
+
+    @abc.abstractmethod
+    def distinct_layers(self, resolution: int | None = None, width: float = 1.0) -> list[Layer]:
+        """Every distinct layer (by table key) that any architecture of the space contains."""
+
+    @abc.abstractmethod
+    def encode(self, arch: Arch) -> np.ndarray:
+        """Fixed-length integer vector of choice indices (for vectorised predictors)."""
+
+    @abc.abstractmethod
+    def format_block(self, block: Any) -> str: ...
+
+    @abc.abstractmethod
+    def parse_block(self, token: str, index: int) -> Any: ...
+
+    @abc.abstractmethod
+    def block_to_dict(self, block: Any) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def block_from_dict(self, doc: Mapping[str, Any], index: int) -> Any: ...
+
+    # -- shared behaviour ---------------------------------------------------------------------------------
+    def sample(
+        self,
+        n: int,
+        seed: int | np.random.Generator | None = None,
+        resolution: int | None = None,
+        width: float = 1.0,
+    ) -> list[Arch]:
+        """``n`` architectures drawn uniformly per factor; the same seed gives the same list."""
+        if n < 0:
+            raise SpaceError(f"cannot sample {n} architectures; use n >= 0")
+        rng = as_rng(seed)
+        res = resolution or self.default_resolution
+        return [Arch(self.name, res, width, self.sample_blocks(rng)) for _ in range(n)]
+
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator | int | None = None) -> Arch:
+        """Uniform crossover per block: each block of the child comes whole from ``a`` or ``b``."""
+        if a.space != self.name or b.space != self.name:
+            raise SpaceError(f"crossover needs two {self.name} architectures, got {a.space} and {b.space}")
+        pick = as_rng(rng).random(self.num_blocks) < 0.5
+        blocks = tuple(x if p else y for p, x, y in zip(pick, a.blocks, b.blocks, strict=True))
+        return Arch(self.name, a.resolution, a.width, blocks)
+
+    def validate(self, arch: Arch) -> None:
+        if arch.space != self.name:
+            raise SpaceError(f"architecture is from space {arch.space!r}, not {self.name!r}")
+        if len(arch.blocks) != self.num_blocks:
+            raise SpaceError(
+                f"{self.name} architectures have {self.num_blocks} blocks, got {len(arch.blocks)}"
+            )
+        if not isinstance(arch.resolution, int) or not 32 <= arch.resolution <= 1024:
+            raise SpaceError(f"resolution must be an integer in [32, 1024], got {arch.resolution!r}")
+        if not 0.1 <= float(arch.width) <= 4.0:
+            raise SpaceError(f"width multiplier must be in [0.1, 4.0], got {arch.width!r}")
+        for i, block in enumerate(arch.blocks):
+            self.validate_block(i, block)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "blocks": self.num_blocks,
+            "size": self.size(),
+            "default_resolution": self.default_resolution,
+            "choices": self.choices(),
+        }

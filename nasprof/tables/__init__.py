@@ -1,0 +1,34 @@
+"""Latency lookup tables: the SQLite store, the table builder, and (in ``predictors``) latency predictors.
+
+Names resolve lazily so ``import nasprof.tables`` stays cheap (no pandas, torch or onnxruntime until used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "LatencyTable": "nasprof.tables.store",
+    "TABLE_SCHEMA_VERSION": "nasprof.tables.store",
+    "TABLE_KIND": "nasprof.tables.store",
+    "TableEntry": "nasprof.tables.entry",
+    "build_table": "nasprof.tables.builder",
+    "BuildProgress": "nasprof.tables.builder",
+    "BuildReport": "nasprof.tables.builder",
+    "layer_entry_fields": "nasprof.tables.builder",
+    "export_table": "nasprof.tables.transfer",
+    "import_table": "nasprof.tables.transfer",
+    "merge_tables": "nasprof.tables.transfer",
+    "table_coverage": "nasprof.tables.transfer",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nasprof.tables' has no attribute {name!r}")

@@ -1,0 +1,508 @@
+"""Build a latency table: every distinct layer of a space at one resolution, measured on one device type.
+
+The build is a queue of pending layers (distinct layers of the space, sorted by key, minus those already in
+the table, optionally one shard of them and at most ``limit``). A child process exports layers to ONNX a few
+entries ahead; one worker thread per device pulls from the queue, so identical phones share the work.
+
+Never losing an entry:
+- every entry is written in its own transaction; a build killed with -9 loses at most the entry in flight;
+- before measuring, a worker *claims* the key in the table (a ``claims`` row with owner, pid and a lease),
+  so two builds on one table — two shards, or even the same pending set — never measure a key twice; a
+  claim left by a dead process on this host is taken over at once, one from another host after its lease;
+- the entry is written with ``if_absent`` (a successful entry is never overwritten by a builder), in the
+  same transaction that drops the claim: every key ends up stored exactly once;
+- an export or measurement failure is stored as an entry with its error, and the build goes on
+  (``retry_failed=True`` measures such entries again); a device that disappears stops its worker and hands
+  its layer back to the queue instead of recording a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasprof.devices.base import Backend, MeasureSpec
+from nasprof.errors import (
+    DeviceError,
+    DeviceUnavailableError,
+    InputError,
+    NasprofError,
+    SpaceError,
+    TableError,
+)
+from nasprof.profiler.measurement import Measurement
+from nasprof.tables.compat import environment_mismatch, environment_of
+from nasprof.tables.entry import TableEntry
+from nasprof.tables.exporter import InlineExporter, ProcessExporter
+from nasprof.tables.planner import RunPlanner
+from nasprof.tables.quality import FLAG_REMEASURED, Quality, assess, better
+from nasprof.tables.store import LatencyTable
+
+__all__ = [
+    "build_table", "BuildProgress", "BuildReport", "layer_entry_fields", "parse_shard", "select_layers",
+    "TABLE_SPEC",
+]
+
+#: Measurement settings for table builds. Fewer sessions and warm-ups than a one-off ``nasprof measure``:
+#: a table has thousands of small layers. ``runs`` is a floor (``RunPlanner`` raises it to fill a time
+#: budget), ``warmup`` a ceiling, and adaptive repetition adds sessions until the median is known to ±1%
+#: (95% confidence), capped at ``max_runs`` samples.
+TABLE_SPEC = MeasureSpec(threads=1, warmup=10, runs=10, sessions=2, target_rel_ci=0.01, max_runs=300)
+
+#: How many layers the export process works ahead of the measurement.
+EXPORT_AHEAD = 3
+#: Timed inference planned per entry (see ``RunPlanner``): with the fixed costs of an entry (two sessions,
+#: warm-ups, commits) this keeps efficiency near 70-80% while a 2,000-entry table fits in about 15 minutes.
+DEFAULT_TIME_PER_ENTRY_S = 0.25
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """Where a build stands; passed to the progress callback after every entry (and once at the start)."""
+
+    total: int
+    done: int
+    failed: int
+    already_done: int
+    taken_by_others: int
+    key: str | None
+    elapsed_s: float
+
+    @property
+    def remaining(self) -> int:
+        return max(self.total - self.done - self.taken_by_others, 0)
+
+    @property
+    def rate_per_min(self) -> float:
+        return 60.0 * self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.remaining * self.elapsed_s / self.done if self.done else None
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did and where its time went (seconds). ``inference_s`` is the time spent inside timed
+    inference (sum of all timed samples); ``efficiency`` = ``inference_s`` ÷ ``wall_s``."""
+
+    db: str
+    device: str
+    space: str
+    resolution: int
+    shard: tuple[int, int] | None
+    distinct: int
+    selected: int
+    already_done: int
+    written: int
+    failed: int
+    remeasured: int
+    unstable: int
+    taken_by_others: int
+    wall_s: float
+    export_s: float
+    measure_s: float
+    inference_s: float
+    devices: tuple[str, ...] = ()
+    complete: bool = False
+
+    @property
+    def entries_per_min(self) -> float:
+        return 60.0 * self.written / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def efficiency(self) -> float:
+        return self.inference_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shard"] = None if self.shard is None else list(self.shard)
+        d["devices"] = list(self.devices)
+        d["entries_per_min"] = self.entries_per_min
+        d["efficiency"] = self.efficiency
+        return d
+
+
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``: the second of four shares (1-based)."""
+    if text is None or isinstance(text, tuple):
+        shard = text
+    else:
+        try:
+            i, n = (int(p) for p in str(text).split("/"))
+        except ValueError:
+            raise InputError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from None
+        shard = (i, n)
+    if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
+        raise InputError(f"--shard {shard[0]}/{shard[1]}: need 1 <= I <= N")
+    return shard
+
+
+def select_layers(layers: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
+    """Distinct layers sorted by key, then every N-th one starting at I-1: deterministic, balanced shards
+    that do not depend on what is already measured, so shards can start at different times."""
+    by_key = {layer.key: layer for layer in layers}
+    ordered = [by_key[k] for k in sorted(by_key)]
+    if shard is None:
+        return ordered
+    i, n = shard
+    return ordered[i - 1 :: n]
+
+
+def layer_entry_fields(layer: Any) -> dict[str, Any]:
+    """The spec and shape columns of a ``nasprof.space.Layer`` (plus analytic MACs and params)."""
+    spec = layer.spec
+    cin, hin, win = layer.input_shape
+    cout, hout, wout = layer.output_shape
+    out: dict[str, Any] = {
+        "in_c": cin, "in_h": hin, "in_w": win, "out_c": cout, "out_h": hout, "out_w": wout,
+        "macs": int(layer.macs), "params": int(layer.params),
+    }
+    for name in ("op", "cin", "cout", "kernel", "stride", "expand", "se", "act", "skip", "groups", "mid",
+                 "variant"):
+        v = getattr(spec, name, None)
+        out[name] = v if v is None or isinstance(v, (int, float, str)) else str(v)
+    return out
+
+
+def _memory_fields(m: Measurement) -> dict[str, Any]:
+    # The MCU backend reports memory with each estimate; other backends leave it None.
+    mem = m.memory or {}
+    return {k: int(mem[k]) for k in ("peak_sram_bytes", "flash_bytes") if mem.get(k) is not None}
+
+
+@dataclass
+class _Tally:
+    """Mutable counters shared by the workers (guarded by ``lock``)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: int = 0
+    written: int = 0
+    failed: int = 0
+    remeasured: int = 0
+    unstable: int = 0
+    taken: int = 0
+    export_s: float = 0.0
+    measure_s: float = 0.0
+    inference_s: float = 0.0
+
+
+class _Queue:
+    """Pending layers with exports submitted ``ahead`` of the workers that take them."""
+
+    def __init__(self, layers: Sequence[Any], exporter: Any, workdir: Path, ahead: int) -> None:
+        self._todo = deque(layers)
+        self._ready: deque[tuple[Any, int]] = deque()
+        self._exporter, self._workdir, self._ahead = exporter, workdir, ahead
+        self._lock = threading.Lock()
+
+    def _fill(self) -> None:
+        while len(self._ready) < self._ahead and self._todo:
+            layer = self._todo.popleft()
+            name = hashlib.sha1(layer.key.encode()).hexdigest()[:20] + ".onnx"
+            self._ready.append((layer, self._exporter.submit(layer, self._workdir / name)))
+
+    def get(self) -> tuple[Any, int] | None:
+        with self._lock:
+            self._fill()
+            if not self._ready:
+                return None
+            item = self._ready.popleft()
+            self._fill()
+            return item
+
+    def put_back(self, layer: Any) -> None:
+        with self._lock:
+            self._todo.appendleft(layer)
+
+
+def _resolve_devices(device: str | Backend | Sequence[str | Backend]) -> list[Backend]:
+    from nasprof.devices import get_device
+
+    items: list[str | Backend]
+    if isinstance(device, str):
+        items = [d.strip() for d in device.split(",") if d.strip()]
+    elif isinstance(device, Backend):
+        items = [device]
+    else:
+        items = list(device)
+    if not items:
+        raise InputError("--device needs at least one device name")
+    backends = [d if isinstance(d, Backend) else get_device(d) for d in items]
+    if len({b.device for b in backends}) != len(backends):
+        raise InputError("each device may appear once in --device")
+    return backends
+
+
+def _resolve_space(space: Any) -> Any:
+    if isinstance(space, str):
+        from nasprof.space import get_space
+
+        return get_space(space)
+    return space
+
+
+def _distinct_layers(space: Any, resolution: int) -> list[Any]:
+    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution <= 0:
+        raise InputError(f"--resolution must be a positive integer, got {resolution!r}")
+    try:
+        # The space's own rule decides which resolutions it takes (validate() of an arch at that size).
+        if hasattr(space, "sample") and hasattr(space, "validate"):
+            space.validate(space.sample(1, seed=0, resolution=resolution)[0])
+        layers = list(space.distinct_layers(resolution))
+    except NasprofError:
+        raise
+    except ValueError as exc:
+        raise SpaceError(f"space {space.name!r} cannot take resolution {resolution}: {exc}") from None
+    if not layers:
+        raise SpaceError(f"space {space.name!r} has no layers at resolution {resolution}")
+    return layers
+
+
+def _open_table(
+    db: Path, space: Any, resolution: int, backends: list[Backend], spec: MeasureSpec, distinct: int,
+    force: bool, time_per_entry_s: float | None,
+) -> LatencyTable:
+    envs = [environment_of(b, spec) for b in backends]
+    for b, env in zip(backends[1:], envs[1:], strict=True):
+        diff = environment_mismatch(envs[0], env)
+        if diff:
+            raise InputError(
+                f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); "
+                "one table holds one device type"
+            )
+    meta = {
+        "device": backends[0].device,
+        "devices": [b.device for b in backends],
+        "backend": backends[0].name,
+        "environment": envs[0],
+        "space": space.name,
+        "resolution": resolution,
+        "distinct_layers": distinct,
+        "measure_spec": {k: v for k, v in asdict(spec).items() if k not in ("input_shapes", "options")},
+        "time_per_entry_s": time_per_entry_s,
+    }
+    table = LatencyTable.open(db, create=True, metadata=meta)
+    old = table.metadata
+    try:
+        if old.get("space") not in (None, space.name) or old.get("resolution") not in (None, resolution):
+            raise TableError(
+                f"{db} holds space {old.get('space')!r} at resolution {old.get('resolution')}, not "
+                f"{space.name!r} at {resolution}; use another --db"
+            )
+        diff = environment_mismatch(old.get("environment", {}), envs[0])
+        if diff and not force:
+            raise TableError(
+                f"{db} was measured on {old.get('device')!r} in another environment ({'; '.join(diff)}); "
+                "use another --db, or --force to add to it anyway"
+            )
+    except NasprofError:
+        table.close()
+        raise
+    return table
+
+
+def build_table(
+    space: Any,
+    resolution: int,
+    device: str | Backend | Sequence[str | Backend],
+    db: str | Path,
+    *,
+    limit: int | None = None,
+    shard: str | tuple[int, int] | None = None,
+    spec: MeasureSpec | None = None,
+    retry_failed: bool = False,
+    remeasure: int = 1,
+    force: bool = False,
+    export_jobs: int = 1,
+    time_per_entry_s: float | None = DEFAULT_TIME_PER_ENTRY_S,
+    progress: Callable[[BuildProgress], None] | None = None,
+) -> BuildReport:
+    """Measure every pending distinct layer of ``space`` at ``resolution`` on ``device`` into ``db``.
+
+    ``space`` is a name or a ``Space``; ``device`` a name (``"pixel,pixel2"`` for several identical
+    devices), a ``Backend`` or a list of them. Re-running resumes: finished entries are skipped.
+    ``limit`` caps how many pending entries this run measures; ``shard="I/N"`` takes every N-th layer of
+    the sorted key list, starting at the I-th. Entries flagged unstable are measured up to ``remeasure``
+    more times and the more trustworthy measurement is kept. ``time_per_entry_s`` plans each entry's runs
+    so it spends about that long in timed inference (``spec.runs`` is then the floor; None or 0 keeps
+    ``spec.runs`` for every entry). ``export_jobs=0`` exports in the measuring thread instead of a child
+    process. Returns a ``BuildReport``; raises ``SpaceError``/``InputError`` for
+    bad arguments and ``TableError``/``SchemaError`` for a db that is not a compatible table (untouched).
+    """
+    t_start = time.perf_counter()
+    spec = spec or TABLE_SPEC
+    if limit is not None and limit < 0:
+        raise InputError(f"--limit must be >= 0, got {limit}")
+    if remeasure < 0:
+        raise InputError(f"--remeasure must be >= 0, got {remeasure}")
+    shard_t = parse_shard(shard)
+    space = _resolve_space(space)
+    all_layers = _distinct_layers(space, resolution)
+    backends = _resolve_devices(device)
+    for b in backends:
+        b.ensure_available()
+    selected = select_layers(all_layers, shard_t)
+    distinct = len({layer.key for layer in all_layers})
+    table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s)
+    try:
+        pending_keys = set(table.pending([x.key for x in selected], include_failed=retry_failed))
+        todo = [x for x in selected if x.key in pending_keys]
+        already = len(selected) - len(todo)
+        if limit is not None:
+            todo = todo[:limit]
+        tally = _Tally()
+        with tempfile.TemporaryDirectory(prefix="nasprof-build-") as tmp:
+            workdir = Path(tmp)
+            exporter: Any = (
+                ProcessExporter(workdir / "export.log") if export_jobs > 0 and todo else InlineExporter()
+            )
+            queue = _Queue(todo, exporter, workdir, EXPORT_AHEAD if export_jobs > 0 else 1)
+
+            def emit(key: str | None) -> None:
+                if progress is not None:
+                    progress(BuildProgress(total=len(todo), done=tally.done, failed=tally.failed,
+                                           already_done=already, taken_by_others=tally.taken, key=key,
+                                           elapsed_s=time.perf_counter() - t_start))
+
+            emit(None)
+            errors: list[BaseException] = []
+            ctx = _BuildContext(table, queue, exporter, RunPlanner(spec, time_per_entry_s), tally, emit,
+                                retry_failed, remeasure)
+            try:
+                if len(backends) == 1:
+                    _work(ctx, backends[0], errors)
+                else:
+                    threads = [threading.Thread(target=_work, args=(ctx, b, errors), daemon=True,
+                                                name=f"nasprof-build-{b.device}") for b in backends]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+            finally:
+                exporter.close()
+            left = queue.get() is not None
+            if errors and left:
+                raise errors[0]
+        report = BuildReport(
+            db=str(db), device=backends[0].device, space=space.name, resolution=resolution, shard=shard_t,
+            distinct=distinct, selected=len(selected), already_done=already, written=tally.written,
+            failed=tally.failed, remeasured=tally.remeasured, unstable=tally.unstable,
+            taken_by_others=tally.taken, wall_s=time.perf_counter() - t_start, export_s=tally.export_s,
+            measure_s=tally.measure_s, inference_s=tally.inference_s,
+            devices=tuple(b.device for b in backends),
+            complete=not table.pending([x.key for x in selected]),
+        )
+    finally:
+        table.close()
+    return report
+
+
+@dataclass
+class _BuildContext:
+    table: LatencyTable
+    queue: _Queue
+    exporter: Any
+    planner: RunPlanner
+    tally: _Tally
+    emit: Callable[[str | None], None]
+    retry_failed: bool
+    remeasure: int
+
+
+def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> None:
+    """One device's loop: take a layer, claim it, measure it, store it; until the queue is empty."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    while True:
+        item = ctx.queue.get()
+        if item is None:
+            return
+        layer, ticket = item
+        if not ctx.table.claim(layer.key, owner, retry_failed=ctx.retry_failed):
+            # Another builder has it (or wrote it meanwhile): drop our export and move on.
+            res = ctx.exporter.result(ticket)
+            res.path.unlink(missing_ok=True)
+            with ctx.tally.lock:
+                ctx.tally.taken += 1
+            ctx.emit(layer.key)
+            continue
+        try:
+            entry = _measure_entry(ctx, backend, layer, ticket)
+        except DeviceUnavailableError as exc:
+            # The device is gone: that is no fault of the layer; give it back for another device or a re-run.
+            ctx.table.release(layer.key, owner)
+            ctx.queue.put_back(layer)
+            errors.append(exc)
+            return
+        except BaseException as exc:
+            ctx.table.release(layer.key, owner)
+            errors.append(exc)
+            raise
+        written = ctx.table.put(entry, if_absent=True, release_claim=owner)
+        with ctx.tally.lock:
+            ctx.tally.done += 1
+            ctx.tally.written += int(written)
+            ctx.tally.failed += int(not entry.ok)
+            ctx.tally.remeasured += int(FLAG_REMEASURED in entry.flags)
+            ctx.tally.unstable += int("unstable" in entry.flags)
+        ctx.emit(layer.key)
+
+
+def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int) -> TableEntry:
+    fields_ = layer_entry_fields(layer)
+    prev = ctx.table.get(layer.key) if ctx.retry_failed else None
+    attempts0 = prev.attempts if prev is not None else 0
+    res = ctx.exporter.result(ticket)
+    with ctx.tally.lock:
+        ctx.tally.export_s += res.export_s
+    try:
+        if res.error is not None:
+            return TableEntry.failed(layer.key, res.error, attempts=attempts0 + 1, measured_on=backend.device,
+                                     export_s=res.export_s, **fields_)
+        spec = ctx.planner.plan(layer)
+        best: tuple[Measurement, Quality] | None = None
+        attempts = 0
+        t0 = time.perf_counter()
+        for _ in range(1 + ctx.remeasure):
+            attempts += 1
+            try:
+                m = backend.measure(res.path, spec)
+            except DeviceUnavailableError:
+                raise
+            except (DeviceError, NasprofError, RuntimeError, ValueError, OSError) as exc:
+                # A runtime error on this model (unsupported op, crash in the runner): record and go on.
+                return TableEntry.failed(
+                    layer.key, f"measurement failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                    attempts=attempts0 + attempts, measured_on=backend.device, export_s=res.export_s,
+                    measure_s=time.perf_counter() - t0, **fields_,
+                )
+            with ctx.tally.lock:
+                ctx.tally.inference_s += sum(m.samples_ms) / 1000.0
+            q = assess(m, spec.target_rel_ci)
+            best = (m, q) if best is None else better(best, (m, q))
+            if not q.unstable:
+                break
+        measure_s = time.perf_counter() - t0
+        with ctx.tally.lock:
+            ctx.tally.measure_s += measure_s
+        assert best is not None
+        m, q = best
+        ctx.planner.observe(layer, m.median_ms)
+        flags = q.flags + ((FLAG_REMEASURED,) if attempts > 1 else ())
+        return TableEntry(
+            key=layer.key, samples_ms=m.samples_ms, flags=flags, attempts=attempts0 + attempts,
+            measured_on=backend.device, export_s=res.export_s, measure_s=measure_s,
+            **fields_, **_memory_fields(m),
+        )
+    finally:
+        res.path.unlink(missing_ok=True)

@@ -1,0 +1,28 @@
+"""Latency predictors: lookup-table sums (``LutPredictor``) and kernel-level regression (``KernelPredictor``).
+
+``Predictor.load(path)`` reads either kind from its JSON file (never pickle).
+"""
+
+from __future__ import annotations
+
+from nasprof.tables.predictors.base import (
+    PREDICTOR_SCHEMA_VERSION,
+    Prediction,
+    PredictionPart,
+    Predictor,
+    error_summary,
+    load_predictor,
+)
+from nasprof.tables.predictors.lut import LutPredictor
+from nasprof.tables.predictors.regression import KernelPredictor
+
+__all__ = [
+    "PREDICTOR_SCHEMA_VERSION",
+    "Prediction",
+    "PredictionPart",
+    "Predictor",
+    "KernelPredictor",
+    "LutPredictor",
+    "load_predictor",
+    "error_summary",
+]

@@ -1,0 +1,271 @@
+"""The predictor contract and its file format.
+
+A predictor file is one JSON document::
+
+    {"schema_version": 1, "format": "nasprof.predictor", "kind": "lut" | "kernel",
+     "device": "cpu", "measure_spec": {...}, "features": [...], "training_error": {...},
+     "environment": {"python": ..., "numpy": ..., "onnxruntime": ..., ...}, "created_utc": ...,
+     "body": {...kind-specific...}}
+
+Nothing is unpickled: a file can only ever yield numbers and strings. ``load_predictor`` checks the
+version, the kind and (when asked) the device before building the object, so a stale or foreign file fails
+with a message instead of predicting nonsense.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nasprof.errors import PredictorError, SchemaError
+
+__all__ = [
+    "PREDICTOR_SCHEMA_VERSION",
+    "Prediction",
+    "PredictionPart",
+    "Predictor",
+    "load_predictor",
+    "environment",
+    "error_summary",
+]
+
+#: History: 1 — first version (lut: key -> median_ms + overhead_ms; kernel: per-type JSON forests).
+PREDICTOR_SCHEMA_VERSION = 1
+FORMAT = "nasprof.predictor"
+
+
+@dataclass(frozen=True)
+class PredictionPart:
+    """One summand of a prediction: a table entry (LUT) or a kernel (regression)."""
+
+    name: str
+    kind: str
+    latency_ms: float
+    #: "table", "regression", "fallback" (a LUT key predicted by the fallback predictor) or "missing".
+    source: str = "table"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted latency with its breakdown. ``missing`` lists what could not be predicted (0 ms used)."""
+
+    latency_ms: float
+    parts: tuple[PredictionPart, ...] = ()
+    overhead_ms: float = 0.0
+    missing: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "overhead_ms": self.overhead_ms,
+            "complete": self.complete,
+            "missing": list(self.missing),
+            "fallback": list(self.fallback),
+            "parts": [
+                {"name": p.name, "kind": p.kind, "latency_ms": p.latency_ms, "source": p.source}
+                for p in self.parts
+            ],
+        }
+
+
+class Predictor(abc.ABC):
+    """Predicts the end-to-end latency (ms) of a network on one device.
+
+    Contract: ``predict`` returns milliseconds for one target (an ``Arch``, an arch string, or an ONNX path
+    for predictors that read graphs) and raises ``PredictorError`` when it cannot predict all of it;
+    ``explain`` returns the breakdown and never raises for missing parts (it lists them); ``predict_many``
+    is the fast path for search. Instances are immutable after construction and safe to share between
+    threads.
+    """
+
+    kind: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type[Predictor]]] = {}
+
+    def __init__(
+        self,
+        *,
+        device: str,
+        measure_spec: Mapping[str, Any] | None = None,
+        training_error: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.device = device
+        self.measure_spec = dict(measure_spec or {})
+        self.training_error = dict(training_error or {})
+        self.metadata = dict(metadata or {})
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.kind:
+            if cls.kind in Predictor._kinds:
+                raise ValueError(f"predictor kind {cls.kind!r} is already registered")
+            Predictor._kinds[cls.kind] = cls
+
+    # -- prediction -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def explain(self, target: Any) -> Prediction:
+        """Predict ``target`` with its breakdown; missing parts are listed, not raised."""
+
+    def predict(self, target: Any) -> float:
+        """Latency of ``target`` in milliseconds; ``PredictorError`` if any part cannot be predicted."""
+        p = self.explain(target)
+        if p.missing:
+            shown = ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else "")
+            raise PredictorError(f"{self.kind} predictor cannot predict {len(p.missing)} part(s): {shown}")
+        return p.latency_ms
+
+    def predict_many(self, targets: Iterable[Any]) -> np.ndarray:
+        """Latencies (ms) of many targets; subclasses vectorise this."""
+        return np.array([self.predict(t) for t in targets], dtype=np.float64)
+
+    # -- files ------------------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def features(self) -> list[str]:
+        """Names of the inputs the predictor uses (table keys' fields, or kernel features)."""
+
+    @abc.abstractmethod
+    def _body(self) -> dict[str, Any]:
+        """The kind-specific part of the file."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _from_body(cls, body: Mapping[str, Any], header: Mapping[str, Any]) -> Predictor:
+        """Rebuild from ``_body()`` output and the common header."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": PREDICTOR_SCHEMA_VERSION,
+            "format": FORMAT,
+            "kind": self.kind,
+            "device": self.device,
+            "measure_spec": self.measure_spec,
+            "features": self.features,
+            "training_error": self.training_error,
+            "metadata": self.metadata,
+            "environment": environment(),
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "body": self._body(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the predictor atomically as JSON (never pickle)."""
+        from nasprof._io import atomic_write_text
+
+        doc = self.to_dict()
+        return atomic_write_text(Path(path), json.dumps(doc, allow_nan=False, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> Predictor:
+        """Load any predictor file; ``device`` (if given) must match the device it was fitted for."""
+        p = load_predictor(path, device=device)
+        if cls is not Predictor and not isinstance(p, cls):
+            raise PredictorError(f"{path} holds a {p.kind!r} predictor, not a {cls.kind!r} one")
+        return p
+
+    def describe(self) -> dict[str, Any]:
+        """The header fields (what ``nasprof predictor show`` prints)."""
+        d = self.to_dict()
+        d.pop("body")
+        d.pop("created_utc")
+        d.pop("environment")
+        return d
+
+
+def load_predictor(path: str | Path, device: str | None = None) -> Predictor:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PredictorError(
+            f"predictor file {path} does not exist; fit one with `nasprof predictor fit`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PredictorError(f"cannot read predictor file {path}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PredictorError(
+            f"predictor file {path} is corrupt (not JSON: {exc.msg} at line {exc.lineno})"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise PredictorError(f'{path} is not a nasprof predictor file (no "format": "{FORMAT}")')
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise PredictorError(
+            f"predictor file {path} is corrupt: schema_version {version!r} is not an integer"
+        )
+    if version > PREDICTOR_SCHEMA_VERSION:
+        raise SchemaError(
+            f"predictor file {path} has schema_version {version}, newer than this nasprof understands "
+            f"({PREDICTOR_SCHEMA_VERSION}); upgrade nasprof or refit the predictor"
+        )
+    kind = doc.get("kind")
+    if kind not in Predictor._kinds:
+        raise PredictorError(
+            f"predictor file {path} has unknown kind {kind!r}; known: {sorted(Predictor._kinds)}"
+        )
+    if device is not None and doc.get("device") != device:
+        raise PredictorError(
+            f"predictor {path} was fitted for device {doc.get('device')!r}, not {device!r}; "
+            f"fit one for {device!r} or pass --device {doc.get('device')}"
+        )
+    body = doc.get("body")
+    if not isinstance(body, dict):
+        raise PredictorError(f"predictor file {path} is corrupt: no body")
+    try:
+        return Predictor._kinds[kind]._from_body(body, doc)
+    except PredictorError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise PredictorError(f"predictor file {path} is corrupt: {type(exc).__name__}: {exc}") from None
+
+
+def environment() -> dict[str, str]:
+    """Library versions and host, recorded in every file so a mismatch can be explained later."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    for pkg in ("nasprof", "numpy", "scikit-learn", "onnxruntime", "onnx"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = "not installed"
+    return env
+
+
+def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """RMSE (ms), RMSPE and the shares within ±5% / ±10% — used for training error and validation."""
+    p = np.asarray(predicted, np.float64)
+    m = np.asarray(measured, np.float64)
+    if p.shape != m.shape or p.size == 0:
+        raise PredictorError("need as many predictions as measurements, at least one")
+    rel = (p - m) / m
+    # A bound hit exactly (1.1 ms vs 1.0 ms) counts as within it despite float rounding (0.10000000000000009).
+    tol = 1e-9
+    return {
+        "n": int(p.size),
+        "rmse_ms": float(math.sqrt(np.mean((p - m) ** 2))),
+        "rmspe": float(math.sqrt(np.mean(rel**2))),
+        "mape": float(np.mean(np.abs(rel))),
+        "within_5pct": float(np.mean(np.abs(rel) <= 0.05 + tol)),
+        "within_10pct": float(np.mean(np.abs(rel) <= 0.10 + tol)),
+    }

@@ -1,0 +1,375 @@
+"""Training data for the kernel predictor: sample kernel configurations, build each as a one-kernel ONNX
+model, measure it on the device.
+
+Configurations are drawn from a prior shaped like mobile CNNs (feature maps 7–224, channels in multiples of
+8 up to ~1,300, 1×1 convs most common, SE-style 1×1 convs on 1×1 maps). Adaptive sampling follows
+nn-Meter: around a configuration the current regressor gets wrong by more than 10% (judged on out-of-bag
+predictions, so no extra measurements are spent on validation), new configurations re-sample its channel
+counts in [0.4·C, 1.2·C].
+
+A one-kernel model's latency includes the fixed cost of a ``session.run`` call (measured once on a
+near-empty model, subtracted, and added back once per predicted network) and, on x86 at level ``all``, the
+NCHWc layout reorders onnxruntime wraps around a lone conv. A profiled pass finds those reorders; their
+time is subtracted from the kernel's and becomes training data for a ``reorder`` kernel type, which the
+predictor adds only where a real network needs one (around an SE ``Mul``, before ``Gemm``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nasprof.tables.predictors.kernels import Kernel
+
+if TYPE_CHECKING:
+    from nasprof.devices.base import MeasureSpec
+    from nasprof.profiler.measurement import Measurement
+
+__all__ = [
+    "KernelSample",
+    "sample_kernels",
+    "resample_around",
+    "build_kernel_model",
+    "measure_kernels",
+    "measure_overhead",
+    "BUDGET_SHARES",
+]
+
+#: Share of the initial budget per kernel type (rough share of these kernels' time in mobile CNNs).
+BUDGET_SHARES: dict[str, float] = {
+    "conv": 0.38,
+    "dwconv": 0.26,
+    "eltwise": 0.08,
+    "act": 0.07,
+    "gap": 0.07,
+    "fc": 0.06,
+    "pool": 0.04,
+    "concat": 0.04,
+}
+_SIZES = (7, 14, 28, 56, 112, 224)
+#: Keep single measurements short on slow hosts: skip configurations above this many MACs.
+_MAX_MACS = 600_000_000
+
+Progress = Callable[[int, int, str], None]
+
+
+def _channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280) -> int:
+    c = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return max(8, int(round(c / 8)) * 8)
+
+
+def _size(rng: np.random.Generator) -> int:
+    return int(rng.choice(_SIZES)) if rng.random() < 0.8 else int(rng.integers(4, 225))
+
+
+def _out_hw(h: int, k: int, s: int) -> int:
+    return (h + 2 * (k // 2) - k) // s + 1
+
+
+def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
+    h = _size(rng)
+    if kind == "conv":
+        if rng.random() < 0.12:  # squeeze-excite convs: 1×1 on a 1×1 map
+            h, k, s = 1, 1, 1
+        else:
+            k = int(rng.choice([1, 1, 1, 3, 3, 5]))
+            s = int(rng.choice([1, 1, 2]))
+        cin = 3 if rng.random() < 0.05 else _channels(rng)
+        cout = _channels(rng)
+        act = str(rng.choice(["", "Relu", "Clip", "HardSwish", "Sigmoid"]))
+        fused = act in ("", "Relu") and s == 1 and rng.random() < 0.3
+        o = _out_hw(h, k, s)
+        return Kernel(
+            "conv",
+            "k",
+            ("k",),
+            (cin, h, h),
+            (cout, o, o),
+            kernel=k,
+            stride=s,
+            act=act,
+            fused_add=fused,
+            params=cout * cin * k * k + cout,
+        )
+    if kind == "dwconv":
+        c = _channels(rng, 8, 1600)
+        k, s = int(rng.choice([3, 5, 7])), int(rng.choice([1, 1, 2]))
+        act = str(rng.choice(["", "Relu", "Clip", "HardSwish"]))
+        o = _out_hw(h, k, s)
+        return Kernel(
+            "dwconv",
+            "k",
+            ("k",),
+            (c, h, h),
+            (c, o, o),
+            kernel=k,
+            stride=s,
+            groups=c,
+            act=act,
+            params=c * k * k + c,
+        )
+    if kind == "fc":
+        cin, cout = _channels(rng, 64, 2048), int(rng.choice([10, 100, 1000, _channels(rng, 64, 1280)]))
+        return Kernel(
+            "fc", "k", ("k",), (cin,), (cout,), act=str(rng.choice(["", "Relu"])), params=cin * cout + cout
+        )
+    if kind == "gap":
+        c = _channels(rng, 16, 1600)
+        return Kernel("gap", "k", ("k",), (c, h, h), (c, 1, 1), variant="GlobalAveragePool")
+    if kind == "pool":
+        c, k = _channels(rng, 8, 256), int(rng.choice([2, 3]))
+        o = _out_hw(h, k, 2)
+        return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant="MaxPool")
+    if kind == "eltwise":
+        c = _channels(rng, 8, 1280)
+        op, bcast = ("Mul", True) if rng.random() < 0.4 else ("Add", False)
+        return Kernel("eltwise", "k", ("k",), (c, h, h), (c, h, h), variant=op, broadcast=bcast)
+    if kind == "act":
+        c = _channels(rng, 8, 1280)
+        act = str(
+            rng.choice(["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "QuickGelu", "QuickGelu"])
+        )
+        return Kernel("act", "k", ("k",), (c, h, h), (c, h, h), act=act)
+    if kind == "concat":
+        c1, c2 = _channels(rng, 8, 512), _channels(rng, 8, 512)
+        return Kernel("concat", "k", ("k",), (c1, h, h), (c1 + c2, h, h), variant=str(c1))
+    raise ValueError(f"no sampler for kernel type {kind!r}")
+
+
+def _macs_ok(k: Kernel) -> bool:
+    from nasprof.tables.predictors.features import kernel_macs
+
+    return kernel_macs(k) <= _MAX_MACS
+
+
+def sample_kernels(kind: str, n: int, rng: np.random.Generator) -> list[Kernel]:
+    out: list[Kernel] = []
+    while len(out) < n:
+        k = _sample_one(kind, rng)
+        if _macs_ok(k):
+            out.append(k)
+    return out
+
+
+def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
+    """A neighbour of ``k``: channel counts re-drawn in [0.4·C, 1.2·C] (nn-Meter's adaptive sampling)."""
+
+    def near(c: int) -> int:
+        if c <= 3:
+            return c
+        return max(8, int(round(c * rng.uniform(0.4, 1.2) / 8)) * 8)
+
+    for _ in range(20):
+        cin = near(k.in_shape[0])
+        if k.type in ("dwconv", "gap", "pool", "eltwise", "act"):
+            cout = cin
+        elif k.type == "concat":
+            cout = cin + near(k.out_shape[0] - k.in_shape[0])
+        elif k.type == "fc" and k.out_shape[0] in (10, 100, 1000):
+            cout = k.out_shape[0]
+        else:
+            cout = near(k.out_shape[0])
+        params = k.params
+        if k.type == "conv":
+            params = cout * cin * k.kernel * k.kernel + cout
+        elif k.type == "dwconv":
+            params = cin * k.kernel * k.kernel + cin
+        elif k.type == "fc":
+            params = cin * cout + cout
+        cand = dataclasses.replace(
+            k,
+            in_shape=(cin, *k.in_shape[1:]),
+            out_shape=(cout, *k.out_shape[1:]),
+            params=params,
+            groups=cin if k.type == "dwconv" else k.groups,
+            variant=str(cin) if k.type == "concat" else k.variant,
+        )
+        if _macs_ok(cand):
+            return cand
+    return k
+
+
+def build_kernel_model(k: Kernel, path: Path) -> Path:
+    """Write a one-kernel ONNX model (batch 1, float32) for ``k``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    f32 = TensorProto.FLOAT
+
+    def init(name: str, shape: Sequence[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+
+    inputs = [helper.make_tensor_value_info("x", f32, [1, *k.in_shape])]
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    cur = "x"
+
+    def act(op: str, x: str) -> str:
+        if not op:
+            return x
+        y = f"{x}_{op.lower()}"
+        if op == "QuickGelu":  # x * sigmoid(x): onnxruntime fuses the pair into one QuickGelu kernel
+            nodes.append(helper.make_node("Sigmoid", [x], [f"{x}_sig"], name="/Sigmoid"))
+            nodes.append(helper.make_node("Mul", [x, f"{x}_sig"], [y], name="/Mul"))
+        elif op == "Clip":
+            inits.extend(
+                [
+                    numpy_helper.from_array(np.array(0.0, np.float32), "clip_lo"),
+                    numpy_helper.from_array(np.array(6.0, np.float32), "clip_hi"),
+                ]
+            )
+            nodes.append(helper.make_node("Clip", [x, "clip_lo", "clip_hi"], [y], name=f"/{op}"))
+        else:
+            nodes.append(helper.make_node(op, [x], [y], name=f"/{op}"))
+        return y
+
+    cin = k.in_shape[0]
+    cout = k.out_shape[0]
+    if k.type in ("conv", "dwconv"):
+        inits += [init("w", (cout, cin // k.groups, k.kernel, k.kernel)), init("b", (cout,))]
+        p = k.kernel // 2
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                ["x", "w", "b"],
+                ["conv"],
+                name="/Conv",
+                group=k.groups,
+                kernel_shape=[k.kernel] * 2,
+                strides=[k.stride] * 2,
+                pads=[p] * 4,
+            )
+        )
+        cur = "conv"
+        if k.fused_add:
+            inputs.append(helper.make_tensor_value_info("r", f32, [1, *k.out_shape]))
+            nodes.append(helper.make_node("Add", ["conv", "r"], ["sum"], name="/Add"))
+            cur = "sum"
+        cur = act(k.act, cur)
+    elif k.type == "fc":
+        inits += [init("w", (cout, cin)), init("b", (cout,))]
+        inputs = [helper.make_tensor_value_info("x", f32, [1, cin])]
+        nodes.append(helper.make_node("Gemm", ["x", "w", "b"], ["fc"], name="/Gemm", transB=1))
+        cur = act(k.act, "fc")
+    elif k.type == "gap":
+        nodes.append(helper.make_node("GlobalAveragePool", ["x"], ["gap"], name="/GlobalAveragePool"))
+        cur = "gap"
+    elif k.type == "pool":
+        nodes.append(
+            helper.make_node(
+                "MaxPool",
+                ["x"],
+                ["pool"],
+                name="/MaxPool",
+                kernel_shape=[k.kernel] * 2,
+                strides=[k.stride] * 2,
+                pads=[k.kernel // 2] * 4,
+            )
+        )
+        cur = "pool"
+    elif k.type == "eltwise":
+        other = [1, cin, 1, 1] if k.broadcast else [1, *k.in_shape]
+        inputs.append(helper.make_tensor_value_info("y", f32, other))
+        nodes.append(helper.make_node(k.variant or "Add", ["x", "y"], ["z"], name=f"/{k.variant or 'Add'}"))
+        cur = "z"
+    elif k.type == "act":
+        cur = act(k.act, "x")
+    elif k.type == "concat":
+        c1 = int(k.variant or cin)
+        inputs = [
+            helper.make_tensor_value_info("x", f32, [1, c1, *k.in_shape[1:]]),
+            helper.make_tensor_value_info("y", f32, [1, cout - c1, *k.in_shape[1:]]),
+        ]
+        nodes.append(helper.make_node("Concat", ["x", "y"], ["cat"], name="/Concat", axis=1))
+        cur = "cat"
+    else:
+        raise ValueError(f"cannot build a model for kernel type {k.type!r}")
+    outputs = [helper.make_tensor_value_info(cur, f32, [1, *k.out_shape])]
+    graph = helper.make_graph(nodes, f"kernel_{k.type}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _empty_model(path: Path) -> Path:
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="/Relu")], "empty", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(path))
+    return path
+
+
+def measure_overhead(device: str, spec: MeasureSpec) -> float:
+    """Median latency (ms) of a near-empty model: the fixed cost of one ``session.run`` call."""
+    from nasprof.devices import get_device
+
+    backend = get_device(device)
+    with tempfile.TemporaryDirectory(prefix="nasprof-kern-") as tmp:
+        m = backend.measure(_empty_model(Path(tmp) / "empty.onnx"), dataclasses.replace(spec, per_node=False))
+    return m.median_ms
+
+
+@dataclass(frozen=True)
+class KernelSample:
+    """What measuring one one-kernel model gave: end-to-end median and the layout reorders inside it."""
+
+    kernel: Kernel
+    e2e_ms: float
+    #: Reorder kernels onnxruntime ran around the kernel (NCHWc on x86), with their profiled times (ms).
+    reorders: tuple[tuple[Kernel, float], ...] = ()
+
+    @property
+    def reorder_ms(self) -> float:
+        return sum(ms for _, ms in self.reorders)
+
+
+def _reorders(m: Measurement) -> tuple[tuple[Kernel, float], ...]:
+    out = []
+    for node in m.per_node or ():
+        if node.op_type in ("ReorderInput", "ReorderOutput"):
+            shape = tuple(node.output_shape[1:]) if len(node.output_shape) == 4 else ()
+            if shape:
+                out.append(
+                    (Kernel("reorder", node.name, (), shape, shape, variant=node.op_type), node.duration_ms)
+                )
+    return tuple(out)
+
+
+def measure_kernels(
+    kernels: Sequence[Kernel],
+    device: str,
+    spec: MeasureSpec,
+    *,
+    progress: Progress | None = None,
+    done_before: int = 0,
+    total: int | None = None,
+) -> list[KernelSample]:
+    """Measure each kernel's one-kernel model end to end, plus one profiled pass to find the layout
+    reorders onnxruntime wrapped around it (their time is not the kernel's)."""
+    from nasprof.devices import get_device
+
+    backend = get_device(device)
+    spec = dataclasses.replace(spec, per_node=True, per_node_runs=min(spec.per_node_runs, 10))
+    out: list[KernelSample] = []
+    total = total or len(kernels)
+    with tempfile.TemporaryDirectory(prefix="nasprof-kern-") as tmp:
+        for i, k in enumerate(kernels):
+            path = build_kernel_model(k, Path(tmp) / f"k{i}.onnx")
+            m = backend.measure(path, spec)
+            out.append(KernelSample(k, m.median_ms, _reorders(m)))
+            path.unlink()
+            if progress is not None:
+                progress(done_before + i + 1, total, k.type)
+    return out

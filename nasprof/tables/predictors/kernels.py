@@ -1,0 +1,425 @@
+"""Split an ONNX graph into the kernels onnxruntime really executes at a given optimisation level.
+
+The fusion rules mirror what onnxruntime's CPU profile shows (checked with onnxruntime 1.32; the tests
+compare these rules with a real profile):
+
+- ``basic``: constant sub-graphs are folded, ``Identity``/``Dropout`` vanish, and a ``BatchNormalization``
+  (or a ``Mul``/``Add`` by a constant) right after a ``Conv`` is folded into the conv's weights.
+- ``extended``: + a ``Conv`` followed by ``Relu``/``Clip``/``Sigmoid``/``Tanh``/``LeakyRelu``/``HardSigmoid``
+  becomes one ``FusedConv``; ``Gemm`` + activation becomes ``FusedGemm``. (``HardSwish`` is *not* fused at
+  this level: onnxruntime inlines it into ``HardSigmoid`` + ``Mul``.)
+- ``all`` (x86, NCHWc layout): + ``HardSwish`` fuses into the conv too, and a residual ``Add`` whose other
+  input is a computed tensor fuses into the conv that produces one of its inputs (``Conv`` with a *sum*
+  input), together with a ``Relu`` after it. The layout reorders onnxruntime inserts are not kernels of
+  their own here: their cost is part of the per-kernel measurements the regressors learn from.
+
+A fused pattern fires only when the producer's output has exactly one consumer (as in onnxruntime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasprof.errors import ModelError
+
+__all__ = ["Kernel", "split_kernels", "LEVELS", "FREE_OPS", "ACT_CODES"]
+
+LEVELS = ("disable", "basic", "extended", "all")
+
+#: Ops that move no data worth timing (views or tiny shape arithmetic); they predict 0 ms.
+FREE_OPS = frozenset(
+    {
+        "Identity",
+        "Dropout",
+        "Constant",
+        "Shape",
+        "Flatten",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Gather",
+        "Cast",
+        "ConstantOfShape",
+    }
+)
+#: Activation codes used as a feature (the regressors treat them as categories).
+ACT_CODES: Mapping[str, int] = {
+    "": 0,
+    "Relu": 1,
+    "Clip": 2,
+    "Sigmoid": 3,
+    "HardSigmoid": 4,
+    "HardSwish": 5,
+    "Tanh": 6,
+    "LeakyRelu": 7,
+    "QuickGelu": 8,
+}
+_FUSED_ACTS_EXTENDED = frozenset({"Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid"})
+_FUSED_ACTS_ALL = _FUSED_ACTS_EXTENDED | {"HardSwish"}
+_ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One executed kernel: its type (``conv``, ``dwconv``, ``fc``, ``gap``, ``pool``, ``eltwise``, ``act``,
+    ``concat``, ``free``, or the op type of an unsupported op), the exported nodes it covers, and its shapes.
+
+    Shapes are NCHW with batch 1 dropped: ``in_shape`` = (C, H, W) of the main input, ``out_shape`` likewise.
+    """
+
+    type: str
+    name: str
+    covers: tuple[str, ...]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    act: str = ""
+    fused_add: bool = False
+    params: int = 0
+    #: Op-specific variant: the element-wise op for ``eltwise``, pool op for ``pool``, inputs for ``concat``.
+    variant: str = ""
+    broadcast: bool = False
+    #: Data tensors read and the tensor written (for the layout pass); empty for sampled configurations.
+    inputs: tuple[str, ...] = ()
+    output: str = ""
+
+
+class _Graph:
+    def __init__(self, model: object) -> None:
+        import onnx
+
+        assert isinstance(model, onnx.ModelProto)
+        g = model.graph
+        self.nodes = list(g.node)
+        self.inits = {t.name: t for t in g.initializer}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            dims = vi.type.tensor_type.shape.dim
+            if all(d.HasField("dim_value") for d in dims):
+                self.shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+        for t in g.initializer:
+            self.shapes[t.name] = tuple(int(d) for d in t.dims)
+        self.consumers: dict[str, list[int]] = {}
+        for i, n in enumerate(self.nodes):
+            for x in n.input:
+                if x:
+                    self.consumers.setdefault(x, []).append(i)
+        self.graph_outputs = {o.name for o in g.output}
+        self.producers = {o for n in self.nodes for o in n.output}
+
+    def sole_consumer(self, tensor: str) -> int | None:
+        users = self.consumers.get(tensor, [])
+        if len(users) == 1 and tensor not in self.graph_outputs:
+            return users[0]
+        return None
+
+
+def _attr(node: object, name: str, default: object) -> object:
+    import onnx
+
+    for a in node.attribute:  # type: ignore[attr-defined]
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _chw(shape: Sequence[int] | None) -> tuple[int, ...]:
+    if not shape:
+        return ()
+    s = tuple(shape)
+    return s[1:] if len(s) >= 2 and s[0] == 1 else s
+
+
+def load_with_shapes(model_path: str | Path) -> object:
+    """Load an ONNX file, pin symbolic batch dimensions to 1 and infer every tensor's shape."""
+    import onnx
+
+    try:
+        model = onnx.load(str(model_path))
+    except FileNotFoundError:
+        raise ModelError(f"model {model_path} does not exist") from None
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise ModelError(f"cannot read ONNX model {model_path}: {exc}") from None
+    inits = {t.name for t in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        for d in inp.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = 1  # a free (batch) dimension: predict batch 1
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
+
+
+def split_kernels(model: object, level: str = "all", *, reorders: bool = False) -> list[Kernel]:
+    """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) at ``level``;
+    ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86."""
+    if level not in LEVELS:
+        raise ModelError(f"unknown optimisation level {level!r}: use one of {', '.join(LEVELS)}")
+    if isinstance(model, (str, Path)):
+        model = load_with_shapes(model)
+    g = _Graph(model)
+    lvl = LEVELS.index(level)
+    const = set(g.inits)
+    done: set[int] = set()
+    kernels: list[Kernel] = []
+    for i, node in enumerate(g.nodes):
+        if i in done:
+            continue
+        done.add(i)
+        inputs = [x for x in node.input if x]
+        if lvl >= 1 and (node.op_type == "Constant" or (inputs and all(x in const for x in inputs))):
+            const.update(node.output)  # constant folding: computed once at load time
+            continue
+        if node.op_type == "Constant":
+            const.update(node.output)
+        if lvl >= 1 and node.op_type in ("Identity", "Dropout"):
+            continue
+        if node.op_type == "Conv":
+            kernels.append(_conv_kernel(g, i, node, lvl, const, done))
+        else:
+            kernels.append(_other_kernel(g, node, lvl, const, done, i))
+    kernels = _topological(kernels, const)
+    if reorders and lvl >= 3:
+        return _with_reorders(g, kernels, const)
+    return kernels
+
+
+def _topological(kernels: list[Kernel], const: set[str]) -> list[Kernel]:
+    """Kernels in an order where each runs after its inputs' producers (a fused residual add can make a
+    kernel read a tensor that a later node of the file produces, as onnxruntime's own order shows)."""
+    produced = {k.output for k in kernels if k.output}
+    ready = {t for k in kernels for t in k.inputs if t not in produced} | const
+    pending, out = list(kernels), []
+    while pending:
+        for i, k in enumerate(pending):
+            if all(t in ready for t in k.inputs):
+                out.append(pending.pop(i))
+                ready.add(k.output)
+                break
+        else:  # a cycle cannot happen in a valid graph; keep file order rather than loop forever
+            return out + pending
+    return out
+
+
+#: Kernel types onnxruntime's NCHWc transformer runs in the blocked layout.
+_NCHWC_TYPES = frozenset({"conv", "dwconv", "gap", "pool"})
+#: A conv with fewer input channels than the NCHWc block reads the plain layout (the stem's 3 channels).
+_NCHWC_BLOCK = 16
+
+
+def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str]) -> list[Kernel]:
+    blocked: set[str] = set()
+    converted: set[str] = set()  # blocked tensors already reordered back to plain
+    out: list[Kernel] = []
+
+    def reorder(tensor: str, variant: str) -> Kernel:
+        shape = _chw(g.shapes.get(tensor))
+        return Kernel(
+            "reorder",
+            f"{variant}({tensor})",
+            (),
+            shape,
+            shape,
+            variant=variant,
+            inputs=(tensor,),
+            output=tensor,
+        )
+
+    for k in kernels:
+        nchwc = (
+            k.type in _NCHWC_TYPES
+            or (k.type == "eltwise" and k.variant == "Add" and not k.broadcast)
+            # Layout-agnostic kernels keep a blocked tensor blocked (no reorder around an activation).
+            or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
+            or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
+        ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
+        if k.type in ("conv", "dwconv") and k.in_shape and k.in_shape[0] < _NCHWC_BLOCK:
+            nchwc_input = False
+        else:
+            nchwc_input = nchwc
+        for t in k.inputs:
+            if t in const:
+                continue
+            if nchwc_input and t not in blocked:
+                shape = _chw(g.shapes.get(t))
+                if shape and not (t not in g.producers and shape[0] < _NCHWC_BLOCK):
+                    out.append(reorder(t, "ReorderInput"))
+            elif not nchwc_input and t in blocked and t not in converted:
+                out.append(reorder(t, "ReorderOutput"))
+                converted.add(t)
+        out.append(k)
+        if nchwc and k.output:
+            blocked.add(k.output)
+    for t in sorted(g.graph_outputs & blocked):
+        out.append(reorder(t, "ReorderOutput"))
+    return out
+
+
+def _conv_kernel(g: _Graph, i: int, node: object, lvl: int, const: set[str], done: set[int]) -> Kernel:
+    covers = [node.name]  # type: ignore[attr-defined]
+    w = g.shapes.get(node.input[1], ())  # type: ignore[attr-defined]
+    x_shape = _chw(g.shapes.get(node.input[0]))  # type: ignore[attr-defined]
+    groups = int(_attr(node, "group", 1))  # type: ignore[arg-type]
+    k = int(w[2]) if len(w) >= 3 else 1
+    strides = _attr(node, "strides", [1])
+    stride = int(strides[0]) if strides else 1  # type: ignore[index]
+    params = int(np.prod(w)) if w else 0
+    if len(node.input) > 2 and node.input[2]:  # type: ignore[attr-defined]
+        params += int(w[0]) if w else 0
+    out = node.output[0]  # type: ignore[attr-defined]
+    act, fused_add = "", False
+    residual: list[str] = []
+    acts = _FUSED_ACTS_ALL if lvl >= 3 else _FUSED_ACTS_EXTENDED
+    while True:
+        j = g.sole_consumer(out)
+        if j is None or j in done:
+            break
+        nxt = g.nodes[j]
+        others = [x for x in nxt.input if x and x != out]
+        if (
+            lvl >= 1
+            and not act
+            and not fused_add
+            and (
+                nxt.op_type == "BatchNormalization"
+                or (nxt.op_type in ("Mul", "Add") and others and all(x in const for x in others))
+            )
+        ):
+            pass  # folded into the conv's weights/bias
+        elif lvl >= 2 and not act and nxt.op_type in acts:
+            act = nxt.op_type
+        elif (
+            lvl >= 3
+            and not act
+            and not fused_add
+            and nxt.op_type == "Add"
+            and len(others) == 1
+            and others[0] not in const
+            and g.shapes.get(others[0]) == g.shapes.get(out)
+        ):
+            fused_add = True
+            residual = list(others)
+        elif lvl >= 3 and fused_add and not act and nxt.op_type == "Relu":
+            act = "Relu"
+        else:
+            break
+        done.add(j)
+        covers.append(nxt.name)
+        out = nxt.output[0]
+    cin = x_shape[0] if x_shape else 0
+    cout = int(w[0]) if w else 0
+    ktype = "dwconv" if groups > 1 and groups == cin and cout % cin == 0 else "conv"
+    return Kernel(
+        type=ktype,
+        name=node.name,
+        covers=tuple(covers),
+        in_shape=x_shape,  # type: ignore[attr-defined]
+        out_shape=_chw(g.shapes.get(out)),
+        kernel=k,
+        stride=stride,
+        groups=groups,
+        act=act,
+        fused_add=fused_add,
+        params=params,
+        inputs=(node.input[0], *residual),  # type: ignore[attr-defined]
+        output=out,
+    )
+
+
+def _other_kernel(g: _Graph, node: object, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
+    k = _other_kernel_shapes(g, node, lvl, const, done, i)
+    data_inputs = tuple(x for x in node.input if x and x not in const)  # type: ignore[attr-defined]
+    return dataclasses.replace(k, inputs=data_inputs, output=k.output or node.output[0])  # type: ignore[attr-defined]
+
+
+def _other_kernel_shapes(
+    g: _Graph, node: object, lvl: int, const: set[str], done: set[int], i: int
+) -> Kernel:
+    op = node.op_type  # type: ignore[attr-defined]
+    name = node.name or f"{op}_{i}"  # type: ignore[attr-defined]
+    data_inputs = [x for x in node.input if x and x not in const]  # type: ignore[attr-defined]
+    in_shape = _chw(g.shapes.get(data_inputs[0])) if data_inputs else ()
+    out = node.output[0]  # type: ignore[attr-defined]
+    out_shape = _chw(g.shapes.get(out))
+    covers = [name]
+    if op in FREE_OPS:
+        return Kernel("free", name, tuple(covers), in_shape, out_shape, variant=op)
+    if op in ("Gemm", "MatMul") and len(data_inputs) == 1:
+        wname = [x for x in node.input if x in const]  # type: ignore[attr-defined]
+        params = sum(int(np.prod(g.shapes.get(x, (0,)))) for x in wname)
+        act = ""
+        j = g.sole_consumer(out)
+        if lvl >= 2 and j is not None and j not in done and g.nodes[j].op_type in _FUSED_ACTS_EXTENDED:
+            act = g.nodes[j].op_type
+            done.add(j)
+            covers.append(g.nodes[j].name)
+            out_shape = _chw(g.shapes.get(g.nodes[j].output[0]))
+        return Kernel(
+            "fc",
+            name,
+            tuple(covers),
+            in_shape,
+            out_shape,
+            act=act,
+            params=params,
+            output=g.nodes[j].output[0] if act else out,
+        )
+    spatial_mean = (
+        op == "ReduceMean" and len(in_shape) == 3 and out_shape and int(np.prod(out_shape)) == in_shape[0]
+    )
+    if op == "GlobalAveragePool" or spatial_mean:
+        return Kernel("gap", name, tuple(covers), in_shape, out_shape, variant=op)
+    if op in ("MaxPool", "AveragePool"):
+        ks = _attr(node, "kernel_shape", [1])
+        st = _attr(node, "strides", [1])
+        return Kernel(
+            "pool",
+            name,
+            tuple(covers),
+            in_shape,
+            out_shape,
+            kernel=int(ks[0]),  # type: ignore[index]
+            stride=int(st[0]) if st else 1,
+            variant=op,
+        )  # type: ignore[index]
+    if op in _ELTWISE and len(data_inputs) == 2:
+        a, b = (g.shapes.get(x) for x in data_inputs)
+        bcast = a != b
+        main = a if a is not None and (b is None or np.prod(a) >= np.prod(b)) else b
+        return Kernel("eltwise", name, tuple(covers), _chw(main), out_shape, variant=op, broadcast=bcast)
+    if op in _ELTWISE and len(data_inputs) == 1:  # scaling by a constant
+        return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)
+    if op == "Sigmoid" and lvl >= 2 and data_inputs:
+        # x * sigmoid(x) (SiLU/Swish) becomes one QuickGelu kernel from level extended on.
+        j = g.sole_consumer(out)
+        if (
+            j is not None
+            and j not in done
+            and g.nodes[j].op_type == "Mul"
+            and set(g.nodes[j].input) == {data_inputs[0], out}
+        ):
+            done.add(j)
+            return Kernel(
+                "act",
+                name,
+                (name, g.nodes[j].name),
+                in_shape,
+                out_shape,
+                act="QuickGelu",
+                output=g.nodes[j].output[0],
+            )
+    if op in ACT_CODES:
+        return Kernel("act", name, tuple(covers), in_shape, out_shape, act=op)
+    if op == "Concat":
+        return Kernel("concat", name, tuple(covers), in_shape, out_shape, variant=str(len(data_inputs)))
+    return Kernel(op, name, tuple(covers), in_shape, out_shape)

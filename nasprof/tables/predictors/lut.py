@@ -1,0 +1,269 @@
+"""``LutPredictor``: a network's latency as the sum of its layers' lookup-table entries.
+
+latency(arch) = overhead_ms + Σ_layers (entry_ms(layer.key) − overhead_ms)
+
+Every table entry was measured as a one-layer model, so each includes the fixed cost of one
+``session.run`` call (``overhead_ms``, measured once on a near-empty model); a network pays it once, not
+once per layer. With ``overhead_ms = 0`` this is the plain ProxylessNAS sum.
+
+Speed: the table's keys are numbered once and their latencies put in a numpy vector (with one extra slot
+worth 0 ms for padding). An architecture becomes a row of key ids (``encode``, cached per architecture
+string, since a search revisits the same architectures); a batch is then one gather and one row sum —
+``predict_many`` on an encoded ``(n, max_layers)`` id matrix runs at tens of millions of architectures per
+second, and a cached single ``predict`` is a dictionary hit plus a short sum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasprof.errors import PredictorError
+from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor
+
+__all__ = ["LutPredictor"]
+
+_CACHE_SIZE = 1 << 17
+
+
+class LutPredictor(Predictor):
+    """Sums table entries. ``fallback`` (another predictor able to predict a layer) fills missing keys."""
+
+    kind = "lut"
+
+    def __init__(
+        self,
+        entries: Mapping[str, float],
+        *,
+        overhead_ms: float = 0.0,
+        space: str | None = None,
+        resolution: int | None = None,
+        fallback: Predictor | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        bad = [
+            k for k, v in entries.items() if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)
+        ]
+        if bad:
+            raise PredictorError(f"table entries must be positive latencies in ms; bad: {', '.join(bad[:3])}")
+        if not math.isfinite(overhead_ms) or overhead_ms < 0:
+            raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
+        self.entries = dict(entries)
+        self.overhead_ms = float(overhead_ms)
+        self.space = space
+        self.resolution = resolution
+        self.fallback = fallback
+        self._keys = list(self.entries)
+        self._index = {k: i for i, k in enumerate(self._keys)}
+        # Per-layer cost with the per-call overhead removed; the last slot (0 ms) pads short architectures.
+        self._lat = np.append(
+            np.array([self.entries[k] for k in self._keys], np.float64) - self.overhead_ms, 0.0
+        )
+        self.pad_id = len(self._keys)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def features(self) -> list[str]:
+        return ["layer keys"]
+
+    # -- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def from_table(cls, table: Any, *, overhead_ms: float | None = None) -> LutPredictor:
+        """Build from a ``LatencyTable`` (or its path). Failed entries are left out (predicting an
+        architecture that needs one raises, naming the key)."""
+        from nasprof.tables.store import LatencyTable
+
+        tbl = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
+        meta = tbl.metadata
+        entries = {e.key: float(e.median_ms) for e in tbl.entries() if e.ok and e.median_ms is not None}
+        if not entries:
+            raise PredictorError(f"table {tbl.path} holds no measured entries; build it first")
+        if overhead_ms is None:
+            overhead_ms = float(meta.get("overhead_ms", 0.0) or 0.0)
+        spec = meta.get("measure_spec") or meta.get("spec") or {}
+        res = meta.get("resolution")
+        return cls(
+            entries,
+            overhead_ms=overhead_ms,
+            space=meta.get("space"),
+            resolution=int(res) if res is not None else None,
+            device=str(meta.get("device") or tbl.device),
+            measure_spec=spec if isinstance(spec, dict) else {},
+            training_error={"method": "none: entries are measurements; see `nasprof validate`"},
+            metadata={
+                "table": str(tbl.path),
+                "entries": len(entries),
+                "failed_entries": sum(1 for e in tbl.entries() if not e.ok),
+            },
+        )
+
+    # -- encoding ---------------------------------------------------------------------------------------
+    def _arch(self, target: Any) -> Any:
+        if isinstance(target, (str, Path)):
+            s = str(target)
+            if s.endswith(".onnx"):
+                raise PredictorError(
+                    "a lookup-table predictor predicts architectures of its space, not ONNX files; "
+                    "use a kernel predictor (`nasprof predictor fit --kernels`) for arbitrary graphs"
+                )
+            from nasprof.space import Arch
+
+            try:
+                return Arch.from_string(s)
+            except Exception as exc:  # the space raises SpaceError; anything else is a malformed string
+                raise PredictorError(f"cannot parse architecture {s[:80]!r}: {exc}") from None
+        return target
+
+    def layer_keys(self, target: Any) -> list[str]:
+        arch = self._arch(target)
+        if self.space and getattr(arch, "space", self.space) != self.space:
+            raise PredictorError(
+                f"architecture is from space {arch.space!r}; this table is for {self.space!r}"
+            )
+        if self.resolution and getattr(arch, "resolution", self.resolution) != self.resolution:
+            raise PredictorError(
+                f"architecture has resolution {arch.resolution}; this table is for {self.resolution}"
+            )
+        return [layer.key for layer in arch.layers()]
+
+    def encode(self, target: Any) -> np.ndarray:
+        """Key ids of the architecture's layers (cached). ``PredictorError`` names a key the table lacks."""
+        if isinstance(target, str):
+            cache_key = target
+        elif hasattr(target, "to_string"):
+            cache_key = target.to_string()
+        else:
+            self._arch(target)  # explains what went wrong for an ONNX path
+            raise PredictorError(f"cannot predict a {type(target).__name__}; pass an Arch or its string")
+        ids = self._cache.get(cache_key)
+        if ids is not None:
+            return ids
+        keys = self.layer_keys(target)
+        missing = [k for k in keys if k not in self._index]
+        if missing:
+            raise PredictorError(
+                f"the table has no entry for {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + "; extend it with `nasprof table build` or fit with a fallback predictor"
+            )
+        ids = np.fromiter((self._index[k] for k in keys), dtype=np.int64, count=len(keys))
+        ids.setflags(write=False)
+        self._cache[cache_key] = ids
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return ids
+
+    def encode_many(self, targets: Iterable[Any]) -> np.ndarray:
+        """An ``(n, max_layers)`` id matrix padded with ``pad_id`` (0 ms): the input of ``predict_many``."""
+        rows = [self.encode(t) for t in targets]
+        width = max((len(r) for r in rows), default=0)
+        out = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out
+
+    # -- prediction -------------------------------------------------------------------------------------
+    def predict(self, target: Any) -> float:
+        if self.fallback is not None:
+            return super().predict(target)
+        return float(self._lat[self.encode(target)].sum()) + self.overhead_ms
+
+    def predict_many(self, targets: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """Latencies (ms). Pass ``encode_many(archs)`` (an int id matrix) for the fast path."""
+        if isinstance(targets, np.ndarray) and targets.dtype.kind in "iu":
+            ids = targets if targets.ndim == 2 else targets.reshape(1, -1)
+            if ids.size and (ids.min() < 0 or ids.max() > self.pad_id):
+                raise PredictorError(f"key ids must lie in 0..{self.pad_id}; encode with this predictor")
+            return self._lat[ids].sum(axis=1) + self.overhead_ms
+        targets = list(targets)
+        if self.fallback is not None:
+            return np.array([self.predict(t) for t in targets], np.float64)
+        return self._lat[self.encode_many(targets)].sum(axis=1) + self.overhead_ms
+
+    def explain(self, target: Any) -> Prediction:
+        arch = self._arch(target)
+        layers = list(arch.layers())
+        parts: list[PredictionPart] = []
+        missing: list[str] = []
+        fallback: list[str] = []
+        for layer in layers:
+            key = layer.key
+            if key in self.entries:
+                parts.append(PredictionPart(key, "layer", self.entries[key] - self.overhead_ms, "table"))
+            elif self.fallback is not None:
+                ms = self._fallback_layer(layer)
+                if ms is None:
+                    missing.append(key)
+                else:
+                    fallback.append(key)
+                    parts.append(PredictionPart(key, "layer", ms, "fallback"))
+            else:
+                missing.append(key)
+        total = self.overhead_ms + sum(p.latency_ms for p in parts)
+        return Prediction(
+            total,
+            tuple(parts),
+            overhead_ms=self.overhead_ms,
+            missing=tuple(missing),
+            fallback=tuple(fallback),
+        )
+
+    def _fallback_layer(self, layer: Any) -> float | None:
+        """Predict one layer with the fallback by exporting it alone (slow; flagged in the result)."""
+        import tempfile
+
+        from nasprof.space import export_layer
+
+        with tempfile.TemporaryDirectory(prefix="nasprof-fallback-") as tmp:
+            path = export_layer(layer, Path(tmp) / "layer.onnx")
+            p = self.fallback.explain(path)  # type: ignore[union-attr]
+        if p.missing:
+            return None
+        # The fallback's one-layer estimate includes one per-call overhead; drop it, as for entries.
+        return max(p.latency_ms - p.overhead_ms, 0.0)
+
+    # -- files ------------------------------------------------------------------------------------------
+    def _body(self) -> dict[str, Any]:
+        return {
+            "overhead_ms": self.overhead_ms,
+            "space": self.space,
+            "resolution": self.resolution,
+            "entries": dict(sorted(self.entries.items())),
+        }
+
+    @classmethod
+    def _from_body(cls, body: Mapping[str, Any], header: Mapping[str, Any]) -> LutPredictor:
+        entries = body["entries"]
+        if not isinstance(entries, dict):
+            raise PredictorError("predictor body 'entries' must map layer keys to ms")
+        res = body.get("resolution")
+        return cls(
+            {str(k): float(v) for k, v in entries.items()},
+            overhead_ms=float(body.get("overhead_ms", 0.0)),
+            space=body.get("space"),
+            resolution=int(res) if res is not None else None,
+            device=str(header["device"]),
+            measure_spec=header.get("measure_spec"),
+            training_error=header.get("training_error"),
+            metadata=header.get("metadata"),
+        )
+
+    def with_fallback(self, fallback: Predictor | None) -> LutPredictor:
+        """A copy that predicts missing keys with ``fallback`` (flagged in ``explain``'s result)."""
+        return LutPredictor(
+            self.entries,
+            overhead_ms=self.overhead_ms,
+            space=self.space,
+            resolution=self.resolution,
+            fallback=fallback,
+            device=self.device,
+            measure_spec=self.measure_spec,
+            training_error=self.training_error,
+            metadata=self.metadata,
+        )

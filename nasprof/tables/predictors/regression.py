@@ -1,0 +1,310 @@
+"""``KernelPredictor``: latency of any ONNX graph as the sum of per-kernel regressions.
+
+Per kernel type the model is ``ms = base(x) · exp(forest(x))``: ``base`` is a non-negative linear fit on
+MACs and bytes moved (it extrapolates sensibly to kernels larger than any sampled), and a random forest
+learns the log-ratio that the linear model misses (cache effects, channel alignment, activation cost).
+A network's latency is ``overhead_ms`` (one ``session.run`` call) plus the sum over its kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasprof.errors import PredictorError
+from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor, error_summary
+from nasprof.tables.predictors.features import FEATURES, feature_matrix, kernel_bytes, kernel_macs
+from nasprof.tables.predictors.forest import TreeEnsemble
+from nasprof.tables.predictors.kernels import Kernel, split_kernels
+
+__all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
+
+#: Floor for a kernel's isolated latency after subtracting the per-call overhead (timer resolution).
+_MIN_KERNEL_MS = 0.0005
+
+
+@dataclass(frozen=True, eq=False)
+class KernelRegressor:
+    """The model for one kernel type."""
+
+    intercept_ms: float
+    ms_per_mmac: float
+    ms_per_mb: float
+    forest: TreeEnsemble | None
+
+    def base(self, x: np.ndarray) -> np.ndarray:
+        macs, nbytes = x[:, FEATURES.index("macs")], x[:, FEATURES.index("bytes")]
+        return self.intercept_ms + self.ms_per_mmac * macs / 1e6 + self.ms_per_mb * nbytes / 1e6
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        base = self.base(x)
+        if self.forest is None:
+            return base
+        return base * np.exp(self.forest.predict(x))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intercept_ms": self.intercept_ms,
+            "ms_per_mmac": self.ms_per_mmac,
+            "ms_per_mb": self.ms_per_mb,
+            "forest": None if self.forest is None else self.forest.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> KernelRegressor:
+        f = d.get("forest")
+        return cls(
+            float(d["intercept_ms"]),
+            float(d["ms_per_mmac"]),
+            float(d["ms_per_mb"]),
+            None if f is None else TreeEnsemble.from_dict(f),
+        )
+
+
+def fit_regressor(
+    x: np.ndarray, y_ms: np.ndarray, *, n_estimators: int = 100, seed: int = 0
+) -> tuple[KernelRegressor, np.ndarray]:
+    """Fit one kernel type; returns the regressor and out-of-bag predictions (ms) for each sample."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+
+    from nasprof.tables.predictors.forest import forest_to_dict
+
+    x = np.asarray(x, np.float64)
+    y = np.maximum(np.asarray(y_ms, np.float64), _MIN_KERNEL_MS)
+    lin_x = np.column_stack([x[:, FEATURES.index("macs")] / 1e6, x[:, FEATURES.index("bytes")] / 1e6])
+    # Weighted by 1/y so small kernels count as much as large ones (we care about relative error).
+    lin = LinearRegression(positive=True).fit(lin_x, y, sample_weight=1.0 / y)
+    intercept = max(float(lin.intercept_), _MIN_KERNEL_MS)
+    reg = KernelRegressor(intercept, float(lin.coef_[0]), float(lin.coef_[1]), None)
+    base = reg.base(x)
+    if len(y) < 8:  # too few samples for a forest to beat the linear model
+        return reg, base
+    target = np.log(y / base)
+    rf = RandomForestRegressor(
+        n_estimators=n_estimators,
+        min_samples_leaf=2,
+        max_features=0.6,
+        oob_score=True,
+        random_state=seed,
+        n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        # Few samples leave some rows without out-of-bag trees; those get a 0 log-ratio (the linear base).
+        warnings.simplefilter("ignore", UserWarning)
+        rf.fit(x, target)
+    forest = TreeEnsemble.from_dict(forest_to_dict(rf))
+    oob = np.nan_to_num(np.asarray(rf.oob_prediction_, np.float64).ravel())
+    return KernelRegressor(reg.intercept_ms, reg.ms_per_mmac, reg.ms_per_mb, forest), base * np.exp(oob)
+
+
+class KernelPredictor(Predictor):
+    """Predicts ONNX graphs kernel by kernel; ``regressors`` maps kernel type -> ``KernelRegressor``."""
+
+    kind = "kernel"
+
+    def __init__(
+        self,
+        regressors: Mapping[str, KernelRegressor],
+        *,
+        overhead_ms: float,
+        opt_level: str = "all",
+        reorders: bool = False,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        if not math.isfinite(overhead_ms) or overhead_ms < 0:
+            raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
+        self.regressors = dict(regressors)
+        self.overhead_ms = float(overhead_ms)
+        self.opt_level = opt_level
+        #: Whether the device inserts NCHWc layout reorders (seen while training: x86 at level "all").
+        self.reorders = reorders
+
+    @property
+    def features(self) -> list[str]:
+        return list(FEATURES)
+
+    @property
+    def kernel_types(self) -> list[str]:
+        return sorted(self.regressors)
+
+    def kernels(self, model: str | Path) -> list[Kernel]:
+        return split_kernels(model, self.opt_level, reorders=self.reorders)
+
+    def explain(self, target: Any) -> Prediction:
+        if not isinstance(target, (str, Path)) or not str(target).endswith(".onnx"):
+            raise PredictorError(
+                f"a kernel predictor reads ONNX graphs; got {type(target).__name__} {str(target)[:60]!r} "
+                "(export the architecture first, or use a lookup-table predictor)"
+            )
+        return self.explain_kernels(self.kernels(target))
+
+    def explain_kernels(self, kernels: Sequence[Kernel]) -> Prediction:
+        parts: list[PredictionPart | None] = [None] * len(kernels)
+        missing: list[str] = []
+        by_type: dict[str, list[int]] = {}
+        for i, k in enumerate(kernels):
+            if k.type == "free":
+                parts[i] = PredictionPart(k.name, "free", 0.0, "free")
+            elif k.type in self.regressors:
+                by_type.setdefault(k.type, []).append(i)
+            else:
+                missing.append(f"{k.name} ({k.type})")
+                parts[i] = PredictionPart(k.name, k.type, 0.0, "missing")
+        for t, idx in by_type.items():
+            ms = self.regressors[t].predict(feature_matrix([kernels[i] for i in idx]))
+            for i, v in zip(idx, ms, strict=True):
+                parts[i] = PredictionPart(kernels[i].name, t, float(v), "regression")
+        done = tuple(p for p in parts if p is not None)
+        total = self.overhead_ms + sum(p.latency_ms for p in done)
+        return Prediction(total, done, overhead_ms=self.overhead_ms, missing=tuple(missing))
+
+    # -- training ---------------------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        device: str = "cpu",
+        *,
+        budget: int = 600,
+        spec: Any = None,
+        seed: int = 0,
+        adaptive_share: float = 0.25,
+        n_estimators: int = 100,
+        progress: Any = None,
+    ) -> KernelPredictor:
+        """Sample kernel configurations, measure them on ``device``, fit one regressor per kernel type.
+
+        ``budget`` counts measurements; ``adaptive_share`` of it goes to configurations near the ones the
+        first fit predicts worst (out-of-bag error > 10%). ``progress(done, total, what)`` is called after
+        each measurement.
+        """
+        from nasprof.devices import MeasureSpec
+        from nasprof.tables.predictors import kernel_sampling as ks
+
+        if budget < len(ks.BUDGET_SHARES):
+            raise PredictorError(f"--budget {budget} is too small: use at least {len(ks.BUDGET_SHARES)}")
+        spec = spec or MeasureSpec(threads=1, warmup=5, runs=25, sessions=1)
+        rng = np.random.default_rng(seed)
+        overhead = ks.measure_overhead(device, spec)
+        first = int(budget * (1 - adaptive_share))
+        counts = {t: max(1, int(first * share)) for t, share in ks.BUDGET_SHARES.items()}
+        while sum(counts.values()) > budget:  # tiny budgets: take from the largest share first
+            counts[max(counts, key=counts.__getitem__)] -= 1
+        configs = [k for t, n in counts.items() for k in ks.sample_kernels(t, n, rng)]
+        samples = ks.measure_kernels(configs, device, spec, progress=progress, total=budget)
+        remaining = budget - len(samples)
+        if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
+            bad: list[Kernel] = []
+            for group in _by_type(samples).values():
+                y = _kernel_ms(group, overhead)
+                _, oob = fit_regressor(
+                    feature_matrix([s.kernel for s in group]), y, n_estimators=30, seed=seed
+                )
+                rel = np.abs(oob - y) / y
+                bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
+            if not bad:  # everything already within 10%: spread the rest like the first round
+                bad = [s.kernel for s in samples]
+            extra = [ks.resample_around(bad[i % len(bad)], rng) for i in range(remaining)]
+            samples += ks.measure_kernels(
+                extra, device, spec, progress=progress, done_before=len(samples), total=budget
+            )
+        regressors: dict[str, KernelRegressor] = {}
+        training: dict[str, Any] = {}
+        for t, group in _by_type(samples).items():
+            y = _kernel_ms(group, overhead)
+            reg, oob = fit_regressor(
+                feature_matrix([s.kernel for s in group]), y, n_estimators=n_estimators, seed=seed
+            )
+            regressors[t] = reg
+            # Judged on the one-kernel models' end-to-end latency (what was measured), out-of-bag.
+            e2e = np.array([s.e2e_ms for s in group])
+            training[t] = error_summary(e2e - y + oob, e2e)
+        reorders = [r for s in samples for r in s.reorders]
+        if len(reorders) >= 2:
+            rx = feature_matrix([k for k, _ in reorders])
+            ry = np.maximum(np.array([ms for _, ms in reorders]), _MIN_KERNEL_MS)
+            regressors["reorder"], oob = fit_regressor(rx, ry, n_estimators=n_estimators, seed=seed)
+            training["reorder"] = {**error_summary(oob, ry), "source": "profiled reorder nodes"}
+        counts = {t: len(g) for t, g in _by_type(samples).items()}
+        return cls(
+            regressors,
+            overhead_ms=overhead,
+            opt_level=spec.opt_level,
+            reorders=bool(reorders),
+            device=device,
+            measure_spec=_spec_dict(spec),
+            training_error={"method": "out-of-bag", "per_type": training},
+            metadata={"budget": budget, "seed": seed, "samples": counts, "reorder_samples": len(reorders)},
+        )
+
+    # -- files ------------------------------------------------------------------------------------------
+    def _body(self) -> dict[str, Any]:
+        return {
+            "overhead_ms": self.overhead_ms,
+            "opt_level": self.opt_level,
+            "reorders": self.reorders,
+            "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
+        }
+
+    @classmethod
+    def _from_body(cls, body: Mapping[str, Any], header: Mapping[str, Any]) -> KernelPredictor:
+        if list(header.get("features", [])) != list(FEATURES):
+            raise PredictorError(
+                "predictor file was fitted on other kernel features than this nasprof computes; refit it"
+            )
+        regs = {str(t): KernelRegressor.from_dict(d) for t, d in body["regressors"].items()}
+        return cls(
+            regs,
+            overhead_ms=float(body["overhead_ms"]),
+            opt_level=str(body["opt_level"]),
+            reorders=bool(body.get("reorders", False)),
+            device=str(header["device"]),
+            measure_spec=header.get("measure_spec"),
+            training_error=header.get("training_error"),
+            metadata=header.get("metadata"),
+        )
+
+
+def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for s in samples:
+        out.setdefault(s.kernel.type, []).append(s)
+    return out
+
+
+def _kernel_ms(group: Sequence[Any], overhead_ms: float) -> np.ndarray:
+    """A kernel's own time: end-to-end minus the per-call overhead and the layout reorders around it."""
+    return np.maximum(np.array([s.e2e_ms - overhead_ms - s.reorder_ms for s in group]), _MIN_KERNEL_MS)
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    return {
+        "threads": spec.threads,
+        "warmup": spec.warmup,
+        "runs": spec.runs,
+        "sessions": spec.sessions,
+        "opt_level": spec.opt_level,
+    }
+
+
+def kernel_summary(kernels: Sequence[Kernel]) -> list[dict[str, Any]]:
+    """Kernels as rows (for ``--json`` output and debugging)."""
+    return [
+        {
+            "name": k.name,
+            "type": k.type,
+            "covers": list(k.covers),
+            "in_shape": list(k.in_shape),
+            "out_shape": list(k.out_shape),
+            "macs": kernel_macs(k),
+            "bytes": kernel_bytes(k),
+        }
+        for k in kernels
+    ]

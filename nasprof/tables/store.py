@@ -1,0 +1,494 @@
+"""The SQLite latency table: one file per (device type, space, resolution), safe under crashes and sharing.
+
+Why SQLite: it is in the standard library, a table is one file to copy around, and its write-ahead log gives
+atomic, durable commits with concurrent readers and serialised writers across processes. Each entry is
+written in its own transaction (``synchronous=FULL``), so killing a build at any moment loses at most the
+entry being measured, and the file is always readable.
+
+Opening never damages a file that is not ours: an existing file is first opened read-only and checked for
+our ``meta`` table, ``kind`` and ``schema_version`` before anything is written. A new table is built in a
+temporary file and hard-linked into place, so a half-created table is never visible and two builders
+racing to create the same path end up sharing one table.
+
+Schema history (``TABLE_SCHEMA_VERSION``):
+  1 — meta(name, value JSON); entries (key, spec columns, raw samples JSON, statistics, MACs/params, memory,
+      flags, error, attempts, measured_on, export_s/measure_s, timestamps); claims (key, owner, pid, host,
+      expires_at) for builders sharing one table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from nasprof.errors import SchemaError, TableError
+from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry, utc_now
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["LatencyTable", "TABLE_SCHEMA_VERSION", "TABLE_KIND"]
+
+TABLE_SCHEMA_VERSION = 1
+TABLE_KIND = "nasprof.latency_table"
+#: How long a writer waits for another process's transaction before giving up (seconds).
+BUSY_TIMEOUT_S = 60.0
+
+_SPEC_SQL = {
+    "op": "TEXT", "cin": "INTEGER", "cout": "INTEGER", "kernel": "INTEGER", "stride": "INTEGER",
+    "expand": "REAL", "se": "REAL", "act": "TEXT", "skip": "TEXT", "groups": "INTEGER",
+    "mid": "INTEGER", "variant": "TEXT",
+    "in_c": "INTEGER", "in_h": "INTEGER", "in_w": "INTEGER", "out_c": "INTEGER", "out_h": "INTEGER",
+    "out_w": "INTEGER",
+}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL              -- JSON
+);
+CREATE TABLE IF NOT EXISTS entries (
+    key         TEXT PRIMARY KEY,
+    {", ".join(f'"{c}" {t}' for c, t in _SPEC_SQL.items())},
+    samples_ms  TEXT NOT NULL DEFAULT '[]',   -- JSON list of floats, milliseconds, run order
+    n           INTEGER NOT NULL DEFAULT 0,
+    median_ms   REAL,
+    p90_ms      REAL,
+    mad_ms      REAL,
+    cv          REAL,
+    macs        INTEGER,
+    params      INTEGER,
+    peak_sram_bytes INTEGER,
+    flash_bytes INTEGER,
+    flags       TEXT NOT NULL DEFAULT '',     -- comma-separated, sorted
+    error       TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 1,
+    measured_on TEXT,
+    export_s    REAL,
+    measure_s   REAL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    CHECK ((error IS NULL) = (median_ms IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS entries_op ON entries(op);
+CREATE TABLE IF NOT EXISTS claims (
+    key        TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+_STORED = list(ENTRY_COLUMNS)  # column order used for INSERT/SELECT
+_INT_COLUMNS = [c for c, t in _SPEC_SQL.items() if t == "INTEGER"] + [
+    "n", "macs", "params", "peak_sram_bytes", "flash_bytes", "attempts"]
+_FLOAT_COLUMNS = ["expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_s", "measure_s"]
+
+
+class LatencyTable:
+    """A latency lookup table stored in one SQLite file.
+
+    Use ``LatencyTable.open(path, create=True, metadata=...)`` to write (a build), ``LatencyTable.load(path)``
+    to read. One connection per table object; methods are thread-safe (a lock serialises them), and several
+    processes may write the same file at once (SQLite serialises their transactions; writers wait up to
+    ``BUSY_TIMEOUT_S``). Latencies are in milliseconds.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, readonly: bool) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._meta = _read_meta(conn, path)
+
+    # -- opening ----------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        create: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        readonly: bool = False,
+    ) -> LatencyTable:
+        """Open a table for writing (or reading with ``readonly=True``).
+
+        With ``create=True`` a missing file becomes a new table carrying ``metadata`` (device, environment,
+        space, resolution, ...). An existing file must be a nasprof table of a schema this version reads;
+        otherwise ``TableError``/``SchemaError`` is raised and the file is left untouched.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise TableError(f"{path} is a directory; give a file path such as {path / 'table.db'}")
+        if not path.exists():
+            if not create:
+                raise TableError(f"no latency table at {path}; build one with `nasprof table build`")
+            if readonly:
+                raise TableError("cannot create a table read-only")
+            _create(path, metadata or {})
+        # Check read-only first so a foreign database is never written to (no WAL switch, no tables).
+        probe = _connect(path, readonly=True)
+        try:
+            _read_meta(probe, path)
+        finally:
+            probe.close()
+        conn = _connect(path, readonly=readonly)
+        return cls(path, conn, readonly=readonly)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Open an existing table read-only."""
+        return cls.open(path, readonly=True)
+
+    @classmethod
+    def create(cls, path: str | Path, metadata: Mapping[str, Any]) -> LatencyTable:
+        """Create a new table; ``TableError`` when ``path`` already exists."""
+        path = Path(path)
+        if path.exists():
+            raise TableError(f"{path} already exists; choose a new path or remove it first")
+        return cls.open(path, create=True, metadata=metadata)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> LatencyTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LatencyTable({str(self.path)!r}, device={self._meta.get('device')!r})"
+
+    # -- metadata ---------------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Table-level metadata (schema_version, kind, device, environment, space, resolution, ...)."""
+        return dict(self._meta)
+
+    @property
+    def device(self) -> str | None:
+        return self._meta.get("device")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta["schema_version"])
+
+    def update_metadata(self, **values: Any) -> None:
+        """Set metadata keys (JSON-serialisable values). ``kind`` and ``schema_version`` are fixed."""
+        if {"kind", "schema_version"} & set(values):
+            raise TableError("kind and schema_version of a table cannot be changed")
+        with self._write() as cur:
+            for k, v in values.items():
+                cur.execute("INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", (k, json.dumps(v)))
+        self._meta.update(values)
+
+    # -- entries ----------------------------------------------------------------------------------------
+    def get(self, key: str) -> TableEntry | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_select_cols()} FROM entries WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _row_to_entry(row)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT key FROM entries ORDER BY key")]
+
+    def entries(self) -> Iterator[TableEntry]:
+        """All entries, sorted by key (read in one query; tables are thousands of rows, not millions)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_select_cols()} FROM entries ORDER BY key").fetchall()
+        return (_row_to_entry(r) for r in rows)
+
+    def __iter__(self) -> Iterator[TableEntry]:
+        return self.entries()
+
+    def pending(self, keys: Iterable[str], *, include_failed: bool = False) -> list[str]:
+        """``keys`` (order kept, duplicates dropped) that have no entry yet (or, with ``include_failed``,
+        only a failed one)."""
+        with self._lock:
+            # A failed entry counts as done unless the caller wants failures measured again.
+            sql = "SELECT key FROM entries" + (" WHERE error IS NULL" if include_failed else "")
+            done = {r[0] for r in self._conn.execute(sql)}
+        seen: set[str] = set()
+        out = []
+        for k in keys:
+            if k not in done and k not in seen:
+                seen.add(k)
+                out.append(k)
+        return out
+
+    def put(self, entry: TableEntry, *, if_absent: bool = False, release_claim: str | None = None) -> bool:
+        """Write ``entry`` in one transaction; returns whether it was written.
+
+        By default an existing entry with the same key is replaced (its ``created_at`` kept). With
+        ``if_absent=True`` an existing *successful* entry wins and nothing is written — how builders sharing
+        a table guarantee each key is stored exactly once. ``release_claim`` drops that owner's claim on the
+        key in the same transaction, so a crash can never leave an entry written but still claimed.
+        """
+        now = utc_now()
+        row = _entry_to_row(entry, now)
+        with self._write() as cur:
+            existing = cur.execute(
+                "SELECT error, created_at FROM entries WHERE key = ?", (entry.key,)
+            ).fetchone()
+            written = True
+            if existing is not None and if_absent and existing[0] is None:
+                written = False
+            elif existing is not None:
+                row["created_at"] = entry.created_at or existing[1]
+                cols = ", ".join(f'"{c}" = :{c}' for c in _STORED if c != "key")
+                cur.execute(f"UPDATE entries SET {cols} WHERE key = :key", row)
+            else:
+                cols = ", ".join(f'"{c}"' for c in _STORED)
+                params = ", ".join(":" + c for c in _STORED)
+                cur.execute(f"INSERT INTO entries({cols}) VALUES ({params})", row)
+            if release_claim is not None:
+                cur.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (entry.key, release_claim))
+        return written
+
+    def put_many(self, entries: Iterable[TableEntry]) -> int:
+        """Write (replace) many entries in ONE transaction — for import and merge into a new table, where
+        all-or-nothing is what we want and a commit per entry would only cost time."""
+        now = utc_now()
+        cols = ", ".join(f'"{c}"' for c in _STORED)
+        params = ", ".join(":" + c for c in _STORED)
+        rows = [_entry_to_row(e, now) for e in entries]
+        with self._write() as cur:
+            cur.executemany(f"INSERT OR REPLACE INTO entries({cols}) VALUES ({params})", rows)
+        return len(rows)
+
+    def delete(self, key: str) -> bool:
+        with self._write() as cur:
+            return cur.execute("DELETE FROM entries WHERE key = ?", (key,)).rowcount > 0
+
+    # -- claims (builders sharing one table) -------------------------------------------------------------
+    def claim(self, key: str, owner: str, *, lease_s: float = 900.0, retry_failed: bool = False) -> bool:
+        """Reserve ``key`` for ``owner`` so no other builder measures it too; False when it is taken.
+
+        A key is taken when it already has an entry (a failed one counts unless ``retry_failed``) or an
+        unexpired claim of another owner whose process is alive. Claims of dead processes on this host are
+        taken over at once (a build killed with -9 leaves its claim behind); claims from other hosts
+        expire after ``lease_s``.
+        """
+        now = time.time()
+        host, pid = socket.gethostname(), os.getpid()
+        with self._write() as cur:
+            row = cur.execute("SELECT error FROM entries WHERE key = ?", (key,)).fetchone()
+            if row is not None and (row[0] is None or not retry_failed):
+                return False
+            held = cur.execute(
+                "SELECT owner, pid, host, expires_at FROM claims WHERE key = ?", (key,)
+            ).fetchone()
+            if held is not None and held[0] != owner and held[3] > now and _alive(held[1], held[2]):
+                return False
+            cur.execute(
+                "INSERT OR REPLACE INTO claims(key, owner, pid, host, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (key, owner, pid, host, now + lease_s),
+            )
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        with self._write() as cur:
+            cur.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
+
+    def claims(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT key, owner, pid, host, expires_at FROM claims ORDER BY key")
+            return [dict(zip(("key", "owner", "pid", "host", "expires_at"), r, strict=True)) for r in rows]
+
+    # -- summaries --------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, int]:
+        """Counts: entries, ok, failed, unstable, remeasured."""
+        with self._lock:
+            n, failed = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(error IS NOT NULL), 0) FROM entries"
+            ).fetchone()
+            flag_rows = self._conn.execute("SELECT flags FROM entries WHERE flags != ''").fetchall()
+        counts: dict[str, int] = {}
+        for (flags,) in flag_rows:
+            for f in flags.split(","):
+                counts[f] = counts.get(f, 0) + 1
+        return {"entries": int(n), "ok": int(n) - int(failed), "failed": int(failed),
+                "unstable": counts.get("unstable", 0), "remeasured": counts.get("remeasured", 0)}
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """All entries as a DataFrame, one row per key (sorted): spec columns, ``samples_ms`` as lists of
+        floats, ``flags`` as a comma-separated string (``df[df.flags.str.contains("unstable")]``)."""
+        import pandas as pd
+
+        rows = [{**e.to_row(), "n": e.n, "flags": ",".join(e.flags)} for e in self.entries()]
+        df = pd.DataFrame(rows, columns=list(ENTRY_COLUMNS))
+        # Nullable integer columns: a missing MAC count stays <NA> instead of turning the column to float.
+        return df.astype({c: "Int64" for c in _INT_COLUMNS} | {c: "float64" for c in _FLOAT_COLUMNS})
+
+    # -- internals --------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        if self.readonly:
+            raise TableError(f"{self.path} is open read-only")
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                # IMMEDIATE takes the write lock up front: no deadlock between two readers upgrading.
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise TableError(f"{self.path} is locked by another writer ({exc}); try again") from None
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise TableError(f"could not commit to {self.path}: {exc}") from None
+
+
+# -- module helpers -----------------------------------------------------------------------------------------
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                isolation_level=None, check_same_thread=False,
+            )
+        else:
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            # Durable commits: each entry is hours of device time amortised; an fsync per entry is cheap.
+            conn.execute("PRAGMA synchronous=FULL")
+        return conn
+    except sqlite3.Error as exc:
+        raise TableError(f"cannot open {path}: {exc}") from None
+
+
+def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise TableError(f"{path} is not a nasprof latency table (not an SQLite database: {exc})") from None
+    if not {"meta", "entries"} <= names:
+        raise TableError(
+            f"{path} is an SQLite database but not a nasprof latency table (no meta/entries tables); "
+            "choose another path"
+        )
+    try:
+        raw = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        meta = {k: json.loads(v) for k, v in raw.items()}
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        raise TableError(f"{path}: unreadable table metadata ({exc})") from None
+    if meta.get("kind") != TABLE_KIND:
+        raise TableError(f"{path} is not a nasprof latency table (kind {meta.get('kind')!r})")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise TableError(f"{path}: malformed schema_version {version!r}")
+    if version > TABLE_SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path} has table schema_version {version}, newer than this nasprof reads "
+            f"({TABLE_SCHEMA_VERSION}); upgrade nasprof"
+        )
+    return meta
+
+
+def _create(path: Path, metadata: Mapping[str, Any]) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise TableError(f"cannot create {path}: directory {parent} does not exist")
+    meta = {k: v for k, v in metadata.items() if k not in ("kind", "schema_version")}
+    meta.update({"kind": TABLE_KIND, "schema_version": TABLE_SCHEMA_VERSION})
+    meta.setdefault("created_at", utc_now())
+    try:
+        from nasprof._version import __version__
+
+        meta.setdefault("nasprof_version", __version__)
+    except ImportError:  # pragma: no cover - the package always has a version
+        pass
+    try:
+        encoded = {k: json.dumps(v) for k, v in meta.items()}
+    except (TypeError, ValueError) as exc:
+        raise TableError(f"table metadata must be JSON-serialisable: {exc}") from None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a table is meant to be shared like any file
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file header
+            conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+            conn.executemany("INSERT INTO meta(name, value) VALUES (?, ?)", list(encoded.items()))
+        finally:
+            conn.close()
+        try:
+            # link() fails if the path exists: creation is atomic even with two builders racing.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first; the caller validates what is there
+        except OSError:
+            if not path.exists():  # filesystems without hard links
+                os.replace(tmp, path)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(tmp + suffix).unlink(missing_ok=True)
+
+
+def _alive(pid: int, host: str) -> bool:
+    if host != socket.gethostname():
+        return True  # cannot tell: rely on the lease
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _select_cols() -> str:
+    return ", ".join(f'"{c}"' for c in _STORED)
+
+
+def _entry_to_row(e: TableEntry, now: str) -> dict[str, Any]:
+    row = {c: getattr(e, c) for c in ENTRY_COLUMNS if c not in ("samples_ms", "flags", "n")}
+    row["samples_ms"] = json.dumps(list(e.samples_ms))
+    row["flags"] = ",".join(e.flags)
+    row["n"] = e.n
+    row["created_at"] = e.created_at or now
+    row["updated_at"] = e.updated_at or now
+    return row
+
+
+def _row_to_entry(row: tuple[Any, ...]) -> TableEntry:
+    d = dict(zip(_STORED, row, strict=True))
+    d.pop("n")
+    d["samples_ms"] = tuple(json.loads(d["samples_ms"]))
+    d["flags"] = tuple(f for f in d["flags"].split(",") if f)
+    # Statistics are derived: with samples present TableEntry recomputes them (and checks the median).
+    if d["samples_ms"]:
+        d.update(p90_ms=None, mad_ms=None, cv=None)
+    return TableEntry(**d)

@@ -1,0 +1,253 @@
+"""Validate a latency predictor against end-to-end measurements.
+
+``validate`` samples architectures from a space (or takes given ONNX files), exports each, measures it on
+the device with profiling off, and compares with the prediction. The report gives RMSE (ms), RMSPE, the
+shares within ±5% / ±10% (0..1), the worst cases, a CSV of predicted vs measured and a scatter plot with
+the ±10% band.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasprof.errors import InputError, PredictorError
+from nasprof.tables.predictors.base import Predictor, error_summary
+
+__all__ = ["ValidationRow", "ValidationReport", "validate", "validation_spec", "VALIDATION_SCHEMA_VERSION"]
+
+#: History: 1 — first version.
+VALIDATION_SCHEMA_VERSION = 1
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    name: str
+    predicted_ms: float
+    measured_ms: float
+    #: Spread of the measurement: median absolute deviation of its samples (ms).
+    measured_mad_ms: float = 0.0
+
+    @property
+    def rel_error(self) -> float:
+        return (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows: tuple[ValidationRow, ...]
+    device: str
+    predictor_kind: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise InputError("a validation needs at least one network")
+
+    @property
+    def summary(self) -> dict[str, float]:
+        return error_summary([r.predicted_ms for r in self.rows], [r.measured_ms for r in self.rows])
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def rmse_ms(self) -> float:
+        return self.summary["rmse_ms"]
+
+    @property
+    def rmspe(self) -> float:
+        return self.summary["rmspe"]
+
+    @property
+    def within_5pct(self) -> float:
+        return self.summary["within_5pct"]
+
+    @property
+    def within_10pct(self) -> float:
+        return self.summary["within_10pct"]
+
+    def worst(self, k: int = 5) -> list[ValidationRow]:
+        return sorted(self.rows, key=lambda r: -abs(r.rel_error))[:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "schema_version": VALIDATION_SCHEMA_VERSION,
+            "kind": "nasprof.validation",
+            "device": self.device,
+            "predictor_kind": self.predictor_kind,
+            **s,
+            "worst": [{"name": r.name, "rel_error": r.rel_error} for r in self.worst()],
+            "rows": [
+                {
+                    "name": r.name,
+                    "predicted_ms": r.predicted_ms,
+                    "measured_ms": r.measured_ms,
+                    "measured_mad_ms": r.measured_mad_ms,
+                    "rel_error": r.rel_error,
+                }
+                for r in self.rows
+            ],
+            "metadata": dict(self.metadata),
+        }
+
+    def write_csv(self, path: str | Path) -> Path:
+        from nasprof._io import atomic_write_text
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["name", "predicted_ms", "measured_ms", "measured_mad_ms", "rel_error"])
+        for r in self.rows:
+            w.writerow(
+                [
+                    r.name,
+                    f"{r.predicted_ms:.6f}",
+                    f"{r.measured_ms:.6f}",
+                    f"{r.measured_mad_ms:.6f}",
+                    f"{r.rel_error:.6f}",
+                ]
+            )
+        return atomic_write_text(Path(path), buf.getvalue())
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Scatter of predicted vs measured with the y = x line and the ±10% band, as PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed; set before pyplot is imported
+        import matplotlib.pyplot as plt
+
+        from nasprof._io import atomic_write_bytes
+
+        m = np.array([r.measured_ms for r in self.rows])
+        p = np.array([r.predicted_ms for r in self.rows])
+        lo, hi = float(min(m.min(), p.min())) * 0.9, float(max(m.max(), p.max())) * 1.1
+        line = np.linspace(lo, hi, 50)
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+        ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.15, label="±10%")
+        ax.plot(line, line, color="tab:green", lw=1)
+        inside = np.abs(p - m) <= 0.1 * m * (1 + 1e-9)
+        ax.scatter(m[inside], p[inside], s=12, color="tab:blue", label="within ±10%")
+        ax.scatter(m[~inside], p[~inside], s=16, color="tab:red", marker="x", label="outside")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("measured latency (ms)")
+        ax.set_ylabel("predicted latency (ms)")
+        ax.set_title(
+            title
+            or f"{self.predictor_kind} predictor on {self.device}: "
+            f"{self.within_10pct:.0%} within ±10% (n={self.n})",
+            fontsize=9,
+        )
+        ax.legend(loc="upper left", fontsize=8)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def validation_spec(predictor: Predictor, *, runs: int = 50, warmup: int = 10, sessions: int = 2) -> Any:
+    """A MeasureSpec matching how the predictor's data was measured (threads, optimisation level)."""
+    from nasprof.devices import MeasureSpec
+
+    ms = predictor.measure_spec
+    return MeasureSpec(
+        threads=int(ms.get("threads", 1)),
+        opt_level=str(ms.get("opt_level", "all")),
+        warmup=warmup,
+        runs=runs,
+        sessions=sessions,
+    )
+
+
+def validate(
+    predictor: Predictor,
+    device: str,
+    *,
+    space: str | None = None,
+    samples: int = 20,
+    seed: int = 0,
+    models: Sequence[str | Path] | None = None,
+    spec: Any = None,
+    allow_partial: bool = False,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions."""
+    from nasprof.devices import get_device
+
+    if predictor.device != device:
+        raise PredictorError(
+            f"the predictor was fitted for device {predictor.device!r}, not {device!r}; "
+            "validate it on its own device"
+        )
+    if not models and not space:
+        raise InputError("give --space NAME (to sample architectures) or --models A.onnx ...")
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1, got {samples}")
+    backend = get_device(device)
+    backend.ensure_available()
+    spec = spec or validation_spec(predictor)
+    rows: list[ValidationRow] = []
+
+    def predict(target: Any) -> float:
+        p = predictor.explain(target)
+        if p.missing and not allow_partial:
+            raise PredictorError(
+                f"cannot predict {len(p.missing)} part(s) of {target}: {', '.join(p.missing[:3])}; "
+                "pass --allow-partial to validate what can be predicted"
+            )
+        return p.latency_ms
+
+    def measure(path: Path) -> tuple[float, float]:
+        m = backend.measure(path, spec)
+        return m.median_ms, m.mad_ms
+
+    if models:
+        for i, model in enumerate(models):
+            path = Path(model)
+            if not path.is_file():
+                raise InputError(f"model {path} does not exist")
+            pred = predict(path)
+            med, mad = measure(path)
+            rows.append(ValidationRow(path.stem, pred, med, mad))
+            if progress:
+                progress(i + 1, len(models), path.name)
+        what: dict[str, Any] = {"models": [str(m) for m in models]}
+    else:
+        from nasprof.space import export_arch, get_space
+
+        sp = get_space(space)  # type: ignore[arg-type]
+        # A lookup table holds one resolution: sample at it.
+        archs = sp.sample(samples, seed=seed, resolution=getattr(predictor, "resolution", None))
+        with tempfile.TemporaryDirectory(prefix="nasprof-validate-") as tmp:
+            for i, arch in enumerate(archs):
+                path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
+                pred = predict(arch if predictor.kind == "lut" else path)
+                med, mad = measure(path)
+                rows.append(ValidationRow(arch.to_string(), pred, med, mad))
+                path.unlink()
+                if progress:
+                    progress(i + 1, len(archs), f"arch {i}")
+        what = {"space": space, "samples": samples, "seed": seed}
+    meta = {
+        **what,
+        "measure_spec": {
+            "threads": spec.threads,
+            "opt_level": spec.opt_level,
+            "runs": spec.runs,
+            "warmup": spec.warmup,
+            "sessions": spec.sessions,
+        },
+        "device_info": backend.describe(),
+    }
+    return ValidationReport(tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta)

@@ -1,0 +1,149 @@
+"""Stand-in for onnxruntime_perf_test, run by the fake adb device when a pushed fake runner is executed.
+
+It accepts perf_test's flags (``-m times -r N -x T -y T -o L -e cpu -I -S seed -s -p prefix -f dim:value``),
+runs the model with the *local* onnxruntime and prints the output of the real tool
+(onnxruntime/test/perftest/performance_runner.cc) in one of three historical formats, chosen by the device's
+``.fake/perf_test_format`` file: ``modern``, ``total`` ("Average inference time cost total:") or ``old``
+("P50 Latency is 0.0587108sec"); ``no-percentiles`` is ``modern`` from a build that ignores ``-s``.
+With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
+itself names it.
+
+Device paths in the arguments are mapped into the sandbox given by ``NASPROF_FAKE_DEVICE_ROOT``; the device's
+``LD_LIBRARY_PATH`` must name a directory holding ``libonnxruntime.so``, or the program fails the way
+Android's linker does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_OPT_LEVELS = {"0": "ORT_DISABLE_ALL", "1": "ORT_ENABLE_BASIC", "2": "ORT_ENABLE_EXTENDED",
+               "3": "ORT_ENABLE_ALL", "99": "ORT_ENABLE_ALL"}
+_FLAGS_WITH_VALUE = set("mrtexyopSfcd")
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+                "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+
+def _device_path(p: str) -> Path:
+    root = Path(os.environ["NASPROF_FAKE_DEVICE_ROOT"])
+    full = posixpath.normpath(posixpath.join(os.environ.get("NASPROF_FAKE_CWD", "/"), p))
+    return root / full.lstrip("/")
+
+
+def _parse(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    opts: dict[str, list[str]] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and len(a) == 2:
+            if a[1] in _FLAGS_WITH_VALUE:
+                if i + 1 >= len(argv):
+                    raise SystemExit(f"option requires an argument -- '{a[1]}'")
+                opts.setdefault(a[1], []).append(argv[i + 1])
+                i += 2
+                continue
+            opts.setdefault(a[1], []).append("")
+        else:
+            positional.append(a)
+        i += 1
+    return opts, positional
+
+
+def _check_linker() -> None:
+    dirs = [d for d in os.environ.get("NASPROF_FAKE_LD_LIBRARY_PATH", "").split(":") if d]
+    if not any((_device_path(d) / "libonnxruntime.so").is_file() for d in dirs):
+        sys.stderr.write('CANNOT LINK EXECUTABLE "./onnxruntime_perf_test": library "libonnxruntime.so" '
+                         "not found: needed by main executable\n")
+        raise SystemExit(1)
+
+
+def _inputs(session: object, free_dims: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():  # type: ignore[attr-defined]
+        shape = [d if isinstance(d, int) else free_dims.get(str(d), 1) for d in inp.shape]
+        dtype = _NUMPY_TYPES.get(inp.type, np.float32)
+        feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def _report(fmt: str, created_s: float, first_ms: float, lat_s: list[float], stats: bool) -> str:
+    total = sum(lat_s)
+    n = len(lat_s)
+    lines = [f"Session creation time cost: {created_s:g} s", f"First inference time cost: {int(first_ms)} ms",
+             f"Total inference time cost: {total:g} s", f"Total inference requests: {n}"]
+    avg_label = "Average inference time cost total" if fmt == "total" else "Average inference time cost"
+    lines.append(f"{avg_label}: {total / n * 1000:g} ms")
+    lines += [f"Total inference run time: {total + 4e-5:g} s",
+              f"Number of inferences per second: {n / total:g}",
+              "Avg CPU usage: 50 %", "Peak working set size: 31457280 bytes"]
+    if stats:
+        s = sorted(lat_s)
+        points = [("Min", s[0]), ("Max", s[-1])] + [
+            (f"P{p}", s[min(n - 1, max(0, math.ceil(q * n) - 1))])
+            for p, q in (("50", 0.5), ("90", 0.9), ("95", 0.95), ("99", 0.99), ("999", 0.999))
+        ]
+        if fmt == "old":
+            lines += [f"{name} Latency is {v:.7g}sec" for name, v in points]
+        else:
+            lines += [f"{name} Latency: {v:g} s" for name, v in points]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts, positional = _parse(list(sys.argv[1:] if argv is None else argv))
+    if not positional:
+        sys.stderr.write("perftest: model path is required\n")
+        return 255
+    _check_linker()
+    import onnxruntime as ort
+
+    model = _device_path(positional[0])
+    if not model.is_file():
+        sys.stderr.write(f"[ONNXRuntimeError] : 3 : NO_SUCHFILE : Load model from {positional[0]} failed:"
+                         " File doesn't exist\n")
+        return 255
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(opts.get("x", ["1"])[-1])
+    so.inter_op_num_threads = int(opts.get("y", ["1"])[-1])
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[opts.get("o", ["99"])[-1]])
+    if "p" in opts:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(_device_path(opts["p"][-1]))
+    free_dims = {k: int(v) for k, _, v in (f.partition(":") for f in opts.get("f", []))}
+    start = time.perf_counter()
+    try:
+        session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several types; perf_test prints and exits -1
+        sys.stderr.write(f"{exc}\n")
+        return 255
+    created_s = time.perf_counter() - start
+    feeds = _inputs(session, free_dims, int(opts.get("S", ["0"])[-1]))
+    t0 = time.perf_counter()
+    session.run(None, feeds)  # perf_test's single untimed warm-up
+    first_ms = (time.perf_counter() - t0) * 1000
+    lat_s = []
+    for _ in range(int(opts.get("r", ["1000"])[-1])):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        lat_s.append(time.perf_counter() - t0)
+    if "p" in opts:
+        session.end_profiling()
+    fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
+    stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
+    sys.stdout.write(_report(fmt, created_s, first_ms, lat_s, stats=stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""`nasprof search` end to end: real spaces, a real SQLite table, a real LutPredictor file, typer's CliRunner.
+
+The tables hold every distinct layer of a space at a small resolution. Their latencies are derived from each
+layer's MACs (0.01 ms + 1 ms per 10^7 MACs, to 1 ns) instead of measured: what is tested here is the search, and
+measuring a few thousand layers would take minutes. Storage, loading and summation are the real code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nasprof.cli import app
+from nasprof.devices.mcu.boards import BOARDS, Board
+from nasprof.space import Arch, get_space
+from nasprof.tables import LatencyTable, TableEntry
+from nasprof.tables.predictors import LutPredictor, Predictor
+
+RES = 96
+
+
+def _latency(macs: int) -> float:
+    return round(0.01 + macs / 1e7, 6)  # table entries keep samples to 1 ns
+
+
+def make_predictor(directory: Path, space: str) -> Path:
+    table = directory / f"{space}.db"
+    meta = {"device": "cpu", "space": space, "resolution": RES, "measure_spec": {"threads": 1}}
+    entries = [
+        TableEntry(key=layer.key, samples_ms=(0.98 * v, v, 1.02 * v), macs=layer.macs, params=layer.params)
+        for layer in get_space(space).distinct_layers(RES)
+        for v in [_latency(layer.macs)]
+    ]
+    with LatencyTable.open(table, create=True, metadata=meta) as t:
+        t.put_many(entries)
+    path = directory / f"{space}.lut.json"
+    LutPredictor.from_table(table).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("predictors")
+    return {name: make_predictor(d, name) for name in ("mobilenetv2", "mnasnet")}
+
+
+def search(predictors: dict[str, Path], space: str = "mobilenetv2", **opts: Any) -> Any:
+    """Run `nasprof search`; ``opts`` are options without the leading dashes (target_ms -> --target-ms)."""
+    options = {
+        "space": space,
+        "predictor": str(predictors.get(space, space)),
+        "target_ms": "4",
+        "budget": "50",
+    }
+    options.update({k: str(v) for k, v in opts.items()})
+    argv = ["search"] + [x for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
+    return CliRunner().invoke(app, argv)
+
+
+def test_search_prints_writes_and_is_reproducible(predictors: dict[str, Path], tmp_path: Path) -> None:
+    opts = {"target_ms": 4, "budget": 400, "seed": 3}
+    r1 = search(predictors, **opts, json=tmp_path / "a.json", plot=tmp_path / "front.png")
+    assert r1.exit_code == 0, r1.output
+    assert "mobilenetv2: top 10 of 400 by reward (soft" in r1.stdout
+    assert "evaluated 400 in" in r1.stdout
+    assert (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
+    r2 = search(predictors, **opts, json=tmp_path / "b.json")
+    assert r2.exit_code == 0, r2.output
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    for doc in (a, b):
+        assert doc.pop("seconds") > 0 and doc.pop("per_second") > 0
+    assert a == b  # same seed, same result
+
+    assert a["schema_version"] == 1 and a["evaluated"] == 400 and a["seed"] == 3
+    assert a["reward"] == {"name": "soft", "alpha": -0.07, "beta": -0.07, "target_ms": 4.0}
+    assert a["pareto"] and set(a["pareto"][0]) >= {"arch", "latency_ms", "accuracy", "reward", "macs"}
+    lat = [p["latency_ms"] for p in a["pareto"]]
+    acc = [p["accuracy"] for p in a["pareto"]]
+    assert lat == sorted(lat) and acc == sorted(acc)  # a front: slower only if more accurate
+
+    # every number of the best candidate, recomputed from the architecture string
+    predictor = Predictor.load(predictors["mobilenetv2"])
+    best = a["best"]
+    arch = Arch.from_string(best["arch"])
+    assert best["macs"] == arch.macs
+    assert best["latency_ms"] == pytest.approx(
+        sum(_latency(layer.macs) for layer in arch.layers()), rel=1e-12
+    )
+    assert best["latency_ms"] == pytest.approx(predictor.predict(arch), rel=1e-12)
+    assert best["accuracy"] == pytest.approx(math.log10(arch.macs), rel=1e-15)
+    assert best["reward"] == pytest.approx(best["accuracy"] * (best["latency_ms"] / 4.0) ** -0.07, rel=1e-12)
+    assert best["reward"] == max(p["reward"] for p in a["top"])
+
+
+def test_seeds_strategies_and_the_hard_reward(predictors: dict[str, Path], tmp_path: Path) -> None:
+    docs = []
+    for seed, strategy in ((3, "random"), (4, "random"), (3, "evolution")):
+        out = tmp_path / f"{seed}-{strategy}.json"
+        r = search(
+            predictors, target_ms=4.5, reward="hard", strategy=strategy, budget=150, seed=seed, json=out
+        )
+        assert r.exit_code == 0, r.output
+        docs.append(json.loads(out.read_text()))
+    assert docs[0]["top"] != docs[1]["top"]
+    assert docs[2]["strategy"] == "evolution" and docs[0]["strategy"] == "random"
+    for d in docs:
+        # hard reward (alpha 0): under the target the reward is the accuracy proxy itself
+        best = d["best"]
+        assert d["reward"]["alpha"] == 0.0 and best["latency_ms"] <= 4.5
+        assert best["reward"] == best["accuracy"] == pytest.approx(math.log10(best["macs"]), rel=1e-15)
+
+
+def test_custom_exponents(predictors: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    r = search(predictors, target_ms=5, alpha=-0.2, beta=-0.5, json=out)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["reward"] == {"name": "custom", "alpha": -0.2, "beta": -0.5, "target_ms": 5.0}
+    for c in doc["top"]:
+        w = -0.2 if c["latency_ms"] <= 5.0 else -0.5
+        assert c["reward"] == pytest.approx(c["accuracy"] * (c["latency_ms"] / 5.0) ** w, rel=1e-12)
+
+
+def test_microcontroller_memory_is_a_hard_constraint(
+    predictors: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1000-class ImageNet head alone needs ~1.3 MB of int8 weights: nothing in these spaces fits an
+    # STM32F746 (1 MB Flash), and ~1% of mnasnet fits an H743 (2 MB). A test board with 4 MB of Flash
+    # leaves room for a front; the MCU estimator sizes every layer for real.
+    board = Board("test-h7-4mb", "Cortex-M7", 480, 256 * 1024, 4096 * 1024, "test board")
+    monkeypatch.setitem(BOARDS, board.name, board)
+    out = tmp_path / "mcu.json"
+    r = search(
+        predictors, "mnasnet", target_ms=6, reward="hard", device=board.name, budget=300, seed=1, json=out
+    )
+    assert r.exit_code == 0, r.output
+    assert "SRAM KiB" in r.stdout
+    doc = json.loads(out.read_text())
+    assert doc["constraint"] == {"device": board.name, "sram_bytes": 256 * 1024, "flash_bytes": 4096 * 1024}
+    assert 0 < doc["feasible"] < doc["evaluated"] == 300
+    for c in [doc["best"], *doc["pareto"], *doc["top"]]:
+        assert c["feasible"] and c["sram_bytes"] <= 256 * 1024 and c["flash_bytes"] <= 4096 * 1024
+
+    r = search(predictors, "mnasnet", target_ms=6, device="stm32f746", budget=20)
+    assert r.exit_code == 2
+    assert "none of the 20 candidates fits stm32f746" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_export_best(predictors: dict[str, Path], tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    out, doc_path = tmp_path / "best.onnx", tmp_path / "e.json"
+    r = search(predictors, budget=30, export_best=out, json=doc_path)
+    assert r.exit_code == 0, r.output
+    model = onnx.load(out)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [3, RES, RES]
+    best = Arch.from_string(json.loads(doc_path.read_text())["best"]["arch"])
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert sum(n.op_type == "Gemm" for n in model.graph.node) == 1  # the classifier
+    assert len(convs) >= len(best.layers()) - 1  # every layer but the classifier has at least one conv
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"target_ms": 0}, "--target-ms must be a positive latency"),
+        ({"target_ms": -3}, "--target-ms must be a positive latency"),
+        ({"budget": 0}, "--budget must be a positive number"),
+        (
+            {"space": "mnasnet", "predictor": "mobilenetv2"},
+            "was built for space 'mobilenetv2', not 'mnasnet'",
+        ),
+        ({"proxy": "flops"}, "unknown accuracy proxy 'flops'"),
+        ({"strategy": "annealing"}, "unknown strategy 'annealing'"),
+        ({"reward": "medium"}, "unknown reward 'medium'"),
+        ({"device": "stm32f999"}, "unknown board 'stm32f999'"),
+        ({"predictor": "/nonexistent/p.json"}, "does not exist"),
+        ({"plot": "front.svg"}, "PNG"),
+        ({"space": "resnet"}, "unknown search space 'resnet'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    predictors: dict[str, Path], tmp_path: Path, opts: dict[str, Any], message: str
+) -> None:
+    opts = dict(opts)
+    if opts.get("predictor") in predictors:
+        opts["predictor"] = predictors[opts["predictor"]]
+    opts.setdefault("predictor", predictors["mobilenetv2"])
+    if "plot" in opts:
+        opts["plot"] = tmp_path / opts["plot"]
+    r = search(predictors, **opts)
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+def test_naswot_proxy_on_real_architectures() -> None:
+    pytest.importorskip("torch")
+    from nasprof.search import NaswotProxy, naswot_score
+
+    archs = get_space("mobilenetv2").sample(2, seed=0, resolution=RES)
+    proxy = NaswotProxy(batch_size=4, resolution=32, seed=0)
+    scores = proxy.score_many(archs, np.zeros(2, np.int64))
+    assert np.all(np.isfinite(scores)) and np.all(scores > 0)
+    direct = naswot_score(archs[0].network().build(seed=0), batch_size=4, resolution=32, seed=0)
+    assert scores[0] == direct
+    assert proxy.score_many(archs[:1], np.zeros(1, np.int64))[0] == scores[0]  # cached, same value

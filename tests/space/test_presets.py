@@ -1,0 +1,119 @@
+"""Presets: published sizes, exact analytic == graph counts, onnxruntime == torch, scoped node names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from nasprof.errors import SpaceError
+from nasprof.space import count_network, count_onnx, export_arch, get_preset, list_presets
+
+# Published figures (REFERENCE.md: papers and torchvision's docs) at 224, width 1.0: (MACs, params).
+PUBLISHED = {
+    "mobilenet_v2": (300e6, 3.4e6),
+    "mnasnet_a1": (312e6, 3.9e6),
+    "mobilenet_v3_large": (219e6, 5.4e6),
+    "mobilenet_v3_small": (56e6, 2.5e6),
+    "resnet18": (1.8e9, 11.7e6),
+    "resnet50": (4.1e9, 25.6e6),
+    "efficientnet_b0": (0.39e9, 5.3e6),
+    "shufflenet_v1": (140e6, 1.9e6),
+}
+# Our convention counts the BN-folded graph (one bias per conv channel instead of BN's gamma and beta) and
+# rounds nothing; the papers round to 2-3 digits. 5% covers both (the largest gap is ShuffleNet's 4.0%).
+TOLERANCE = 0.05
+
+# Exact counts at 224 (regression values; squeezenet's equals torchvision's 1,248,424 since it has no BN).
+EXACT = {
+    "mobilenet_v2": (300_774_272, 3_487_816),
+    "squeezenet1_0": (818_924_576, 1_248_424),
+    "repvgg_a0": (1_361_451_008, 8_309_384),
+}
+
+
+def test_presets_are_listed() -> None:
+    assert list_presets() == sorted(
+        [
+            "mobilenet_v2",
+            "mnasnet_a1",
+            "mobilenet_v3_large",
+            "mobilenet_v3_small",
+            "resnet18",
+            "resnet50",
+            "shufflenet_v1",
+            "squeezenet1_0",
+            "efficientnet_b0",
+            "repvgg_a0",
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_presets_match_published_sizes(name: str) -> None:
+    net = get_preset(name)
+    macs, params = PUBLISHED[name]
+    assert abs(net.macs - macs) / macs < TOLERANCE
+    assert abs(net.params - params) / params < TOLERANCE
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_exact_counts(name: str) -> None:
+    net = get_preset(name)
+    assert (net.macs, net.params) == EXACT[name]
+
+
+def test_mobilenet_v2_width_resolution_and_last_channel() -> None:
+    net = get_preset("mobilenet_v2", width=0.35, resolution=144, last_channel=448)
+    assert net.layers()[0].output_shape == (16, 72, 72)  # make_divisible(32 * 0.35, 8) = 16
+    assert net.layers()[-2].output_shape == (448, 5, 5)
+    assert (net.macs, net.params) == (23_499_152, 744_072)
+    assert get_preset("mobilenet_v2", width=0.35).layers()[-2].output_shape[0] == 1280  # max(1, width) rule
+    assert get_preset("mobilenet_v2", width=1.4).layers()[-2].output_shape[0] == 1792
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_preset_export_runs_like_torch_and_counts_agree(name: str, tmp_path: Path) -> None:
+    # Small resolutions keep the suite fast; SqueezeNet's unpadded stem and ceil pools need a bit more.
+    resolution = 96 if name == "squeezenet1_0" else 64
+    # Half width for the three largest (8-26 M params): same structure, a quarter of the weights to fill.
+    width = 0.5 if name in ("resnet18", "resnet50", "repvgg_a0") else 1.0
+    net = get_preset(name, resolution=resolution, width=width)
+    path = export_arch(name, tmp_path / f"{name}.onnx", resolution=resolution, width=width, seed=0)
+
+    graph = count_onnx(path)
+    analytic = count_network(net)
+    assert (graph.macs, graph.params) == (analytic.macs, analytic.params)
+    # Per layer too: the graph counter attributes nodes by scope, which must be the layer's.
+    assert {(x.scope, x.macs, x.params) for x in graph.layers} == {
+        (x.scope, x.macs, x.params) for x in analytic.layers
+    }
+
+    model = onnx.load(str(path))
+    assert not [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    assert any(n.name.startswith("/blocks.3/") for n in model.graph.node)
+
+    reference = net.build(seed=0).eval()
+    x = torch.randn(net.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(x).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[
+        0
+    ]
+    assert got.shape == net.output_shape == (1, 1000)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(SpaceError, match="unknown preset 'mobilenet_v4'; known: efficientnet_b0, mnasnet_a1"):
+        get_preset("mobilenet_v4")
+    with pytest.raises(SpaceError, match="unexpected keyword argument 'last_channel'"):
+        get_preset("resnet18", last_channel=448)
+    with pytest.raises(SpaceError, match="resolution must be an integer"):
+        get_preset("resnet18", resolution=0)
+    with pytest.raises(SpaceError, match="inconsistent shapes"):
+        get_preset("squeezenet1_0", resolution=16)

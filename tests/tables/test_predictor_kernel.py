@@ -1,0 +1,114 @@
+"""Kernel splitting (checked against a real onnxruntime profile), kernel-predictor sums, a real small fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _predictor_helpers import linear_kernel_predictor, make_mixed_model
+
+from nasprof.devices import MeasureSpec, get_device
+from nasprof.errors import PredictorError
+from nasprof.tables.predictors import KernelPredictor, Predictor
+from nasprof.tables.predictors.kernel_sampling import build_kernel_model, resample_around, sample_kernels
+from nasprof.tables.predictors.kernels import split_kernels
+
+
+def _profile(model: Path, level: str) -> list:
+    spec = MeasureSpec(warmup=1, runs=2, sessions=1, per_node=True, per_node_runs=2, opt_level=level)
+    return list(get_device("cpu").measure(model, spec).per_node or ())
+
+
+@pytest.mark.parametrize("level", ["basic", "extended"])
+def test_kernels_match_onnxruntime_profile(tmp_path: Path, level: str) -> None:
+    model = make_mixed_model(tmp_path / "m.onnx")
+    kernels = split_kernels(model, level)
+    profiled = _profile(model, level)
+    # At these levels onnxruntime keeps the exported names of the nodes that head each kernel.
+    assert [k.name for k in kernels] == [n.name.removeprefix("fused ") for n in profiled]
+
+
+def test_fusion_rules_per_level(tmp_path: Path) -> None:
+    model = make_mixed_model(tmp_path / "m.onnx")
+    ext = {k.name: k for k in split_kernels(model, "extended")}
+    assert ext["/stem/Conv"].covers == ("/stem/Conv", "/stem/bn/BatchNormalization", "/stem/act/Relu")
+    assert ext["/blocks.0/dw/Conv"].type == "dwconv" and ext["/blocks.0/dw/Conv"].act == "Clip"
+    assert "/blocks.0/Add" in ext  # residual add stays separate below level all
+    assert ext["/head/fc/Gemm"].act == "Relu"
+    everything = {k.name: k for k in split_kernels(model, "all")}
+    assert everything["/blocks.0/pw/Conv"].fused_add and "/blocks.0/Add" not in everything
+
+
+def test_reorders_match_onnxruntime_profile_at_level_all(tmp_path: Path) -> None:
+    model = make_mixed_model(tmp_path / "m.onnx")
+    profiled = _profile(model, "all")
+    if not any(n.op_type.startswith("Reorder") for n in profiled):
+        pytest.skip("this CPU runs no NCHWc layout (no AVX2/AVX-512 kernels in onnxruntime's MLAS)")
+    kernels = split_kernels(model, "all", reorders=True)
+    assert [k.type for k in kernels].count("reorder") == sum(
+        n.op_type.startswith("Reorder") for n in profiled
+    )
+    assert len(kernels) == len(profiled)
+
+
+def test_prediction_is_the_exact_sum_of_kernels(tmp_path: Path) -> None:
+    from conftest import make_conv_model
+
+    model = make_conv_model(tmp_path / "tiny.onnx")  # conv 3->8 + relu, conv 8->8 + relu, GAP at 16x16
+    p = linear_kernel_predictor()
+    macs = 16 * 16 * 8 * 3 * 9 + 16 * 16 * 8 * 8 * 9
+    expected = 0.005 + 2 * 0.01 + macs / 1e6 + 0.002
+    assert p.predict(model) == pytest.approx(expected, rel=1e-12)
+    parts = p.explain(model).parts
+    assert [x.kind for x in parts] == ["conv", "conv", "gap"]
+
+
+def test_unseen_operators_are_listed(tmp_path: Path) -> None:
+    model = make_mixed_model(tmp_path / "m.onnx", unknown_op="Softmax")
+    p = linear_kernel_predictor()
+    e = p.explain(model)
+    assert e.missing == ("/head/Softmax (Softmax)",)
+    assert e.latency_ms > 0  # the rest is still predicted
+    with pytest.raises(PredictorError, match="cannot predict 1 part"):
+        p.predict(model)
+
+
+def test_kernel_predictor_refuses_architectures() -> None:
+    with pytest.raises(PredictorError, match="reads ONNX graphs"):
+        linear_kernel_predictor().predict("mnasnet:224:1.0|x")
+
+
+def test_sampled_kernels_build_valid_models(tmp_path: Path) -> None:
+    import onnx
+
+    rng = np.random.default_rng(0)
+    for kind in ("conv", "dwconv", "fc", "gap", "pool", "eltwise", "act", "concat"):
+        k = sample_kernels(kind, 1, rng)[0]
+        path = build_kernel_model(k, tmp_path / f"{kind}.onnx")
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        n = resample_around(k, rng)
+        assert n.type == k.type
+        if kind in ("conv", "dwconv") and k.in_shape[0] > 3:
+            assert 0.4 * k.in_shape[0] - 8 <= n.in_shape[0] <= 1.2 * k.in_shape[0] + 8
+
+
+def test_small_real_fit_round_trips(tmp_path: Path) -> None:
+    spec = MeasureSpec(warmup=1, runs=3, sessions=1, per_node_runs=2)
+    steps: list[int] = []
+    p = KernelPredictor.fit(
+        "cpu",
+        budget=20,
+        spec=spec,
+        seed=1,
+        n_estimators=5,
+        progress=lambda done, total, what: steps.append(done),
+    )
+    assert steps[-1] == 20 and len(steps) == 20
+    assert p.overhead_ms > 0 and set(p.kernel_types) >= {"conv", "dwconv"}
+    model = make_mixed_model(tmp_path / "m.onnx")
+    pred = p.predict(model)
+    assert np.isfinite(pred) and pred > p.overhead_ms
+    q = Predictor.load(p.save(tmp_path / "k.json"), device="cpu")
+    assert q.predict(model) == pred
+    assert q.training_error["method"] == "out-of-bag"

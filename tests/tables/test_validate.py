@@ -1,0 +1,104 @@
+"""Validation: real end-to-end measurements on the local CPU against a predictor; report, CSV, plot, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from _predictor_helpers import linear_kernel_predictor, make_mixed_model
+from typer.testing import CliRunner
+
+from nasprof.cli import app
+from nasprof.devices import MeasureSpec
+from nasprof.errors import InputError, PredictorError
+from nasprof.tables.predictors import error_summary
+from nasprof.tables.validate import ValidationReport, ValidationRow, validate
+
+runner = CliRunner()
+FAST = MeasureSpec(warmup=1, runs=5, sessions=1)
+
+
+def test_error_summary_exact() -> None:
+    s = error_summary([1.1, 2.0, 2.7, 4.0], [1.0, 2.0, 3.0, 5.0])
+    # relative errors: +10%, 0, -10%, -20%
+    assert s["n"] == 4
+    assert s["within_5pct"] == 0.25
+    assert s["within_10pct"] == 0.75
+    assert s["rmspe"] == pytest.approx(((0.01 + 0 + 0.01 + 0.04) / 4) ** 0.5)
+    assert s["rmse_ms"] == pytest.approx(((0.01 + 0 + 0.09 + 1.0) / 4) ** 0.5)
+
+
+def test_report_outputs(tmp_path: Path) -> None:
+    rows = (ValidationRow("a", 1.1, 1.0), ValidationRow("b", 2.0, 2.0), ValidationRow("c", 4.0, 5.0))
+    r = ValidationReport(rows, device="cpu", predictor_kind="kernel")
+    assert [w.name for w in r.worst(2)] == ["c", "a"]
+    d = r.to_dict()
+    assert d["n"] == 3 and d["within_10pct"] == pytest.approx(2 / 3)
+    assert [x["name"] for x in d["rows"]] == ["a", "b", "c"] and d["schema_version"] == 1
+    with open(r.write_csv(tmp_path / "v.csv")) as f:
+        table = list(csv.DictReader(f))
+    assert [float(x["measured_ms"]) for x in table] == [1.0, 2.0, 5.0]
+    assert r.plot(tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError):
+        ValidationReport((), device="cpu", predictor_kind="kernel")
+
+
+def test_validate_models_on_real_cpu(tmp_path: Path) -> None:
+    models = [make_mixed_model(tmp_path / "a.onnx"), make_mixed_model(tmp_path / "b.onnx")]
+    p = linear_kernel_predictor()
+    r = validate(p, "cpu", models=models, spec=FAST)
+    assert [x.name for x in r.rows] == ["a", "b"]
+    assert all(x.measured_ms > 0 for x in r.rows)
+    assert r.rows[0].predicted_ms == p.predict(models[0])
+
+
+def test_validate_refuses_other_device_and_missing_input(tmp_path: Path) -> None:
+    with pytest.raises(PredictorError, match="validate it on its own device"):
+        validate(linear_kernel_predictor(device="pixel"), "cpu", models=[tmp_path / "a.onnx"])
+    with pytest.raises(InputError, match="--space"):
+        validate(linear_kernel_predictor(), "cpu")
+
+
+def test_validate_unseen_operator_needs_allow_partial(tmp_path: Path) -> None:
+    model = make_mixed_model(tmp_path / "u.onnx", unknown_op="Softmax")
+    with pytest.raises(PredictorError, match="--allow-partial"):
+        validate(linear_kernel_predictor(), "cpu", models=[model], spec=FAST)
+    r = validate(linear_kernel_predictor(), "cpu", models=[model], spec=FAST, allow_partial=True)
+    assert r.n == 1
+
+
+def test_cli_validate_models(tmp_path: Path) -> None:
+    pred = linear_kernel_predictor().save(tmp_path / "k.json")
+    a, b = make_mixed_model(tmp_path / "a.onnx"), make_mixed_model(tmp_path / "b.onnx")
+    out = tmp_path / "v.json"
+    result = runner.invoke(
+        app,
+        [
+            "validate",
+            "--predictor",
+            str(pred),
+            "--device",
+            "cpu",
+            "--runs",
+            "3",
+            "--sessions",
+            "1",
+            "--models",
+            str(a),
+            "--models",
+            str(b),
+            "--json",
+            str(out),
+            "--csv",
+            str(tmp_path / "v.csv"),
+            "--plot",
+            str(tmp_path / "v.png"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["n"] == 2 and {"rmse_ms", "rmspe", "within_5pct", "within_10pct"} <= set(doc)
+    assert {r["name"] for r in doc["rows"]} == {"a", "b"}
+    assert (tmp_path / "v.png").exists() and (tmp_path / "v.csv").exists()
