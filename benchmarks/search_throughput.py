@@ -72,8 +72,12 @@ def vectorised_parts(n: int = 1_000_000) -> dict:
     t1 = time.perf_counter()
     front = pareto_front(lat, acc)
     t2 = time.perf_counter()
-    return {"n": n, "reward_per_second": round(n / (t1 - t0)), "pareto_per_second": round(n / (t2 - t1)),
-            "pareto_size": int(front.size)}
+    return {
+        "n": n,
+        "reward_per_second": round(n / (t1 - t0)),
+        "pareto_per_second": round(n / (t2 - t1)),
+        "pareto_size": int(front.size),
+    }
 
 
 def main() -> None:
@@ -94,22 +98,30 @@ def main() -> None:
             row["table_keys"] = len(lut.entries)
             row["lut_build_s"] = round(build_s, 3)
             rows.append(row)
-            print(f"{space_name:12s} {strategy:9s} macs   {row['per_second']:>10,.0f} candidates/s "
-                  f"({row['evaluated']} in {row['seconds']:.2f} s, {row['distinct_archs']} distinct)")
+            print(
+                f"{space_name:12s} {strategy:9s} macs   {row['per_second']:>10,.0f} candidates/s "
+                f"({row['evaluated']} in {row['seconds']:.2f} s, {row['distinct_archs']} distinct)"
+            )
         if args.naswot > 0:
             row = run("random", space_name, lut, NaswotProxy(), args.naswot, args.seed)
             rows.append(row)
-            print(f"{space_name:12s} random    naswot {row['per_second']:>10,.1f} candidates/s "
-                  f"({row['evaluated']} in {row['seconds']:.2f} s)")
+            print(
+                f"{space_name:12s} random    naswot {row['per_second']:>10,.1f} candidates/s "
+                f"({row['evaluated']} in {row['seconds']:.2f} s)"
+            )
     parts = vectorised_parts()
-    print(f"reward over 1e6: {parts['reward_per_second']:,}/s; Pareto front over 1e6: {parts['pareto_per_second']:,}/s")
+    print(f"reward (1e6): {parts['reward_per_second']:,}/s; Pareto front: {parts['pareto_per_second']:,}/s")
     doc = {
         "schema_version": 1,
         "benchmark": "search_throughput",
         "resolution": RESOLUTION,
         "note": "LUT filled with MAC-derived latencies; speed depends on key count, not values",
-        "host": {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "host": {
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "runs": rows,
         "vectorised": parts,
     }

@@ -31,7 +31,21 @@ _LAZY: dict[str, str] = {
     "Backend": "nasprof.devices.base",
     "get_device": "nasprof.devices",
     "measure": "nasprof.profiler.api",
+    "Arch": "nasprof.space",
+    "get_space": "nasprof.space",
+    "get_preset": "nasprof.space",
+    "export_arch": "nasprof.space",
+    "export_layer": "nasprof.space",
+    "count_onnx": "nasprof.space",
+    "Predictor": "nasprof.tables.predictors",
+    "LutPredictor": "nasprof.tables.predictors",
+    "KernelPredictor": "nasprof.tables.predictors",
+    "LatencyTable": "nasprof.tables.store",
+    "TableEntry": "nasprof.tables.entry",
+    "build_table": "nasprof.tables.builder",
     "estimate_mcu": "nasprof.devices.mcu",
+    "Reward": "nasprof.search.rewards",
+    "pareto_front": "nasprof.search.pareto",
 }
 
 __all__ = [

@@ -334,11 +334,16 @@ def measure_cmd(
         if not isinstance(get_device(device), McuBackend):
             raise InputError("--plot draws a microcontroller memory profile; use it with a board device "
                              "(e.g. --device stm32f746)")
-    if json_path is not None and not json_path.parent.exists():
-        from nasprof.errors import InputError
+    from nasprof.errors import InputError
 
+    for opt, out in (("--json", json_path), ("--plot", plot)):
         # Fail before measuring, not after minutes of timing.
-        raise InputError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
+        if out is not None and not out.parent.is_dir():
+            raise InputError(f"cannot write {opt} {out}: directory {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise InputError(f"cannot write {opt} {out}: it is a directory; give a file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
     with _ProgressBar() as bar, progress_to(bar):
         m = nasprof.measure(
             model, device=device, threads=threads, warmup=warmup, runs=runs, sessions=sessions,
@@ -425,16 +430,28 @@ def space_show(
         return
     choices = summary["choices"]
     factors = list(dict.fromkeys(k for block in choices for k in block))
-    t = Table(title=f"{space.name}: {space.description}")
+    # Factors with the same choices in every block are printed once, so the table stays narrow.
+    shared = [f for f in factors if all(block.get(f) == choices[0].get(f) for block in choices)]
+
+    def fmt(values: list[Any]) -> str:
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    console.print(f"[bold]{space.name}[/]: {space.description}", highlight=False)
+    for f in shared:
+        console.print(f"  {f} (every block): {fmt(choices[0][f])}", highlight=False)
+    t = Table()
     t.add_column("block", justify="right")
-    for f in factors:
+    per_block = [f for f in factors if f not in shared]
+    for f in per_block:
         t.add_column(f)
     for i, block in enumerate(choices):
-        t.add_row(str(i), *(", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in block.get(f, []))
-                            for f in factors))
+        t.add_row(str(i), *(fmt(block.get(f, [])) for f in per_block))
     console.print(t)
-    console.print(f"size: {summary['size']} architectures ({summary['size']:.3e}); "
-                  f"distinct layers at 224: {summary['distinct_layers_224']}", highlight=False)
+    console.print(
+        f"size: {summary['size']} architectures ({summary['size']:.3e}); "
+        f"distinct layers at 224: {summary['distinct_layers_224']}",
+        highlight=False,
+    )
 
 
 @space_app.command("sample")
@@ -503,6 +520,10 @@ def export_cmd(
     """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer)."""
     from nasprof.space import count_network, export_network, resolve_model
 
+    if output.suffix.lower() != ".onnx":  # like --plot and .png: the name says what the file holds
+        from nasprof.errors import InputError
+
+        raise InputError(f"--output writes ONNX; give a path ending in .onnx, got {output}")
     options = {} if last_channel is None else {"last_channel": last_channel}
     net = resolve_model(model, resolution=resolution, width=width, **options)
     with err_console.status(f"exporting {net.name} at {net.resolution}x{net.resolution}"):
@@ -615,6 +636,9 @@ def table_build_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a table measured in another environment.")
     ] = False,
+    mcu_memory: Annotated[
+        str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the build report as JSON.")] = None,
 ) -> None:
     """Measure every distinct layer of SPACE at RESOLUTION on DEVICE into DB (resumable, shardable)."""
@@ -627,7 +651,8 @@ def table_build_cmd(
         with _BuildBar() as bar:
             report = build_table(space, resolution, device, db, limit=limit, shard=shard, spec=spec,
                                  retry_failed=retry_failed, remeasure=remeasure, force=force,
-                                 time_per_entry_s=time_per_entry or None, progress=bar)
+                                 time_per_entry_s=time_per_entry or None, memory_board=mcu_memory,
+                                 progress=bar)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished entries are stored in {db}; run the same command to resume",
                           highlight=False)
@@ -696,7 +721,8 @@ def table_show_cmd(
     console.print(f"{summary['entries']} entries · {summary['ok']} ok · {summary['failed']} failed · "
                   f"{summary['unstable']} unstable{cov}", highlight=False)
     t = Table(title=f"{len(shown)} of {len(rows)} matching entries", title_justify="left")
-    for col, just in (("key", "left"), ("median ms", "right"), ("p90 ms", "right"), ("MAD ms", "right"),
+    t.add_column("key", overflow="fold")  # keys differ at their end: never truncate them
+    for col, just in (("median ms", "right"), ("p90 ms", "right"), ("MAD ms", "right"),
                       ("n", "right"), ("MMACs", "right"), ("flags / error", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for e in shown:
@@ -811,6 +837,10 @@ def predictor_fit_cmd(
     measure_overhead: Annotated[
         bool, typer.Option("--measure-overhead", help="Measure the per-call overhead on the table's device.")
     ] = False,
+    calibrate: Annotated[
+        int, typer.Option(help="Fit the LUT's scale on this many sampled architectures measured end to end.")
+    ] = 0,
+    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     from nasprof.errors import InputError
@@ -822,9 +852,15 @@ def predictor_fit_cmd(
         if measure_overhead:
             overhead_ms = _measure_table_overhead(table)
         p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
+        if calibrate:
+            from nasprof.tables.validate import calibrate_lut
+
+            with _StepBar("calibrating") as bar:
+                p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, progress=bar)
         p.save(output)
         err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
-                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms", highlight=False)
+                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, scale {p.scale:.4f}",
+                          highlight=False)
         return
     from nasprof.devices import MeasureSpec
 
@@ -882,6 +918,7 @@ def predictor_show_cmd(
     if p.kind == "lut":
         t.add_row("entries", str(len(p.entries)))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
+        t.add_row("scale", f"{p.scale:.4f}")  # type: ignore[attr-defined]
     else:
         t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
@@ -938,7 +975,9 @@ def predict_cmd(
                               highlight=False)
     if result.missing:
         shown = ", ".join(result.missing[:8]) + (" ..." if len(result.missing) > 8 else "")
-        err_console.print(f"cannot predict {len(result.missing)} part(s): {shown}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"cannot predict {len(result.missing)} part(s): {shown}", highlight=False, soft_wrap=True
+        )
         if not allow_partial:
             raise typer.Exit(code=2)
 
@@ -1137,7 +1176,21 @@ def search_cmd(
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from nasprof.errors import InputError
     from nasprof.search.api import search
+
+    # Fail before a long search, not after it, when an output cannot be written.
+    for opt, out in (("--json", json_out), ("--plot", plot), ("--export-best", export_best)):
+        if out is not None and not out.parent.is_dir():
+            raise InputError(f"{opt}: directory {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise InputError(f"{opt}: {out} is a directory; give a file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
+    if export_best is not None and export_best.suffix.lower() != ".onnx":
+        raise InputError(f"--export-best writes ONNX; give a path ending in .onnx, got {export_best}")
+    if top < 1:
+        raise InputError(f"--top must be at least 1, got {top}")
 
     with Progress(
         TextColumn("searching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -1149,10 +1202,11 @@ def search_cmd(
             proxy=proxy, strategy=strategy, device=device,
             on_progress=lambda done, total: bar.update(task, completed=done),
         )
-    best = result.best
-    if best is None:
+    if result.best is None:
+        if json_out is not None:  # the overflow figures are still worth keeping
+            write_json(json_out, result.to_dict(top=top))
         c = result.constraint or {}
-        raise NasprofError(
+        raise InputError(
             f"none of the {result.evaluated} candidates fits {c.get('device')} "
             f"(SRAM {c.get('sram_bytes')} B, Flash {c.get('flash_bytes')} B); "
             "raise --budget or pick a larger board"

@@ -53,6 +53,13 @@ class MeasureSpec:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise InputError(f"--warmup must be >= 0, got {self.warmup}")
+        # Written as `not 0 < x < 1`: NaN fails every comparison, so it is refused, not sampled forever.
+        if self.target_rel_ci is not None and not 0 < self.target_rel_ci < 1:
+            raise InputError(f"--target-ci must be a fraction in (0, 1), e.g. 0.01, got {self.target_rel_ci}")
+        if self.seed < 0:  # numpy's SeedSequence takes non-negative integers only
+            raise InputError(f"--seed must be >= 0, got {self.seed}")
+        if self.max_runs is not None and self.max_runs < 1:
+            raise InputError(f"--max-runs must be at least 1, got {self.max_runs}")
         if self.opt_level not in ("disable", "basic", "extended", "all"):
             raise InputError(
                 f"unknown optimisation level {self.opt_level!r}: use disable, basic, extended or all"

@@ -42,6 +42,7 @@ class CpuBackend(Backend):
         from nasprof.profiler.ort_runner import allow_spinning, time_sessions
 
         self.ensure_available()
+        check_spec(spec)
         info = load_model(model, spec.input_shapes)
         int_range = tuple(spec.options.get("int_range", DEFAULT_INT_RANGE))
         feeds = random_inputs(info, seed=spec.seed, int_range=(int(int_range[0]), int(int_range[1])))
@@ -99,6 +100,29 @@ class CpuBackend(Backend):
         from nasprof.profiler.environment import cpu_model
 
         return {"backend": self.name, "device": self.device, "cpu_model": cpu_model(), **self.config}
+
+
+#: ``MeasureSpec.options`` this backend reads; anything else is a typo or meant for another backend.
+KNOWN_OPTIONS = ("int_range", "allow_spinning")
+#: Threads per usable core beyond which a request is refused: onnxruntime then spends minutes creating its
+#: pool (100,000 threads never finishes) and the timings would measure the scheduler, not the model.
+MAX_THREADS_PER_CORE = 16
+
+
+def check_spec(spec: MeasureSpec) -> None:
+    """Refuse options this backend would silently ignore and thread counts it cannot honour."""
+    from nasprof.errors import InputError
+    from nasprof.profiler.environment import _usable_cores
+
+    unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
+    if unknown:
+        raise InputError(f"the cpu backend does not understand option(s) {', '.join(unknown)}; "
+                         f"it reads {', '.join(KNOWN_OPTIONS)}")
+    cores = _usable_cores()
+    limit = MAX_THREADS_PER_CORE * cores
+    if spec.threads > limit:
+        raise InputError(f"--threads {spec.threads} is far above the {cores} usable cores "
+                         f"(at most {limit}); use at most the number of cores")
 
 
 def host_warnings(host: dict[str, Any], threads: int) -> list[str]:

@@ -45,8 +45,8 @@ __all__ = ["CudaBackend", "CUDA_MIN_WARMUP_RUNS", "CUDA_MIN_WARMUP_S", "PER_NODE
 CUDA_MIN_WARMUP_RUNS = 10
 #: GPU clocks climb from idle to boost only under sustained load; one second of back-to-back runs gets there.
 CUDA_MIN_WARMUP_S = 1.0
-#: Bound on time-based warm-up for tiny models (one second of 30 us runs would otherwise be ~30,000 runs).
-CUDA_MAX_WARMUP_RUNS = 5000
+#: Bound on the time-based warm-up of tiny blocks (one second of 30 us runs would be ~33,000 runs).
+CUDA_MAX_WARMUP_RUNS = 20000
 
 _TIMED_CALL = "run_with_iobinding + synchronize_outputs (I/O bound on the GPU), host perf_counter_ns"
 PER_NODE_TIMING_NOTE = (
@@ -128,17 +128,30 @@ class CudaBackend(Backend):
         return out
 
     # -- measuring ----------------------------------------------------------------------------------------
-    def provider_options(self) -> dict[str, str]:
-        return {
+    def uses_cuda_graph(self, options: Mapping[str, Any] | None = None) -> bool:
+        """``cuda_graph`` (device setting or ``MeasureSpec.options``): replay one captured graph per run."""
+        value = {**self.config, **dict(options or {})}.get("cuda_graph", False)
+        if isinstance(value, str):
+            value = value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+
+    def provider_options(self, options: Mapping[str, Any] | None = None) -> dict[str, str]:
+        out = {
             "device_id": str(self.device_id),
             "cudnn_conv_algo_search": "EXHAUSTIVE",
             # Copies between host and device (there are none inside the timed runs) go on the compute stream,
             # so they can never overlap with, or be missed by, the synchronisation that ends a sample.
             "do_copy_in_default_stream": "1",
         }
+        if self.uses_cuda_graph(options):
+            # One graph launch per run instead of one launch per kernel: the sample becomes GPU execution
+            # time, as in graph-captured deployments. Needs every node on the GPU and fixed I/O addresses
+            # (which the IOBinding here provides).
+            out["enable_cuda_graph"] = "1"
+        return out
 
-    def providers(self) -> list[Any]:
-        return [("CUDAExecutionProvider", self.provider_options()), "CPUExecutionProvider"]
+    def providers(self, options: Mapping[str, Any] | None = None) -> list[Any]:
+        return [("CUDAExecutionProvider", self.provider_options(options)), "CPUExecutionProvider"]
 
     def _preload(self, ort: Any) -> None:
         # onnxruntime-gpu finds CUDA/cuDNN from the nvidia-* pip packages only after preload_dlls(); with
@@ -147,11 +160,15 @@ class CudaBackend(Backend):
             with _quiet(), contextlib.suppress(Exception):
                 ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
             CudaBackend._dlls_preloaded = True
+        # onnxruntime 1.30 warns "No registered plugin EP device found for 'CUDAExecutionProvider'" on every
+        # session with provider options (harmless: the built-in CUDA EP is used) through its default logger,
+        # which session options do not reach; errors still show. Only when measuring on CUDA, never at import.
+        ort.set_default_logger_severity(3)
 
-    def _session(self, model: Path, so: Any) -> Any:
+    def _session(self, model: Path, so: Any, options: Mapping[str, Any] | None = None) -> Any:
         from nasprof.profiler.ort_runner import create_session
 
-        sess = create_session(model, so, self.providers())
+        sess = create_session(model, so, self.providers(options))
         if "CUDAExecutionProvider" not in sess.get_providers():
             # onnxruntime falls back to the CPU when libcudart/cuBLAS/cuDNN cannot be loaded; never time that.
             raise DeviceUnavailableError(
@@ -178,7 +195,8 @@ class CudaBackend(Backend):
             **started,
             **self.describe(),
             "execution_provider": "CUDAExecutionProvider",
-            "provider_options": self.provider_options(),
+            "provider_options": self.provider_options(spec.options),
+            "cuda_graph": self.uses_cuda_graph(spec.options),
             "threads": spec.threads,
             "opt_level": spec.opt_level,
             "timed_call": timed.timed_call,
@@ -207,7 +225,8 @@ class CudaBackend(Backend):
         if spec.per_node:
             from nasprof.profiler.ort_profile import profile_nodes
 
-            profiled = profile_nodes(info.path, feeds, spec, providers=self.providers())
+            # Without the graph: a replayed graph has no nodes for the profiler to see.
+            profiled = profile_nodes(info.path, feeds, spec, providers=self.providers({"cuda_graph": False}))
             per_node = profiled.nodes
             metadata.update({
                 "per_node_timing": PER_NODE_TIMING_NOTE,
@@ -247,7 +266,8 @@ class _DeviceRunner:
         for out in session.get_outputs():
             self.binding.bind_output(out.name, "cuda", device_id)
         self.binding.synchronize_inputs()
-        self.run()  # the first run allocates the outputs on the GPU (and autotunes cuDNN) ...
+        # The first run allocates the outputs on the GPU and autotunes cuDNN; kept as the first warm-up ...
+        self.first_run_ms = self.run()
         names = [o.name for o in session.get_outputs()]
         self.outputs = dict(zip(names, self.binding.get_outputs(), strict=True))
         self.binding.clear_binding_outputs()
@@ -307,13 +327,14 @@ def _time_sessions(
                 break
         runs = spec.runs if s < spec.sessions else min(spec.runs, cap - len(samples))
         progress.report(f"session {s + 1}", len(samples), cap)
-        sess = backend._session(model, session_options(spec))
+        sess = backend._session(model, session_options(spec), spec.options)
         try:
             runner = _DeviceRunner(ort, sess, feeds, backend.device_id)
         except DeviceUnavailableError:
             raise
         except Exception as exc:
             raise _run_error(model, exc) from None
+        warmups.append(runner.first_run_ms)
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a collection of unrelated objects must not land inside a sample
         try:
@@ -321,7 +342,7 @@ def _time_sessions(
             while n < CUDA_MAX_WARMUP_RUNS and (n < min_runs or time.perf_counter() - start < min_warmup_s):
                 warmups.append(_checked(runner, model))
                 n += 1
-            warmup_runs.append(n + 1)  # + the first run inside _DeviceRunner
+            warmup_runs.append(n + 1)  # + the first, allocating run
             for i in range(runs):
                 samples.append(_checked(runner, model))
                 sid.append(s)

@@ -6,9 +6,11 @@ queries a lookup-table predictor starts in well under a second.
 
 from __future__ import annotations
 
-from nasprof.search.constraints import MemoryConstraint
+from nasprof.search.api import export_best_arch, make_reward, search
+from nasprof.search.constraints import McuArchMemory, MemoryConstraint
 from nasprof.search.evaluate import Evaluator, LatencyModel, Scores, arch_macs
 from nasprof.search.pareto import pareto_front
+from nasprof.search.plot import plot_search
 from nasprof.search.proxies import (
     AccuracyProxy,
     CallableProxy,
@@ -22,6 +24,11 @@ from nasprof.search.runner import SEARCH_SCHEMA_VERSION, Candidate, SearchResult
 from nasprof.search.strategies import STRATEGIES, RandomSearch, RegularizedEvolution, Strategy, get_strategy
 
 __all__ = [
+    "search",
+    "make_reward",
+    "export_best_arch",
+    "plot_search",
+    "McuArchMemory",
     "Reward",
     "REWARD_PRESETS",
     "mnasnet_reward",

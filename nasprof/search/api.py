@@ -102,15 +102,17 @@ def search(
     source = str(predictor) if isinstance(predictor, (str, Path)) else "predictor"
     model = _load_predictor(predictor)
     check_predictor_space(model, space_name, source)
-    constraint = MemoryConstraint.for_board(device) if device else None
-    evaluator = Evaluator(model, _make_proxy(proxy), rew, constraint)
+    constraint = MemoryConstraint.for_device(device) if device else None
+    acc = _make_proxy(proxy)
+    evaluator = Evaluator(model, acc, rew, constraint)
     # A lookup table holds one resolution: sample there unless told otherwise (a mismatch then fails
     # in the predictor with a message naming both resolutions).
     if resolution is None:
         resolution = getattr(model, "resolution", None)
     strat = get_strategy(strategy, space, seed=seed, resolution=resolution, **dict(strategy_options or {}))
+    batch = min(batch_size, acc.max_batch)
     return run_search(
-        strat, evaluator, budget, batch_size=batch_size, space_name=space_name, on_progress=on_progress
+        strat, evaluator, budget, batch_size=batch, space_name=space_name, on_progress=on_progress
     )
 
 

@@ -50,6 +50,34 @@ class MemoryConstraint:
         usage = usage_fn if usage_fn is not None else McuArchMemory(b.name)
         return cls(name=b.name, sram_bytes=b.sram_bytes, flash_bytes=b.flash_bytes, usage_fn=usage)
 
+    @classmethod
+    def for_device(cls, name: str) -> MemoryConstraint:
+        """The memory of a microcontroller device: a named device from the devices TOML whose backend is
+        ``mcu`` (its board figures, memory model and runtime), or a board name. Other kinds are an error."""
+        from nasprof.devices import get_device
+        from nasprof.devices.mcu.backend import McuBackend
+        from nasprof.devices.mcu.boards import BOARDS
+        from nasprof.errors import DeviceUnavailableError
+
+        try:
+            backend = get_device(name)
+        except DeviceUnavailableError:
+            if name.strip().lower() in BOARDS:  # a board known as data only (registered without a device)
+                return cls.for_board(name)
+            raise
+        if not isinstance(backend, McuBackend):
+            raise InputError(
+                f"--device {name} is a {backend.name} device; a memory constraint needs a microcontroller "
+                "board (e.g. stm32f746) or a device added with --backend mcu"
+            )
+        b = backend.board
+        usage = McuArchMemory(
+            b, str(backend.config.get("memory_model") or "per-layer"), backend.config.get("runtime") or None
+        )
+        return cls(
+            name=str(backend.device), sram_bytes=b.sram_bytes, flash_bytes=b.flash_bytes, usage_fn=usage
+        )
+
     def usage(self, archs: Sequence[Arch]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Peak SRAM and Flash, in bytes, of each architecture."""
         sram = np.empty(len(archs), dtype=np.int64)
@@ -58,7 +86,8 @@ class MemoryConstraint:
             key = arch.to_string()
             hit = self._cache.get(key)
             if hit is None:
-                hit = self._cache[key] = tuple(int(v) for v in self.usage_fn(arch))  # type: ignore[assignment]
+                used_sram, used_flash = self.usage_fn(arch)
+                hit = self._cache[key] = (int(used_sram), int(used_flash))
             sram[i], flash[i] = hit
         return sram, flash
 
@@ -77,14 +106,15 @@ class MemoryConstraint:
 class McuArchMemory:
     """Peak SRAM and Flash of an architecture from the MCU estimator's per-layer figures, cached per layer.
 
-    Each distinct layer is exported once and sized by ``nasprof.devices.mcu.mcu_memory_for_layer`` (the same
-    estimator as ``nasprof measure --device <board>``); an architecture's peak SRAM is the largest layer
-    peak and its Flash the layers' sum plus the runtime's code, as ``nasprof.devices.mcu.network_fits``
-    sums them. The first architectures of a search pay for the exports; after that every candidate is a
-    handful of dictionary look-ups, because a space has few distinct layers.
+    ``board`` is a board name or a ``nasprof.devices.mcu.Board``. Each distinct layer is exported once and
+    sized by ``nasprof.devices.mcu.mcu_memory_for_layer`` (the same estimator as ``nasprof measure --device
+    <board>``); an architecture's peak SRAM is the largest layer peak and its Flash the layers' sum plus the
+    runtime's code, as ``nasprof.devices.mcu.network_fits`` sums them. The first architectures of a search
+    pay for the exports; after that every candidate is a handful of dictionary look-ups, because a space
+    has few distinct layers.
     """
 
-    def __init__(self, board: str, memory_model: str = "per-layer", runtime: str | None = None) -> None:
+    def __init__(self, board: Any, memory_model: str = "per-layer", runtime: str | None = None) -> None:
         from nasprof.devices.mcu.runtimes import DEFAULT_RUNTIME, get_runtime
 
         if memory_model not in DEFAULT_RUNTIME:

@@ -45,6 +45,8 @@ class AccuracyProxy(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Largest batch worth scoring at once: a slow proxy asks for small batches so progress shows.
+    max_batch: ClassVar[int] = 1 << 16
 
     @abc.abstractmethod
     def score_many(self, archs: Sequence[Arch], macs: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -100,6 +102,7 @@ class NaswotProxy(AccuracyProxy):
     """
 
     name: ClassVar[str] = "naswot"
+    max_batch: ClassVar[int] = 4  # ~0.1-0.5 s per candidate: keep the progress bar moving
 
     def __init__(
         self, *, batch_size: int = 16, resolution: int = 32, seed: int = 0, threads: int = 1

@@ -102,6 +102,9 @@ class Reward:
                 number = math.nan
             if not math.isfinite(number):
                 raise InputError(f"--{name} must be a finite number, got {value!r}")
+            if number > 0:  # (LAT/T)^w with w > 0 grows with latency: slower models would win
+                raise InputError(f"--{name} must be <= 0 (a positive exponent rewards slower models), "
+                                 f"got {value!r}")
             object.__setattr__(self, name, number)
 
     @classmethod

@@ -148,12 +148,7 @@ class SearchResult:
             "feasible": self.feasible_count,
             "seconds": self.seconds,
             "per_second": self.per_second,
-            "reward": {
-                "name": self.reward.name,
-                "alpha": self.reward.alpha,
-                "beta": self.reward.beta,
-                "target_ms": self.reward.target_ms,
-            },
+            "reward": self.reward.to_dict(),
             "constraint": self.constraint,
             "best": None if best is None else best.to_dict(),
             "top": [c.to_dict() for c in self.top(top)],

@@ -152,7 +152,10 @@ class Arch:
             path = Path(text)
             if not path.is_file():
                 raise SpaceError(f"architecture file {path} does not exist")
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpaceError(f"cannot read architecture file {path}: {exc}") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -5,6 +5,7 @@
   Conv (``N*C_out*H_out*W_out * C_in/groups * kH * kW``), Gemm (``M*K*N``) and MatMul (output size * K);
   parameters are the sizes of the initializers those nodes consume (scalars feeding Clip and shape constants
   are not parameters). Counts are attributed to a layer by the node's scope (``/blocks.3/...`` -> blocks.3).
+  A symbolic batch dimension counts as 1.
 """
 
 from __future__ import annotations
@@ -85,12 +86,16 @@ def count_onnx(path: str | Path) -> ModelCount:
     except Exception as exc:  # onnx raises DecodeError/ValidationError/ InferenceError variants
         raise ModelError(f"cannot read {path} as ONNX: {exc}") from None
     graph = model.graph
+    if not graph.node:  # protobuf parses an empty (or all-default) file as an empty model without complaint
+        raise ModelError(f"{path} holds no ONNX graph (empty or not an ONNX file); export a model first")
     inits = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
     shapes: dict[str, tuple[int, ...]] = dict(inits)
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         dims = vi.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+        # A symbolic leading dimension is the batch: count one sample (nasprof's own exports fix it to 1).
+        sizes = [d.dim_value if d.HasField("dim_value") else (1 if i == 0 else 0) for i, d in enumerate(dims)]
+        if dims and all(sizes):
+            shapes[vi.name] = tuple(int(s) for s in sizes)
 
     def shape(name: str, node_name: str) -> tuple[int, ...]:
         if name not in shapes:

@@ -9,6 +9,7 @@ The legacy exporter (``dynamo=False``) is used because it keeps module scopes in
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ OPSET = 17
 #: export_layer traces at most at this spatial size (see export_module's trace_hw).
 TRACE_SIZE = 16
 
+
+#: Serialises torch.onnx.export across threads (see _export_model).
+_EXPORT_LOCK = threading.Lock()
 
 def export_module(
     model: torch.nn.Module,
@@ -58,20 +62,17 @@ def export_module(
         if len(output_shape) == 4:  # type: ignore[arg-type]
             axes["output"] = {2: "out_height", 3: "out_width"}
     buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        # The legacy exporter warns that it is deprecated; it is the one that keeps module scopes.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            buf,
-            input_names=["input"],
-            output_names=["output"],
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamic_axes=axes,
-            dynamo=False,
-        )
+    # torch's legacy exporter keeps process-global state (GLOBALS.in_onnx_export) and so does
+    # set_num_threads: two threads exporting at once corrupt each other's graphs, so exports are serialised.
+    with _EXPORT_LOCK:
+        threads = torch.get_num_threads()
+        # One intra-op thread: the trace's convolutions are small, and on a busy machine torch's worker
+        # threads spin-wait for cores (26 ms per mnasnet block with 1 thread vs 90-170 ms with 2 on 2 cores).
+        torch.set_num_threads(1)
+        try:
+            _trace_to(buf, model, example, axes)
+        finally:
+            torch.set_num_threads(threads)
     proto = onnx.load_from_string(buf.getvalue())
     left = [n.name for n in proto.graph.node if n.op_type == "BatchNormalization"]
     if left:  # a block forgot to fold: refuse to write a graph that would time BN separately
@@ -86,6 +87,25 @@ def export_module(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return atomic_write_bytes(Path(path), proto.SerializeToString())
+
+
+def _trace_to(
+    buf: io.BytesIO, model: torch.nn.Module, example: torch.Tensor, axes: dict[str, dict[int, str]] | None
+) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        # The legacy exporter warns that it is deprecated; it is the one that keeps module scopes.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,  # type: ignore[arg-type]  # torch's stub says path-only; file objects are accepted
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamic_axes=axes,
+            dynamo=False,
+        )
 
 
 def _pin_shape(value_info: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
@@ -145,4 +165,6 @@ def export_layer(layer: Layer, path: str | Path, seed: int = 0) -> Path:
     out = (1, oc) if layer.spec.op == "head" else (1, oc, oh, ow)
     meta = {"nasprof.key": layer.key}
     trace_hw = (min(h, TRACE_SIZE), min(w, TRACE_SIZE))
+    if any(getattr(m, "needs_static_trace", False) for m in model.modules()):
+        trace_hw = (h, w)  # shape-reading ops (channel shuffle) would otherwise become dynamic
     return export_module(model, (1, c, h, w), path, meta, trace_hw=trace_hw, output_shape=out)

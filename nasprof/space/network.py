@@ -120,13 +120,19 @@ class Network:
     def from_dict(cls, doc: Mapping[str, Any]) -> Network:
         if doc.get("schema_version") != SCHEMA_VERSION:
             raise SpaceError(f"network schema_version {doc.get('schema_version')!r} is not {SCHEMA_VERSION}")
+
+        def specs(part: str) -> tuple[BlockSpec, ...]:
+            return tuple(BlockSpec.from_dict(s) for s in doc.get(part, ()))
+
         try:
             return cls(
                 name=str(doc["name"]),
                 resolution=int(doc["resolution"]),
+                stem=specs("stem"),
+                blocks=specs("blocks"),
+                head=specs("head"),
                 in_channels=int(doc.get("in_channels", 3)),
                 width=float(doc.get("width", 1.0)),
-                **{part: tuple(BlockSpec.from_dict(s) for s in doc.get(part, ())) for part in PARTS},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SpaceError):

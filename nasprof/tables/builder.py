@@ -113,6 +113,14 @@ class BuildReport:
     export_s: float
     measure_s: float
     inference_s: float
+    #: Time the measuring threads waited for an export to finish (0 when the child keeps ahead).
+    export_wait_s: float = 0.0
+    #: Of which the wait for the first export (the child process starting and importing torch).
+    first_export_wait_s: float = 0.0
+    #: Time in database transactions (claims and entry commits).
+    db_s: float = 0.0
+    #: Setup before the first entry: enumerating the space, opening the table, importing runtimes.
+    setup_s: float = 0.0
     devices: tuple[str, ...] = ()
     complete: bool = False
 
@@ -175,10 +183,22 @@ def layer_entry_fields(layer: Any) -> dict[str, Any]:
     return out
 
 
-def _memory_fields(m: Measurement) -> dict[str, Any]:
-    # The MCU backend reports memory with each estimate; other backends leave it None.
-    mem = m.memory or {}
-    return {k: int(mem[k]) for k in ("peak_sram_bytes", "flash_bytes") if mem.get(k) is not None}
+def _memory_fields(m: Measurement, layer: Any, memory_board: str | None) -> dict[str, Any]:
+    """Peak SRAM and Flash of the layer (bytes): from an MCU backend's report, or, when ``memory_board``
+    is asked for, from the MCU estimator. Flash excludes the runtime's code, which a network pays once."""
+    if memory_board is not None:
+        from nasprof.devices.mcu import mcu_memory_for_layer
+
+        mem = mcu_memory_for_layer(layer, memory_board)
+        return {"peak_sram_bytes": mem.peak_sram_bytes, "flash_bytes": mem.flash_bytes}
+    rep = m.memory or {}  # the MCU backend reports memory with each estimate; others leave it None
+    out: dict[str, Any] = {}
+    if rep.get("peak_sram_bytes") is not None:
+        out["peak_sram_bytes"] = int(rep["peak_sram_bytes"])
+    if rep.get("flash_bytes") is not None:
+        code = (rep.get("flash") or {}).get("code_bytes", 0)
+        out["flash_bytes"] = int(rep["flash_bytes"]) - int(code)
+    return out
 
 
 @dataclass
@@ -195,6 +215,14 @@ class _Tally:
     export_s: float = 0.0
     measure_s: float = 0.0
     inference_s: float = 0.0
+    export_wait_s: float = 0.0
+    first_export_wait_s: float | None = None
+    db_s: float = 0.0
+
+    def add(self, **seconds: float) -> None:
+        with self.lock:
+            for k, v in seconds.items():
+                setattr(self, k, getattr(self, k) + v)
 
 
 class _Queue:
@@ -220,6 +248,10 @@ class _Queue:
             item = self._ready.popleft()
             self._fill()
             return item
+
+    def has_work(self) -> bool:
+        with self._lock:
+            return bool(self._todo or self._ready)
 
     def put_back(self, layer: Any) -> None:
         with self._lock:
@@ -326,6 +358,7 @@ def build_table(
     force: bool = False,
     export_jobs: int = 1,
     time_per_entry_s: float | None = DEFAULT_TIME_PER_ENTRY_S,
+    memory_board: str | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
 ) -> BuildReport:
     """Measure every pending distinct layer of ``space`` at ``resolution`` on ``device`` into ``db``.
@@ -337,9 +370,10 @@ def build_table(
     more times and the more trustworthy measurement is kept. ``time_per_entry_s`` plans each entry's runs
     so it spends about that long in timed inference (``spec.runs`` is then the floor; None or 0 keeps
     ``spec.runs`` for every entry). ``export_jobs=0`` exports in the measuring thread instead of a child
-    process. Returns a ``BuildReport``; raises ``SpaceError``/``InputError`` for
-    bad arguments and ``TableError``/``SchemaError`` for a db that is not a compatible table (untouched).
-    """
+    process. Entries carry peak SRAM / Flash bytes when the device is an MCU board, or for
+    ``memory_board`` (an MCU board name) when asked. Returns a ``BuildReport``; raises
+    ``SpaceError``/``InputError`` for bad arguments and ``TableError``/``SchemaError`` for a db that is
+    not a compatible table (left untouched)."""
     t_start = time.perf_counter()
     spec = spec or TABLE_SPEC
     if limit is not None and limit < 0:
@@ -347,6 +381,10 @@ def build_table(
     if remeasure < 0:
         raise InputError(f"--remeasure must be >= 0, got {remeasure}")
     shard_t = parse_shard(shard)
+    if memory_board is not None:
+        from nasprof.devices.mcu import get_board
+
+        get_board(memory_board)  # unknown board: fail before measuring anything
     space = _resolve_space(space)
     all_layers = _distinct_layers(space, resolution)
     backends = _resolve_devices(device)
@@ -375,10 +413,11 @@ def build_table(
                                            already_done=already, taken_by_others=tally.taken, key=key,
                                            elapsed_s=time.perf_counter() - t_start))
 
+            setup_s = time.perf_counter() - t_start
             emit(None)
             errors: list[BaseException] = []
             ctx = _BuildContext(table, queue, exporter, RunPlanner(spec, time_per_entry_s), tally, emit,
-                                retry_failed, remeasure)
+                                retry_failed, remeasure, memory_board)
             try:
                 if len(backends) == 1:
                     _work(ctx, backends[0], errors)
@@ -391,15 +430,17 @@ def build_table(
                         t.join()
             finally:
                 exporter.close()
-            left = queue.get() is not None
-            if errors and left:
-                raise errors[0]
+            # A vanished device matters only if work is left; any other error always surfaces.
+            fatal = [e for e in errors if not isinstance(e, DeviceUnavailableError) or queue.has_work()]
+            if fatal:
+                raise fatal[0]
         report = BuildReport(
             db=str(db), device=backends[0].device, space=space.name, resolution=resolution, shard=shard_t,
             distinct=distinct, selected=len(selected), already_done=already, written=tally.written,
             failed=tally.failed, remeasured=tally.remeasured, unstable=tally.unstable,
             taken_by_others=tally.taken, wall_s=time.perf_counter() - t_start, export_s=tally.export_s,
-            measure_s=tally.measure_s, inference_s=tally.inference_s,
+            measure_s=tally.measure_s, inference_s=tally.inference_s, export_wait_s=tally.export_wait_s,
+            db_s=tally.db_s, setup_s=setup_s, first_export_wait_s=tally.first_export_wait_s or 0.0,
             devices=tuple(b.device for b in backends),
             complete=not table.pending([x.key for x in selected]),
         )
@@ -418,6 +459,7 @@ class _BuildContext:
     emit: Callable[[str | None], None]
     retry_failed: bool
     remeasure: int
+    memory_board: str | None
 
 
 def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> None:
@@ -428,7 +470,10 @@ def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> 
         if item is None:
             return
         layer, ticket = item
-        if not ctx.table.claim(layer.key, owner, retry_failed=ctx.retry_failed):
+        t0 = time.perf_counter()
+        claimed = ctx.table.claim(layer.key, owner, retry_failed=ctx.retry_failed)
+        ctx.tally.add(db_s=time.perf_counter() - t0)
+        if not claimed:
             # Another builder has it (or wrote it meanwhile): drop our export and move on.
             res = ctx.exporter.result(ticket)
             res.path.unlink(missing_ok=True)
@@ -448,7 +493,9 @@ def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> 
             ctx.table.release(layer.key, owner)
             errors.append(exc)
             raise
+        t0 = time.perf_counter()
         written = ctx.table.put(entry, if_absent=True, release_claim=owner)
+        ctx.tally.add(db_s=time.perf_counter() - t0)
         with ctx.tally.lock:
             ctx.tally.done += 1
             ctx.tally.written += int(written)
@@ -462,9 +509,13 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
     fields_ = layer_entry_fields(layer)
     prev = ctx.table.get(layer.key) if ctx.retry_failed else None
     attempts0 = prev.attempts if prev is not None else 0
+    t0 = time.perf_counter()
     res = ctx.exporter.result(ticket)
+    waited = time.perf_counter() - t0
+    ctx.tally.add(export_s=res.export_s, export_wait_s=waited)
     with ctx.tally.lock:
-        ctx.tally.export_s += res.export_s
+        if ctx.tally.first_export_wait_s is None:
+            ctx.tally.first_export_wait_s = waited
     try:
         if res.error is not None:
             return TableEntry.failed(layer.key, res.error, attempts=attempts0 + 1, measured_on=backend.device,
@@ -486,15 +537,13 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
                     attempts=attempts0 + attempts, measured_on=backend.device, export_s=res.export_s,
                     measure_s=time.perf_counter() - t0, **fields_,
                 )
-            with ctx.tally.lock:
-                ctx.tally.inference_s += sum(m.samples_ms) / 1000.0
+            ctx.tally.add(inference_s=sum(m.samples_ms) / 1000.0)
             q = assess(m, spec.target_rel_ci)
             best = (m, q) if best is None else better(best, (m, q))
             if not q.unstable:
                 break
         measure_s = time.perf_counter() - t0
-        with ctx.tally.lock:
-            ctx.tally.measure_s += measure_s
+        ctx.tally.add(measure_s=measure_s)
         assert best is not None
         m, q = best
         ctx.planner.observe(layer, m.median_ms)
@@ -502,7 +551,7 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
         return TableEntry(
             key=layer.key, samples_ms=m.samples_ms, flags=flags, attempts=attempts0 + attempts,
             measured_on=backend.device, export_s=res.export_s, measure_s=measure_s,
-            **fields_, **_memory_fields(m),
+            **fields_, **_memory_fields(m, layer, ctx.memory_board),
         )
     finally:
         res.path.unlink(missing_ok=True)

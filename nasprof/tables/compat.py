@@ -20,6 +20,8 @@ IGNORED_ENVIRONMENT_KEYS = frozenset({
     "device", "serial", "device_serial", "hostname", "host", "pid", "timestamp", "timestamp_utc",
     "load_average", "executable", "nasprof_version", "python_version", "platform", "numpy_version",
     "onnx_version", "battery", "temperature",
+    # Android: volatile state and host-side paths; the runner's identity is its sha256, which stays checked.
+    "thermal_status", "adb_path", "adb_version", "runner_path",
 })
 
 #: MeasureSpec fields that change the latency itself (not just its precision).

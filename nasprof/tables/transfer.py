@@ -55,14 +55,11 @@ def export_table(table: LatencyTable | str | Path, out: str | Path, fmt: str | N
     """Write every entry and the table metadata to ``out`` (csv or parquet; from the suffix by default)."""
     out = Path(out)
     fmt = _format_of(out, fmt)
-    own = not isinstance(table, LatencyTable)
-    t = LatencyTable.load(table) if own else table
-    try:
-        df = t.df
-        meta = t.metadata
-    finally:
-        if own:
-            t.close()
+    if isinstance(table, LatencyTable):
+        df, meta = table.df, table.metadata
+    else:
+        with LatencyTable.load(table) as t:
+            df, meta = t.df, t.metadata
     if fmt == "csv":
         from nasprof._io import atomic_write_text
 

@@ -21,7 +21,14 @@ import numpy as np
 from nasprof.errors import InputError, PredictorError
 from nasprof.tables.predictors.base import Predictor, error_summary
 
-__all__ = ["ValidationRow", "ValidationReport", "validate", "validation_spec", "VALIDATION_SCHEMA_VERSION"]
+__all__ = [
+    "ValidationRow",
+    "ValidationReport",
+    "validate",
+    "validation_spec",
+    "calibrate_lut",
+    "VALIDATION_SCHEMA_VERSION",
+]
 
 #: History: 1 — first version.
 VALIDATION_SCHEMA_VERSION = 1
@@ -251,3 +258,42 @@ def validate(
         "device_info": backend.describe(),
     }
     return ValidationReport(tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta)
+
+
+def calibrate_lut(
+    predictor: Any,
+    device: str,
+    *,
+    samples: int = 10,
+    seed: int = 1000,
+    spec: Any = None,
+    progress: Progress | None = None,
+) -> Any:
+    """Fit a ``LutPredictor``'s ``scale`` on ``samples`` architectures of its space measured end to end.
+
+    The seed defaults to 1000 so calibration architectures differ from a validation run's (seed 0).
+    Architectures with layers the table lacks are skipped; ``PredictorError`` if none is left.
+    """
+    from nasprof.devices import get_device
+    from nasprof.space import export_arch, get_space
+
+    if predictor.kind != "lut" or not predictor.space:
+        raise PredictorError("only a lookup-table predictor that knows its space can be calibrated")
+    if samples < 1:
+        raise InputError(f"--calibrate must be at least 1, got {samples}")
+    backend = get_device(device)
+    backend.ensure_available()
+    spec = spec or validation_spec(predictor)
+    archs = get_space(predictor.space).sample(samples, seed=seed, resolution=predictor.resolution)
+    usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
+    if not usable:
+        raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
+    measured: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
+        for i, arch in enumerate(usable):
+            path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
+            measured.append(backend.measure(path, spec).median_ms)
+            path.unlink()
+            if progress:
+                progress(i + 1, len(usable), f"arch {i}")
+    return predictor.calibrate(usable, measured)

@@ -69,7 +69,7 @@ def _check_linker() -> None:
 
 def _inputs(session: object, free_dims: dict[str, int], seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for inp in session.get_inputs():  # type: ignore[attr-defined]
         shape = [d if isinstance(d, int) else free_dims.get(str(d), 1) for d in inp.shape]
         dtype = _NUMPY_TYPES.get(inp.type, np.float32)

@@ -136,6 +136,15 @@ def test_mean_when_the_runner_prints_no_percentiles(fake: FakeAdb, runner: Path,
     assert m.samples_ms[0] == m.metadata["perf_test_runs"][0]["average_ms"] > 0
 
 
+def test_symbolic_dimensions_are_fixed_with_f(fake: FakeAdb, runner: Path, tmp_path: Path) -> None:
+    model = make_conv_model(tmp_path / "dyn.onnx", symbolic_batch=True)
+    spec = MeasureSpec(runs=2, sessions=1, input_shapes={"input": (2, 3, 16, 16)})
+    m = phone(fake, "PIXEL_2", runner).measure(model, spec)
+    argv = fake.executions("PIXEL_2")[-1]["argv"]
+    assert argv[argv.index("-f") + 1] == "N:2"
+    assert m.metadata["input_shapes"] == {"input": [2, 3, 16, 16]}
+
+
 def test_paths_with_spaces(fake: FakeAdb, runner: Path, tmp_path: Path) -> None:
     model = make_conv_model((tmp_path / "my models").mkdir() or tmp_path / "my models" / "tiny model.onnx")
     bin_dir = tmp_path / "perf test bin"
@@ -377,7 +386,7 @@ def test_cli_error_for_a_serial_not_attached(devices_file: Path, model: Path) ->
 class TestAndroidContract(BackendContract):
     """Every backend's suite, on a fake phone.
 
-    One test is adapted: perf_test reports aggregates, so a sample is the mean of ``runs_per_sample`` runs
+    One test is adapted: perf_test reports aggregates, so a sample is the P50 of ``runs_per_sample`` runs
     of one process (a fresh session with perf_test's single warm-up), not one run. What stays checked:
     every planned run was timed, samples are labelled by requested session, and each process has its
     warm-up.

@@ -7,7 +7,6 @@ import shlex
 import pytest
 
 from nasprof.devices.android.adb import quote_command
-from nasprof.devices.android.backend import _split_runs
 from nasprof.devices.android.device_info import (
     CpuTopology,
     parse_cpu_list,
@@ -16,6 +15,7 @@ from nasprof.devices.android.device_info import (
     wait_until_cool,
 )
 from nasprof.devices.android.perf_output import parse_perf_test_output
+from nasprof.devices.android.sampling import sample, split_runs
 from nasprof.errors import DeviceError, InputError
 from nasprof.testing._fake_shell import parse
 
@@ -163,9 +163,9 @@ def test_unknown_thermal_status_does_not_wait() -> None:
 
 
 def test_runs_are_split_over_processes() -> None:
-    assert _split_runs(100, 10) == [10] * 10
-    assert _split_runs(5, 2) == [2, 2, 1]
-    assert _split_runs(3, 10) == [3]
+    assert split_runs(100, 10) == [10] * 10
+    assert split_runs(5, 2) == [2, 2, 1]
+    assert split_runs(3, 10) == [3]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,6 @@ def test_quoted_commands_reach_the_device_word_for_word(words: tuple[str, ...]) 
 
 
 def test_sampling_plan_and_adaptive_extras() -> None:
-    from nasprof.devices.android.backend import _sample
     from nasprof.devices.android.device_info import ThermalWait
     from nasprof.devices.android.perf_output import PerfTestOutput
     from nasprof.devices.base import MeasureSpec
@@ -195,7 +194,7 @@ def test_sampling_plan_and_adaptive_extras() -> None:
         return ThermalWait(0, 0, 0.0, 1), PerfTestOutput(next(averages), "average", "modern", requests=runs)
 
     spec = MeasureSpec(runs=3, sessions=2, target_rel_ci=1e-9, max_runs=10)
-    out = _sample(run, spec, per_sample=2)
+    out = sample(run, spec, per_sample=2)
     # 2 sessions x (2 + 1 runs), then extras of 2 runs, alternating sessions, until 10 runs in all.
     assert asked == out.plan == [2, 1, 2, 1, 2, 2]
     assert out.session == [0, 0, 1, 1, 0, 1]

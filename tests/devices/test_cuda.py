@@ -51,6 +51,16 @@ def test_provider_options_autotune_and_bind_the_gpu() -> None:
     assert b.providers() == [("CUDAExecutionProvider", b.provider_options()), "CPUExecutionProvider"]
 
 
+@pytest.mark.parametrize(("config", "options", "graph"), [
+    ({}, {}, False), ({}, {"cuda_graph": True}, True), ({"cuda_graph": "yes"}, {}, True),
+    ({"cuda_graph": True}, {"cuda_graph": "false"}, False),
+])
+def test_cuda_graph_setting(config: dict, options: dict, graph: bool) -> None:
+    b = CudaBackend(**config)
+    assert b.uses_cuda_graph(options) is graph
+    assert ("enable_cuda_graph" in b.provider_options(options)) is graph
+
+
 def test_driver_query_never_raises() -> None:
     info = query_driver()
     assert isinstance(info, DriverInfo)
@@ -101,12 +111,21 @@ def test_measure_on_the_gpu(model: Path) -> None:
     assert md["provider_options"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
     # With no time-based part, each session warms up max(warmup, 10) runs after the allocating first run.
     assert md["warmup_runs_per_session"] == [CUDA_MIN_WARMUP_RUNS + 1] * 2
-    assert len(m.warmup_ms) == 2 * CUDA_MIN_WARMUP_RUNS
-    assert "per_node_timing" not in md
+    assert len(m.warmup_ms) == 2 * (CUDA_MIN_WARMUP_RUNS + 1)
+    assert "per_node_timing" not in md and md["cuda_graph"] is False
 
 
 @pytest.mark.cuda
-def test_io_stays_on_the_gpu_and_outputs_are_right(model: Path) -> None:
+def test_measure_with_a_cuda_graph(model: Path) -> None:
+    backend = _gpu_or_skip()
+    m = backend.measure(model, replace(FAST, options={"min_warmup_s": 0.0, "cuda_graph": True}))
+    assert m.n == 10 and m.metadata["cuda_graph"] is True
+    assert m.metadata["provider_options"]["enable_cuda_graph"] == "1"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("graph", [False, True])
+def test_io_stays_on_the_gpu_and_outputs_are_right(model: Path, graph: bool) -> None:
     import onnxruntime as ort
 
     from nasprof.devices.cuda import _DeviceRunner
@@ -115,7 +134,7 @@ def test_io_stays_on_the_gpu_and_outputs_are_right(model: Path) -> None:
 
     backend = _gpu_or_skip()
     feeds = random_inputs(load_model(model))
-    sess = backend._session(model, session_options(FAST))
+    sess = backend._session(model, session_options(FAST), {"cuda_graph": graph})
     runner = _DeviceRunner(ort, sess, feeds, backend.device_id)
     pointers = {n: v.data_ptr() for n, v in runner.outputs.items()}
     for _ in range(3):

@@ -1,8 +1,8 @@
 """`nasprof search` end to end: real spaces, a real SQLite table, a real LutPredictor file, typer's CliRunner.
 
-The tables hold every distinct layer of a space at a small resolution. Their latencies are derived from each
-layer's MACs (0.01 ms + 1 ms per 10^7 MACs, to 1 ns) instead of measured: what is tested here is the search, and
-measuring a few thousand layers would take minutes. Storage, loading and summation are the real code.
+The tables hold every distinct layer of a space at a small resolution. Their latencies are derived from
+each layer's MACs (0.01 ms + 1 ms per 10^7 MACs, to 1 ns) instead of measured: what is tested here is the
+search, and measuring a few thousand layers would take minutes. Storage, loading and summation are real.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 from typer.testing import CliRunner
 
 from nasprof.cli import app
-from nasprof.devices.mcu.boards import BOARDS, Board
 from nasprof.space import Arch, get_space
 from nasprof.tables import LatencyTable, TableEntry
 from nasprof.tables.predictors import LutPredictor, Predictor
@@ -131,26 +130,33 @@ def test_microcontroller_memory_is_a_hard_constraint(
     predictors: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A 1000-class ImageNet head alone needs ~1.3 MB of int8 weights: nothing in these spaces fits an
-    # STM32F746 (1 MB Flash), and ~1% of mnasnet fits an H743 (2 MB). A test board with 4 MB of Flash
-    # leaves room for a front; the MCU estimator sizes every layer for real.
-    board = Board("test-h7-4mb", "Cortex-M7", 480, 256 * 1024, 4096 * 1024, "test board")
-    monkeypatch.setitem(BOARDS, board.name, board)
-    out = tmp_path / "mcu.json"
-    r = search(
-        predictors, "mnasnet", target_ms=6, reward="hard", device=board.name, budget=300, seed=1, json=out
+    # STM32F746 (1 MB Flash), and ~1% of mnasnet fits an H743 (2 MB). A named device from the devices TOML
+    # (an H743 with 4 MB of Flash, 256 KB of SRAM) leaves room for a front; the MCU estimator sizes every
+    # layer for real.
+    devices = tmp_path / "devices.toml"
+    devices.write_text(
+        'schema_version = 1\n[devices.lab-h7]\nbackend = "mcu"\nboard = "stm32h743"\n'
+        "sram_kb = 256\nflash_kb = 4096\n"
     )
+    monkeypatch.setenv("NASPROF_DEVICES", str(devices))
+    out = tmp_path / "mcu.json"
+    opts = {"target_ms": 6, "reward": "hard", "device": "lab-h7", "budget": 300, "seed": 1}
+    r = search(predictors, "mnasnet", **opts, json=out)
     assert r.exit_code == 0, r.output
     assert "SRAM KiB" in r.stdout
     doc = json.loads(out.read_text())
-    assert doc["constraint"] == {"device": board.name, "sram_bytes": 256 * 1024, "flash_bytes": 4096 * 1024}
+    assert doc["constraint"] == {"device": "lab-h7", "sram_bytes": 256 * 1024, "flash_bytes": 4096 * 1024}
     assert 0 < doc["feasible"] < doc["evaluated"] == 300
     for c in [doc["best"], *doc["pareto"], *doc["top"]]:
         assert c["feasible"] and c["sram_bytes"] <= 256 * 1024 and c["flash_bytes"] <= 4096 * 1024
 
-    r = search(predictors, "mnasnet", target_ms=6, device="stm32f746", budget=20)
+    out = tmp_path / "f746.json"
+    r = search(predictors, "mnasnet", target_ms=6, device="stm32f746", budget=20, json=out)
     assert r.exit_code == 2
-    assert "none of the 20 candidates fits stm32f746" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "none of the 20 candidates fits stm32f746" in errors[0]
+    doc = json.loads(out.read_text())  # still written: how far each candidate overflows
+    assert doc["best"] is None and doc["feasible"] == 0 and doc["pareto"] == []
 
 
 def test_export_best(predictors: dict[str, Path], tmp_path: Path) -> None:
@@ -180,10 +186,14 @@ def test_export_best(predictors: dict[str, Path], tmp_path: Path) -> None:
         ({"proxy": "flops"}, "unknown accuracy proxy 'flops'"),
         ({"strategy": "annealing"}, "unknown strategy 'annealing'"),
         ({"reward": "medium"}, "unknown reward 'medium'"),
-        ({"device": "stm32f999"}, "unknown board 'stm32f999'"),
+        ({"device": "stm32f999"}, "unknown device 'stm32f999'"),
+        ({"device": "cpu"}, "--device cpu is a cpu device; a memory constraint needs a microcontroller"),
         ({"predictor": "/nonexistent/p.json"}, "does not exist"),
         ({"plot": "front.svg"}, "PNG"),
         ({"space": "resnet"}, "unknown search space 'resnet'"),
+        ({"seed": -1}, "--seed must be a non-negative integer"),
+        ({"json": "/nonexistent/dir/run.json"}, "--json: directory /nonexistent/dir does not exist"),
+        ({"target_ms": "nan"}, "--target-ms must be a positive latency"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

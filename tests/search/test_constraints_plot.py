@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from search_toy import ToyArch, ToySpace, toy_latency
 
@@ -41,6 +42,16 @@ def test_infeasible_candidates_are_excluded() -> None:
     assert res.to_dict()["constraint"] == {"device": "toy-board", "sram_bytes": 16, "flash_bytes": 600}
 
 
+def test_fitness_orders_infeasible_candidates_by_overflow() -> None:
+    limit = MemoryConstraint("toy-board", sram_bytes=16, flash_bytes=600, usage_fn=_toy_memory)
+    # SRAM overflow 24/16 - 1 = 0.5; Flash overflow 768/600 - 1 = 0.28; the second fits
+    archs = [ToyArch((24,)), ToyArch((8,)), ToyArch((16, 16, 16))]
+    scores = Evaluator(toy_latency, MacsProxy(), Reward.preset("hard", 10.0), limit)(archs)
+    assert scores.violation.tolist() == [0.5, 0.0, pytest.approx(0.28)]
+    assert scores.fitness.tolist() == [-1.5, pytest.approx(math.log10(64)), pytest.approx(-1.28)]
+    assert np.argsort(-scores.fitness).tolist() == [1, 2, 0]
+
+
 def test_board_limits_come_from_the_mcu_package() -> None:
     c = MemoryConstraint.for_board("stm32f746", usage_fn=_toy_memory)
     assert (c.sram_bytes, c.flash_bytes) == (320 * 1024, 1024 * 1024)
@@ -61,3 +72,18 @@ def test_plot_writes_a_png(tmp_path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="PNG"):
         plot_search(res, tmp_path / "front.svg")
+
+
+def test_mcu_arch_memory_combines_the_per_layer_figures() -> None:
+    from nasprof.devices.mcu.layers import mcu_memory_for_layer
+    from nasprof.devices.mcu.runtimes import get_runtime
+    from nasprof.search import McuArchMemory
+    from nasprof.space import get_space
+
+    arch = get_space("mobilenetv2").sample(1, seed=0, resolution=64)[0]
+    sizer = McuArchMemory("stm32h743")
+    per_layer = [mcu_memory_for_layer(layer, "stm32h743") for layer in arch.layers()]
+    sram, flash = sizer(arch)
+    assert sram == max(m.peak_sram_bytes for m in per_layer)
+    assert flash == sum(m.flash_bytes for m in per_layer) + get_runtime(sizer.runtime).code_bytes
+    assert len(sizer._layers) == len({layer.key for layer in arch.layers()})  # each distinct layer sized once

@@ -43,16 +43,21 @@ def test_every_family_has_examples() -> None:
         assert block_registry.get(name).examples(), f"{name} lists no examples"
 
 
+@pytest.mark.parametrize("scale", [1, 3], ids=["small", "traced-small-pinned-large"])
 @pytest.mark.parametrize(("spec", "shape"), EXAMPLES)
 def test_export_matches_torch_and_counts_agree(
-    spec: BlockSpec, shape: tuple[int, int, int], tmp_path: Path
+    spec: BlockSpec, shape: tuple[int, int, int], scale: int, tmp_path: Path
 ) -> None:
+    # scale 3 makes inputs larger than TRACE_SIZE, so export_layer traces small and pins the real shapes.
+    shape = (shape[0], shape[1] * scale, shape[2] * scale)
     layer = Layer(spec, shape)
     path = export_layer(layer, tmp_path / "block.onnx", seed=3)
 
     model = onnx.load(str(path))
     assert not [n for n in model.graph.node if n.op_type == "BatchNormalization"]
     assert [i.name for i in model.graph.input] == ["input"]
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, *shape]
     assert [o.name for o in model.graph.output] == ["output"]
     names = [n.name for n in model.graph.node if n.op_type != "Constant"]
     assert names and all(name.startswith("/blocks.0/") for name in names), names

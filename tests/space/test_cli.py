@@ -111,6 +111,7 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
         (("count", "mnasnet:224:1.0|mb6_k3_se0_id_f1.0_l2"), "have 7 blocks, got 1"),
         (("space", "show", "darts"), "unknown search space 'darts'"),
         (("count", "missing.onnx"), "does not exist"),
+        (("export", "model.onnx", "-o", "x.onnx"), "is an ONNX file, not a preset"),
         (("count", "squeezenet1_0", "--resolution", "16"), "inconsistent shapes"),
         (("export", "resnet18", "--last-channel", "448", "-o", "x.onnx"), "unexpected keyword argument"),
     ],
@@ -132,3 +133,14 @@ def test_malformed_json_file_is_rejected(tmp_path: Path) -> None:
     bad.write_text('{"schema_version": 1, "space": "mnasnet"')
     code, _, err = run("count", str(bad))
     assert code == 2 and "malformed architecture JSON" in err
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)))
+    code, _, err = run("count", str(binary))
+    assert code == 2 and "cannot read architecture file" in err
+
+
+def test_count_rejects_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    code, _, err = run("count", str(bad))
+    assert code == 2 and "cannot read" in err and "as ONNX" in err

@@ -25,8 +25,9 @@ PUBLISHED = {
     "shufflenet_v1": (140e6, 1.9e6),
 }
 # Our convention counts the BN-folded graph (one bias per conv channel instead of BN's gamma and beta) and
-# rounds nothing; the papers round to 2-3 digits. 5% covers both (the largest gap is ShuffleNet's 4.0%).
-TOLERANCE = 0.05
+# rounds nothing; the papers round to 2-3 digits. 3% covers both (the largest gap: MobileNetV2's params,
+# 3.49 M vs the paper's 3.4 M, 2.6%; torchvision lists 3.50 M).
+TOLERANCE = 0.03
 
 # Exact counts at 224 (regression values; squeezenet's equals torchvision's 1,248,424 since it has no BN).
 EXACT = {
@@ -117,3 +118,51 @@ def test_unknown_preset_lists_the_known_ones() -> None:
         get_preset("resnet18", resolution=0)
     with pytest.raises(SpaceError, match="inconsistent shapes"):
         get_preset("squeezenet1_0", resolution=16)
+
+
+def test_graph_counter_on_a_foreign_model_with_symbolic_batch(tmp_path: Path) -> None:
+    """Conv (grouped), Gemm and MatMul counted from a hand-made graph with a symbolic batch dimension."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node(
+            "Conv",
+            ["input", "w", "b"],
+            ["c"],
+            name="/blocks.0/conv/Conv",
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+            group=2,
+        ),
+        helper.make_node("GlobalAveragePool", ["c"], ["p"], name="/blocks.0/pool/GlobalAveragePool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="/head.0/Flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["g"], name="/head.0/fc/Gemm", transB=1),
+        helper.make_node("MatMul", ["g", "m"], ["output"], name="/head.1/MatMul"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "foreign",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 5])],
+        [
+            init("w", (8, 2, 3, 3)),
+            init("b", (8,)),
+            init("fc_w", (10, 8)),
+            init("fc_b", (10,)),
+            init("m", (10, 5)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "foreign.onnx")
+    counts = count_onnx(tmp_path / "foreign.onnx")
+    by_scope = {x.scope: (x.macs, x.params) for x in counts.layers}
+    assert by_scope == {
+        "blocks.0": (8 * 8 * 8 * 2 * 3 * 3, 8 * 2 * 3 * 3 + 8),  # 8x8 output, 8 channels, 2 inputs per group
+        "head.0": (8 * 10, 10 * 8 + 10),
+        "head.1": (10 * 5, 10 * 5),
+    }

@@ -311,3 +311,20 @@ def test_two_builds_on_one_table_store_every_entry_once(tmp_path: Path) -> None:
         # Each build either wrote a layer or found it claimed/written by the other one.
         assert r["written"] + r["taken_by_others"] + r["already_done"] == len(KEYS)
     assert all(LatencyTable.load(db).get(k).measure_s is not None for k in keys)
+
+
+def test_mcu_entries_carry_memory(tmp_path: Path) -> None:
+    from nasprof.devices.mcu import mcu_memory_for_layer
+
+    layers = {x.key: x for x in get_space(SPACE).distinct_layers(RES)}
+    build_table(SPACE, RES, "stm32f746", tmp_path / "mcu.db", limit=2, **INLINE)
+    build_table(SPACE, RES, "cpu", tmp_path / "cpu.db", limit=2, spec=FAST, memory_board="stm32f746",
+                **INLINE)
+    for name in ("mcu.db", "cpu.db"):
+        t = LatencyTable.load(tmp_path / name)
+        for e in t.entries():
+            want = mcu_memory_for_layer(layers[e.key], "stm32f746")
+            assert (e.peak_sram_bytes, e.flash_bytes) == (want.peak_sram_bytes, want.flash_bytes)
+            assert e.peak_sram_bytes > 0
+    est = LatencyTable.load(tmp_path / "mcu.db").get(KEYS[0])
+    assert est.flags == ("estimated",) and est.n == 1

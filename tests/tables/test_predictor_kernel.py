@@ -112,3 +112,15 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     q = Predictor.load(p.save(tmp_path / "k.json"), device="cpu")
     assert q.predict(model) == pred
     assert q.training_error["method"] == "out-of-bag"
+
+
+@pytest.mark.parametrize("preset", ["mnasnet_a1", "efficientnet_b0", "resnet18"])
+def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> None:
+    from nasprof.space import export_arch
+
+    model = export_arch(preset, tmp_path / f"{preset}.onnx", resolution=64)
+    profiled = _profile(model, "all")
+    reorders = any(n.op_type.startswith("Reorder") for n in profiled)
+    kernels = split_kernels(model, "all", reorders=reorders)
+    assert len(kernels) == len(profiled)
+    assert [k.type for k in kernels].count("reorder") == sum(n.op_type.startswith("Reorder") for n in profiled)

@@ -157,3 +157,27 @@ def test_cli_fit_and_predict(table_path: tuple[Path, dict[str, float]], archs: l
     assert len(result.stderr.strip().splitlines()) == 1
     result = runner.invoke(app, ["predictor", "show", str(out)])
     assert result.exit_code == 0 and "lut" in result.stdout
+
+
+def test_calibrate_recovers_an_exact_scale(table_path: tuple[Path, dict[str, float]], archs: list) -> None:
+    p = LutPredictor.from_table(table_path[0], overhead_ms=0.125)
+    sums = p.predict_many(archs[:2]) - 0.125
+    measured = 1.25 * sums + 0.125  # a chain 25% slower than its isolated layers
+    q = p.calibrate(archs[:2], measured)
+    assert q.scale == pytest.approx(1.25, rel=1e-12)
+    np.testing.assert_allclose(q.predict_many(archs[:2]), measured, rtol=1e-12)
+    assert q.training_error["after"]["within_5pct"] == 1.0 and q.training_error["before"]["within_10pct"] == 0.0
+    assert p.scale == 1.0  # calibrate returns a copy
+    with pytest.raises(PredictorError, match="one measurement per architecture"):
+        p.calibrate(archs[:2], [1.0])
+
+
+def test_absurd_scale_in_file_is_refused(table_path: tuple[Path, dict[str, float]], tmp_path: Path) -> None:
+    import json
+
+    out = LutPredictor.from_table(table_path[0]).save(tmp_path / "lut.json")
+    doc = json.loads(out.read_text())
+    doc["body"]["scale"] = 40.0
+    out.write_text(json.dumps(doc))
+    with pytest.raises(PredictorError, match="scale must lie"):
+        Predictor.load(out)

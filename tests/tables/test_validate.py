@@ -87,8 +87,7 @@ def test_cli_validate_models(tmp_path: Path) -> None:
             "1",
             "--models",
             str(a),
-            "--models",
-            str(b),
+            str(b),  # the form: --models A.onnx B.onnx
             "--json",
             str(out),
             "--csv",
@@ -102,3 +101,15 @@ def test_cli_validate_models(tmp_path: Path) -> None:
     assert doc["n"] == 2 and {"rmse_ms", "rmspe", "within_5pct", "within_10pct"} <= set(doc)
     assert {r["name"] for r in doc["rows"]} == {"a", "b"}
     assert (tmp_path / "v.png").exists() and (tmp_path / "v.csv").exists()
+
+
+def test_validate_space_samples_with_a_lut(tmp_path: Path) -> None:
+    from nasprof.space import get_space
+    from nasprof.tables.predictors import LutPredictor
+
+    [arch] = get_space("mnasnet").sample(1, seed=3, resolution=64)
+    p = LutPredictor({layer.key: 0.5 for layer in arch.layers()}, device="cpu", space="mnasnet", resolution=64)
+    r = validate(p, "cpu", space="mnasnet", samples=1, seed=3, spec=FAST)
+    assert [x.name for x in r.rows] == [arch.to_string()]
+    assert r.rows[0].predicted_ms == 0.5 * len(arch.layers()) and r.rows[0].measured_ms > 0
+    assert r.metadata["space"] == "mnasnet" and r.metadata["seed"] == 3

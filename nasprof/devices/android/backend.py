@@ -31,13 +31,11 @@ back instead of storing a failed entry. A model the runner's onnxruntime rejects
 from __future__ import annotations
 
 import contextlib
-import math
 import posixpath
 import shlex
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,144 +50,19 @@ from nasprof.devices.android.device_info import (
 )
 from nasprof.devices.android.perf_output import PerfTestOutput, parse_perf_test_output
 from nasprof.devices.android.runner import RunnerFiles, push_runner
+from nasprof.devices.android.sampling import sample
+from nasprof.devices.android.settings import SPEC_OPTIONS, AndroidSettings
 from nasprof.devices.base import Backend, MeasureSpec, registry
 from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, ModelError, NasprofError
 from nasprof.profiler.measurement import Measurement
 
-__all__ = ["AndroidBackend", "AndroidSettings", "DEFAULT_REMOTE_DIR"]
+__all__ = ["AndroidBackend"]
 
-DEFAULT_REMOTE_DIR = "/data/local/tmp/nasprof"
 #: MeasureSpec.opt_level -> perf_test's -o value.
 _OPT_LEVEL = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
-#: Settings a single measurement may override through ``MeasureSpec.options``.
-SPEC_OPTIONS = frozenset(
-    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s"}
-)
 SAMPLES_KIND = (
     "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
 )
-
-
-@dataclass(frozen=True)
-class AndroidSettings:
-    """The device-file keys the android backend reads (others are ignored)."""
-
-    serial: str
-    runner: str | None = None
-    #: Shared libraries to push with the runner; ``None`` = ``libonnxruntime.so`` beside the runner.
-    libs: tuple[str, ...] | None = None
-    #: ``big`` (every core faster than the slowest cluster), ``all``, or a hex mask such as ``0xf0``.
-    cores: str = "big"
-    adb: str | None = None
-    #: adb server socket spec (``tcp:127.0.0.1:5037``); default: the client's own (ANDROID_ADB_SERVER_PORT).
-    adb_server: str | None = None
-    remote_dir: str = DEFAULT_REMOTE_DIR
-    runs_per_sample: int = 10
-    execution_provider: str = "cpu"
-    runner_version: str | None = None
-    thermal_timeout_s: float = 300.0
-    thermal_poll_s: float = 10.0
-    run_timeout_s: float = 600.0
-    #: ``cmd power set-fixed-performance-mode-enabled`` around the runs (Android 11+): steadier clocks.
-    fixed_performance_mode: bool = False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> AndroidSettings:
-        def number(key: str, default: float, minimum: float) -> float:
-            value = config.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-                raise InputError(f"android device option {key} must be a number >= {minimum}, got {value!r}")
-            return float(value)
-
-        remote_dir = str(config.get("remote_dir", DEFAULT_REMOTE_DIR)).rstrip("/")
-        if not remote_dir.startswith("/") or posixpath.normpath(remote_dir) in (
-            "/",
-            "/data",
-            "/data/local/tmp",
-        ):
-            raise InputError(
-                f"remote_dir {remote_dir!r} must be an absolute directory of its own on the device, "
-                f"e.g. {DEFAULT_REMOTE_DIR}"
-            )
-        libs = config.get("libs")
-        if isinstance(libs, str):
-            libs = [libs]
-        return cls(
-            serial=str(config.get("serial", "") or ""),
-            runner=str(config["runner"]) if config.get("runner") else None,
-            libs=tuple(str(x) for x in libs) if libs is not None else None,
-            cores=str(config.get("cores", "big")),
-            adb=str(config["adb"]) if config.get("adb") else None,
-            adb_server=str(config["adb_server"]) if config.get("adb_server") else None,
-            remote_dir=remote_dir,
-            runs_per_sample=int(number("runs_per_sample", 10, 1)),
-            execution_provider=str(config.get("execution_provider", "cpu")),
-            runner_version=str(config["runner_version"]) if config.get("runner_version") else None,
-            thermal_timeout_s=number("thermal_timeout_s", 300.0, 0.0),
-            thermal_poll_s=number("thermal_poll_s", 10.0, 0.0),
-            run_timeout_s=number("run_timeout_s", 600.0, 1.0),
-            fixed_performance_mode=config.get("fixed_performance_mode", False) is True,
-        )
-
-
-def _split_runs(runs: int, per_sample: int) -> list[int]:
-    """Runs of each perf_test process in one session: ``(100, 10)`` -> ten 10s; ``(5, 2)`` -> 2, 2, 1."""
-    n = math.ceil(runs / per_sample)
-    return [min(per_sample, runs - i * per_sample) for i in range(n)]
-
-
-@dataclass
-class _Sampled:
-    plan: list[int]
-    #: The requested session each process belongs to (``session_index`` of the Measurement).
-    session: list[int]
-    outputs: list[PerfTestOutput]
-    waits: list[ThermalWait]
-    rel_ci: float
-    stopped_by: str
-
-
-def _sample(
-    run: Callable[[int], tuple[ThermalWait, PerfTestOutput]], spec: MeasureSpec, per_sample: int
-) -> _Sampled:
-    """Run the planned perf_test processes, then (with ``spec.target_rel_ci``) more until the 95% CI of the
-    median sample is within the target or ``spec.max_runs`` timed runs are reached."""
-    from nasprof.profiler import progress
-    from nasprof.profiler.ort_runner import DEFAULT_MAX_RUNS_FACTOR, relative_ci
-
-    per_session = _split_runs(spec.runs, per_sample)
-    plan = [r for _ in range(spec.sessions) for r in per_session]
-    cap = spec.max_runs or DEFAULT_MAX_RUNS_FACTOR * spec.runs * spec.sessions
-    out = _Sampled(plan=[], session=[], outputs=[], waits=[], rel_ci=math.inf, stopped_by="runs")
-    while True:
-        if len(out.plan) < len(plan):
-            runs = plan[len(out.plan)]
-            session = len(out.plan) // len(per_session)
-        else:
-            out.rel_ci = (
-                relative_ci([o.average_ms for o in out.outputs]) if len(out.outputs) > 1 else math.inf
-            )
-            if spec.target_rel_ci is None:
-                break
-            if out.rel_ci <= spec.target_rel_ci:
-                out.stopped_by = "target"
-                break
-            if sum(out.plan) >= cap:
-                out.stopped_by = "max_runs"
-                break
-            runs = min(per_sample, cap - sum(out.plan))
-            session = (len(out.plan) - len(plan)) % spec.sessions  # extra processes: round robin
-        wait, output = run(runs)
-        out.plan.append(runs)
-        out.session.append(session)
-        out.waits.append(wait)
-        out.outputs.append(output)
-        progress.report(
-            f"perf_test {len(out.plan)}/{max(len(plan), len(out.plan))}",
-            sum(out.plan),
-            max(sum(plan), sum(out.plan)),
-        )
-    return out
 
 
 class AndroidBackend(Backend):
@@ -250,6 +123,9 @@ class AndroidBackend(Backend):
             "cpu": topology.to_dict(),
             "cores": s.cores,
             "taskset_mask": CpuTopology.mask(topology.select(s.cores)),
+            # Settings that change the latency itself, so that tables built with different ones differ.
+            "execution_provider": s.execution_provider,
+            "fixed_performance_mode": s.fixed_performance_mode,
             "thermal_status": thermal,
             "adb_path": str(adb.adb_path),
             "adb_version": adb.version(),
@@ -318,7 +194,7 @@ class AndroidBackend(Backend):
                 wait = self._wait_cool(adb, s)
                 return wait, self._perf_test(adb, s, runner, mask, spec, info, remote_model, runs)
 
-            timed = _sample(run, spec, s.runs_per_sample)
+            timed = sample(run, spec, s.runs_per_sample)
             if spec.per_node:
                 wait = self._wait_cool(adb, s)
                 per_node, profiled_ms = self._profile(adb, s, runner, mask, spec, info, remote_model, run_dir)

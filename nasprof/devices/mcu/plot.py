@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,34 +13,39 @@ __all__ = ["plot_memory_profile"]
 
 
 def plot_memory_profile(report: Mapping[str, Any], path: str | Path) -> Path:
-    """Draw ``report["per_layer"]`` (an ``McuReport.to_dict()``) as bars with the board's SRAM as a line."""
-    try:
-        import matplotlib
+    """Draw ``report["per_layer"]`` (an ``McuReport.to_dict()``) as bars with the board's SRAM as a line.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Written atomically: a failed write leaves no half PNG (and an existing file untouched).
+    """
+    # The object-oriented API with an Agg canvas: no pyplot, no global backend switch, no display needed.
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         raise MissingDependencyError("--plot needs matplotlib: pip install matplotlib") from None
+    from nasprof._io import atomic_write_bytes
+
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(out)!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = report["per_layer"]
     kib = [r["total_bytes"] / 1024 for r in rows]
     sram_kib = report["board_spec"]["sram_bytes"] / 1024
     peak = report["sram"]["peak_index"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * len(rows) + 2), 3.6), dpi=110)
-    try:
-        colors = ["#d62728" if i == peak else "#1f77b4" for i in range(len(rows))]
-        ax.bar(range(len(rows)), kib, color=colors, width=0.85)
-        ax.axhline(sram_kib, color="black", linestyle="--", linewidth=1)
-        ax.text(0, sram_kib, f" {report['board']} SRAM {sram_kib:.0f} KiB", va="bottom", fontsize=8)
-        ax.set_xlabel("layer (execution order)")
-        ax.set_ylabel("SRAM in use (KiB)")
-        ax.set_title(f"{Path(str(report['model'])).name}: {report['memory_model']} memory model, peak "
-                     f"{report['peak_sram_bytes'] / 1024:.1f} KiB at {rows[peak]['name']}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(out, format="png")
-    finally:
-        plt.close(fig)
-    return out
+    fig = Figure(figsize=(max(6.0, 0.12 * len(rows) + 2), 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = ["#d62728" if i == peak else "#1f77b4" for i in range(len(rows))]
+    ax.bar(range(len(rows)), kib, color=colors, width=0.85)
+    ax.axhline(sram_kib, color="black", linestyle="--", linewidth=1)
+    # Head room above the board line so its label does not run into the frame.
+    ax.set_ylim(0, max(sram_kib, max(kib, default=0.0)) * 1.12)
+    ax.text(0, sram_kib, f" {report['board']} SRAM {sram_kib:.0f} KiB", va="bottom", fontsize=8)
+    ax.set_xlabel("layer (execution order)")
+    ax.set_ylabel("SRAM in use (KiB)")
+    ax.set_title(f"{Path(str(report['model'])).name}: {report['memory_model']} memory model, peak "
+                 f"{report['peak_sram_bytes'] / 1024:.1f} KiB at {rows[peak]['name']}", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(out, buf.getvalue())

@@ -225,7 +225,7 @@ class BlockFamily(abc.ABC):
         for label, field_name in self.key_fields:
             value = self.key_value(spec, field_name)
             if field_name == "skip":
-                value = {"none": "0", "id": "1"}.get(value, value)
+                value = {"none": "0", "id": "1"}.get(str(value), str(value))
             elif isinstance(value, float):
                 value = _fmt(value)
             parts.append(f"{label}:{value}")

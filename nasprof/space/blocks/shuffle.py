@@ -1,6 +1,8 @@
 """``shuffle``: the ShuffleNet v1 unit: 1x1 group conv + BN + ReLU, channel shuffle, depthwise 3x3 (stride)
 + BN, 1x1 group conv + BN, then add the input (stride 1) or concatenate a 3x3/2 average pool of it
 (stride 2, the branch then makes ``cout - cin`` channels), then ReLU. ``mid`` defaults to ``cout // 4``.
+Variant ``"dense_in"``: the first 1x1 conv is not grouped (the paper's first unit after the stem, which sees
+only 24 channels).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def shuffle_mid(spec: BlockSpec) -> int:
     return spec.mid or spec.cout // 4
 
 
+def input_groups(spec: BlockSpec) -> int:
+    """Groups of the first 1x1 conv."""
+    return 1 if spec.variant == "dense_in" else spec.groups
+
+
 def branch_channels(spec: BlockSpec) -> int:
     return spec.cout - spec.cin if spec.stride == 2 else spec.cout
 
@@ -33,6 +40,7 @@ def branch_channels(spec: BlockSpec) -> int:
 @register_block("shuffle")
 class Shuffle(BlockFamily):
     key_fields = (("groups", "groups"), ("kernel", "kernel"), ("stride", "stride"))
+    variants = ("", "dense_in")
 
     def check(self, spec: BlockSpec) -> None:
         if spec.stride not in (1, 2):
@@ -46,7 +54,7 @@ class Shuffle(BlockFamily):
                 f"shuffle: a stride-2 unit concatenates its input, so cout ({spec.cout}) must "
                 f"exceed cin ({spec.cin})"
             )
-        check_divisible(spec, "cin", spec.cin, spec.groups)
+        check_divisible(spec, "cin", spec.cin, input_groups(spec))
         check_divisible(spec, "mid", shuffle_mid(spec), spec.groups)
         check_divisible(spec, "branch output", branch_channels(spec), spec.groups)
 
@@ -57,7 +65,7 @@ class Shuffle(BlockFamily):
         ho, wo = self.output_hw(spec, h, w)
         mid, g = shuffle_mid(spec), spec.groups
         return (
-            conv_macs(spec.cin, mid, 1, h, w, g)
+            conv_macs(spec.cin, mid, 1, h, w, input_groups(spec))
             + conv_macs(mid, mid, spec.kernel, ho, wo, mid)
             + conv_macs(mid, branch_channels(spec), 1, ho, wo, g)
         )
@@ -65,7 +73,7 @@ class Shuffle(BlockFamily):
     def params(self, spec: BlockSpec) -> int:
         mid, g = shuffle_mid(spec), spec.groups
         return (
-            conv_params(spec.cin, mid, 1, g)
+            conv_params(spec.cin, mid, 1, input_groups(spec))
             + conv_params(mid, mid, spec.kernel, mid)
             + conv_params(mid, branch_channels(spec), 1, g)
         )
@@ -78,5 +86,6 @@ class Shuffle(BlockFamily):
     def examples(self) -> list[tuple[BlockSpec, tuple[int, int, int]]]:
         return [
             (BlockSpec("shuffle", 24, 48, kernel=3, stride=2, groups=3), (24, 9, 9)),
+            (BlockSpec("shuffle", 16, 48, kernel=3, stride=2, groups=4, variant="dense_in"), (16, 9, 9)),
             (BlockSpec("shuffle", 48, 48, kernel=3, groups=3), (48, 5, 5)),
         ]

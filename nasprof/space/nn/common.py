@@ -26,6 +26,13 @@ def make_act(name: str) -> nn.Module:
     }[name]()
 
 
+def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``x * scale + shift`` per channel."""
+    assert bn.running_mean is not None and bn.running_var is not None, "BatchNorm without running stats"
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
 class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm + activation; ``fold()`` turns it into conv-with-bias + activation."""
 
@@ -52,11 +59,10 @@ class ConvBN(nn.Module):
     def fold(self) -> None:
         if not isinstance(self.bn, nn.BatchNorm2d):
             return
-        bn, conv = self.bn, self.conv
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        scale, shift = bn_affine(self.bn)
         # In place (no new Conv2d): constructing one would pay for a default init we overwrite anyway.
-        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-        conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+        self.conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        self.conv.bias = nn.Parameter(shift)
         self.bn = nn.Identity()
 
 
@@ -169,6 +175,7 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
             if m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
         elif isinstance(m, nn.BatchNorm2d):
+            assert m.running_mean is not None and m.running_var is not None
             n = m.num_features
             m.weight.copy_(0.5 + torch.rand(n, generator=gen))
             m.bias.copy_(torch.randn(n, generator=gen) * 0.1)

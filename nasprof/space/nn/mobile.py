@@ -7,7 +7,7 @@ from torch import nn
 
 from nasprof.space.blocks.base import BlockSpec
 from nasprof.space.blocks.mbconv import mid_channels
-from nasprof.space.blocks.shuffle import branch_channels, shuffle_mid
+from nasprof.space.blocks.shuffle import branch_channels, input_groups, shuffle_mid
 from nasprof.space.nn.common import ConvBN, Residual, make_act, make_se
 
 
@@ -60,6 +60,9 @@ class FireBlock(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
+    #: Its reshapes read the input's spatial size, so it must be traced at the real size (see export_layer).
+    needs_static_trace = True
+
     def __init__(self, groups: int) -> None:
         super().__init__()
         self.groups = groups
@@ -74,7 +77,7 @@ class ShuffleBlock(nn.Module):
         super().__init__()
         mid, g = shuffle_mid(spec), spec.groups
         self.stride = spec.stride
-        self.gconv1 = ConvBN(spec.cin, mid, 1, groups=g, act="relu")
+        self.gconv1 = ConvBN(spec.cin, mid, 1, groups=input_groups(spec), act="relu")
         self.shuffle = ChannelShuffle(g)
         self.dw = ConvBN(mid, mid, spec.kernel, spec.stride, mid)
         self.gconv2 = ConvBN(mid, branch_channels(spec), 1, groups=g)

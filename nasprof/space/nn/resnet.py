@@ -8,7 +8,7 @@ from torch import nn
 from nasprof.space.blocks.base import BlockSpec
 from nasprof.space.blocks.repvgg import has_identity
 from nasprof.space.blocks.resnet import bottleneck_mid
-from nasprof.space.nn.common import ConvBN, Residual, make_act
+from nasprof.space.nn.common import ConvBN, Residual, bn_affine, make_act
 
 
 class BasicBlock(Residual):
@@ -42,8 +42,8 @@ class RepVGGBlock(nn.Module):
     def __init__(self, spec: BlockSpec) -> None:
         super().__init__()
         self.dense = ConvBN(spec.cin, spec.cout, 3, spec.stride)
-        self.pointwise: nn.Module | None = ConvBN(spec.cin, spec.cout, 1, spec.stride)
-        self.identity: nn.Module | None = nn.BatchNorm2d(spec.cin) if has_identity(spec) else None
+        self.pointwise: ConvBN | None = ConvBN(spec.cin, spec.cout, 1, spec.stride)
+        self.identity: nn.BatchNorm2d | None = nn.BatchNorm2d(spec.cin) if has_identity(spec) else None
         self.act = make_act(spec.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,17 +60,18 @@ class RepVGGBlock(nn.Module):
             return
         self.dense.fold()
         self.pointwise.fold()
-        weight = self.dense.conv.weight.clone()
-        bias = self.dense.conv.bias.clone()
+        dense, pointwise = self.dense.conv, self.pointwise.conv
+        assert dense.bias is not None and pointwise.bias is not None  # fold() gave them biases
+        weight, bias = dense.weight.clone(), dense.bias.clone()
         # A 1x1 kernel is a 3x3 kernel that is zero except at the centre.
-        weight[:, :, 1:2, 1:2] += self.pointwise.conv.weight
-        bias += self.pointwise.conv.bias
+        weight[:, :, 1:2, 1:2] += pointwise.weight
+        bias += pointwise.bias
         if self.identity is not None:
-            bn = self.identity
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            # The identity is a 3x3 kernel with 1 at the centre of channel i -> i, then scaled by its BN.
+            scale, shift = bn_affine(self.identity)
             idx = torch.arange(weight.shape[0])
             weight[idx, idx, 1, 1] += scale
-            bias += bn.bias - bn.running_mean * scale
-        self.dense.conv.weight.copy_(weight)
-        self.dense.conv.bias.copy_(bias)
+            bias += shift
+        dense.weight.copy_(weight)
+        dense.bias.copy_(bias)
         self.pointwise, self.identity = None, None

@@ -81,6 +81,10 @@ def resolve_model(
             resolution=224 if resolution is None else resolution,
             **options,
         )
+    if text.endswith(".onnx"):
+        raise SpaceError(
+            f"{text} is an ONNX file, not a preset or architecture; count it with `nasprof count`"
+        )
     if "|" in text:
         arch = Arch.from_string(text)
     elif text.endswith(".json") or Path(text).is_file():

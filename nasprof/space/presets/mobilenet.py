@@ -35,7 +35,8 @@ def mobilenet_v2(
         for i in range(n):
             blocks.append(mbconv(cin, cout, 3, s if i == 0 else 1, expand=t))
             cin = cout
-    last = last_channel or make_divisible(1280 * max(1.0, width), 8)
+    # `is None`, not `or`: --last-channel 0 must be refused by BlockSpec, not mean the default.
+    last = make_divisible(1280 * max(1.0, width), 8) if last_channel is None else last_channel
     head = (BlockSpec("conv", cin, last, kernel=1, act="relu6"), classifier(last, num_classes))
     return Network(f"mobilenet_v2_{width:g}", resolution, (stem,), tuple(blocks), head)
 

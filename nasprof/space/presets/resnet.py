@@ -29,8 +29,8 @@ def _resnet(
         for i in range(n):
             stride = 2 if stage > 0 and i == 0 else 1
             skip = "id" if stride == 1 and cin == cout else "proj"
-            extra = {"mid": planes} if op == "resnet_bottleneck" else {}
-            blocks.append(BlockSpec(op, cin, cout, kernel=3, stride=stride, skip=skip, **extra))
+            mid = planes if op == "resnet_bottleneck" else 0
+            blocks.append(BlockSpec(op, cin, cout, kernel=3, stride=stride, skip=skip, mid=mid))
             cin = cout
     return Network(f"{name}_{width:g}", resolution, stem, tuple(blocks), (classifier(cin, num_classes),))
 

@@ -1,7 +1,7 @@
 """ShuffleNet v1 (Zhang et al., 2018), 1x, groups = 3 by default (stage widths 240, 480, 960; repeats
-4, 8, 4). Simplification: the first unit's first 1x1 conv is grouped too (the paper keeps it dense because
-it sees only 24 channels), which changes the count by < 0.1%. ``width`` scales the stage widths, rounded to
-a multiple of ``4 * groups`` so every group conv divides evenly."""
+4, 8, 4). The first unit's first 1x1 conv is dense (variant ``"dense_in"``): the paper does not group it
+because it sees only the stem's 24 channels. ``width`` scales the stage widths, rounded to a multiple of
+``4 * groups`` so every group conv divides evenly."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def shufflenet_v1(
     for stage, n in enumerate(REPEATS):
         cout = make_divisible(STAGE_WIDTH[groups] * 2**stage * width, 4 * groups)
         for i in range(n):
-            blocks.append(BlockSpec("shuffle", cin, cout, kernel=3, stride=2 if i == 0 else 1, groups=groups))
+            variant = "dense_in" if stage == 0 and i == 0 else ""
+            stride = 2 if i == 0 else 1
+            blocks.append(
+                BlockSpec("shuffle", cin, cout, kernel=3, stride=stride, groups=groups, variant=variant)
+            )
             cin = cout
     return Network(
         f"shufflenet_v1_g{groups}_{width:g}", resolution, stem, tuple(blocks), (classifier(cin, num_classes),)

@@ -9,7 +9,18 @@ from nasprof.space.network import Network
 from nasprof.space.presets import register_preset
 
 # (squeeze, expand per branch) for fire2..fire9; "M" = max pool.
-FIRES = ((16, 64), (16, 64), (32, 128), "M", (32, 128), (48, 192), (48, 192), (64, 256), "M", (64, 256))
+FIRES: tuple[tuple[int, int] | str, ...] = (
+    (16, 64),
+    (16, 64),
+    (32, 128),
+    "M",
+    (32, 128),
+    (48, 192),
+    (48, 192),
+    (64, 256),
+    "M",
+    (64, 256),
+)
 
 
 @register_preset("squeezenet1_0")
@@ -21,7 +32,7 @@ def squeezenet1_0(width: float = 1.0, resolution: int = 224, num_classes: int = 
     )
     blocks = []
     for item in FIRES:
-        if item == "M":
+        if isinstance(item, str):  # "M"
             blocks.append(BlockSpec("maxpool", cin, cin, kernel=3, stride=2, variant="ceil"))
             continue
         squeeze, expand = item

@@ -23,6 +23,9 @@ __all__ = ["Space", "as_rng", "dedupe_layers"]
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
+    if rng is not None and (not isinstance(rng, (int, np.integer)) or rng < 0):
+        # numpy would raise a bare ValueError deep in SeedSequence; say which value is wrong instead.
+        raise SpaceError(f"seed must be a non-negative integer, got {rng!r}")
     return np.random.default_rng(rng)
 
 
@@ -102,7 +105,7 @@ class Space(abc.ABC):
         if n < 0:
             raise SpaceError(f"cannot sample {n} architectures; use n >= 0")
         rng = as_rng(seed)
-        res = resolution or self.default_resolution
+        res = self.checked_resolution(resolution, width)
         return [Arch(self.name, res, width, self.sample_blocks(rng)) for _ in range(n)]
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator | int | None = None) -> Arch:
@@ -120,12 +123,25 @@ class Space(abc.ABC):
             raise SpaceError(
                 f"{self.name} architectures have {self.num_blocks} blocks, got {len(arch.blocks)}"
             )
-        if not isinstance(arch.resolution, int) or not 32 <= arch.resolution <= 1024:
-            raise SpaceError(f"resolution must be an integer in [32, 1024], got {arch.resolution!r}")
-        if not 0.1 <= float(arch.width) <= 4.0:
-            raise SpaceError(f"width multiplier must be in [0.1, 4.0], got {arch.width!r}")
+        self.checked_resolution(arch.resolution, arch.width)
         for i, block in enumerate(arch.blocks):
             self.validate_block(i, block)
+
+    def checked_resolution(self, resolution: int | None, width: float) -> int:
+        """``resolution`` (the space's default when None) after checking it and ``width`` are in range.
+
+        ``None`` and only ``None`` means the default: 0 is an error, not a request for the default.
+        """
+        res = self.default_resolution if resolution is None else resolution
+        if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or not 32 <= res <= 1024:
+            raise SpaceError(f"resolution must be an integer in [32, 1024], got {res!r}")
+        try:
+            ok = 0.1 <= float(width) <= 4.0  # False for NaN too
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise SpaceError(f"width multiplier must be in [0.1, 4.0], got {width!r}")
+        return int(res)
 
     def summary(self) -> dict[str, Any]:
         return {

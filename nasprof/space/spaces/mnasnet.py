@@ -76,7 +76,7 @@ class MnasNetSpace(Space):
     description = "MnasNet factorized hierarchical space: 7 blocks x (op, kernel, SE, skip, filters, layers)"
 
     def __init__(self) -> None:
-        self._choices = [
+        self._choices: list[dict[str, tuple[Any, ...]]] = [
             {
                 "op": OPS,
                 "kernel": KERNELS,
@@ -87,7 +87,7 @@ class MnasNetSpace(Space):
             }
             for _, _, d in SKELETON
         ]
-        # Every possible block record, indexed by its choice indices: sampling is then one table lookup.
+        # Choice counts per (block, factor): sampling draws every index of an architecture in one call.
         self._counts = np.array([[len(c[f]) for f in FACTORS] for c in self._choices])
         self._index = [
             {name: {v: j for j, v in enumerate(c[name])} for name in FACTORS} for c in self._choices
@@ -194,7 +194,7 @@ class MnasNetSpace(Space):
 
     def network(self, arch: Arch) -> Network:
         stem = self._stem(arch.width)
-        cin, specs = stem.cout, []
+        cin, specs = stem.cout, list[BlockSpec]()
         for i, block in enumerate(arch.blocks):
             layer_specs = self._block_specs(i, block, cin, arch.width)
             specs.extend(layer_specs)
@@ -210,7 +210,7 @@ class MnasNetSpace(Space):
         )
 
     def distinct_layers(self, resolution: int | None = None, width: float = 1.0) -> list[Layer]:
-        res = resolution or self.default_resolution
+        res = self.checked_resolution(resolution, width)
         stem = self._stem(width)
         hw = conv_out(res, 3, 2)
         layers = [Layer(stem, (3, res, res))]

@@ -173,7 +173,7 @@ class MobileNetV2Space(Space):
         )
 
     def distinct_layers(self, resolution: int | None = None, width: float = 1.0) -> list[Layer]:
-        res = resolution or self.default_resolution
+        res = self.checked_resolution(resolution, width)
         stem, first = self._fixed(width)
         hw = conv_out(res, 3, 2)
         layers = [Layer(stem, (3, res, res)), Layer(first, (stem.cout, hw, hw))]

@@ -252,7 +252,9 @@ def environment() -> dict[str, str]:
     return env
 
 
-def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+def error_summary(
+    predicted: Sequence[float] | np.ndarray, measured: Sequence[float] | np.ndarray
+) -> dict[str, float]:
     """RMSE (ms), RMSPE and the shares within ±5% / ±10% — used for training error and validation."""
     p = np.asarray(predicted, np.float64)
     m = np.asarray(measured, np.float64)

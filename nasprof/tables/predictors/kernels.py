@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class Kernel:
 
 
 class _Graph:
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: Any) -> None:
         import onnx
 
         assert isinstance(model, onnx.ModelProto)
@@ -121,7 +122,7 @@ class _Graph:
         return None
 
 
-def _attr(node: object, name: str, default: object) -> object:
+def _attr(node: Any, name: str, default: object) -> Any:
     import onnx
 
     for a in node.attribute:  # type: ignore[attr-defined]
@@ -137,7 +138,7 @@ def _chw(shape: Sequence[int] | None) -> tuple[int, ...]:
     return s[1:] if len(s) >= 2 and s[0] == 1 else s
 
 
-def load_with_shapes(model_path: str | Path) -> object:
+def load_with_shapes(model_path: str | Path) -> Any:
     """Load an ONNX file, pin symbolic batch dimensions to 1 and infer every tensor's shape."""
     import onnx
 
@@ -160,7 +161,7 @@ def load_with_shapes(model_path: str | Path) -> object:
         raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
 
 
-def split_kernels(model: object, level: str = "all", *, reorders: bool = False) -> list[Kernel]:
+def split_kernels(model: Any, level: str = "all", *, reorders: bool = False) -> list[Kernel]:
     """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) at ``level``;
     ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86."""
     if level not in LEVELS:
@@ -265,7 +266,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str]) -> list[Ke
     return out
 
 
-def _conv_kernel(g: _Graph, i: int, node: object, lvl: int, const: set[str], done: set[int]) -> Kernel:
+def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: set[int]) -> Kernel:
     covers = [node.name]  # type: ignore[attr-defined]
     w = g.shapes.get(node.input[1], ())  # type: ignore[attr-defined]
     x_shape = _chw(g.shapes.get(node.input[0]))  # type: ignore[attr-defined]
@@ -336,15 +337,13 @@ def _conv_kernel(g: _Graph, i: int, node: object, lvl: int, const: set[str], don
     )
 
 
-def _other_kernel(g: _Graph, node: object, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
+def _other_kernel(g: _Graph, node: Any, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
     k = _other_kernel_shapes(g, node, lvl, const, done, i)
     data_inputs = tuple(x for x in node.input if x and x not in const)  # type: ignore[attr-defined]
     return dataclasses.replace(k, inputs=data_inputs, output=k.output or node.output[0])  # type: ignore[attr-defined]
 
 
-def _other_kernel_shapes(
-    g: _Graph, node: object, lvl: int, const: set[str], done: set[int], i: int
-) -> Kernel:
+def _other_kernel_shapes(g: _Graph, node: Any, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
     op = node.op_type  # type: ignore[attr-defined]
     name = node.name or f"{op}_{i}"  # type: ignore[attr-defined]
     data_inputs = [x for x in node.input if x and x not in const]  # type: ignore[attr-defined]
@@ -372,7 +371,7 @@ def _other_kernel_shapes(
             out_shape,
             act=act,
             params=params,
-            output=g.nodes[j].output[0] if act else out,
+            output=g.nodes[j].output[0] if act and j is not None else out,
         )
     spatial_mean = (
         op == "ReduceMean" and len(in_shape) == 3 and out_shape and int(np.prod(out_shape)) == in_shape[0]

@@ -1,10 +1,13 @@
 """``LutPredictor``: a network's latency as the sum of its layers' lookup-table entries.
 
-latency(arch) = overhead_ms + Σ_layers (entry_ms(layer.key) − overhead_ms)
+latency(arch) = overhead_ms + scale · Σ_layers (entry_ms(layer.key) − overhead_ms)
 
 Every table entry was measured as a one-layer model, so each includes the fixed cost of one
 ``session.run`` call (``overhead_ms``, measured once on a near-empty model); a network pays it once, not
-once per layer. With ``overhead_ms = 0`` this is the plain ProxylessNAS sum.
+once per layer. ``scale`` absorbs what isolated layers systematically miss (on this host a chain of layers
+ran ~11% slower than the sum of the same layers alone: caches and layout reorders shared between layers);
+it is fitted by ``calibrate`` on a few end-to-end measurements of other architectures. With
+``overhead_ms = 0`` and ``scale = 1`` this is the plain ProxylessNAS sum.
 
 Speed: the table's keys are numbered once and their latencies put in a numpy vector (with one extra slot
 worth 0 ms for padding). An architecture becomes a row of key ids (``encode``, cached per architecture
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ class LutPredictor(Predictor):
         entries: Mapping[str, float],
         *,
         overhead_ms: float = 0.0,
+        scale: float = 1.0,
         space: str | None = None,
         resolution: int | None = None,
         fallback: Predictor | None = None,
@@ -54,8 +58,11 @@ class LutPredictor(Predictor):
             raise PredictorError(f"table entries must be positive latencies in ms; bad: {', '.join(bad[:3])}")
         if not math.isfinite(overhead_ms) or overhead_ms < 0:
             raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
+        if not math.isfinite(scale) or not 0.2 <= scale <= 5.0:
+            raise PredictorError(f"scale must lie in [0.2, 5], got {scale!r}; recalibrate")
         self.entries = dict(entries)
         self.overhead_ms = float(overhead_ms)
+        self.scale = float(scale)
         self.space = space
         self.resolution = resolution
         self.fallback = fallback
@@ -63,7 +70,7 @@ class LutPredictor(Predictor):
         self._index = {k: i for i, k in enumerate(self._keys)}
         # Per-layer cost with the per-call overhead removed; the last slot (0 ms) pads short architectures.
         self._lat = np.append(
-            np.array([self.entries[k] for k in self._keys], np.float64) - self.overhead_ms, 0.0
+            (np.array([self.entries[k] for k in self._keys], np.float64) - self.overhead_ms) * self.scale, 0.0
         )
         self.pad_id = len(self._keys)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -195,14 +202,15 @@ class LutPredictor(Predictor):
         for layer in layers:
             key = layer.key
             if key in self.entries:
-                parts.append(PredictionPart(key, "layer", self.entries[key] - self.overhead_ms, "table"))
+                ms = (self.entries[key] - self.overhead_ms) * self.scale
+                parts.append(PredictionPart(key, "layer", ms, "table"))
             elif self.fallback is not None:
-                ms = self._fallback_layer(layer)
-                if ms is None:
+                estimate = self._fallback_layer(layer)
+                if estimate is None:
                     missing.append(key)
                 else:
                     fallback.append(key)
-                    parts.append(PredictionPart(key, "layer", ms, "fallback"))
+                    parts.append(PredictionPart(key, "layer", estimate * self.scale, "fallback"))
             else:
                 missing.append(key)
         total = self.overhead_ms + sum(p.latency_ms for p in parts)
@@ -232,6 +240,7 @@ class LutPredictor(Predictor):
     def _body(self) -> dict[str, Any]:
         return {
             "overhead_ms": self.overhead_ms,
+            "scale": self.scale,
             "space": self.space,
             "resolution": self.resolution,
             "entries": dict(sorted(self.entries.items())),
@@ -246,6 +255,7 @@ class LutPredictor(Predictor):
         return cls(
             {str(k): float(v) for k, v in entries.items()},
             overhead_ms=float(body.get("overhead_ms", 0.0)),
+            scale=float(body.get("scale", 1.0)),
             space=body.get("space"),
             resolution=int(res) if res is not None else None,
             device=str(header["device"]),
@@ -254,16 +264,43 @@ class LutPredictor(Predictor):
             metadata=header.get("metadata"),
         )
 
+    def _copy(self, **changes: Any) -> LutPredictor:
+        kw: dict[str, Any] = {
+            "overhead_ms": self.overhead_ms,
+            "scale": self.scale,
+            "space": self.space,
+            "resolution": self.resolution,
+            "fallback": self.fallback,
+            "device": self.device,
+            "measure_spec": self.measure_spec,
+            "training_error": self.training_error,
+            "metadata": self.metadata,
+        }
+        kw.update(changes)
+        return LutPredictor(self.entries, **kw)
+
     def with_fallback(self, fallback: Predictor | None) -> LutPredictor:
         """A copy that predicts missing keys with ``fallback`` (flagged in ``explain``'s result)."""
-        return LutPredictor(
-            self.entries,
-            overhead_ms=self.overhead_ms,
-            space=self.space,
-            resolution=self.resolution,
-            fallback=fallback,
-            device=self.device,
-            measure_spec=self.measure_spec,
-            training_error=self.training_error,
-            metadata=self.metadata,
-        )
+        return self._copy(fallback=fallback)
+
+    def calibrate(self, archs: Sequence[Any], measured_ms: Sequence[float]) -> LutPredictor:
+        """A copy whose ``scale`` minimises the squared *relative* error on these end-to-end measurements.
+
+        Closed form: with x_i = Σ(entry − overhead) and y_i = measured − overhead,
+        scale = Σ x_i·y_i / m_i² ÷ Σ x_i² / m_i². Use architectures other than those you validate on.
+        """
+        from nasprof.tables.predictors.base import error_summary
+
+        if len(archs) != len(measured_ms) or not archs:
+            raise PredictorError("calibrate needs one measurement per architecture, at least one")
+        m = np.asarray(measured_ms, np.float64)
+        x = self._copy(scale=1.0).predict_many(archs) - self.overhead_ms
+        y = m - self.overhead_ms
+        scale = float(np.sum(x * y / m**2) / np.sum(x**2 / m**2))
+        out = self._copy(scale=scale)
+        out.training_error = {
+            "method": f"scale fitted on {len(archs)} end-to-end measurements (in-sample)",
+            "before": error_summary(x + self.overhead_ms, m),
+            "after": error_summary(out.predict_many(archs), m),
+        }
+        return out

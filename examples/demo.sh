@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The nasprof walk-through behind `make demo`: export -> measure -> table -> predictor -> validate -> search
+# on the local CPU, then the same model on a fake Android phone (real adb client, fake device on loopback)
+# and on an STM32F746 board (memory/latency estimate). Everything lands in demo-out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=demo-out
+rm -rf "$OUT"
+mkdir -p "$OUT"
+# Named devices of the demo live in demo-out/, never in the user's config.
+export NASPROF_DEVICES="$PWD/$OUT/devices.toml"
+RES=160
+CANDIDATE="$(cat examples/candidate.txt)"
+
+step() { printf '\n\033[1;36m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+
+step "1/9 The search space: choices and size" \
+  nasprof space show mobilenetv2
+step "2/9 Export the bundled candidate (examples/candidate.txt) to ONNX and count it" \
+  nasprof export "$CANDIDATE" -o "$OUT/candidate.onnx"
+step "3/9 Measure it on the local CPU: fresh sessions, raw samples, per-block breakdown" \
+  nasprof measure "$OUT/candidate.onnx" --device cpu --runs 50 --sessions 3 --per-node --top 8 \
+  --json "$OUT/candidate.cpu.json"
+step "4/9 Build the latency lookup table of the space: every distinct layer at ${RES}px" \
+  nasprof table build --space mobilenetv2 --resolution "$RES" --device cpu --db "$OUT/cpu.db"
+step "      ...and look at it" \
+  nasprof table show "$OUT/cpu.db" --limit 8
+step "5/9 Fit a lookup-table predictor and predict the candidate" \
+  nasprof predictor fit --table "$OUT/cpu.db" -o "$OUT/lut.json"
+nasprof predict "$CANDIDATE" --predictor "$OUT/lut.json"
+step "6/9 Validate the predictor against end-to-end measurements of sampled networks" \
+  nasprof validate --predictor "$OUT/lut.json" --device cpu --space mobilenetv2 --samples 12 --seed 1 \
+  --json "$OUT/validate.json" --csv "$OUT/validate.csv" --plot "$OUT/validate.png"
+step "7/9 Search with MnasNet's reward: evolution over predicted latency and a MACs proxy" \
+  nasprof search --space mobilenetv2 --predictor "$OUT/lut.json" --target-ms 4 --reward soft \
+  --budget 20000 --seed 0 --top 5 --json "$OUT/search.json" --plot "$OUT/search.png" \
+  --export-best "$OUT/best.onnx"
+
+# -- 8: a (fake) Android phone over adb ------------------------------------------------------------------
+printf '\n\033[1;36m== 8/9 The same candidate on an Android phone over adb (a fake phone on loopback)\033[0m\n'
+python -c "from nasprof.testing.fake_adb import write_fake_runner as w; r, _ = w('$OUT/runner'); r.chmod(0o755)"
+python -m nasprof.testing.fake_adb --port 0 --serial FAKE0001 --root "$OUT/phones" --idle-timeout 120 \
+  > "$OUT/adb-server.txt" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$OUT/adb-server.txt" && break; sleep 0.1; done
+PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$OUT/adb-server.txt" | head -n1)
+step "" nasprof devices add pixel --backend android --serial FAKE0001 \
+  --runner "$OUT/runner/onnxruntime_perf_test" -o "adb_server=tcp:127.0.0.1:$PORT" --force
+step "" nasprof devices check pixel
+step "" nasprof measure "$OUT/candidate.onnx" --device pixel --runs 20 --sessions 2 -o runs_per_sample=4
+
+# -- 9: a microcontroller ---------------------------------------------------------------------------------
+step "9/9 Does MobileNetV2-0.35 (144px, last channel 448) fit an STM32F746? (estimate)" \
+  nasprof export mobilenet_v2 --width 0.35 --resolution 144 --last-channel 448 -o "$OUT/mbv2_035_144.onnx"
+step "" nasprof measure "$OUT/mbv2_035_144.onnx" --device stm32f746 --memory-model tinyengine \
+  --plot "$OUT/mcu_memory.png" --json "$OUT/mcu.json"
+
+printf '\n\033[1;32mDone.\033[0m Results, plots and models are in %s/:\n' "$OUT"
+ls -1 "$OUT"

@@ -1,0 +1,80 @@
+"""Settings of an android device: the keys of its ``[devices.NAME]`` table, checked once."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nasprof.errors import InputError
+
+__all__ = ["AndroidSettings", "DEFAULT_REMOTE_DIR", "SPEC_OPTIONS"]
+
+DEFAULT_REMOTE_DIR = "/data/local/tmp/nasprof"
+#: Settings a single measurement may override through ``MeasureSpec.options``.
+SPEC_OPTIONS = frozenset(
+    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s"}
+)
+
+
+@dataclass(frozen=True)
+class AndroidSettings:
+    """The device-file keys the android backend reads (others are ignored)."""
+
+    serial: str
+    runner: str | None = None
+    #: Shared libraries to push with the runner; ``None`` = ``libonnxruntime.so`` beside the runner.
+    libs: tuple[str, ...] | None = None
+    #: ``big`` (every core faster than the slowest cluster), ``all``, or a hex mask such as ``0xf0``.
+    cores: str = "big"
+    adb: str | None = None
+    #: adb server socket spec (``tcp:127.0.0.1:5037``); default: the client's own (ANDROID_ADB_SERVER_PORT).
+    adb_server: str | None = None
+    remote_dir: str = DEFAULT_REMOTE_DIR
+    runs_per_sample: int = 10
+    execution_provider: str = "cpu"
+    runner_version: str | None = None
+    thermal_timeout_s: float = 300.0
+    thermal_poll_s: float = 10.0
+    run_timeout_s: float = 600.0
+    #: ``cmd power set-fixed-performance-mode-enabled`` around the runs (Android 11+): steadier clocks.
+    fixed_performance_mode: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AndroidSettings:
+        def number(key: str, default: float, minimum: float) -> float:
+            value = config.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+                raise InputError(f"android device option {key} must be a number >= {minimum}, got {value!r}")
+            return float(value)
+
+        remote_dir = str(config.get("remote_dir", DEFAULT_REMOTE_DIR)).rstrip("/")
+        if not remote_dir.startswith("/") or posixpath.normpath(remote_dir) in (
+            "/",
+            "/data",
+            "/data/local/tmp",
+        ):
+            raise InputError(
+                f"remote_dir {remote_dir!r} must be an absolute directory of its own on the device, "
+                f"e.g. {DEFAULT_REMOTE_DIR}"
+            )
+        libs = config.get("libs")
+        if isinstance(libs, str):
+            libs = [libs]
+        return cls(
+            serial=str(config.get("serial", "") or ""),
+            runner=str(config["runner"]) if config.get("runner") else None,
+            libs=tuple(str(x) for x in libs) if libs is not None else None,
+            cores=str(config.get("cores", "big")),
+            adb=str(config["adb"]) if config.get("adb") else None,
+            adb_server=str(config["adb_server"]) if config.get("adb_server") else None,
+            remote_dir=remote_dir,
+            runs_per_sample=int(number("runs_per_sample", 10, 1)),
+            execution_provider=str(config.get("execution_provider", "cpu")),
+            runner_version=str(config["runner_version"]) if config.get("runner_version") else None,
+            thermal_timeout_s=number("thermal_timeout_s", 300.0, 0.0),
+            thermal_poll_s=number("thermal_poll_s", 10.0, 0.0),
+            run_timeout_s=number("run_timeout_s", 600.0, 1.0),
+            fixed_performance_mode=config.get("fixed_performance_mode", False) is True,
+        )
