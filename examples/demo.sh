@@ -10,9 +10,16 @@ mkdir -p "$OUT"
 # Named devices of the demo live in demo-out/, never in the user's config.
 export NASPROF_DEVICES="$PWD/$OUT/devices.toml"
 RES=160
+# Wide enough for table keys; rich falls back to 80 columns when output is not a terminal.
+export COLUMNS="${COLUMNS:-140}"
 CANDIDATE="$(cat examples/candidate.txt)"
 
-step() { printf '\n\033[1;36m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# step TITLE CMD...: print the title (if any) and the command, then run it.
+step() {
+  [ -n "$1" ] && printf '\n\033[1;36m== %s\033[0m\n' "$1"
+  printf '\033[2m$ %s\033[0m\n' "${*:2}"
+  "${@:2}"
+}
 
 step "1/9 The search space: choices and size" \
   nasprof space show mobilenetv2
@@ -31,8 +38,10 @@ nasprof predict "$CANDIDATE" --predictor "$OUT/lut.json"
 step "6/9 Validate the predictor against end-to-end measurements of sampled networks" \
   nasprof validate --predictor "$OUT/lut.json" --device cpu --space mobilenetv2 --samples 12 --seed 1 \
   --json "$OUT/validate.json" --csv "$OUT/validate.csv" --plot "$OUT/validate.png"
-step "7/9 Search with MnasNet's reward: evolution over predicted latency and a MACs proxy" \
-  nasprof search --space mobilenetv2 --predictor "$OUT/lut.json" --target-ms 4 --reward soft \
+# The latency target is this machine's own: the measured median of the candidate from step 3.
+TARGET=$(python -c "import json; print(round(json.load(open('$OUT/candidate.cpu.json'))['latency_ms']['median'], 3))")
+step "7/9 Search with MnasNet's reward (hard constraint, T = the candidate's ${TARGET} ms): evolution" \
+  nasprof search --space mobilenetv2 --predictor "$OUT/lut.json" --target-ms "$TARGET" --reward hard \
   --budget 20000 --seed 0 --top 5 --json "$OUT/search.json" --plot "$OUT/search.png" \
   --export-best "$OUT/best.onnx"
 

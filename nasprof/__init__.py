@@ -30,6 +30,8 @@ _LAZY: dict[str, str] = {
     "MeasureSpec": "nasprof.devices.base",
     "Backend": "nasprof.devices.base",
     "get_device": "nasprof.devices",
+    "get_devices": "nasprof.devices",
+    "list_devices": "nasprof.devices",
     "measure": "nasprof.profiler.api",
     "Arch": "nasprof.space",
     "get_space": "nasprof.space",

@@ -105,7 +105,9 @@ def _parse_options(items: list[str] | None) -> dict[str, Any]:
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"malformed --option {item!r}: write KEY=VALUE, e.g. allow_spinning=false")
+            # -o is --output elsewhere (export, predictor fit); here it is --option, so say where output goes.
+            hint = "; to write the result use --json PATH" if not sep else ""
+            raise InputError(f"malformed --option {item!r}: write KEY=VALUE, e.g. allow_spinning=false{hint}")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
@@ -344,6 +346,8 @@ def measure_cmd(
             raise InputError(f"cannot write {opt} {out}: it is a directory; give a file name")
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
+    if top < 1:  # a negative slice would show all nodes but the last ones
+        raise InputError(f"--top must be at least 1, got {top}")
     with _ProgressBar() as bar, progress_to(bar):
         m = nasprof.measure(
             model, device=device, threads=threads, warmup=warmup, runs=runs, sessions=sessions,
@@ -619,7 +623,9 @@ def table_build_cmd(
     limit: Annotated[int | None, typer.Option(help="Measure at most N pending entries.")] = None,
     shard: Annotated[str | None, typer.Option(help="Take share I of N (1-based), e.g. 2/4.")] = None,
     threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
-    warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
+    warmup: Annotated[
+        int, typer.Option(help="Untimed runs per session (a ceiling with --time-per-entry).")
+    ] = 10,
     runs: Annotated[int, typer.Option(help="Timed runs per session (a floor with --time-per-entry).")] = 10,
     sessions: Annotated[int, typer.Option(help="Fresh sessions per entry.")] = 2,
     time_per_entry: Annotated[
@@ -628,7 +634,9 @@ def table_build_cmd(
     target_ci: Annotated[
         float, typer.Option(help="Stop when the 95% CI of the median is within ±this (0 disables).")
     ] = 0.01,
-    max_runs: Annotated[int, typer.Option(help="Cap on timed samples per entry.")] = 300,
+    max_runs: Annotated[
+        int, typer.Option(help="Cap on timed samples per entry (at least 2x the planned samples).")
+    ] = 300,
     remeasure: Annotated[int, typer.Option(help="Extra measurements of entries flagged unstable.")] = 1,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Measure failed entries again.")
@@ -1103,7 +1111,7 @@ def devices_list_cmd(
     for r in rows:
         settings = ", ".join(f"{k}={v}" for k, v in r.options.items())
         t.add_row(r.name, r.backend, r.source, "[green]yes[/]" if r.available else "[red]no[/]",
-                  settings if r.available else " ".join(filter(None, [settings, r.reason])))
+                  settings if r.available else " — ".join(filter(None, [settings, r.reason])))
     console.print(t)
 
 
@@ -1205,10 +1213,10 @@ def search_cmd(
     if result.best is None:
         if json_out is not None:  # the overflow figures are still worth keeping
             write_json(json_out, result.to_dict(top=top))
-        c = result.constraint or {}
+        limits = result.constraint or {}
         raise InputError(
-            f"none of the {result.evaluated} candidates fits {c.get('device')} "
-            f"(SRAM {c.get('sram_bytes')} B, Flash {c.get('flash_bytes')} B); "
+            f"none of the {result.evaluated} candidates fits {limits.get('device')} "
+            f"(SRAM {limits.get('sram_bytes')} B, Flash {limits.get('flash_bytes')} B); "
             "raise --budget or pick a larger board"
         )
     rw = result.reward

@@ -53,9 +53,9 @@ class MeasureSpec:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise InputError(f"--warmup must be >= 0, got {self.warmup}")
-        # Written as `not 0 < x < 1`: NaN fails every comparison, so it is refused, not sampled forever.
-        if self.target_rel_ci is not None and not 0 < self.target_rel_ci < 1:
-            raise InputError(f"--target-ci must be a fraction in (0, 1), e.g. 0.01, got {self.target_rel_ci}")
+        # Written as `not 0 < x < inf`: NaN fails every comparison, so it is refused, not sampled forever.
+        if self.target_rel_ci is not None and not 0 < self.target_rel_ci < float("inf"):
+            raise InputError(f"--target-ci must be a positive fraction, e.g. 0.01, got {self.target_rel_ci}")
         if self.seed < 0:  # numpy's SeedSequence takes non-negative integers only
             raise InputError(f"--seed must be >= 0, got {self.seed}")
         if self.max_runs is not None and self.max_runs < 1:
@@ -136,7 +136,7 @@ class BackendRegistry:
         return deco if factory is None else deco(factory)
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
+        if self._entry_points_loaded or self._group is None:  # None: a registry without plugins (tests)
             return
         self._entry_points_loaded = True
         from importlib.metadata import entry_points

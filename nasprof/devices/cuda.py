@@ -107,7 +107,8 @@ class CudaBackend(Backend):
         return True, ""
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"backend": self.name, "device": self.device, "device_id": self.device_id}
+        out: dict[str, Any] = {"backend": self.name, "device": self.device, **self.config,
+                               "device_id": self.device_id}
         driver = query_driver()
         if driver.error:
             out["driver"] = driver.error

@@ -167,7 +167,14 @@ class Measurement:
         # Backends add what the samples cannot show (a loaded host, more threads than cores) as
         # metadata["host_warnings"], so the evidence travels with the result.
         host = tuple(str(w) for w in self.metadata.get("host_warnings", ()))
-        return tuple(stability_warnings(self.samples_ms, self.session_index)) + host
+        nodes: tuple[str, ...] = ()
+        coverage = self.node_coverage
+        # Nodes summing to well over the end-to-end time means the profiled pass ran slower than the timed
+        # one (profiler overhead, seen on small models): the per-node shares then overstate every node.
+        if coverage is not None and coverage > 1.10:
+            nodes = (f"per-node times sum to {coverage:.0%} of the end-to-end median: the profiled pass ran "
+                     "slower than the timed runs; read node shares as relative, not absolute",)
+        return tuple(stability_warnings(self.samples_ms, self.session_index)) + host + nodes
 
     def latency_ms(self) -> dict[str, float]:
         s = self.stats

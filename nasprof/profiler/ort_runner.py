@@ -110,7 +110,10 @@ def session_options(
 
 
 def allow_spinning(spec: MeasureSpec) -> bool:
-    return bool(spec.options.get("allow_spinning", True))
+    value = spec.options.get("allow_spinning", True)
+    if not isinstance(value, bool):  # bool("no") is True: a string would silently mean the opposite
+        raise InputError(f"option allow_spinning must be true or false, got {value!r}")
+    return value
 
 
 def create_session(model: Path, so: Any, providers: Sequence[Any]) -> Any:

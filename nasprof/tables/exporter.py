@@ -98,7 +98,12 @@ class ProcessExporter:
             if self._proc is None:
                 self._start()
             self._next += 1
-            req = {"layer": layer.to_dict(), "path": str(path)}
+            try:
+                req = {"layer": layer.to_dict(), "path": str(path)}
+            except Exception as exc:  # recorded with the entry like any export failure
+                error = f"export failed: cannot serialise layer: {exc}"
+                self._done[self._next] = ExportResult(path, 0.0, error)
+                return self._next
             self._sent[self._next] = (req, path)
             self._write({**req, "id": self._next})
             return self._next

@@ -76,3 +76,33 @@ def test_plot_needs_a_board(block: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["measure", str(block), "--device", "cpu", "--plot", str(tmp_path / "m.png")])
     assert res.exit_code == 2 and "board device" in res.output
     assert not (tmp_path / "m.png").exists()
+
+
+def test_plot_path_is_checked_before_estimating(block: Path, tmp_path: Path) -> None:
+    # Found in QA: a directory as --plot ended in a traceback, a missing directory was silently created,
+    # and a .svg path was refused only after the whole report had been printed.
+    for target, message in (
+        (tmp_path, "it is a directory; give a file name"),
+        (tmp_path / "nowhere" / "m.png", f"directory {tmp_path / 'nowhere'} does not exist"),
+        (tmp_path / "m.svg", "--plot writes a PNG"),
+    ):
+        res = runner.invoke(app, ["measure", str(block), "--device", "stm32f746", "--plot", str(target)])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and message in res.stderr
+        assert res.stdout == ""  # refused before the estimate
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_plot_library_call_writes_atomically_and_creates_no_directory(block: Path, tmp_path: Path) -> None:
+    import nasprof
+    from nasprof.devices.mcu.plot import plot_memory_profile
+    from nasprof.errors import InputError
+
+    report = nasprof.measure(block, device="stm32f746", options={"memory_model": "tflm"}).memory
+    assert report is not None
+    with pytest.raises(InputError, match="does not exist"):
+        plot_memory_profile(report, tmp_path / "new" / "m.png")  # used to mkdir it
+    assert not (tmp_path / "new").exists()
+    out = plot_memory_profile(report, tmp_path / "m.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.png")] == []

@@ -54,3 +54,24 @@ def test_measurement_statistics_follow_samples() -> None:
     assert m.latency_ms()["min"] == 1.0
     with pytest.raises(ValueError):
         Measurement(device="cpu", backend="cpu", samples_ms=(1.0, -2.0))
+
+
+def test_node_times_above_end_to_end_are_flagged() -> None:
+    # Found in QA: on a 0.43 ms MobileNetV2 at 64x64 the profiled nodes summed to 122% of the end-to-end
+    # median (Conv alone "106.7%") with no word of warning.
+    from nasprof.profiler.measurement import NodeTime
+
+    samples = tuple(1.0 + 0.001 * (i % 7) for i in range(60))
+    index = tuple(i // 20 for i in range(60))
+
+    def nodes(*ms: float) -> tuple[NodeTime, ...]:
+        return tuple(NodeTime(f"/b.{i}/Conv", "Conv", f"b.{i}", v) for i, v in enumerate(ms))
+
+    over = Measurement(device="cpu", backend="cpu", samples_ms=samples, session_index=index,
+                       per_node=nodes(0.7, 0.5))
+    assert over.node_coverage == pytest.approx(1.2 / 1.003)
+    assert over.warnings == ("per-node times sum to 120% of the end-to-end median: the profiled pass ran "
+                             "slower than the timed runs; read node shares as relative, not absolute",)
+    within = Measurement(device="cpu", backend="cpu", samples_ms=samples, session_index=index,
+                         per_node=nodes(0.6, 0.4))
+    assert within.warnings == ()

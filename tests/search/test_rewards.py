@@ -70,6 +70,8 @@ def test_bad_latency_accuracy_and_names() -> None:
         Reward.preset("medium", 10.0)
     with pytest.raises(InputError, match="--alpha"):
         Reward(target_ms=10.0, alpha=float("nan"))
+    with pytest.raises(InputError, match="--beta must be <= 0"):
+        Reward(target_ms=10.0, beta=1.0)  # would make every model above the target better the slower it is
     assert Reward.preset("hard", 5.0).to_dict() == {
         "name": "hard",
         "alpha": 0.0,

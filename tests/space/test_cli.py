@@ -114,12 +114,25 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
         (("export", "model.onnx", "-o", "x.onnx"), "is an ONNX file, not a preset"),
         (("count", "squeezenet1_0", "--resolution", "16"), "inconsistent shapes"),
         (("export", "resnet18", "--last-channel", "448", "-o", "x.onnx"), "unexpected keyword argument"),
+        # Found in QA: these used to succeed silently (a default in place of 0, ONNX in a .txt, an empty
+        # table) or end in a traceback.
+        (("export", "mobilenet_v2", "--last-channel", "0", "--resolution", "32", "-o", "x.onnx"),
+         "cout must be a positive integer, got 0"),
+        (("export", "mobilenet_v2", "--resolution", "32", "-o", "x.txt"), "give a path ending in .onnx"),
+        (("export", "mobilenet_v2", "--resolution", "32", "-o", "/dev/null/x.onnx"),
+         "cannot write /dev/null/x.onnx: /dev/null is not a directory"),
+        (("count", "empty.onnx"), "empty.onnx holds no ONNX graph"),
+        (("space", "sample", "mnasnet", "--resolution", "0"), "must be an integer in [32, 1024], got 0"),
+        (("space", "sample", "mnasnet", "--seed", "-1"), "seed must be a non-negative integer, got -1"),
+        (("space", "layers", "mnasnet", "--width", "0"), "width multiplier must be in [0.1, 4.0], got 0.0"),
+        (("space", "layers", "mobilenetv2", "--resolution", "0"), "must be an integer in [32, 1024]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
     args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.onnx").touch()
     code, out, err = run(*args)
     assert code == 2
     assert err.startswith("error:") and message in err
@@ -144,3 +157,13 @@ def test_count_rejects_a_file_that_is_not_onnx(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     code, _, err = run("count", str(bad))
     assert code == 2 and "cannot read" in err and "as ONNX" in err
+
+
+def test_export_to_a_directory_is_one_line_and_keeps_it(tmp_path: Path) -> None:
+    # Used to export, then fail in os.replace with a traceback.
+    target = tmp_path / "model.onnx"
+    target.mkdir()
+    code, out, err = run("export", "mobilenet_v2", "--resolution", "32", "-o", str(target))
+    assert code == 2 and "Traceback" not in out + err
+    assert err == f"error: cannot write {target}: it is a directory; give a file name\n"
+    assert target.is_dir() and not list(tmp_path.glob(".model.onnx.*"))  # no temporary file left behind

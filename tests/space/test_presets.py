@@ -116,6 +116,8 @@ def test_unknown_preset_lists_the_known_ones() -> None:
         get_preset("resnet18", last_channel=448)
     with pytest.raises(SpaceError, match="resolution must be an integer"):
         get_preset("resnet18", resolution=0)
+    with pytest.raises(SpaceError, match="cout must be a positive integer, got 0"):
+        get_preset("mobilenet_v2", last_channel=0)  # 0 used to mean the default 1280
     with pytest.raises(SpaceError, match="inconsistent shapes"):
         get_preset("squeezenet1_0", resolution=16)
 

@@ -192,3 +192,19 @@ def test_arch_with_a_foreign_block_is_rejected() -> None:
     arch = Arch.from_string(A1_LIKE)
     with pytest.raises(SpaceError, match="outside the space"):
         replace(arch, blocks=(replace(arch.blocks[0], op="transformer"), *arch.blocks[1:]))
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+def test_out_of_range_resolution_width_and_seed_are_refused(name: str) -> None:
+    # Found in QA: resolution 0 silently meant the default (`resolution or default`), width 0 gave a table of
+    # 8-channel layers, and a negative seed ended in numpy's bare ValueError.
+    space = get_space(name)
+    with pytest.raises(SpaceError, match="resolution must be an integer in \\[32, 1024\\], got 0"):
+        space.sample(1, seed=0, resolution=0)
+    with pytest.raises(SpaceError, match="resolution must be an integer in \\[32, 1024\\], got 0"):
+        space.distinct_layers(0)
+    with pytest.raises(SpaceError, match="width multiplier must be in \\[0.1, 4.0\\], got 0"):
+        space.distinct_layers(224, width=0)
+    with pytest.raises(SpaceError, match="seed must be a non-negative integer, got -1"):
+        space.sample(1, seed=-1)
+    assert space.sample(1, seed=0)[0].resolution == space.default_resolution  # None still means the default

@@ -328,3 +328,29 @@ def test_mcu_entries_carry_memory(tmp_path: Path) -> None:
             assert e.peak_sram_bytes > 0
     est = LatencyTable.load(tmp_path / "mcu.db").get(KEYS[0])
     assert est.flags == ("estimated",) and est.n == 1
+
+
+class WithBrokenLayer:
+    """mobilenetv2's first layers plus one whose input has the wrong channel count: its export fails."""
+
+    name = SPACE
+
+    def distinct_layers(self, resolution: int) -> list[Any]:
+        from types import SimpleNamespace
+
+        real = sorted(get_space(SPACE).distinct_layers(resolution), key=lambda x: x.key)[:2]
+        c, h, w = real[0].input_shape
+        broken = SimpleNamespace(key="aaa-broken", spec=real[0].spec, input_shape=(c + 1, h, w),
+                                 output_shape=real[0].output_shape, macs=1, params=1)
+        return [*real, broken]
+
+
+def test_failed_export_is_recorded_and_the_build_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    r = build_table(WithBrokenLayer(), RES, "cpu", db, spec=FAST, **INLINE)
+    assert (r.written, r.failed, r.complete) == (3, 1, True)
+    t = LatencyTable.load(db)
+    bad = t.get("aaa-broken")
+    assert not bad.ok and bad.error.startswith("export failed: RuntimeError: ")
+    assert bad.in_c == bad.cin + 1 and bad.measure_s is None  # spec columns are stored with the failure
+    assert [e.ok for e in t.entries()] == [False, True, True]

@@ -123,4 +123,6 @@ def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> 
     reorders = any(n.op_type.startswith("Reorder") for n in profiled)
     kernels = split_kernels(model, "all", reorders=reorders)
     assert len(kernels) == len(profiled)
-    assert [k.type for k in kernels].count("reorder") == sum(n.op_type.startswith("Reorder") for n in profiled)
+    assert [k.type for k in kernels].count("reorder") == sum(
+        n.op_type.startswith("Reorder") for n in profiled
+    )

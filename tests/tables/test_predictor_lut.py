@@ -142,8 +142,9 @@ def test_cli_fit_and_predict(table_path: tuple[Path, dict[str, float]], archs: l
 
     runner = CliRunner()
     out = tmp_path / "lut.json"
-    result = runner.invoke(app, ["predictor", "fit", "--table", str(table_path[0]), "-o", str(out),
-                                 "--overhead-ms", "0.125"])
+    result = runner.invoke(
+        app, ["predictor", "fit", "--table", str(table_path[0]), "-o", str(out), "--overhead-ms", "0.125"]
+    )
     assert result.exit_code == 0, result.output
     arch = archs[0].to_string()
     result = runner.invoke(app, ["predict", arch, "--predictor", str(out), "--json"])
@@ -166,7 +167,9 @@ def test_calibrate_recovers_an_exact_scale(table_path: tuple[Path, dict[str, flo
     q = p.calibrate(archs[:2], measured)
     assert q.scale == pytest.approx(1.25, rel=1e-12)
     np.testing.assert_allclose(q.predict_many(archs[:2]), measured, rtol=1e-12)
-    assert q.training_error["after"]["within_5pct"] == 1.0 and q.training_error["before"]["within_10pct"] == 0.0
+    assert (
+        q.training_error["after"]["within_5pct"] == 1.0 and q.training_error["before"]["within_10pct"] == 0.0
+    )
     assert p.scale == 1.0  # calibrate returns a copy
     with pytest.raises(PredictorError, match="one measurement per architecture"):
         p.calibrate(archs[:2], [1.0])

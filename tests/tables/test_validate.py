@@ -108,7 +108,9 @@ def test_validate_space_samples_with_a_lut(tmp_path: Path) -> None:
     from nasprof.tables.predictors import LutPredictor
 
     [arch] = get_space("mnasnet").sample(1, seed=3, resolution=64)
-    p = LutPredictor({layer.key: 0.5 for layer in arch.layers()}, device="cpu", space="mnasnet", resolution=64)
+    p = LutPredictor(
+        {layer.key: 0.5 for layer in arch.layers()}, device="cpu", space="mnasnet", resolution=64
+    )
     r = validate(p, "cpu", space="mnasnet", samples=1, seed=3, spec=FAST)
     assert [x.name for x in r.rows] == [arch.to_string()]
     assert r.rows[0].predicted_ms == 0.5 * len(arch.layers()) and r.rows[0].measured_ms > 0

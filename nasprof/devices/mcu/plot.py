@@ -36,10 +36,18 @@ def plot_memory_profile(report: Mapping[str, Any], path: str | Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colors = ["#d62728" if i == peak else "#1f77b4" for i in range(len(rows))]
-    ax.bar(range(len(rows)), kib, color=colors, width=0.85)
+    # Some memory models (tflm) keep a persistent tail outside the per-layer rows; stack it under every bar
+    # so that the tallest bar reaches the peak named in the title.
+    resident = max(0.0, report["peak_sram_bytes"] / 1024 - max(kib, default=0.0))
+    if resident > 0:
+        ax.bar(range(len(rows)), [resident] * len(rows), color="0.8", width=0.85,
+               label=f"persistent, resident all along ({resident:.1f} KiB)")
+    ax.bar(range(len(rows)), kib, bottom=resident, color=colors, width=0.85, label="per layer")
+    if resident > 0:
+        ax.legend(fontsize=8, loc="center right")
     ax.axhline(sram_kib, color="black", linestyle="--", linewidth=1)
     # Head room above the board line so its label does not run into the frame.
-    ax.set_ylim(0, max(sram_kib, max(kib, default=0.0)) * 1.12)
+    ax.set_ylim(0, max(sram_kib, resident + max(kib, default=0.0)) * 1.12)
     ax.text(0, sram_kib, f" {report['board']} SRAM {sram_kib:.0f} KiB", va="bottom", fontsize=8)
     ax.set_xlabel("layer (execution order)")
     ax.set_ylabel("SRAM in use (KiB)")
