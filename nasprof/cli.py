@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,7 +26,9 @@ app = typer.Typer(
     add_completion=False,
 )
 space_app = typer.Typer(help="Search spaces: list, show, sample.", no_args_is_help=True)
-table_app = typer.Typer(help="Latency lookup tables: build, show, export, import, merge.", no_args_is_help=True)
+table_app = typer.Typer(
+    help="Latency lookup tables: build, show, export, import, merge.", no_args_is_help=True
+)
 predictor_app = typer.Typer(help="Latency predictors: fit and inspect.", no_args_is_help=True)
 devices_app = typer.Typer(help="Named devices: add, list, check.", no_args_is_help=True)
 app.add_typer(space_app, name="space")
@@ -280,7 +281,9 @@ def measure_cmd(
     device: Annotated[
         str, typer.Option("--device", "-d", help="Device name (see `nasprof devices list`).")
     ] = "cpu",
-    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads [default: the device's setting, else 1].")
+    ] = None,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session before timing.")] = 20,
     runs: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
     sessions: Annotated[int, typer.Option(help="Fresh runtime sessions; their medians are compared.")] = 3,
@@ -1263,4 +1266,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

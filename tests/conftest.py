@@ -29,11 +29,15 @@ def make_conv_model(
         bias = numpy_helper.from_array(np.zeros(channels, np.float32), f"b{b}")
         inits += [w, bias]
         conv_out, relu_out = f"/blocks.{b}/conv/Conv_output_0", f"/blocks.{b}/act/Relu_output_0"
-        nodes.append(helper.make_node("Conv", [prev, f"w{b}", f"b{b}"], [conv_out], name=f"/blocks.{b}/conv/Conv",
-                                      pads=[1, 1, 1, 1]))
+        nodes.append(
+            helper.make_node(
+                "Conv", [prev, f"w{b}", f"b{b}"], [conv_out], name=f"/blocks.{b}/conv/Conv", pads=[1, 1, 1, 1]
+            )
+        )
         nodes.append(helper.make_node("Relu", [conv_out], [relu_out], name=f"/blocks.{b}/act/Relu"))
         prev, cin = relu_out, channels
-    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["output"], name="/head/pool/GlobalAveragePool"))
+    pool = helper.make_node("GlobalAveragePool", [prev], ["output"], name="/head/pool/GlobalAveragePool")
+    nodes.append(pool)
     outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, channels, 1, 1])]
     graph = helper.make_graph(nodes, "tiny", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -46,3 +50,12 @@ def make_conv_model(
 @pytest.fixture
 def conv_model(tmp_path: Path) -> Path:
     return make_conv_model(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_devices_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read or write the developer's own devices file (~/.config/nasprof or ./nasprof.toml)."""
+    import os
+
+    if "NASPROF_DEVICES" not in os.environ:
+        monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path_factory.mktemp("devices") / "devices.toml"))

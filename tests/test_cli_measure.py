@@ -119,3 +119,16 @@ def test_json_to_a_directory_is_refused_before_timing(conv_model: Path, tmp_path
     assert r.exit_code == 2, r.output
     assert r.stderr == f"error: cannot write --json {tmp_path}: it is a directory; give a file name\n"
     assert "median" not in r.stdout  # refused before any timing
+
+
+def test_named_device_threads_are_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`devices add box --backend cpu --threads 2` means 2 threads unless --threads says otherwise."""
+    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "devices.toml"))
+    added = CliRunner().invoke(app, ["devices", "add", "box", "--backend", "cpu", "--threads", "2"])
+    assert added.exit_code == 0, added.output
+    model = make_conv_model(tmp_path / "m.onnx")
+    common = ["--device", "box", "--runs", "3", "--sessions", "1", "--warmup", "1"]
+    assert _run(str(model), *common, "--json", str(tmp_path / "a.json")).exit_code == 0
+    assert _run(str(model), *common, "--threads", "1", "--json", str(tmp_path / "b.json")).exit_code == 0
+    assert json.loads((tmp_path / "a.json").read_text())["metadata"]["threads"] == 2
+    assert json.loads((tmp_path / "b.json").read_text())["metadata"]["threads"] == 1

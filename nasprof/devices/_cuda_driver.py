@@ -81,5 +81,5 @@ def query_driver() -> DriverInfo:
         gpus.append(GpuInfo(index=i, name=name.value.decode(errors="replace"), total_memory_bytes=mem.value,
                             compute_capability=f"{attrs['major']}.{attrs['minor']}",
                             multiprocessors=attrs["sms"]))
-    v = version.value
-    return DriverInfo(error="", driver_cuda_version=f"{v // 1000}.{(v % 1000) // 10}", gpus=tuple(gpus))
+    ver = int(version.value)
+    return DriverInfo(error="", driver_cuda_version=f"{ver // 1000}.{(ver % 1000) // 10}", gpus=tuple(gpus))

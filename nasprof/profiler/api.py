@@ -14,7 +14,7 @@ __all__ = ["measure"]
 def measure(
     path: str | Path,
     device: str = "cpu",
-    threads: int = 1,
+    threads: int | None = None,
     warmup: int = 20,
     runs: int = 100,
     sessions: int = 3,
@@ -34,7 +34,8 @@ def measure(
     ``input_shapes`` fixes symbolic dimensions, as a mapping (``{"input": (1, 3, 224, 224)}``) or as CLI-style
     strings (``["input=1x3x224x224"]``). ``per_node`` adds a separate profiled pass with ``per_node_runs``
     runs. ``target_rel_ci``/``max_runs`` turn on adaptive repetition (see ``MeasureSpec``). ``int_range`` is
-    the ``[low, high)`` range of random integer inputs. Returns a ``Measurement`` (samples in ms).
+    the ``[low, high)`` range of random integer inputs. ``threads=None`` takes the named device's ``threads``
+    setting (``nasprof devices add ... --threads N``), else 1. Returns a ``Measurement`` (samples in ms).
 
     Raises ``ModelError``/``InputError`` for a bad model or options and ``DeviceUnavailableError`` for an
     unknown device.
@@ -53,6 +54,9 @@ def measure(
     opts = dict(options or {})
     if int_range is not None:
         opts["int_range"] = (int(int_range[0]), int(int_range[1]))
+    backend = get_device(device)
+    if threads is None:
+        threads = _device_threads(backend.config)
     spec = MeasureSpec(
         threads=threads,
         warmup=warmup,
@@ -67,5 +71,15 @@ def measure(
         max_runs=max_runs,
         options=opts,
     )
-    backend = get_device(device)
     return backend.measure(Path(path), spec)
+
+
+def _device_threads(config: Mapping[str, Any]) -> int:
+    from nasprof.errors import InputError
+
+    value = config.get("threads", 1)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"the device's threads setting {value!r} is not an integer; fix it with "
+                         "`nasprof devices add NAME ... --threads N --force`") from None

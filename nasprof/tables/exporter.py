@@ -111,6 +111,8 @@ class ProcessExporter:
     def result(self, ticket: int) -> ExportResult:
         with self._lock:
             while ticket not in self._done:
+                if ticket not in self._sent:
+                    raise KeyError(f"unknown export ticket {ticket}")  # a caller bug, not a layer's fault
                 self._read_one()
             return self._done.pop(ticket)
 

@@ -354,3 +354,25 @@ def test_failed_export_is_recorded_and_the_build_goes_on(tmp_path: Path) -> None
     assert not bad.ok and bad.error.startswith("export failed: RuntimeError: ")
     assert bad.in_c == bad.cin + 1 and bad.measure_s is None  # spec columns are stored with the failure
     assert [e.ok for e in t.entries()] == [False, True, True]
+
+
+def test_export_child_crash_fails_one_layer_and_restarts(tmp_path: Path) -> None:
+    from nasprof.tables.exporter import ProcessExporter
+
+    layers = sorted(get_space(SPACE).distinct_layers(RES), key=lambda x: x.key)[:3]
+    ex = ProcessExporter(tmp_path / "export.log")
+    try:
+        tickets = [ex.submit(x, tmp_path / f"{i}.onnx") for i, x in enumerate(layers)]
+        first = ex.result(tickets[0])
+        assert first.error is None and first.path.stat().st_size > 0
+        assert ex._proc is not None
+        os.kill(ex._proc.pid, signal.SIGKILL)  # the exporter dies (as torch might on a huge layer)
+        second, third = ex.result(tickets[1]), ex.result(tickets[2])
+    finally:
+        ex.close()
+    # In-order replies: whichever layers the dead child had not answered, the oldest is blamed, the rest
+    # are exported again by a fresh child.
+    assert [second.error is None, third.error is None] in ([False, True], [True, True])
+    if second.error is not None:
+        assert second.error.startswith("export process died")
+    assert third.path.stat().st_size > 0
