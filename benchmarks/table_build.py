@@ -125,6 +125,8 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="also inline export and fixed runs (subset)")
     ap.add_argument("--shard", default=None, help="build only share I/N of the table (e.g. 1/2)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "table_build.json")
+    ap.add_argument("--keep-db", type=Path, default=None,
+                    help="build the main table here and keep it (e.g. for predictor_accuracy.py --table)")
     args = ap.parse_args()
 
     from nasprof.profiler.environment import host_metadata
@@ -138,7 +140,8 @@ def main() -> None:
         name = "subset_1_of_15" if args.quick else ("shard_" + args.shard.replace("/", "_of_")
                                                     if args.shard else "full_table")
         print(f"{name}: building {args.space}@{args.resolution} on {args.device} ...", file=sys.stderr)
-        doc["results"][name] = one_build(Path(tmp) / "main.db", args, shard=shard)
+        main_db = args.keep_db if args.keep_db is not None else Path(tmp) / "main.db"
+        doc["results"][name] = one_build(main_db, args, shard=shard)
         if args.compare:
             print("inline export ...", file=sys.stderr)
             doc["results"]["inline_export"] = one_build(Path(tmp) / "inline.db", args, shard="2/15",

@@ -849,7 +849,11 @@ def predictor_fit_cmd(
         bool, typer.Option("--measure-overhead", help="Measure the per-call overhead on the table's device.")
     ] = False,
     calibrate: Annotated[
-        int, typer.Option(help="Fit the LUT's scale on this many sampled architectures measured end to end.")
+        int,
+        typer.Option(
+            help="Measure this many sampled architectures end to end and fit the LUT's scale on them "
+            "(--table), or the kernel predictor's in-network factors (--kernels; 20-30 is typical)."
+        ),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
 ) -> None:
@@ -877,11 +881,27 @@ def predictor_fit_cmd(
 
     spec = MeasureSpec(threads=threads, warmup=5, runs=runs, sessions=1, opt_level=opt_level, seed=seed)
     with _StepBar("measuring kernels") as bar:
-        p = KernelPredictor.fit(device, budget=budget, spec=spec, seed=seed, progress=bar)
+        p = KernelPredictor.fit(
+            device,
+            budget=budget,
+            spec=spec,
+            seed=seed,
+            progress=bar,
+            calibrate=calibrate,
+            calibrate_seed=calibrate_seed,
+        )
     p.save(output)
     err_console.print(f"wrote {output}: kernel predictor for {device}, types {', '.join(p.kernel_types)}",
                       highlight=False)
     _render_training_error(p.training_error)
+    if p.calibration is not None:
+        info = p.calibration.info
+        console.print(
+            f"calibrated on {info['networks']} sampled architectures: RMSPE "
+            f"{info['before']['rmspe']:.1%} uncalibrated -> {info['leave_one_out']['rmspe']:.1%} "
+            "(leave-one-out)",
+            highlight=False,
+        )
 
 
 def _measure_table_overhead(table: Path) -> float:
@@ -933,6 +953,15 @@ def predictor_show_cmd(
     else:
         t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
+        cal = p.calibration  # type: ignore[attr-defined]
+        if cal is not None:
+            t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
+            t.add_row("calibration ms/MB", json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
+            t.add_row(
+                "calibration RMSPE",
+                f"{cal.info['before']['rmspe']:.1%} uncalibrated, {cal.info['leave_one_out']['rmspe']:.1%} "
+                f"leave-one-out ({cal.info['networks']} networks)",
+            )
     console.print(t)
     _render_training_error(p.training_error)
 

@@ -97,9 +97,13 @@ class CpuBackend(Backend):
         )
 
     def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
         from nasprof.profiler.environment import cpu_model
 
-        return {"backend": self.name, "device": self.device, "cpu_model": cpu_model(), **self.config}
+        # The runtime version belongs to the device's identity: tables refuse to mix entries across versions.
+        return {"backend": self.name, "device": self.device, "cpu_model": cpu_model(),
+                "runtime": "onnxruntime", "runtime_version": ort.__version__, **self.config}
 
 
 #: ``MeasureSpec.options`` this backend reads; anything else is a typo or meant for another backend.

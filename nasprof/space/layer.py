@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from nasprof.errors import SpaceError
 from nasprof.space.blocks.base import BlockSpec
 
-__all__ = ["Layer"]
+__all__ = ["Layer", "shared_layer"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,13 @@ class Layer:
         if not isinstance(shape, (list, tuple)):
             raise SpaceError(f"input_shape must be a list [C, H, W], got {shape!r}")
         return cls(BlockSpec.from_dict(doc["spec"]), tuple(shape))  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1 << 16)
+def shared_layer(spec: BlockSpec, input_shape: tuple[int, int, int]) -> Layer:
+    """``Layer(spec, input_shape)``, one instance per distinct pair.
+
+    Layers are immutable, so architectures that share a layer share one instance (and its cached key and
+    MACs): a search over 10^5 architectures then builds each distinct layer once.
+    """
+    return Layer(spec, input_shape)

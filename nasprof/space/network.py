@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from nasprof.errors import SpaceError
 from nasprof.space.blocks.base import BlockSpec
-from nasprof.space.layer import Layer
+from nasprof.space.layer import Layer, shared_layer
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -23,13 +23,6 @@ __all__ = ["Network", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 PARTS = ("stem", "blocks", "head")
-
-
-@lru_cache(maxsize=1 << 16)
-def _layer(spec: BlockSpec, shape: tuple[int, int, int]) -> Layer:
-    # Layers are immutable, so architectures that share a layer share one instance (and its cached key):
-    # a search over 10^5 architectures then builds each distinct layer once.
-    return Layer(spec, shape)
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class Network:
         out: list[Layer] = []
         for scope, spec in zip(self.scopes(), self.specs(), strict=True):
             try:
-                layer = _layer(spec, shape)
+                layer = shared_layer(spec, shape)
             except SpaceError as exc:
                 raise SpaceError(f"{self.name} layer {scope}: {exc}") from None
             out.append(layer)

@@ -67,7 +67,7 @@ def test_build_on_two_phones_at_once(fake: FakeAdb, devices: Path, tmp_path: Pat
         app,
         ["table", "build", "--space", SPACE, "--resolution", str(RES), "--db", str(db),
          "--device", "pixel,pixel2", "--limit", "4", "--warmup", "1", "--runs", "2", "--sessions", "1",
-         "--target-ci", "0"],
+         "--target-ci", "0", "--remeasure", "0"],  # strict execution counts: no re-measurement
     )
     assert r.exit_code == 0, r.output
     rows = stored(db)
@@ -83,14 +83,14 @@ def test_phone_vanishing_mid_build_leaves_no_entry(fake: FakeAdb, devices: Path,
     db = tmp_path / "t.db"
     fake.unplug_during_run("TAB_4", completed_runs=0)  # pixel4 dies during its first perf_test run
     try:
-        report = build_table(SPACE, RES, "pixel3,pixel4", db, limit=5, spec=FAST)
+        report = build_table(SPACE, RES, "pixel3,pixel4", db, limit=5, spec=FAST, remeasure=0)
         # pixel3 was still working when pixel4's layer came back to the queue, and measured it too.
         assert (report.written, report.failed) == (5, 0)
     except DeviceUnavailableError as exc:
         # pixel3 had already finished: the build says which phone went away, and a re-run completes it.
         assert "TAB_4 disconnected while running onnxruntime_perf_test" in str(exc)
         assert len(stored(db)) == 4
-        assert build_table(SPACE, RES, "pixel3", db, limit=1, spec=FAST).written == 1
+        assert build_table(SPACE, RES, "pixel3", db, limit=1, spec=FAST, remeasure=0).written == 1
     rows = stored(db)
     assert len(rows) == 5
     assert all(err is None and on == "pixel3" for _, on, err in rows)  # nothing recorded for the lost run

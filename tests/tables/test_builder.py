@@ -363,16 +363,13 @@ def test_export_child_crash_fails_one_layer_and_restarts(tmp_path: Path) -> None
     ex = ProcessExporter(tmp_path / "export.log")
     try:
         tickets = [ex.submit(x, tmp_path / f"{i}.onnx") for i, x in enumerate(layers)]
-        first = ex.result(tickets[0])
-        assert first.error is None and first.path.stat().st_size > 0
         assert ex._proc is not None
-        os.kill(ex._proc.pid, signal.SIGKILL)  # the exporter dies (as torch might on a huge layer)
-        second, third = ex.result(tickets[1]), ex.result(tickets[2])
+        # Killed while still importing torch, so no layer is answered yet (as torch might die on a huge one).
+        os.kill(ex._proc.pid, signal.SIGKILL)
+        results = [ex.result(t) for t in tickets]
     finally:
         ex.close()
-    # In-order replies: whichever layers the dead child had not answered, the oldest is blamed, the rest
-    # are exported again by a fresh child.
-    assert [second.error is None, third.error is None] in ([False, True], [True, True])
-    if second.error is not None:
-        assert second.error.startswith("export process died")
-    assert third.path.stat().st_size > 0
+    # The oldest unanswered layer is blamed; a fresh child exports the others.
+    assert results[0].error is not None and results[0].error.startswith("export process died")
+    assert [r.error for r in results[1:]] == [None, None]
+    assert all(r.path.stat().st_size > 0 for r in results[1:]) and not results[0].path.exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasprof.errors import PredictorError
-from nasprof.space import get_space
+from nasprof.space import Arch, get_space
 from nasprof.tables import LatencyTable, TableEntry
 from nasprof.tables.predictors import LutPredictor, Predictor
 
@@ -184,3 +184,52 @@ def test_absurd_scale_in_file_is_refused(table_path: tuple[Path, dict[str, float
     out.write_text(json.dumps(doc))
     with pytest.raises(PredictorError, match="scale must lie"):
         Predictor.load(out)
+
+
+# -- the incremental (per-block) encoding gives exactly what the per-layer keys give ----------------------
+def _slow_ids(p: LutPredictor, arch: object) -> list[int]:
+    """Key ids the straightforward way: every layer of the built Network, looked up one by one."""
+    return [p._index[layer.key] for layer in arch.network().layers()]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+def test_fast_encoding_is_bit_identical_to_the_layer_path(name: str) -> None:
+    space = get_space(name)
+    entries = {layer.key: 0.001 + layer.macs / 7e7 for layer in space.distinct_layers(224)}
+    p = LutPredictor(entries, overhead_ms=0.0007, scale=1.1, space=name, resolution=224, device="cpu")
+    archs = space.sample(300, seed=21)
+    slow_rows = [_slow_ids(p, a) for a in archs]
+    width = max(map(len, slow_rows))
+    slow = np.full((len(archs), width), p.pad_id, dtype=np.int64)
+    for i, row in enumerate(slow_rows):
+        slow[i, : len(row)] = row
+    strings = [a.to_string() for a in archs]
+    fresh = [Arch.from_string(s) for s in strings]  # new objects: nothing cached on them
+    assert np.array_equal(p.encode_many(archs), slow)
+    assert np.array_equal(p.encode_many(strings), slow)
+    assert np.array_equal(p.encode_many(fresh), slow)  # now from the predictor's segment cache
+    expected = p._lat[slow].sum(axis=1) + p.overhead_ms
+    for batch in (archs, strings, fresh, slow):
+        assert np.array_equal(p.predict_many(batch), expected)  # exact, not approx
+    for a, s, row in zip(archs[:50], strings, slow_rows, strict=False):
+        single = float(p._lat[np.array(row)].sum()) + p.overhead_ms
+        assert p.predict(a) == p.predict(s) == p.predict(Arch.from_string(s)) == single
+        assert p.encode(a).tolist() == p.encode(s).tolist() == row
+
+
+def test_unknown_key_still_raises_after_segments_are_cached() -> None:
+    space = get_space("mnasnet")
+    layers = space.distinct_layers(224)
+    archs = space.sample(40, seed=8)
+    victim = archs[-1].layers()[5]  # a searchable layer of the last architecture
+    entries = {layer.key: 1.0 for layer in layers if layer.key != victim.key}
+    p = LutPredictor(entries, space="mnasnet", resolution=224, device="cpu")
+    ok = [a for a in archs if victim.key not in {x.key for x in a.layers()}]
+    bad = [a for a in archs if a not in ok]
+    p.predict_many(ok)  # fills the segment cache with everything but the victim's segments
+    for target in (bad[0], bad[0].to_string(), Arch.from_string(bad[0].to_string())):
+        for _ in range(2):  # a failure is not cached as a success
+            with pytest.raises(PredictorError, match=rf"no entry for {victim.key}"):
+                p.predict(target)
+    with pytest.raises(PredictorError, match=rf"no entry for {victim.key}"):
+        p.predict_many([*ok, bad[0]])

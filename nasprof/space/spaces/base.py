@@ -14,10 +14,14 @@ import numpy as np
 
 from nasprof.errors import SpaceError
 from nasprof.space.arch import Arch
-from nasprof.space.layer import Layer
+from nasprof.space.blocks.base import BlockSpec
+from nasprof.space.layer import Layer, shared_layer
 from nasprof.space.network import Network
 
-__all__ = ["Space", "as_rng", "dedupe_layers"]
+__all__ = ["Space", "as_rng", "chain_layers", "dedupe_layers"]
+
+#: Bound of the per-space cache of blocks known to be valid (a few thousand distinct blocks per space).
+_VALID_CACHE = 1 << 16
 
 
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -27,6 +31,17 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
         # numpy would raise a bare ValueError deep in SeedSequence; say which value is wrong instead.
         raise SpaceError(f"seed must be a non-negative integer, got {rng!r}")
     return np.random.default_rng(rng)
+
+
+def chain_layers(specs: Iterable[BlockSpec], input_shape: tuple[int, int, int]) -> tuple[Layer, ...]:
+    """``specs`` applied one after another to ``input_shape``, as shared ``Layer`` instances."""
+    out = []
+    shape = input_shape
+    for spec in specs:
+        layer = shared_layer(spec, shape)
+        out.append(layer)
+        shape = layer.output_shape
+    return tuple(out)
 
 
 def dedupe_layers(layers: Iterable[Layer]) -> list[Layer]:
@@ -72,6 +87,37 @@ class Space(abc.ABC):
     @abc.abstractmethod
     def network(self, arch: Arch) -> Network:
         """The concrete network (stem + layers + head) for ``arch``."""
+
+    # -- the fast path: layers block by block --------------------------------------------------------------
+    # The layers of block i depend only on (i, the block's choices, the shape entering it, width), and a
+    # search meets the same blocks over and over: implementations cache these three (the same instances
+    # come back), so an architecture's layers cost one cache hit per block instead of building a Network.
+    # ``arch_layers`` chains them; it must equal ``network(arch).layers()`` (tests check it on samples).
+    @abc.abstractmethod
+    def stem_layers(self, resolution: int, width: float) -> tuple[Layer, ...]:
+        """The fixed layers before block 0 for a ``resolution`` x ``resolution`` image (at least one)."""
+
+    @abc.abstractmethod
+    def block_layers(
+        self, index: int, block: Any, input_shape: tuple[int, int, int], width: float
+    ) -> tuple[Layer, ...]:
+        """The layers of searchable block ``index`` with choices ``block`` fed ``input_shape`` (C, H, W)."""
+
+    @abc.abstractmethod
+    def head_layers(self, input_shape: tuple[int, int, int], width: float) -> tuple[Layer, ...]:
+        """The fixed layers after the last block, fed ``input_shape`` (C, H, W)."""
+
+    def arch_layers(self, arch: Arch) -> tuple[Layer, ...]:
+        """Every layer of ``arch`` (stem and head included), equal to ``network(arch).layers()``."""
+        layers = list(self.stem_layers(arch.resolution, arch.width))
+        shape = layers[-1].output_shape
+        for i, block in enumerate(arch.blocks):
+            part = self.block_layers(i, block, shape, arch.width)
+            if part:
+                layers += part
+                shape = part[-1].output_shape
+        layers += self.head_layers(shape, arch.width)
+        return tuple(layers)
 
     @abc.abstractmethod
     def distinct_layers(self, resolution: int | None = None, width: float = 1.0) -> list[Layer]:
@@ -124,8 +170,18 @@ class Space(abc.ABC):
                 f"{self.name} architectures have {self.num_blocks} blocks, got {len(arch.blocks)}"
             )
         self.checked_resolution(arch.resolution, arch.width)
+        # Every mutation and crossover builds (and so validates) a new Arch whose blocks are mostly old
+        # ones: remember the (index, block) pairs that passed, a set lookup instead of a check per factor.
+        known: set[tuple[int, Any]] = self.__dict__.setdefault("_valid_blocks", set())
         for i, block in enumerate(arch.blocks):
-            self.validate_block(i, block)
+            try:
+                seen = (i, block) in known
+            except TypeError:  # unhashable, so not a block record of ours: validate_block says why
+                seen = False
+            if not seen:
+                self.validate_block(i, block)
+                if len(known) < _VALID_CACHE:
+                    known.add((i, block))
 
     def checked_resolution(self, resolution: int | None, width: float) -> int:
         """``resolution`` (the space's default when None) after checking it and ``width`` are in range.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +32,7 @@ from nasprof.space.arch import Arch
 from nasprof.space.blocks.base import BlockSpec, conv_out, make_divisible
 from nasprof.space.layer import Layer
 from nasprof.space.network import Network
-from nasprof.space.spaces.base import Space, as_rng, dedupe_layers
+from nasprof.space.spaces.base import Space, as_rng, chain_layers, dedupe_layers
 
 __all__ = ["MnasBlock", "MnasNetSpace"]
 
@@ -71,6 +71,23 @@ class MnasBlock:
     layers: int
 
 
+@lru_cache(maxsize=1 << 14)
+def _layer_spec(op: str, kernel: int, se: float, skip: str, cin: int, cout: int, stride: int) -> BlockSpec:
+    """One layer of a block. Keyed by the choices a layer depends on (not ``filters`` or ``layers``), so
+    blocks that differ only in those share spec instances, and so cached layers."""
+    same = stride == 1 and cin == cout
+    if skip == "none":
+        layer_skip = "none"
+    elif same:
+        layer_skip = "id"
+    else:
+        layer_skip = "pool" if skip == "pool" else "none"
+    common = dict(kernel=kernel, stride=stride, se=se, act="relu", skip=layer_skip)
+    if op in ("mb3", "mb6"):
+        return BlockSpec("mbconv", cin, cout, expand=float(op[2]), **common)  # type: ignore[arg-type]
+    return BlockSpec(op, cin, cout, **common)  # type: ignore[arg-type]
+
+
 class MnasNetSpace(Space):
     name = "mnasnet"
     description = "MnasNet factorized hierarchical space: 7 blocks x (op, kernel, SE, skip, filters, layers)"
@@ -92,6 +109,13 @@ class MnasNetSpace(Space):
         self._index = [
             {name: {v: j for j, v in enumerate(c[name])} for name in FACTORS} for c in self._choices
         ]
+        # Sampled blocks are interned by their choice indices read as one mixed-radix number: architectures
+        # then share block instances, which the layer caches (keyed by block) compare by identity.
+        radix = np.ones_like(self._counts)
+        radix[:, :-1] = np.cumprod(self._counts[:, :0:-1], axis=1)[:, ::-1]
+        self._radix = radix
+        self._interned: list[dict[int, MnasBlock]] = [{} for _ in SKELETON]
+        self._canonical: dict[MnasBlock, MnasBlock] = {}  # mutation's children join the same instances
 
     @property
     def num_blocks(self) -> int:
@@ -123,7 +147,15 @@ class MnasNetSpace(Space):
 
     def sample_blocks(self, rng: np.random.Generator) -> tuple[MnasBlock, ...]:
         idx = (rng.random(self._counts.shape) * self._counts).astype(np.int64)
-        return tuple(self._block(i, row) for i, row in enumerate(idx))
+        codes = (idx * self._radix).sum(axis=1).tolist()
+        out = []
+        for i, (code, table) in enumerate(zip(codes, self._interned, strict=True)):
+            block = table.get(code)
+            if block is None:
+                block = self._block(i, idx[i])
+                block = table[code] = self._canonical.setdefault(block, block)
+            out.append(block)
+        return tuple(out)
 
     def mutate(self, arch: Arch, rng: np.random.Generator | int | None = None) -> Arch:
         rng = as_rng(rng)
@@ -133,9 +165,10 @@ class MnasNetSpace(Space):
         block = arch.blocks[i]
         current = getattr(block, factor)
         others = [v for v in allowed if v != current]
-        new = dict(asdict(block), **{factor: others[int(rng.integers(len(others)))]})
+        child = replace(block, **{factor: others[int(rng.integers(len(others)))]})
         blocks = list(arch.blocks)
-        blocks[i] = MnasBlock(**new)
+        # Valid by construction, so the table stays bounded by the space's distinct blocks.
+        blocks[i] = self._canonical.setdefault(child, child)
         return Arch(self.name, arch.resolution, arch.width, tuple(blocks))
 
     def encode(self, arch: Arch) -> np.ndarray:
@@ -159,19 +192,8 @@ class MnasNetSpace(Space):
 
     # -- from choices to layers ---------------------------------------------------------------------------
     @staticmethod
-    @lru_cache(maxsize=1 << 14)
     def _layer_spec(block: MnasBlock, cin: int, cout: int, stride: int) -> BlockSpec:
-        same = stride == 1 and cin == cout
-        if block.skip == "none":
-            skip = "none"
-        elif same:
-            skip = "id"
-        else:
-            skip = "pool" if block.skip == "pool" else "none"
-        common = dict(kernel=block.kernel, stride=stride, se=block.se, act="relu", skip=skip)
-        if block.op in ("mb3", "mb6"):
-            return BlockSpec("mbconv", cin, cout, expand=float(block.op[2]), **common)  # type: ignore[arg-type]
-        return BlockSpec(block.op, cin, cout, **common)  # type: ignore[arg-type]
+        return _layer_spec(block.op, block.kernel, block.se, block.skip, cin, cout, stride)
 
     @lru_cache(maxsize=1 << 14)  # noqa: B019 - the space is a long-lived singleton; blocks repeat a lot
     def _block_specs(self, index: int, block: MnasBlock, cin: int, width: float) -> tuple[BlockSpec, ...]:
@@ -191,6 +213,20 @@ class MnasNetSpace(Space):
             BlockSpec("conv", cin, head_width, kernel=1, act="relu"),
             BlockSpec("head", head_width, NUM_CLASSES, act="none"),
         )
+
+    @lru_cache(maxsize=256)  # noqa: B019 - the space is a long-lived singleton
+    def stem_layers(self, resolution: int, width: float) -> tuple[Layer, ...]:
+        return chain_layers((self._stem(width),), (3, resolution, resolution))
+
+    @lru_cache(maxsize=1 << 16)  # noqa: B019 - ~10^4 distinct (block, input) pairs per resolution and width
+    def block_layers(
+        self, index: int, block: MnasBlock, input_shape: tuple[int, int, int], width: float
+    ) -> tuple[Layer, ...]:
+        return chain_layers(self._block_specs(index, block, input_shape[0], width), input_shape)
+
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def head_layers(self, input_shape: tuple[int, int, int], width: float) -> tuple[Layer, ...]:
+        return chain_layers(self._head(input_shape[0], width), input_shape)
 
     def network(self, arch: Arch) -> Network:
         stem = self._stem(arch.width)
@@ -233,9 +269,11 @@ class MnasNetSpace(Space):
         return dedupe_layers(layers)
 
     # -- text and JSON forms ------------------------------------------------------------------------------
+    @lru_cache(maxsize=1 << 13)  # noqa: B019 - every candidate of a search is written as a string
     def format_block(self, block: MnasBlock) -> str:
         return f"{block.op}_k{block.kernel}_se{block.se:g}_{block.skip}_f{block.filters!r}_l{block.layers}"
 
+    @lru_cache(maxsize=1 << 13)  # noqa: B019 - predicting from strings parses the same tokens again and again
     def parse_block(self, token: str, index: int) -> MnasBlock:
         parts = token.strip().split("_")
         grammar = "OP_kK_seR_SKIP_fF_lN, e.g. mb6_k5_se0.25_id_f1.0_l3"
@@ -256,6 +294,7 @@ class MnasNetSpace(Space):
             raise SpaceError(f"malformed mnasnet block {index} {token!r}: expected {grammar}") from None
         if index < self.num_blocks:
             self.validate_block(index, block)
+            block = self._canonical.setdefault(block, block)
         return block
 
     def block_to_dict(self, block: MnasBlock) -> dict[str, Any]:

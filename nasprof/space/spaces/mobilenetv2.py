@@ -8,9 +8,11 @@ Each stage chooses its depth ({2, 3, 4}; the 320 stage has 1 layer) and every la
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from nasprof.space.arch import Arch
 from nasprof.space.blocks.base import BlockSpec, conv_out, make_divisible
 from nasprof.space.layer import Layer
 from nasprof.space.network import Network
-from nasprof.space.spaces.base import Space, as_rng, dedupe_layers
+from nasprof.space.spaces.base import Space, as_rng, chain_layers, dedupe_layers
 
 __all__ = ["Mbv2Stage", "MobileNetV2Space"]
 
@@ -45,6 +47,12 @@ class Mbv2Stage:
 
     layers: tuple[tuple[int, int], ...]
 
+    def __post_init__(self) -> None:
+        # Tuples all the way down, so a stage built from lists is hashable like a parsed one (the layer
+        # caches are keyed by stage); something that is not pairs at all is left for validation to name.
+        with contextlib.suppress(TypeError):
+            object.__setattr__(self, "layers", tuple(tuple(layer) for layer in self.layers))
+
     @property
     def depth(self) -> int:
         return len(self.layers)
@@ -55,6 +63,17 @@ class MobileNetV2Space(Space):
     description = (
         "ProxylessNAS-like MobileNetV2 space: per-layer kernel {3,5,7} x expand {3,6}, depth per stage"
     )
+
+    def __init__(self) -> None:
+        # Sampled and mutated stages are interned by their layers (at most 6 + 6^2 + 6^3 + 6^4 of them):
+        # architectures then share stage instances, which the layer caches compare by identity.
+        self._stages: dict[tuple[tuple[int, int], ...], Mbv2Stage] = {}
+
+    def _stage(self, layers: tuple[tuple[int, int], ...]) -> Mbv2Stage:
+        stage = self._stages.get(layers)
+        if stage is None:
+            stage = self._stages[layers] = Mbv2Stage(layers)
+        return stage
 
     @property
     def num_blocks(self) -> int:
@@ -77,8 +96,8 @@ class MobileNetV2Space(Space):
         out = []
         for _, _, depths in STAGES:
             depth = depths[int(rng.integers(len(depths)))]
-            picks = rng.integers(len(LAYER_CHOICES), size=depth)
-            out.append(Mbv2Stage(tuple(LAYER_CHOICES[int(j)] for j in picks)))
+            picks = rng.integers(len(LAYER_CHOICES), size=depth).tolist()
+            out.append(self._stage(tuple(map(LAYER_CHOICES.__getitem__, picks))))
         return tuple(out)
 
     def mutate(self, arch: Arch, rng: np.random.Generator | int | None = None) -> Arch:
@@ -104,7 +123,7 @@ class MobileNetV2Space(Space):
                 e = [v for v in EXPANDS if v != e][int(rng.integers(len(EXPANDS) - 1))]
             layers[j] = (k, e)
         blocks = list(arch.blocks)
-        blocks[i] = Mbv2Stage(tuple(layers))
+        blocks[i] = self._stage(tuple(layers))
         return Arch(self.name, arch.resolution, arch.width, tuple(blocks))
 
     def encode(self, arch: Arch) -> np.ndarray:
@@ -148,11 +167,33 @@ class MobileNetV2Space(Space):
         )
 
     @staticmethod
+    @lru_cache(maxsize=4096)  # one instance per distinct layer: the layer caches then compare by identity
     def _spec(cin: int, cout: int, stride: int, kernel: int, expand: int) -> BlockSpec:
         skip = "id" if stride == 1 and cin == cout else "none"
         return BlockSpec(
             "mbconv", cin, cout, kernel=kernel, stride=stride, expand=float(expand), act="relu6", skip=skip
         )
+
+    @lru_cache(maxsize=256)  # noqa: B019 - the space is a long-lived singleton
+    def stem_layers(self, resolution: int, width: float) -> tuple[Layer, ...]:
+        """The stem and the fixed first block (``stem.0`` and ``blocks.0`` of the network)."""
+        return chain_layers(self._fixed(width), (3, resolution, resolution))
+
+    @lru_cache(maxsize=1 << 16)  # noqa: B019 - stages repeat a lot in a search
+    def block_layers(
+        self, index: int, block: Mbv2Stage, input_shape: tuple[int, int, int], width: float
+    ) -> tuple[Layer, ...]:
+        w, s, _ = STAGES[index]
+        cin, cout = input_shape[0], make_divisible(w * width, 8)
+        specs = []
+        for j, (k, e) in enumerate(block.layers):
+            specs.append(self._spec(cin, cout, s if j == 0 else 1, k, e))
+            cin = cout
+        return chain_layers(specs, input_shape)
+
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def head_layers(self, input_shape: tuple[int, int, int], width: float) -> tuple[Layer, ...]:
+        return chain_layers(self._head(input_shape[0], width), input_shape)
 
     def network(self, arch: Arch) -> Network:
         stem, first = self._fixed(arch.width)
@@ -191,9 +232,11 @@ class MobileNetV2Space(Space):
         return dedupe_layers(layers)
 
     # -- text and JSON forms ------------------------------------------------------------------------------
+    @lru_cache(maxsize=1 << 14)  # noqa: B019 - every candidate of a search is written as a string
     def format_block(self, block: Mbv2Stage) -> str:
         return "_".join(f"k{k}e{e}" for k, e in block.layers)
 
+    @lru_cache(maxsize=1 << 14)  # noqa: B019 - predicting from strings parses the same tokens again and again
     def parse_block(self, token: str, index: int) -> Mbv2Stage:
         layers = []
         for part in token.strip().split("_"):
@@ -207,6 +250,7 @@ class MobileNetV2Space(Space):
         stage = Mbv2Stage(tuple(layers))
         if index < self.num_blocks:
             self.validate_block(index, stage)
+            stage = self._stage(stage.layers)
         return stage
 
     def block_to_dict(self, block: Mbv2Stage) -> dict[str, Any]:

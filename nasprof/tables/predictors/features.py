@@ -44,6 +44,14 @@ _VARIANTS = {
     "ReduceMean": 8,
     "ReorderInput": 9,
     "ReorderOutput": 10,
+    "Transpose": 11,
+    "Split": 12,
+    "Slice": 13,
+    "Pad": 14,
+    "Expand": 15,
+    "Tile": 16,
+    "DepthToSpace": 17,
+    "SpaceToDepth": 18,
 }
 
 _FLOAT_BYTES = 4
@@ -84,6 +92,10 @@ def kernel_bytes(k: Kernel) -> int:
         elems += cin * h * w  # the second operand
     if k.type == "concat":
         elems = 2 * cout * oh * ow
+    if k.type == "memory" and k.variant == "Split":
+        elems = 2 * cin * h * w  # every output together is the input; out_shape is only the first part
+    elif k.type == "memory" and k.variant == "Slice":
+        elems = 2 * cout * oh * ow  # reads only the part it copies
     return elems * _FLOAT_BYTES
 
 

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,14 +43,15 @@ __all__ = [
 
 #: Share of the initial budget per kernel type (rough share of these kernels' time in mobile CNNs).
 BUDGET_SHARES: dict[str, float] = {
-    "conv": 0.38,
-    "dwconv": 0.26,
+    "conv": 0.36,
+    "dwconv": 0.24,
     "eltwise": 0.08,
     "act": 0.07,
     "gap": 0.07,
     "fc": 0.06,
     "pool": 0.04,
     "concat": 0.04,
+    "memory": 0.04,
 }
 _SIZES = (7, 14, 28, 56, 112, 224)
 #: Keep single measurements short on slow hosts: skip configurations above this many MACs.
@@ -82,6 +83,11 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
             s = int(rng.choice([1, 1, 2]))
         cin = 3 if rng.random() < 0.05 else _channels(rng)
         cout = _channels(rng)
+        # Grouped (not depthwise) convs, as in ShuffleNet/ResNeXt: channels rounded to the group count.
+        g = int(rng.choice([2, 3, 4, 8])) if cin > 3 and rng.random() < 0.1 else 1
+        if cin < 2 * g:  # groups == cin would be a depthwise conv
+            g = 1
+        cin, cout = cin // g * g, max(g, cout // g * g)
         act = str(rng.choice(["", "Relu", "Clip", "HardSwish", "Sigmoid"]))
         fused = act in ("", "Relu") and s == 1 and rng.random() < 0.3
         o = _out_hw(h, k, s)
@@ -93,9 +99,10 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
             (cout, o, o),
             kernel=k,
             stride=s,
+            groups=g,
             act=act,
             fused_add=fused,
-            params=cout * cin * k * k + cout,
+            params=cout * (cin // g) * k * k + cout,
         )
     if kind == "dwconv":
         c = _channels(rng, 8, 1600)
@@ -125,7 +132,8 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
     if kind == "pool":
         c, k = _channels(rng, 8, 256), int(rng.choice([2, 3]))
         o = _out_hw(h, k, 2)
-        return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant="MaxPool")
+        op = "AveragePool" if rng.random() < 0.3 else "MaxPool"
+        return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=op)
     if kind == "eltwise":
         c = _channels(rng, 8, 1280)
         op, bcast = ("Mul", True) if rng.random() < 0.4 else ("Add", False)
@@ -139,6 +147,12 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
     if kind == "concat":
         c1, c2 = _channels(rng, 8, 512), _channels(rng, 8, 512)
         return Kernel("concat", "k", ("k",), (c1, h, h), (c1 + c2, h, h), variant=str(c1))
+    if kind == "memory":
+        op = str(rng.choice(["Transpose", "Transpose", "Split", "Slice"]))
+        g = int(rng.choice([2, 3, 4])) if op == "Transpose" else 1
+        c = max(g, _channels(rng, 16, 1024) // (2 * g) * 2 * g)  # even per group, so halves exist
+        out = (c, h, h) if op == "Transpose" else (c // 2, h, h)
+        return Kernel("memory", "k", ("k",), (c, h, h), out, groups=g, variant=op)
     raise ValueError(f"no sampler for kernel type {kind!r}")
 
 
@@ -167,7 +181,10 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
 
     for _ in range(20):
         cin = near(k.in_shape[0])
-        if k.type in ("dwconv", "gap", "pool", "eltwise", "act"):
+        if k.type == "memory":  # keep the channel count divisible into groups and halves
+            cin = max(2 * k.groups, cin // (2 * k.groups) * 2 * k.groups)
+            cout = cin if k.variant == "Transpose" else cin // 2
+        elif k.type in ("dwconv", "gap", "pool", "eltwise", "act"):
             cout = cin
         elif k.type == "concat":
             cout = cin + near(k.out_shape[0] - k.in_shape[0])
@@ -177,7 +194,10 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
             cout = near(k.out_shape[0])
         params = k.params
         if k.type == "conv":
-            params = cout * cin * k.kernel * k.kernel + cout
+            g = k.groups
+            if g > 1:
+                cin, cout = max(2 * g, cin // g * g), max(g, cout // g * g)
+            params = cout * (cin // g) * k.kernel * k.kernel + cout
         elif k.type == "dwconv":
             params = cin * k.kernel * k.kernel + cin
         elif k.type == "fc":
@@ -264,10 +284,10 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
     elif k.type == "pool":
         nodes.append(
             helper.make_node(
-                "MaxPool",
+                k.variant or "MaxPool",
                 ["x"],
                 ["pool"],
-                name="/MaxPool",
+                name=f"/{k.variant or 'MaxPool'}",
                 kernel_shape=[k.kernel] * 2,
                 strides=[k.stride] * 2,
                 pads=[k.kernel // 2] * 4,
@@ -289,14 +309,56 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         ]
         nodes.append(helper.make_node("Concat", ["x", "y"], ["cat"], name="/Concat", axis=1))
         cur = "cat"
+    elif k.type == "memory":
+        cur = _memory_nodes(k, nodes, inits)
     else:
         raise ValueError(f"cannot build a model for kernel type {k.type!r}")
     outputs = [helper.make_tensor_value_info(cur, f32, [1, *k.out_shape])]
+    if k.type == "memory" and k.variant == "Split":  # both halves are used, as in a network
+        shape = [1, k.in_shape[0] - k.out_shape[0], *k.in_shape[1:]]
+        outputs.append(helper.make_tensor_value_info("b", f32, shape))
     graph = helper.make_graph(nodes, f"kernel_{k.type}", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def _memory_nodes(k: Kernel, nodes: list[Any], inits: list[Any]) -> str:
+    """Nodes of a one-``memory``-kernel model reading ``x``; returns the output tensor's name.
+
+    The channel shuffle is exported as ShuffleNet does (Reshape, Transpose, Reshape): the Reshapes are
+    views, so the Transpose is the only kernel onnxruntime runs.
+    """
+    from onnx import helper, numpy_helper
+
+    c, h, w = k.in_shape
+    if k.variant == "Transpose":
+        g = k.groups
+        inits += [
+            numpy_helper.from_array(np.array([1, g, c // g, h, w], np.int64), "shape5"),
+            numpy_helper.from_array(np.array([1, c, h, w], np.int64), "shape4"),
+        ]
+        nodes += [
+            helper.make_node("Reshape", ["x", "shape5"], ["x5"], name="/Reshape"),
+            helper.make_node("Transpose", ["x5"], ["t5"], name="/Transpose", perm=[0, 2, 1, 3, 4]),
+            helper.make_node("Reshape", ["t5", "shape4"], ["shuffled"], name="/Reshape_1"),
+        ]
+        return "shuffled"
+    half = k.out_shape[0]
+    if k.variant == "Split":
+        inits.append(numpy_helper.from_array(np.array([half, c - half], np.int64), "split"))
+        nodes.append(helper.make_node("Split", ["x", "split"], ["a", "b"], name="/Split", axis=1))
+        return "a"  # the other half is a graph output too (see build_kernel_model)
+    if k.variant == "Slice":
+        inits += [
+            numpy_helper.from_array(np.array([0], np.int64), "starts"),
+            numpy_helper.from_array(np.array([half], np.int64), "ends"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        ]
+        nodes.append(helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["a"], name="/Slice"))
+        return "a"
+    raise ValueError(f"cannot build a model for memory op {k.variant!r}")
 
 
 def _empty_model(path: Path) -> Path:

@@ -28,7 +28,7 @@ import numpy as np
 
 from nasprof.errors import ModelError
 
-__all__ = ["Kernel", "split_kernels", "LEVELS", "FREE_OPS", "ACT_CODES"]
+__all__ = ["Kernel", "split_kernels", "LEVELS", "FREE_OPS", "MEMORY_OPS", "ACT_CODES"]
 
 LEVELS = ("disable", "basic", "extended", "all")
 
@@ -47,6 +47,11 @@ FREE_OPS = frozenset(
         "Cast",
         "ConstantOfShape",
     }
+)
+#: Ops that only move data (a copy with another layout or a part of a tensor): one ``memory`` kernel type,
+#: predicted from the bytes moved, with the op as its variant.
+MEMORY_OPS = frozenset(
+    {"Transpose", "Split", "Slice", "Pad", "Expand", "Tile", "DepthToSpace", "SpaceToDepth"}
 )
 #: Activation codes used as a feature (the regressors treat them as categories).
 ACT_CODES: Mapping[str, int] = {
@@ -68,7 +73,8 @@ _ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
 @dataclass(frozen=True)
 class Kernel:
     """One executed kernel: its type (``conv``, ``dwconv``, ``fc``, ``gap``, ``pool``, ``eltwise``, ``act``,
-    ``concat``, ``free``, or the op type of an unsupported op), the exported nodes it covers, and its shapes.
+    ``concat``, ``memory``, ``free``, or the op type of an unsupported op), the exported nodes it covers,
+    and its shapes.
 
     Shapes are NCHW with batch 1 dropped: ``in_shape`` = (C, H, W) of the main input, ``out_shape`` likewise.
     """
@@ -136,6 +142,13 @@ def _chw(shape: Sequence[int] | None) -> tuple[int, ...]:
         return ()
     s = tuple(shape)
     return s[1:] if len(s) >= 2 and s[0] == 1 else s
+
+
+def _fold3(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A CHW-like shape of rank > 3 with its leading dimensions multiplied into C."""
+    if len(shape) <= 3:
+        return shape
+    return (int(np.prod(shape[:-2])), *shape[-2:])
 
 
 def load_with_shapes(model_path: str | Path) -> Any:
@@ -419,6 +432,13 @@ def _other_kernel_shapes(g: _Graph, node: Any, lvl: int, const: set[str], done: 
             )
     if op in ACT_CODES:
         return Kernel("act", name, tuple(covers), in_shape, out_shape, act=op)
+    if op in MEMORY_OPS and data_inputs:
+        # Rank-5 views (a channel shuffle's (g, C/g, H, W)) fold into (C, H, W): the bytes are what count.
+        # A channel shuffle's groups (the leading dim of the 5-D view) is kept as the kernel's ``groups``.
+        groups = int(in_shape[0]) if op == "Transpose" and len(in_shape) == 4 else 1
+        return Kernel(
+            "memory", name, tuple(covers), _fold3(in_shape), _fold3(out_shape), groups=groups, variant=op
+        )
     if op == "Concat":
         return Kernel("concat", name, tuple(covers), in_shape, out_shape, variant=str(len(data_inputs)))
     return Kernel(op, name, tuple(covers), in_shape, out_shape)

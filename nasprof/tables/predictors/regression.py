@@ -8,6 +8,7 @@ A network's latency is ``overhead_ms`` (one ``session.run`` call) plus the sum o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from nasprof.errors import PredictorError
+from nasprof.errors import InputError, PredictorError
 from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor, error_summary
+from nasprof.tables.predictors.calibration import Calibration
 from nasprof.tables.predictors.features import FEATURES, feature_matrix, kernel_bytes, kernel_macs
 from nasprof.tables.predictors.forest import TreeEnsemble
 from nasprof.tables.predictors.kernels import Kernel, split_kernels
@@ -116,6 +118,7 @@ class KernelPredictor(Predictor):
         overhead_ms: float,
         opt_level: str = "all",
         reorders: bool = False,
+        calibration: Calibration | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -126,6 +129,8 @@ class KernelPredictor(Predictor):
         self.opt_level = opt_level
         #: Whether the device inserts NCHWc layout reorders (seen while training: x86 at level "all").
         self.reorders = reorders
+        #: In-network correction fitted on sampled architectures (None: isolated kernel times summed).
+        self.calibration = calibration
 
     @property
     def features(self) -> list[str]:
@@ -147,6 +152,7 @@ class KernelPredictor(Predictor):
         return self.explain_kernels(self.kernels(target))
 
     def explain_kernels(self, kernels: Sequence[Kernel]) -> Prediction:
+        cal = self.calibration
         parts: list[PredictionPart | None] = [None] * len(kernels)
         missing: list[str] = []
         by_type: dict[str, list[int]] = {}
@@ -161,10 +167,61 @@ class KernelPredictor(Predictor):
         for t, idx in by_type.items():
             ms = self.regressors[t].predict(feature_matrix([kernels[i] for i in idx]))
             for i, v in zip(idx, ms, strict=True):
-                parts[i] = PredictionPart(kernels[i].name, t, float(v), "regression")
+                v = float(v) if cal is None else cal.adjust(kernels[i], float(v))
+                parts[i] = PredictionPart(kernels[i].name, t, v, "regression")
         done = tuple(p for p in parts if p is not None)
         total = self.overhead_ms + sum(p.latency_ms for p in done)
         return Prediction(total, done, overhead_ms=self.overhead_ms, missing=tuple(missing))
+
+    def isolated(self, kernels: Sequence[Kernel]) -> list[tuple[Kernel, float]]:
+        """(kernel, isolated prediction ms) for every kernel a regressor covers, without calibration."""
+        plain = self.with_calibration(None)
+        return [
+            (k, p.latency_ms)
+            for k, p in zip(
+                [k for k in kernels if k.type != "free"],
+                [p for p in plain.explain_kernels(kernels).parts if p.kind != "free"],
+                strict=True,
+            )
+            if p.source == "regression"
+        ]
+
+    def with_calibration(self, calibration: Calibration | None) -> KernelPredictor:
+        """A copy with ``calibration`` (None: the isolated sum)."""
+        info = dict(self.training_error)
+        info.pop("calibration", None)
+        if calibration is not None:
+            info["calibration"] = dict(calibration.info)
+        return KernelPredictor(
+            self.regressors,
+            overhead_ms=self.overhead_ms,
+            opt_level=self.opt_level,
+            reorders=self.reorders,
+            calibration=calibration,
+            device=self.device,
+            measure_spec=self.measure_spec,
+            training_error=info,
+            metadata=self.metadata,
+        )
+
+    def calibrate(
+        self,
+        networks: Sequence[str | Path | Sequence[Kernel]],
+        measured_ms: Sequence[float],
+        *,
+        prior_weight: float = 0.05,
+        per_mb: bool = True,
+        names: Sequence[str] | None = None,
+    ) -> KernelPredictor:
+        """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
+        ``nasprof.tables.predictors.calibration``. Use networks other than those you validate on."""
+        from nasprof.tables.predictors.calibration import fit_calibration
+
+        sets = [self.isolated(n if not isinstance(n, (str, Path)) else self.kernels(n)) for n in networks]
+        cal = fit_calibration(
+            sets, measured_ms, self.overhead_ms, prior_weight=prior_weight, per_mb=per_mb, names=names
+        )
+        return self.with_calibration(cal)
 
     # -- training ---------------------------------------------------------------------------------------
     @classmethod
@@ -178,16 +235,23 @@ class KernelPredictor(Predictor):
         adaptive_share: float = 0.25,
         n_estimators: int = 100,
         progress: Any = None,
+        calibrate: int = 0,
+        calibrate_seed: int = 1000,
+        calibrate_spec: Any = None,
     ) -> KernelPredictor:
         """Sample kernel configurations, measure them on ``device``, fit one regressor per kernel type.
 
         ``budget`` counts measurements; ``adaptive_share`` of it goes to configurations near the ones the
         first fit predicts worst (out-of-bag error > 10%). ``progress(done, total, what)`` is called after
-        each measurement.
+        each measurement. ``calibrate`` > 0 then measures that many sampled architectures of the
+        ``mnasnet``/``mobilenetv2`` spaces end to end (``calibrate_spec``, 6 sessions by default) and fits
+        the in-network correction on them (see ``calibration``).
         """
         from nasprof.devices import MeasureSpec
         from nasprof.tables.predictors import kernel_sampling as ks
 
+        if calibrate == 1 or calibrate < 0:  # checked before spending the kernel budget
+            raise InputError(f"--calibrate needs at least 2 architectures, got {calibrate}")
         if budget < len(ks.BUDGET_SHARES):
             raise PredictorError(f"--budget {budget} is too small: use at least {len(ks.BUDGET_SHARES)}")
         spec = spec or MeasureSpec(threads=1, warmup=5, runs=25, sessions=1)
@@ -233,7 +297,7 @@ class KernelPredictor(Predictor):
             regressors["reorder"], oob = fit_regressor(rx, ry, n_estimators=n_estimators, seed=seed)
             training["reorder"] = {**error_summary(oob, ry), "source": "profiled reorder nodes"}
         counts = {t: len(g) for t, g in _by_type(samples).items()}
-        return cls(
+        fitted = cls(
             regressors,
             overhead_ms=overhead,
             opt_level=spec.opt_level,
@@ -243,6 +307,19 @@ class KernelPredictor(Predictor):
             training_error={"method": "out-of-bag", "per_type": training},
             metadata={"budget": budget, "seed": seed, "samples": counts, "reorder_samples": len(reorders)},
         )
+        if calibrate <= 0:
+            return fitted
+        from nasprof.tables.predictors.calibration import calibration_archs, measure_calibration_set
+
+        archs = calibration_archs(calibrate, calibrate_seed)
+        # The end-to-end reference pools several fresh sessions: one session's placement is 2-4% off.
+        cspec = calibrate_spec or dataclasses.replace(spec, warmup=10, runs=30, sessions=6, per_node=False)
+        kernel_sets, measured = measure_calibration_set(
+            archs, fitted.kernels, device, cspec, progress=progress
+        )
+        out = fitted.calibrate(kernel_sets, measured, names=[a.to_string() for a in archs])
+        out.metadata["calibration"] = {"archs": calibrate, "seed": calibrate_seed, "spec": _spec_dict(cspec)}
+        return out
 
     # -- files ------------------------------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
@@ -251,6 +328,7 @@ class KernelPredictor(Predictor):
             "opt_level": self.opt_level,
             "reorders": self.reorders,
             "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
         }
 
     @classmethod
@@ -260,11 +338,13 @@ class KernelPredictor(Predictor):
                 "predictor file was fitted on other kernel features than this nasprof computes; refit it"
             )
         regs = {str(t): KernelRegressor.from_dict(d) for t, d in body["regressors"].items()}
+        cal = body.get("calibration")  # absent in files written before calibration existed
         return cls(
             regs,
             overhead_ms=float(body["overhead_ms"]),
             opt_level=str(body["opt_level"]),
             reorders=bool(body.get("reorders", False)),
+            calibration=None if cal is None else Calibration.from_dict(cal),
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),

@@ -1,0 +1,140 @@
+"""How fast the lookup-table predictor answers, by kind of input (issue 5: one call <= 20 us, 10^6/s batched).
+
+The answer depends on what is passed and on what was seen before, so each case is reported apart:
+
+- ``ids``: ``predict_many`` on an id matrix from ``encode_many`` (one numpy gather + row sum);
+- ``strings_seen``: architecture strings predicted before (a dictionary hit each);
+- ``archs_warm``: ``Arch`` objects never passed before, whose blocks the process has met (the steady state
+  of a search: a dictionary hit per block);
+- ``strings_new``: strings never seen (parsing included), blocks met before;
+- ``cold``: a fresh process that loads the predictor file and predicts architectures one by one, nothing
+  built yet: each new block's layers and keys are made once (the first few thousand architectures).
+
+The table holds MAC-derived latencies for every distinct layer (speed depends on the keys, not the values).
+
+    .venv/bin/python benchmarks/predict_speed.py [--spaces mnasnet,mobilenetv2] [--n 5000]
+
+Writes benchmarks/results/predict_speed.json and prints a summary. Wall-clock, single process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasprof.space import Arch, get_space
+from nasprof.tables.predictors.lut import LutPredictor
+
+RESULTS = Path(__file__).parent / "results" / "predict_speed.json"
+RESOLUTION = 224
+
+COLD = """
+import sys, time
+from nasprof.space import get_space
+from nasprof.tables.predictors import Predictor
+p = Predictor.load(sys.argv[1])
+archs = get_space(sys.argv[2]).sample(int(sys.argv[3]), seed=7, resolution=int(sys.argv[4]))
+t0 = time.perf_counter()
+for a in archs:
+    p.predict(a)
+print((time.perf_counter() - t0) / len(archs) * 1e6)
+"""
+
+
+def per_s(fn, n: int, repeat: int = 5) -> float:
+    """Items per second, median of ``repeat`` timings of ``fn()`` that handles ``n`` items."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n / statistics.median(times)
+
+
+def bench_space(name: str, n: int, tmp: Path) -> dict:
+    space = get_space(name)
+    entries = {layer.key: 0.005 + layer.macs / 1e8 for layer in space.distinct_layers(RESOLUTION)}
+    p = LutPredictor(entries, space=name, resolution=RESOLUTION, device="synthetic")
+    p.predict_many(space.sample(20_000, seed=1, resolution=RESOLUTION))  # meet (nearly) every block
+    strings = [a.to_string() for a in space.sample(n, seed=2, resolution=RESOLUTION)]
+    row: dict = {"space": name, "table_keys": len(entries), "n": n}
+
+    row["strings_new_per_s"] = per_s(lambda: p.predict_many(strings), n, repeat=1)
+    row["strings_seen_per_s"] = per_s(lambda: p.predict_many(strings), n)
+    ids = np.tile(p.encode_many(strings), (max(1, 200_000 // n), 1))
+    row["ids_per_s"] = per_s(lambda: p.predict_many(ids), len(ids))
+    # New Arch objects each time (parsed outside the timing): nothing is cached on them.
+    batches = [[Arch.from_string(s) for s in strings] for _ in range(5)]
+    it = iter(batches)
+    row["archs_warm_per_s"] = per_s(lambda: p.predict_many(next(it)), n)
+    fresh = [Arch.from_string(s) for s in strings[:2000]]
+    t0 = time.perf_counter()
+    for a in fresh:
+        p.predict(a)
+    row["single_warm_us"] = (time.perf_counter() - t0) / len(fresh) * 1e6
+    a = fresh[0]
+    t0 = time.perf_counter()
+    for _ in range(20_000):
+        p.predict(a)
+    row["single_repeat_us"] = (time.perf_counter() - t0) / 20_000 * 1e6
+
+    path = p.save(tmp / f"{name}.json")
+    out = subprocess.run(
+        [sys.executable, "-c", COLD, str(path), name, "2000", str(RESOLUTION)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    row["single_cold_us"] = float(out.stdout.strip())
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--spaces", default="mnasnet,mobilenetv2")
+    ap.add_argument("--n", type=int, default=5000, help="architectures per batch")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.spaces.split(","):
+            row = bench_space(name, args.n, Path(tmp))
+            rows.append(row)
+            print(
+                f"{name:12s} ids {row['ids_per_s']:>12,.0f}/s  strings seen "
+                f"{row['strings_seen_per_s']:>10,.0f}/s  new {row['strings_new_per_s']:>8,.0f}/s  "
+                f"Arch objects {row['archs_warm_per_s']:>8,.0f}/s"
+            )
+            print(
+                f"{'':12s} single: repeat {row['single_repeat_us']:.1f} us, new arch (blocks met) "
+                f"{row['single_warm_us']:.1f} us, cold process {row['single_cold_us']:.1f} us"
+            )
+    doc = {
+        "schema_version": 1,
+        "benchmark": "predict_speed",
+        "resolution": RESOLUTION,
+        "host": {
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "runs": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

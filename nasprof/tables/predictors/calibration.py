@@ -1,0 +1,220 @@
+"""In-network calibration of the kernel predictor on sampled architectures of nasprof's own spaces.
+
+A kernel measured alone runs with hot caches: its weights and activations stay in L1/L2 across the
+repeated runs of a one-kernel model. Inside a network they do not, so whole networks run slower than the
+sum of their kernels (about 12% on the local x86 CPU), and most of the gap sits in memory-bound kernels
+(depthwise, 1×1, squeeze-excite, element-wise, layout reorders). Calibration measures a few sampled
+architectures end to end and fits, per *calibration group* ``g``, a factor ``f_g`` on the isolated
+prediction and a cold-cache cost ``c_g`` per MB moved::
+
+    kernel_ms = f_g · isolated_ms + c_g · MB moved
+
+by non-negative least squares on the relative error of the networks' totals, with a ridge prior pulling
+``f_g`` to 1 and ``c_g`` to 0: a group the calibration networks lack (the memory copies of ShuffleNet,
+say) keeps its isolated prediction instead of an arbitrary factor. The networks come from the ``mnasnet``
+and ``mobilenetv2`` spaces at several resolutions and widths, never from the networks it is judged on.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasprof.errors import InputError, PredictorError
+from nasprof.tables.predictors.features import kernel_bytes
+from nasprof.tables.predictors.kernels import Kernel
+
+__all__ = [
+    "GROUPING",
+    "Calibration",
+    "calibration_group",
+    "fit_calibration",
+    "calibration_archs",
+    "measure_calibration_set",
+]
+
+#: Name of the grouping rule below; a file fitted with another rule is refused (its groups mean other
+#: kernels).
+GROUPING = "v1"
+#: Spaces, resolutions and widths the calibration architectures cycle through: varied feature-map and
+#: channel sizes, so the factors do not fit one operating point.
+_SPACES = ("mnasnet", "mobilenetv2")
+_RESOLUTIONS = (160, 192, 224)
+_WIDTHS = (0.75, 1.0)
+
+Progress = Callable[[int, int, str], None]
+
+
+def calibration_group(k: Kernel) -> str:
+    """The group whose factors apply to ``k``: its type, with convolutions split by what bounds them."""
+    if k.type == "conv":
+        if len(k.in_shape) >= 3 and k.in_shape[-1] * k.in_shape[-2] == 1:
+            return "conv_se"  # squeeze-excite 1×1 on a 1×1 map: a matrix-vector product, weight-bound
+        return "conv_1x1" if k.kernel == 1 else "conv_kxk"
+    return k.type
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """Fitted factors (dimensionless) and cold-cache costs (ms per MB moved) per calibration group."""
+
+    factors: Mapping[str, float]
+    ms_per_mb: Mapping[str, float]
+    grouping: str = GROUPING
+    #: How it was fitted: networks, prior weight, errors before/after (in-sample) and leave-one-out.
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def adjust(self, k: Kernel, isolated_ms: float) -> float:
+        g = calibration_group(k)
+        return self.factors.get(g, 1.0) * isolated_ms + self.ms_per_mb.get(g, 0.0) * kernel_bytes(k) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grouping": self.grouping,
+            "factors": dict(sorted(self.factors.items())),
+            "ms_per_mb": dict(sorted(self.ms_per_mb.items())),
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        if d.get("grouping") != GROUPING:
+            raise PredictorError(
+                f"predictor calibration uses grouping {d.get('grouping')!r}, this nasprof knows "
+                f"{GROUPING!r}; refit with `nasprof predictor fit --kernels --calibrate N`"
+            )
+        factors = {str(g): float(v) for g, v in d["factors"].items()}
+        per_mb = {str(g): float(v) for g, v in d.get("ms_per_mb", {}).items()}
+        if not all(np.isfinite(v) and v >= 0 for v in (*factors.values(), *per_mb.values())):
+            raise PredictorError("predictor calibration has negative or non-finite factors; refit it")
+        return cls(factors, per_mb, GROUPING, dict(d.get("info", {})))
+
+
+def _design(
+    kernel_sets: Sequence[Sequence[tuple[Kernel, float]]], groups: Sequence[str], per_mb: bool
+) -> np.ndarray:
+    """Rows: networks; columns: Σ isolated ms per group, then (``per_mb``) Σ MB moved per group."""
+    idx = {g: i for i, g in enumerate(groups)}
+    g_n = len(groups)
+    x = np.zeros((len(kernel_sets), g_n * (2 if per_mb else 1)))
+    for r, ks in enumerate(kernel_sets):
+        for k, ms in ks:
+            c = idx[calibration_group(k)]
+            x[r, c] += ms
+            if per_mb:
+                x[r, g_n + c] += kernel_bytes(k) / 1e6
+    return x
+
+
+def _solve(x: np.ndarray, y: np.ndarray, m: np.ndarray, g_n: int, weight: float) -> np.ndarray:
+    """argmin_{β ≥ 0} Σ ((x·β − y)/m)² + weight · Σ ((β − prior)·s)², where the first ``g_n`` columns are
+    factors (prior 1) and the rest costs per MB (prior 0)."""
+    # For a factor ``s`` = 1: moving a factor from 1 costs the same whatever its group's share, so a group
+    # that is a sliver of every network (where the data say little) stays near 1. For a cost per MB ``s`` is
+    # the column's typical share of a network, so the prior limits the *time* it adds.
+    from scipy.optimize import nnls
+
+    a = x / m[:, None]
+    b = y / m
+    prior = np.concatenate([np.ones(g_n), np.zeros(a.shape[1] - g_n)])
+    scale = np.ones(a.shape[1])
+    scale[g_n:] = np.sqrt(np.mean(a[:, g_n:] ** 2, axis=0)) + 1e-12
+    reg = np.sqrt(weight) * np.diag(scale)
+    sol, _ = nnls(np.vstack([a, reg]), np.concatenate([b, reg @ prior]), maxiter=50 * x.shape[1])
+    return sol
+
+
+def fit_calibration(
+    kernel_sets: Sequence[Sequence[tuple[Kernel, float]]],
+    measured_ms: Sequence[float],
+    overhead_ms: float,
+    *,
+    prior_weight: float = 0.05,
+    per_mb: bool = True,
+    names: Sequence[str] | None = None,
+) -> Calibration:
+    """Fit a ``Calibration`` from networks given as (kernel, isolated prediction ms) lists and their
+    measured end-to-end latency. Reports the in-sample error before/after and the leave-one-out error."""
+    from nasprof.tables.predictors.base import error_summary
+
+    m = np.asarray(measured_ms, np.float64)
+    if len(kernel_sets) != len(m) or len(m) < 2:
+        raise PredictorError("calibration needs one measurement per network, at least two networks")
+    if not np.all(np.isfinite(m)) or np.any(m <= overhead_ms):
+        raise PredictorError("calibration measurements must be finite and above the per-call overhead")
+    groups = sorted({calibration_group(k) for ks in kernel_sets for k, _ in ks})
+    x = _design(kernel_sets, groups, per_mb)
+    y = m - overhead_ms
+    beta = _solve(x, y, m, len(groups), prior_weight)
+    before = x[:, : len(groups)].sum(axis=1) + overhead_ms
+
+    # Leave-one-out: each network predicted by factors fitted on the others (an honest held-out error).
+    def held_out(i: int) -> float:
+        rest = _solve(np.delete(x, i, 0), np.delete(y, i), np.delete(m, i), len(groups), prior_weight)
+        return float(overhead_ms + x[i] @ rest)
+
+    loo = np.array([held_out(i) for i in range(len(m))])
+    g_n = len(groups)
+    info: dict[str, Any] = {
+        "networks": len(m),
+        "prior_weight": prior_weight,
+        "model": "f_g * isolated_ms + c_g * MB" if per_mb else "f_g * isolated_ms",
+        "before": error_summary(before, m),
+        "after_in_sample": error_summary(overhead_ms + x @ beta, m),
+        "leave_one_out": error_summary(loo, m),
+    }
+    if names is not None:
+        info["names"] = list(names)
+    return Calibration(
+        {g: float(beta[i]) for i, g in enumerate(groups)},
+        {g: float(beta[g_n + i]) for i, g in enumerate(groups)} if per_mb else {},
+        GROUPING,
+        info,
+    )
+
+
+def calibration_archs(samples: int, seed: int = 1000) -> list[Any]:
+    """``samples`` architectures cycling through the calibration spaces, resolutions and widths."""
+    from nasprof.space import get_space
+
+    if samples < 2:
+        raise InputError(f"--calibrate needs at least 2 architectures, got {samples}")
+    rng = np.random.default_rng(seed)
+    combos = [(s, r, w) for s in _SPACES for r in _RESOLUTIONS for w in _WIDTHS]
+    out = []
+    for i in range(samples):
+        space, res, width = combos[i % len(combos)]
+        out += get_space(space).sample(1, seed=rng, resolution=res, width=width)
+    return out
+
+
+def measure_calibration_set(
+    archs: Sequence[Any],
+    split: Callable[[Path], list[Kernel]],
+    device: str,
+    spec: Any,
+    *,
+    progress: Progress | None = None,
+) -> tuple[list[list[Kernel]], list[float]]:
+    """Export each architecture, split it into kernels with ``split`` (the predictor's own rules) and
+    measure it end to end on ``device``."""
+    from nasprof.devices import get_device
+    from nasprof.space import export_arch
+
+    backend = get_device(device)
+    kernels: list[list[Kernel]] = []
+    measured: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="nasprof-kcal-") as tmp:
+        for i, arch in enumerate(archs):
+            path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
+            kernels.append(split(path))
+            measured.append(backend.measure(path, spec).median_ms)
+            path.unlink()
+            if progress is not None:
+                progress(i + 1, len(archs), f"calibration arch {i + 1}")
+    return kernels, measured

@@ -1,0 +1,222 @@
+"""In-network calibration of the kernel predictor, and the ``memory`` kernels (Transpose/Split/Slice)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _predictor_helpers import linear_kernel_predictor, make_mixed_model
+from typer.testing import CliRunner
+
+from nasprof.cli import app
+from nasprof.devices import MeasureSpec, get_device
+from nasprof.errors import PredictorError
+from nasprof.tables.predictors import KernelPredictor, Predictor
+from nasprof.tables.predictors.calibration import (
+    Calibration,
+    calibration_archs,
+    calibration_group,
+    fit_calibration,
+)
+from nasprof.tables.predictors.kernel_sampling import build_kernel_model, sample_kernels
+from nasprof.tables.predictors.kernels import Kernel, split_kernels
+from nasprof.tables.predictors.regression import KernelRegressor
+
+runner = CliRunner()
+
+
+def _k(kind: str, kernel: int = 1, hw: int = 14) -> Kernel:
+    return Kernel(kind, kind, (kind,), (16, hw, hw), (16, hw, hw), kernel=kernel)
+
+
+def test_groups_split_convs_by_what_bounds_them() -> None:
+    assert calibration_group(_k("conv", 1)) == "conv_1x1"
+    assert calibration_group(_k("conv", 3)) == "conv_kxk"
+    assert calibration_group(_k("conv", 1, hw=1)) == "conv_se"
+    assert calibration_group(_k("dwconv", 3)) == "dwconv"
+    assert calibration_group(_k("reorder")) == "reorder"
+
+
+def test_factors_recovered_exactly_without_prior() -> None:
+    # Networks whose measured time is 1.2 x their 1x1 convs + 0.9 x their depthwise convs + overhead.
+    rng = np.random.default_rng(0)
+    sets, measured = [], []
+    for _ in range(6):
+        a, b = rng.uniform(0.5, 3.0, 2)
+        sets.append([(_k("conv", 1), float(a)), (_k("dwconv", 3), float(b))])
+        measured.append(0.01 + 1.2 * a + 0.9 * b)
+    cal = fit_calibration(sets, measured, 0.01, prior_weight=0.0, per_mb=False)
+    assert cal.factors == pytest.approx({"conv_1x1": 1.2, "dwconv": 0.9}, rel=1e-9)
+    assert cal.ms_per_mb == {}
+    assert cal.info["after_in_sample"]["rmspe"] == pytest.approx(0.0, abs=1e-9)
+    assert cal.info["leave_one_out"]["rmspe"] == pytest.approx(0.0, abs=1e-9)
+    assert cal.info["before"]["rmspe"] > 0.05
+    # A group no calibration network had keeps its isolated prediction.
+    assert cal.adjust(_k("memory"), 0.5) == 0.5
+    assert cal.adjust(_k("conv", 1), 0.5) == pytest.approx(0.6)
+
+
+def test_prior_keeps_a_sliver_group_near_one() -> None:
+    # gap is 0.1% of each network: the data cannot pin its factor, the prior keeps it at ~1.
+    rng = np.random.default_rng(1)
+    sets, measured = [], []
+    for _ in range(8):
+        a = float(rng.uniform(1.0, 2.0))
+        g = a * 0.001
+        sets.append([(_k("conv", 3), a), (_k("gap"), g)])
+        measured.append(1.1 * a + g * float(rng.uniform(0.0, 10.0)))
+    cal = fit_calibration(sets, measured, 0.0, prior_weight=0.05, per_mb=False)
+    assert abs(cal.factors["gap"] - 1.0) < 0.01
+    assert cal.factors["conv_kxk"] == pytest.approx(1.1, abs=0.01)
+
+
+def test_calibration_needs_two_sane_networks() -> None:
+    with pytest.raises(PredictorError, match="at least two"):
+        fit_calibration([[(_k("conv"), 1.0)]], [1.2], 0.0)
+    with pytest.raises(PredictorError, match="above the per-call overhead"):
+        fit_calibration([[(_k("conv"), 1.0)]] * 2, [1.2, float("nan")], 0.0)
+
+
+def test_calibrated_predictor_round_trips_and_is_refused_when_foreign(tmp_path: Path) -> None:
+    p = linear_kernel_predictor(level="all")
+    model = make_mixed_model(tmp_path / "m.onnx")
+    plain_ms = p.predict(model)
+    cal = Calibration({"conv_kxk": 1.5, "dwconv": 1.0, "conv_1x1": 2.0}, {"conv_kxk": 0.25}, info={"x": 1})
+    q = p.with_calibration(cal)
+    parts = {x.name: x.latency_ms for x in q.explain(model).parts}
+    plain_parts = {x.name: x.latency_ms for x in p.explain(model).parts}
+    stem = next(k for k in q.kernels(model) if k.name == "/stem/Conv")
+    from nasprof.tables.predictors.features import kernel_bytes
+
+    assert parts["/stem/Conv"] == pytest.approx(
+        1.5 * plain_parts["/stem/Conv"] + 0.25 * kernel_bytes(stem) / 1e6
+    )
+    assert parts["/blocks.0/pw/Conv"] == pytest.approx(2.0 * plain_parts["/blocks.0/pw/Conv"])
+    assert parts["/head/fc/Gemm"] == plain_parts["/head/fc/Gemm"]  # fc: no factor fitted
+    assert q.predict(model) > plain_ms
+    path = q.save(tmp_path / "k.json")
+    loaded = Predictor.load(path, device="cpu")
+    assert loaded.predict(model) == q.predict(model)
+    assert loaded.training_error["calibration"] == {"x": 1}
+    doc = json.loads(path.read_text())
+    doc["body"]["calibration"]["grouping"] = "v0"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PredictorError, match="grouping 'v0'"):
+        Predictor.load(path)
+    doc["body"]["calibration"]["grouping"] = "v1"
+    doc["body"]["calibration"]["factors"]["dwconv"] = -1.0
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PredictorError, match="negative or non-finite"):
+        Predictor.load(path)
+    # A file written before calibration existed (no key) loads as uncalibrated.
+    del doc["body"]["calibration"]
+    path.write_text(json.dumps(doc))
+    assert Predictor.load(path).predict(model) == plain_ms
+
+
+def test_calibrate_on_real_measurements(tmp_path: Path) -> None:
+    p = linear_kernel_predictor(level="all")
+    models = [make_mixed_model(tmp_path / f"m{i}.onnx") for i in range(2)]
+    spec = MeasureSpec(warmup=1, runs=3, sessions=1, opt_level="all")
+    measured = [get_device("cpu").measure(m, spec).median_ms for m in models]
+    q = p.calibrate(models, measured)
+    assert q.calibration is not None and q.calibration.info["networks"] == 2
+    assert set(q.calibration.factors) == {
+        calibration_group(k) for k in p.kernels(models[0]) if k.type != "free"
+    }
+
+
+def test_calibration_archs_cycle_spaces_resolutions_widths() -> None:
+    archs = calibration_archs(12, seed=5)
+    assert [(a.space, a.resolution, a.width) for a in archs[:3]] == [
+        ("mnasnet", 160, 0.75),
+        ("mnasnet", 160, 1.0),
+        ("mnasnet", 192, 0.75),
+    ]
+    assert {a.space for a in archs} == {"mnasnet", "mobilenetv2"}
+    assert [a.to_string() for a in calibration_archs(12, seed=5)] == [a.to_string() for a in archs]
+
+
+def _shuffle_model(path: Path, c: int = 24, g: int = 3, hw: int = 8) -> Path:
+    k = Kernel("memory", "k", ("k",), (c, hw, hw), (c, hw, hw), groups=g, variant="Transpose")
+    return build_kernel_model(k, path)
+
+
+def test_channel_shuffle_is_one_memory_kernel_as_onnxruntime_runs_it(tmp_path: Path) -> None:
+    model = _shuffle_model(tmp_path / "shuffle.onnx")
+    kernels = split_kernels(model, "all")
+    assert [(k.type, k.variant, k.in_shape, k.groups) for k in kernels] == [
+        ("free", "Reshape", (24, 8, 8), 1),  # a view: onnxruntime runs it without copying
+        ("memory", "Transpose", (24, 8, 8), 3),
+        ("free", "Reshape", (8, 3, 8, 8), 1),
+    ]
+    spec = MeasureSpec(warmup=1, runs=2, sessions=1, per_node=True, per_node_runs=2, opt_level="all")
+    profiled = get_device("cpu").measure(model, spec).per_node or ()
+    assert [n.op_type for n in profiled] == ["Reshape", "Transpose", "Reshape"]
+
+
+@pytest.mark.parametrize("variant", ["Transpose", "Split", "Slice"])
+def test_sampled_memory_kernels_round_trip_through_the_splitter(tmp_path: Path, variant: str) -> None:
+    rng = np.random.default_rng(2)
+    ks = [k for k in sample_kernels("memory", 40, rng) if k.variant == variant][:3]
+    assert ks
+    for i, k in enumerate(ks):
+        found = [
+            x for x in split_kernels(build_kernel_model(k, tmp_path / f"{i}.onnx"), "all") if x.type != "free"
+        ]
+        assert [(x.type, x.variant, x.in_shape, x.out_shape, x.groups) for x in found] == [
+            (k.type, k.variant, k.in_shape, k.out_shape, k.groups)
+        ]
+
+
+def test_grouped_convs_are_sampled_and_not_depthwise() -> None:
+    ks = [k for k in sample_kernels("conv", 300, np.random.default_rng(0)) if k.groups > 1]
+    assert ks
+    for k in ks:
+        assert k.in_shape[0] % k.groups == 0 and k.out_shape[0] % k.groups == 0
+        assert k.in_shape[0] >= 2 * k.groups
+
+
+def test_memory_regressor_predicts_shuffle(tmp_path: Path) -> None:
+    p = linear_kernel_predictor(level="all")
+    model = _shuffle_model(tmp_path / "shuffle.onnx")
+    with pytest.raises(PredictorError, match="cannot predict 1 part"):
+        p.predict(model)
+    regs = dict(p.regressors, memory=KernelRegressor(0.001, 0.0, 0.5, None))
+    q = KernelPredictor(regs, overhead_ms=0.005, opt_level="all", device="cpu")
+    # in + out, float32: 2 * 24*8*8 * 4 bytes.
+    assert q.predict(model) == pytest.approx(0.005 + 0.001 + 0.5 * 2 * 24 * 64 * 4 / 1e6, rel=1e-12)
+
+
+def test_cli_fit_kernels_with_calibration(tmp_path: Path) -> None:
+    out = tmp_path / "k.json"
+    result = runner.invoke(
+        app,
+        [
+            "predictor",
+            "fit",
+            "--kernels",
+            "--budget",
+            "12",
+            "--runs",
+            "3",
+            "--calibrate",
+            "2",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "calibrated on 2 sampled architectures" in result.output
+    p = Predictor.load(out, device="cpu")
+    assert p.calibration is not None and p.calibration.info["networks"] == 2
+    assert p.metadata["calibration"]["archs"] == 2
+    shown = runner.invoke(app, ["predictor", "show", str(out)])
+    assert shown.exit_code == 0 and "calibration factors" in shown.output
+    bad = runner.invoke(
+        app, ["predictor", "fit", "--kernels", "--budget", "12", "--calibrate", "1", "-o", str(out)]
+    )
+    assert bad.exit_code == 2 and "at least 2" in bad.output
+    assert Predictor.load(out).calibration is not None  # the earlier file is untouched
