@@ -15,6 +15,8 @@ from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
 from nasprof.tables.predictors import KernelPredictor, Predictor
 from nasprof.tables.predictors.calibration import (
+    FIXED_GROUPS,
+    GROUPING,
     Calibration,
     calibration_archs,
     calibration_group,
@@ -32,30 +34,35 @@ def _k(kind: str, kernel: int = 1, hw: int = 14) -> Kernel:
 
 
 def test_groups_split_convs_by_what_bounds_them() -> None:
-    assert calibration_group(_k("conv", 1)) == "conv_1x1"
-    assert calibration_group(_k("conv", 3)) == "conv_kxk"
+    assert calibration_group(_k("conv", 1)) == "conv"  # compute-bound: in FIXED_GROUPS, never rescaled
+    assert calibration_group(_k("conv", 3)) == "conv"
+    assert "conv" in FIXED_GROUPS
     assert calibration_group(_k("conv", 1, hw=1)) == "conv_se"
+    stem = Kernel("conv", "s", ("s",), (3, 224, 224), (32, 112, 112), kernel=3, stride=2)
+    assert calibration_group(stem) == "conv_stem"
     assert calibration_group(_k("dwconv", 3)) == "dwconv"
     assert calibration_group(_k("reorder")) == "reorder"
 
 
 def test_factors_recovered_exactly_without_prior() -> None:
-    # Networks whose measured time is 1.2 x their 1x1 convs + 0.9 x their depthwise convs + overhead.
+    # Networks whose measured time is 1.2 x their SE convs + 0.9 x their depthwise convs + their (fixed)
+    # compute-bound convs + overhead.
     rng = np.random.default_rng(0)
     sets, measured = [], []
     for _ in range(6):
-        a, b = rng.uniform(0.5, 3.0, 2)
-        sets.append([(_k("conv", 1), float(a)), (_k("dwconv", 3), float(b))])
-        measured.append(0.01 + 1.2 * a + 0.9 * b)
+        a, b, c = rng.uniform(0.5, 3.0, 3)
+        sets.append([(_k("conv", 1, hw=1), float(a)), (_k("dwconv", 3), float(b)), (_k("conv", 3), float(c))])
+        measured.append(0.01 + 1.2 * a + 0.9 * b + c)
     cal = fit_calibration(sets, measured, 0.01, prior_weight=0.0, per_mb=False)
-    assert cal.factors == pytest.approx({"conv_1x1": 1.2, "dwconv": 0.9}, rel=1e-9)
+    assert cal.factors == pytest.approx({"conv_se": 1.2, "dwconv": 0.9}, rel=1e-9)
     assert cal.ms_per_mb == {}
     assert cal.info["after_in_sample"]["rmspe"] == pytest.approx(0.0, abs=1e-9)
     assert cal.info["leave_one_out"]["rmspe"] == pytest.approx(0.0, abs=1e-9)
     assert cal.info["before"]["rmspe"] > 0.05
     # A group no calibration network had keeps its isolated prediction.
     assert cal.adjust(_k("memory"), 0.5) == 0.5
-    assert cal.adjust(_k("conv", 1), 0.5) == pytest.approx(0.6)
+    assert cal.adjust(_k("conv", 1, hw=1), 0.5) == pytest.approx(0.6)
+    assert cal.adjust(_k("conv", 3), 0.5) == 0.5
 
 
 def test_prior_keeps_a_sliver_group_near_one() -> None:
@@ -65,25 +72,27 @@ def test_prior_keeps_a_sliver_group_near_one() -> None:
     for _ in range(8):
         a = float(rng.uniform(1.0, 2.0))
         g = a * 0.001
-        sets.append([(_k("conv", 3), a), (_k("gap"), g)])
+        sets.append([(_k("dwconv", 3), a), (_k("gap"), g)])
         measured.append(1.1 * a + g * float(rng.uniform(0.0, 10.0)))
     cal = fit_calibration(sets, measured, 0.0, prior_weight=0.05, per_mb=False)
     assert abs(cal.factors["gap"] - 1.0) < 0.01
-    assert cal.factors["conv_kxk"] == pytest.approx(1.1, abs=0.01)
+    assert cal.factors["dwconv"] == pytest.approx(1.1, abs=0.01)
 
 
 def test_calibration_needs_two_sane_networks() -> None:
     with pytest.raises(PredictorError, match="at least two"):
-        fit_calibration([[(_k("conv"), 1.0)]], [1.2], 0.0)
+        fit_calibration([[(_k("dwconv"), 1.0)]], [1.2], 0.0)
     with pytest.raises(PredictorError, match="above the per-call overhead"):
-        fit_calibration([[(_k("conv"), 1.0)]] * 2, [1.2, float("nan")], 0.0)
+        fit_calibration([[(_k("dwconv"), 1.0)]] * 2, [1.2, float("nan")], 0.0)
+    with pytest.raises(PredictorError, match="no kernels of a calibrated group"):
+        fit_calibration([[(_k("conv", 3), 1.0)]] * 2, [1.2, 1.3], 0.0)
 
 
 def test_calibrated_predictor_round_trips_and_is_refused_when_foreign(tmp_path: Path) -> None:
     p = linear_kernel_predictor(level="all")
     model = make_mixed_model(tmp_path / "m.onnx")
     plain_ms = p.predict(model)
-    cal = Calibration({"conv_kxk": 1.5, "dwconv": 1.0, "conv_1x1": 2.0}, {"conv_kxk": 0.25}, info={"x": 1})
+    cal = Calibration({"conv_stem": 1.5, "dwconv": 2.0, "conv": 3.0}, {"conv_stem": 0.25}, info={"x": 1})
     q = p.with_calibration(cal)
     parts = {x.name: x.latency_ms for x in q.explain(model).parts}
     plain_parts = {x.name: x.latency_ms for x in p.explain(model).parts}
@@ -93,7 +102,8 @@ def test_calibrated_predictor_round_trips_and_is_refused_when_foreign(tmp_path: 
     assert parts["/stem/Conv"] == pytest.approx(
         1.5 * plain_parts["/stem/Conv"] + 0.25 * kernel_bytes(stem) / 1e6
     )
-    assert parts["/blocks.0/pw/Conv"] == pytest.approx(2.0 * plain_parts["/blocks.0/pw/Conv"])
+    assert parts["/blocks.0/dw/Conv"] == pytest.approx(2.0 * plain_parts["/blocks.0/dw/Conv"])
+    assert parts["/blocks.0/pw/Conv"] == pytest.approx(3.0 * plain_parts["/blocks.0/pw/Conv"])
     assert parts["/head/fc/Gemm"] == plain_parts["/head/fc/Gemm"]  # fc: no factor fitted
     assert q.predict(model) > plain_ms
     path = q.save(tmp_path / "k.json")
@@ -105,7 +115,7 @@ def test_calibrated_predictor_round_trips_and_is_refused_when_foreign(tmp_path: 
     path.write_text(json.dumps(doc))
     with pytest.raises(PredictorError, match="grouping 'v0'"):
         Predictor.load(path)
-    doc["body"]["calibration"]["grouping"] = "v1"
+    doc["body"]["calibration"]["grouping"] = GROUPING
     doc["body"]["calibration"]["factors"]["dwconv"] = -1.0
     path.write_text(json.dumps(doc))
     with pytest.raises(PredictorError, match="negative or non-finite"):
@@ -123,9 +133,8 @@ def test_calibrate_on_real_measurements(tmp_path: Path) -> None:
     measured = [get_device("cpu").measure(m, spec).median_ms for m in models]
     q = p.calibrate(models, measured)
     assert q.calibration is not None and q.calibration.info["networks"] == 2
-    assert set(q.calibration.factors) == {
-        calibration_group(k) for k in p.kernels(models[0]) if k.type != "free"
-    }
+    groups = {calibration_group(k) for k in p.kernels(models[0]) if k.type != "free"}
+    assert set(q.calibration.factors) == groups - FIXED_GROUPS
 
 
 def test_calibration_archs_cycle_spaces_resolutions_widths() -> None:

@@ -210,7 +210,7 @@ class KernelPredictor(Predictor):
         measured_ms: Sequence[float],
         *,
         prior_weight: float = 0.05,
-        per_mb: bool = True,
+        per_mb: bool = False,
         names: Sequence[str] | None = None,
     ) -> KernelPredictor:
         """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
