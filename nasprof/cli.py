@@ -818,16 +818,17 @@ class _StepBar:
         self.task: Any = None
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        if self.task is None:
+        if self.task is None:  # first report comes after validation: errors print without a stray bar
+            self.progress.start()
             self.task = self.progress.add_task(self.label, total=total)
         self.progress.update(self.task, completed=done, total=total, description=f"{self.label} ({what})")
 
     def __enter__(self) -> _StepBar:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
 
 @predictor_app.command("fit")
@@ -1214,8 +1215,6 @@ def search_cmd(
 ) -> None:
     """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from nasprof.errors import InputError
     from nasprof.search.api import search
 
@@ -1232,15 +1231,11 @@ def search_cmd(
     if top < 1:
         raise InputError(f"--top must be at least 1, got {top}")
 
-    with Progress(
-        TextColumn("searching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True,
-    ) as bar:
-        task = bar.add_task("search", total=max(budget, 1))
+    with _StepBar("searching") as bar:
         result = search(
             space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
             proxy=proxy, strategy=strategy, device=device,
-            on_progress=lambda done, total: bar.update(task, completed=done),
+            on_progress=lambda done, total: bar(done, total, "candidates"),
         )
     if result.best is None:
         if json_out is not None:  # the overflow figures are still worth keeping
