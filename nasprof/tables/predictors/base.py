@@ -39,7 +39,10 @@ __all__ = [
 ]
 
 #: History: 1 — first version (lut: key -> median_ms + overhead_ms; kernel: per-type JSON forests).
-PREDICTOR_SCHEMA_VERSION = 1
+#: 2 — kernel files may carry ``body.calibration`` (per-kernel-group factors fitted on sampled networks) and
+#: the ``memory`` kernel type. Version 1 files still load (as uncalibrated); an older nasprof refuses a
+#: version 2 file instead of silently dropping its calibration.
+PREDICTOR_SCHEMA_VERSION = 2
 FORMAT = "nasprof.predictor"
 
 

@@ -84,7 +84,7 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
         cin = 3 if rng.random() < 0.05 else _channels(rng)
         cout = _channels(rng)
         # Grouped (not depthwise) convs, as in ShuffleNet/ResNeXt: channels rounded to the group count.
-        g = int(rng.choice([2, 3, 4, 8])) if cin > 3 and rng.random() < 0.25 else 1
+        g = int(rng.choice([2, 3, 4, 8])) if cin > 3 and rng.random() < 0.1 else 1
         if cin < 2 * g:  # groups == cin would be a depthwise conv
             g = 1
         cin, cout = cin // g * g, max(g, cout // g * g)
