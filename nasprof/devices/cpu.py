@@ -39,6 +39,7 @@ class CpuBackend(Backend):
         from nasprof.profiler.environment import host_metadata
         from nasprof.profiler.onnx_model import DEFAULT_INT_RANGE, load_model, random_inputs
         from nasprof.profiler.ort_profile import profile_nodes
+        from nasprof.profiler.ort_result import run_metadata, to_measurement
         from nasprof.profiler.ort_runner import allow_spinning, time_sessions
 
         self.ensure_available()
@@ -54,47 +55,13 @@ class CpuBackend(Backend):
             **started,
             **self.describe(),
             "execution_provider": _PROVIDER,
-            "threads": spec.threads,
             "inter_op_threads": 1,
             "execution_mode": "sequential",
             "allow_spinning": allow_spinning(spec),
-            "opt_level": spec.opt_level,
-            "timed_call": timed.timed_call,
-            "model_path": str(info.path),
-            "model_sha256": info.sha256,
-            "model_size_bytes": info.size_bytes,
-            "model_opset": info.opset,
-            "model_producer": info.producer,
-            "input_shapes": {i.name: list(i.shape) for i in info.inputs},
-            "input_dtypes": {i.name: i.dtype for i in info.inputs},
-            "int_range": list(int_range),
-            "seed": spec.seed,
-            "warmup": spec.warmup,
-            "runs": spec.runs,
-            "sessions_planned": spec.sessions,
-            "sessions": timed.sessions,
-            "median_rel_ci95": timed.rel_ci,
-            "stopped_by": timed.stopped_by,
-            "target_rel_ci": spec.target_rel_ci,
-            "max_runs": spec.max_runs,
+            **run_metadata(info, spec, timed, (int(int_range[0]), int(int_range[1]))),
         }
         metadata["host_warnings"] = host_warnings(started, spec.threads)
-        if profiled is not None:
-            metadata.update({
-                "per_node_opt_level": profiled.opt_level,
-                "per_node_runs": profiled.runs,
-                # Profiled runs are slower (profiler overhead per node); kept to show by how much.
-                "profiled_median_ms": profiled.median_run_ms,
-            })
-        return Measurement(
-            device=self.device,
-            backend=self.name,
-            samples_ms=timed.samples_ms,
-            warmup_ms=timed.warmup_ms,
-            session_index=timed.session_index,
-            metadata=metadata,
-            per_node=profiled.nodes if profiled is not None else None,
-        )
+        return to_measurement(self.device, self.name, timed, metadata, profiled)
 
     def describe(self) -> dict[str, Any]:
         import onnxruntime as ort

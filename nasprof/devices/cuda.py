@@ -182,6 +182,7 @@ class CudaBackend(Backend):
     def measure(self, model: Path, spec: MeasureSpec) -> Measurement:
         from nasprof.profiler.environment import host_metadata
         from nasprof.profiler.onnx_model import DEFAULT_INT_RANGE, load_model, random_inputs
+        from nasprof.profiler.ort_result import run_metadata, to_measurement
 
         self.ensure_available()
         info = load_model(model, spec.input_shapes)
@@ -198,52 +199,19 @@ class CudaBackend(Backend):
             "execution_provider": "CUDAExecutionProvider",
             "provider_options": self.provider_options(spec.options),
             "cuda_graph": self.uses_cuda_graph(spec.options),
-            "threads": spec.threads,
-            "opt_level": spec.opt_level,
-            "timed_call": timed.timed_call,
             "io_binding": "inputs and outputs on the GPU: no host copies inside a sample",
-            "model_path": str(info.path),
-            "model_sha256": info.sha256,
-            "model_size_bytes": info.size_bytes,
-            "model_opset": info.opset,
-            "model_producer": info.producer,
-            "input_shapes": {i.name: list(i.shape) for i in info.inputs},
-            "input_dtypes": {i.name: i.dtype for i in info.inputs},
-            "int_range": list(int_range),
-            "seed": spec.seed,
-            "warmup": spec.warmup,
             "warmup_runs_per_session": list(warmup_runs),
             "min_warmup_s": _min_warmup_s(spec),
-            "runs": spec.runs,
-            "sessions_planned": spec.sessions,
-            "sessions": timed.sessions,
-            "median_rel_ci95": timed.rel_ci,
-            "stopped_by": timed.stopped_by,
-            "target_rel_ci": spec.target_rel_ci,
-            "max_runs": spec.max_runs,
+            **run_metadata(info, spec, timed, (int(int_range[0]), int(int_range[1]))),
         }
-        per_node = None
+        profiled = None
         if spec.per_node:
             from nasprof.profiler.ort_profile import profile_nodes
 
             # Without the graph: a replayed graph has no nodes for the profiler to see.
             profiled = profile_nodes(info.path, feeds, spec, providers=self.providers({"cuda_graph": False}))
-            per_node = profiled.nodes
-            metadata.update({
-                "per_node_timing": PER_NODE_TIMING_NOTE,
-                "per_node_opt_level": profiled.opt_level,
-                "per_node_runs": profiled.runs,
-                "profiled_median_ms": profiled.median_run_ms,
-            })
-        return Measurement(
-            device=self.device,
-            backend=self.name,
-            samples_ms=timed.samples_ms,
-            warmup_ms=timed.warmup_ms,
-            session_index=timed.session_index,
-            metadata=metadata,
-            per_node=per_node,
-        )
+            metadata["per_node_timing"] = PER_NODE_TIMING_NOTE
+        return to_measurement(self.device, self.name, timed, metadata, profiled)
 
 
 def _min_warmup_s(spec: MeasureSpec) -> float:
