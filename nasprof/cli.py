@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -875,8 +876,14 @@ def predictor_fit_cmd(
                 p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, progress=bar)
         p.save(output)
         err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
-                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, scale {p.scale:.4f}",
+                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {_lut_calibration(p)}",
                           highlight=False)
+        loo = p.training_error.get("leave_one_out")
+        if loo is not None:
+            before = p.training_error["before"]
+            console.print(f"calibrated on {p.training_error['networks']} sampled architectures: RMSPE "
+                          f"{before['rmspe']:.1%} uncalibrated -> {loo['rmspe']:.1%} (leave-one-out), within "
+                          f"±5% {loo['within_5pct']:.0%}, ±10% {loo['within_10pct']:.0%}", highlight=False)
         return
     from nasprof.devices import MeasureSpec
 
@@ -903,6 +910,14 @@ def predictor_fit_cmd(
             "(leave-one-out)",
             highlight=False,
         )
+
+
+def _lut_calibration(p: Any) -> str:
+    """The LUT's calibration in a phrase: its family factors and cost per weight MB, or its scale."""
+    if not p.group_factors:
+        return f"scale {p.scale:.4f}"
+    factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
+    return f"factors {factors}, {p.ms_per_weight_mb:.4f} ms per MB of weights"
 
 
 def _measure_table_overhead(table: Path) -> float:
@@ -950,7 +965,11 @@ def predictor_show_cmd(
     if p.kind == "lut":
         t.add_row("entries", str(len(p.entries)))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
-        t.add_row("scale", f"{p.scale:.4f}")  # type: ignore[attr-defined]
+        t.add_row("calibration", _lut_calibration(p))
+        loo = p.training_error.get("leave_one_out")
+        if loo is not None:
+            t.add_row("calibration RMSPE", f"{p.training_error['before']['rmspe']:.1%} uncalibrated, "
+                      f"{loo['rmspe']:.1%} leave-one-out ({p.training_error['networks']} networks)")
     else:
         t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
@@ -1034,8 +1053,10 @@ def validate_cmd(
     models: Annotated[
         list[Path] | None, typer.Option("--models", help="Validate these ONNX files instead (repeatable).")
     ] = None,
-    runs: Annotated[int, typer.Option(help="Timed runs per session per network.")] = 50,
-    sessions: Annotated[int, typer.Option(help="Fresh sessions per network.")] = 2,
+    runs: Annotated[int, typer.Option(help="Timed runs per session per network.")] = 25,
+    sessions: Annotated[
+        int, typer.Option(help="Interleaved rounds: every network gets one fresh session per round.")
+    ] = 6,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Skip unknown operators.")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
@@ -1063,6 +1084,11 @@ def validate_cmd(
     console.print(t)
     console.print(f"RMSE {report.rmse_ms:.3f} ms · RMSPE {report.rmspe:.1%} · within ±5% "
                   f"{report.within_5pct:.0%} · within ±10% {report.within_10pct:.0%}", highlight=False)
+    floor = report.noise_floor
+    if floor is not None:
+        console.print(f"noise floor (even vs odd measurement rounds): RMSPE {floor['rmspe']:.1%} · within "
+                      f"±5% {floor['within_5pct']:.0%} · within ±10% {floor['within_10pct']:.0%}",
+                      highlight=False)
     if json_path is not None:
         write_json(json_path, report.to_dict())
     if csv_path is not None:
@@ -1286,7 +1312,27 @@ def search_cmd(
 
 
 def main() -> None:
-    app()
+    """The ``nasprof`` entry point. Click's usage errors (a bad option value, a missing option) become one
+    line and exit code 2 like the library's errors, instead of typer's five-line box."""
+    # click's exception classes, wherever this typer takes click from (the package, or its vendored copy).
+    click_exc = sys.modules[typer.BadParameter.__module__]
+    no_args_is_help = getattr(click_exc, "NoArgsIsHelpError", None)
+    try:
+        rv = app(standalone_mode=False)
+    except click_exc.ClickException as exc:
+        if no_args_is_help is not None and isinstance(exc, no_args_is_help):
+            # A bare group (`nasprof space`): its help, as typer shows it.
+            err_console.print(exc.format_message(), highlight=False, markup=False)
+            sys.exit(2)
+        msg = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {msg}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted", highlight=False)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

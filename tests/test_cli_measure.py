@@ -132,3 +132,23 @@ def test_named_device_threads_are_the_default(tmp_path: Path, monkeypatch: pytes
     assert _run(str(model), *common, "--threads", "1", "--json", str(tmp_path / "b.json")).exit_code == 0
     assert json.loads((tmp_path / "a.json").read_text())["metadata"]["threads"] == 2
     assert json.loads((tmp_path / "b.json").read_text())["metadata"]["threads"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["measure", "m.onnx", "--runs", "abc"], "Invalid value for '--runs'"),
+        (["measure"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(args: list[str], needle: str) -> None:
+    """The installed entry point (not typer's test runner) turns click's usage errors into one line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "nasprof.cli", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+    assert "--help" in lines[0] and "Traceback" not in proc.stderr

@@ -1,7 +1,8 @@
 """Build a latency table: every distinct layer of a space at one resolution, measured on one device type.
 
 The build is a queue of pending layers (distinct layers of the space, sorted by key, minus those already in
-the table, optionally one shard of them and at most ``limit``). A child process exports layers to ONNX a few
+the table, optionally one shard of them and at most ``limit``), measured in a hashed order
+(``_measure_order``). A child process exports layers to ONNX a few
 entries ahead; one worker thread per device pulls from the queue, so identical phones share the work.
 
 Never losing an entry:
@@ -154,6 +155,17 @@ def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
     if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
         raise InputError(f"--shard {shard[0]}/{shard[1]}: need 1 <= I <= N")
     return shard
+
+
+def _measure_order(layer: Any) -> bytes:
+    """A fixed pseudo-random rank of a layer (a hash of its key): the order entries are measured in.
+
+    A shared machine's speed drifts over minutes. Measured in key order, layers of one family and input
+    size would share one stretch of that drift, and every network's sum would inherit it as a bias that
+    depends on which families it uses (seen here: stretches of ~100 entries 2-5% faster than the rest).
+    In hashed order the drift lands on unrelated layers and largely cancels in a network's sum.
+    """
+    return hashlib.sha256(layer.key.encode()).digest()
 
 
 def select_layers(layers: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
@@ -399,6 +411,7 @@ def build_table(
         already = len(selected) - len(todo)
         if limit is not None:
             todo = todo[:limit]
+        todo.sort(key=_measure_order)
         tally = _Tally()
         with tempfile.TemporaryDirectory(prefix="nasprof-build-") as tmp:
             workdir = Path(tmp)

@@ -4,6 +4,11 @@
 the device with profiling off, and compares with the prediction. The report gives RMSE (ms), RMSPE, the
 shares within ±5% / ±10% (0..1), the worst cases, a CSV of predicted vs measured and a scatter plot with
 the ±10% band.
+
+The networks are measured in interleaved rounds (``nasprof.profiler.interleave``): one fresh session per
+network per round, so a drift of the machine's speed spreads over all networks instead of landing on a
+few. The even and odd rounds are two independent measurements of each network; the report compares them
+as its *noise floor*: the accuracy a perfect predictor would reach against measurements this noisy.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class ValidationRow:
     measured_ms: float
     #: Spread of the measurement: median absolute deviation of its samples (ms).
     measured_mad_ms: float = 0.0
+    #: Medians of the even and of the odd measurement rounds: two independent measurements (noise floor).
+    measured_halves_ms: tuple[float, float] | None = None
 
     @property
     def rel_error(self) -> float:
@@ -84,6 +91,15 @@ class ValidationReport:
     def within_10pct(self) -> float:
         return self.summary["within_10pct"]
 
+    @property
+    def noise_floor(self) -> dict[str, float] | None:
+        """Even-round medians against odd-round medians, in the same terms as ``summary``: how well one
+        measurement predicts another. ``None`` if the networks were measured in fewer than two rounds."""
+        halves = [r.measured_halves_ms for r in self.rows if r.measured_halves_ms is not None]
+        if not halves:
+            return None
+        return error_summary([h[0] for h in halves], [h[1] for h in halves])
+
     def worst(self, k: int = 5) -> list[ValidationRow]:
         return sorted(self.rows, key=lambda r: -abs(r.rel_error))[:k]
 
@@ -95,6 +111,7 @@ class ValidationReport:
             "device": self.device,
             "predictor_kind": self.predictor_kind,
             **s,
+            "noise_floor": self.noise_floor,
             "worst": [{"name": r.name, "rel_error": r.rel_error} for r in self.worst()],
             "rows": [
                 {
@@ -163,8 +180,9 @@ class ValidationReport:
         return atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def validation_spec(predictor: Predictor, *, runs: int = 50, warmup: int = 10, sessions: int = 2) -> Any:
-    """A MeasureSpec matching how the predictor's data was measured (threads, optimisation level)."""
+def validation_spec(predictor: Predictor, *, runs: int = 25, warmup: int = 10, sessions: int = 6) -> Any:
+    """A MeasureSpec matching how the predictor's data was measured (threads, optimisation level).
+    ``sessions`` is the number of interleaved rounds: one fresh session per network per round."""
     from nasprof.devices import MeasureSpec
 
     ms = predictor.measure_spec
@@ -191,6 +209,7 @@ def validate(
 ) -> ValidationReport:
     """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions."""
     from nasprof.devices import get_device
+    from nasprof.profiler.interleave import half_medians, measure_interleaved
 
     if predictor.device != device:
         raise PredictorError(
@@ -215,37 +234,31 @@ def validate(
             )
         return p.latency_ms
 
-    def measure(path: Path) -> tuple[float, float]:
-        m = backend.measure(path, spec)
-        return m.median_ms, m.mad_ms
+    targets: list[tuple[str, Path, Any]] = []  # (name, ONNX file, what the predictor is asked)
+    with tempfile.TemporaryDirectory(prefix="nasprof-validate-") as tmp:
+        if models:
+            for model in models:
+                path = Path(model)
+                if not path.is_file():
+                    raise InputError(f"model {path} does not exist")
+                targets.append((path.stem, path, path))
+            what: dict[str, Any] = {"models": [str(m) for m in models]}
+        else:
+            from nasprof.space import export_arch, get_space
 
-    if models:
-        for i, model in enumerate(models):
-            path = Path(model)
-            if not path.is_file():
-                raise InputError(f"model {path} does not exist")
-            pred = predict(path)
-            med, mad = measure(path)
-            rows.append(ValidationRow(path.stem, pred, med, mad))
-            if progress:
-                progress(i + 1, len(models), path.name)
-        what: dict[str, Any] = {"models": [str(m) for m in models]}
-    else:
-        from nasprof.space import export_arch, get_space
-
-        sp = get_space(space)  # type: ignore[arg-type]
-        # A lookup table holds one resolution: sample at it.
-        archs = sp.sample(samples, seed=seed, resolution=getattr(predictor, "resolution", None))
-        with tempfile.TemporaryDirectory(prefix="nasprof-validate-") as tmp:
+            sp = get_space(space)  # type: ignore[arg-type]
+            # A lookup table holds one resolution: sample at it.
+            archs = sp.sample(samples, seed=seed, resolution=getattr(predictor, "resolution", None))
             for i, arch in enumerate(archs):
                 path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
-                pred = predict(arch if predictor.kind == "lut" else path)
-                med, mad = measure(path)
-                rows.append(ValidationRow(arch.to_string(), pred, med, mad))
-                path.unlink()
-                if progress:
-                    progress(i + 1, len(archs), f"arch {i}")
-        what = {"space": space, "samples": samples, "seed": seed}
+                targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
+            what = {"space": space, "samples": samples, "seed": seed}
+        # Predict first: a network the predictor cannot handle fails before minutes of measuring.
+        predicted = [predict(target) for _, _, target in targets]
+        paths = [p for _, p, _ in targets]
+        measured = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
+    for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
+        rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
     meta = {
         **what,
         "measure_spec": {
@@ -253,7 +266,8 @@ def validate(
             "opt_level": spec.opt_level,
             "runs": spec.runs,
             "warmup": spec.warmup,
-            "sessions": spec.sessions,
+            "rounds": spec.sessions,
+            "interleaved": True,
         },
         "device_info": backend.describe(),
     }
@@ -269,12 +283,15 @@ def calibrate_lut(
     spec: Any = None,
     progress: Progress | None = None,
 ) -> Any:
-    """Fit a ``LutPredictor``'s ``scale`` on ``samples`` architectures of its space measured end to end.
+    """Calibrate a ``LutPredictor`` (``LutPredictor.calibrate``: per-family factors and a cost per MB of
+    weights, or a single scale with fewer than ~20 networks) on ``samples`` architectures of its space,
+    measured end to end in interleaved rounds.
 
     The seed defaults to 1000 so calibration architectures differ from a validation run's (seed 0).
     Architectures with layers the table lacks are skipped; ``PredictorError`` if none is left.
     """
     from nasprof.devices import get_device
+    from nasprof.profiler.interleave import measure_interleaved
     from nasprof.space import export_arch, get_space
 
     if predictor.kind != "lut" or not predictor.space:
@@ -288,12 +305,7 @@ def calibrate_lut(
     usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
     if not usable:
         raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
-    measured: list[float] = []
     with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
-        for i, arch in enumerate(usable):
-            path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
-            measured.append(backend.measure(path, spec).median_ms)
-            path.unlink()
-            if progress:
-                progress(i + 1, len(usable), f"arch {i}")
-    return predictor.calibrate(usable, measured)
+        paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(usable)]
+        ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
+    return predictor.calibrate(usable, [m.median_ms for m in ms])

@@ -7,6 +7,7 @@ disconnects. They wrap the real CPU backend and are real ``Backend`` subclasses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -272,7 +273,9 @@ def test_kill_9_loses_at_most_the_entry_in_flight(tmp_path: Path) -> None:
     # The database is readable and holds only whole entries; the export child exits with its parent.
     t = LatencyTable.load(db)
     done = t.keys()
-    assert len(done) >= 3 and done == KEYS[: len(done)]
+    # The 12 selected keys are measured in hashed order (drift must not follow the key order).
+    order = sorted(KEYS[:12], key=lambda k: hashlib.sha256(k.encode()).digest())
+    assert len(done) >= 3 and sorted(done) == sorted(order[: len(done)])
     assert all(e.ok and e.n == 3 for e in t.entries())
     for child in children:
         for _ in range(100):

@@ -233,3 +233,92 @@ def test_unknown_key_still_raises_after_segments_are_cached() -> None:
                 p.predict(target)
     with pytest.raises(PredictorError, match=rf"no entry for {victim.key}"):
         p.predict_many([*ok, bad[0]])
+
+
+# -- calibration by layer family and weight size ------------------------------------------------------------
+FAMILY_TRUTH = {"conv": 0.9, "mbconv": 1.2, "dwsep": 1.05, "head": 1.5}
+BETA = 0.03  # ms per MB of weights
+
+
+@pytest.fixture
+def family_setup(tmp_path: Path) -> tuple[LutPredictor, list, np.ndarray]:
+    """A table of the distinct layers of 30 mnasnet architectures at 96 px (entry = 0.01 ms + MACs/1e8),
+    with ``params`` recorded as the builder does, and 'measurements' made from known family factors and a
+    known cost per MB of float32 weights."""
+    from nasprof.tables.predictors.lut import key_family
+
+    space = get_space("mnasnet")
+    archs = space.sample(30, seed=11, resolution=96)
+    path = tmp_path / "fam.db"
+    layers = {layer.key: layer for a in archs for layer in a.layers()}
+    with LatencyTable.open(path, create=True, metadata={**META, "resolution": 96}) as t:
+        for k, layer in layers.items():
+            t.put(TableEntry(key=k, median_ms=0.01 + layer.macs / 1e8, params=layer.params))
+    p = LutPredictor.from_table(path, overhead_ms=0.005)
+    measured = np.array(
+        [
+            0.005
+            + sum(
+                FAMILY_TRUTH[key_family(x.key)] * (p.entries[x.key] - 0.005) + BETA * x.params * 4 / 1e6
+                for x in a.layers()
+            )
+            for a in archs
+        ]
+    )
+    return p, archs, measured
+
+
+def test_family_calibration_recovers_factors_and_weight_cost(family_setup: tuple) -> None:
+    p, archs, measured = family_setup
+    assert p.weight_mb and all(v > 0 for v in p.weight_mb.values())
+    exact = p.calibrate(archs[:24], measured[:24], prior_weight=1e-12)
+    assert exact.training_error["model"] == "families"
+    for family, f in exact.group_factors.items():
+        assert f == pytest.approx(FAMILY_TRUTH[family], rel=1e-5)
+    assert exact.ms_per_weight_mb == pytest.approx(BETA, rel=1e-5)
+    np.testing.assert_allclose(exact.predict_many(archs[24:]), measured[24:], rtol=1e-6)
+    # The default weak ridge prior (towards the single scale) trades a little exactness for stability.
+    q = p.calibrate(archs[:24], measured[:24])
+    for family, f in q.group_factors.items():
+        assert f == pytest.approx(FAMILY_TRUTH[family], rel=0.1)
+    np.testing.assert_allclose(q.predict_many(archs[24:]), measured[24:], rtol=0.01)
+    # One scale cannot follow networks with other family mixes as closely.
+    s = p.calibrate(archs[:24], measured[:24], model="scale")
+    assert s.group_factors == {} and s.ms_per_weight_mb == 0.0
+    worst = lambda x: np.max(np.abs(x.predict_many(archs[24:]) / measured[24:] - 1))  # noqa: E731
+    assert worst(q) < worst(s)
+    assert q.training_error["leave_one_out"]["rmspe"] < q.training_error["before"]["rmspe"]
+    # Fast path and per-layer explanation agree with the fitted model.
+    assert q.explain(archs[25]).latency_ms == pytest.approx(q.predict(archs[25]), rel=1e-12)
+
+
+def test_family_calibration_round_trips_and_falls_back(family_setup: tuple, tmp_path: Path) -> None:
+    p, archs, measured = family_setup
+    q = p.calibrate(archs[:24], measured[:24])
+    back = Predictor.load(q.save(tmp_path / "fam.json"))
+    assert back.group_factors == q.group_factors and back.ms_per_weight_mb == q.ms_per_weight_mb
+    np.testing.assert_array_equal(back.predict_many(archs), q.predict_many(archs))
+    # Too few networks for 5 parameters: the single scale, and the reason in the training error.
+    few = p.calibrate(archs[:6], measured[:6])
+    assert few.group_factors == {} and "single scale" in few.training_error["method"]
+    with pytest.raises(PredictorError, match="calibration model"):
+        p.calibrate(archs[:6], measured[:6], model="magic")
+
+
+def test_bad_family_calibration_in_file_is_refused(family_setup: tuple, tmp_path: Path) -> None:
+    import json
+
+    p, archs, measured = family_setup
+    out = p.calibrate(archs[:24], measured[:24]).save(tmp_path / "fam.json")
+    good = out.read_text()
+    for field, value, match in (
+        ("group_factors", {"conv": -1.0}, "factor of conv"),
+        ("group_factors", ["conv"], "must be objects"),
+        ("ms_per_weight_mb", float("nan"), "ms_per_weight_mb"),
+        ("weight_mb", {"k": -2.0}, "weight_mb"),
+    ):
+        doc = json.loads(good)
+        doc["body"][field] = value
+        out.write_text(json.dumps(doc))
+        with pytest.raises(PredictorError, match=match):
+            Predictor.load(out)

@@ -115,3 +115,25 @@ def test_validate_space_samples_with_a_lut(tmp_path: Path) -> None:
     assert [x.name for x in r.rows] == [arch.to_string()]
     assert r.rows[0].predicted_ms == 0.5 * len(arch.layers()) and r.rows[0].measured_ms > 0
     assert r.metadata["space"] == "mnasnet" and r.metadata["seed"] == 3
+
+
+def test_interleaved_rounds_give_a_noise_floor(tmp_path: Path) -> None:
+    models = [make_mixed_model(tmp_path / "a.onnx"), make_mixed_model(tmp_path / "b.onnx")]
+    spec = MeasureSpec(warmup=1, runs=5, sessions=2)
+    r = validate(linear_kernel_predictor(), "cpu", models=models, spec=spec)
+    floor = r.noise_floor
+    assert floor is not None and floor["n"] == 2
+    for row in r.rows:  # each half is one round of 5 runs; together they are the measurement
+        assert row.measured_halves_ms is not None and min(row.measured_halves_ms) > 0
+    doc = r.to_dict()
+    assert doc["noise_floor"] == floor and doc["metadata"]["measure_spec"]["rounds"] == 2
+    one_round = validate(linear_kernel_predictor(), "cpu", models=models[:1], spec=FAST)
+    assert one_round.noise_floor is None and one_round.to_dict()["noise_floor"] is None
+
+
+def test_report_noise_floor_is_exact() -> None:
+    rows = (ValidationRow("a", 1.0, 1.0, 0.0, (1.0, 1.1)), ValidationRow("b", 2.0, 2.0, 0.0, (2.0, 2.0)))
+    floor = ValidationReport(rows, device="cpu", predictor_kind="lut").noise_floor
+    assert floor is not None
+    # 1.0 against 1.1 is -9.09%; 2.0 against 2.0 is 0.
+    assert floor["within_5pct"] == 0.5 and floor["within_10pct"] == 1.0

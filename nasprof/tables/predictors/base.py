@@ -42,7 +42,9 @@ __all__ = [
 #: 2 — kernel files may carry ``body.calibration`` (per-kernel-group factors fitted on sampled networks) and
 #: the ``memory`` kernel type. Version 1 files still load (as uncalibrated); an older nasprof refuses a
 #: version 2 file instead of silently dropping its calibration.
-PREDICTOR_SCHEMA_VERSION = 2
+#: 3 — lut files may carry per-family factors and a cost per MB of weights (``group_factors``,
+#: ``ms_per_weight_mb``, ``weight_mb``); version 1-2 lut files load with their single ``scale``.
+PREDICTOR_SCHEMA_VERSION = 3
 FORMAT = "nasprof.predictor"
 
 

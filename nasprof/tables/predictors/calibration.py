@@ -222,19 +222,15 @@ def measure_calibration_set(
     progress: Progress | None = None,
 ) -> tuple[list[list[Kernel]], list[float]]:
     """Export each architecture, split it into kernels with ``split`` (the predictor's own rules) and
-    measure it end to end on ``device``."""
+    measure it end to end on ``device``, in interleaved rounds (``spec.sessions`` of them; see
+    ``nasprof.profiler.interleave``)."""
     from nasprof.devices import get_device
+    from nasprof.profiler.interleave import measure_interleaved
     from nasprof.space import export_arch
 
     backend = get_device(device)
-    kernels: list[list[Kernel]] = []
-    measured: list[float] = []
     with tempfile.TemporaryDirectory(prefix="nasprof-kcal-") as tmp:
-        for i, arch in enumerate(archs):
-            path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
-            kernels.append(split(path))
-            measured.append(backend.measure(path, spec).median_ms)
-            path.unlink()
-            if progress is not None:
-                progress(i + 1, len(archs), f"calibration arch {i + 1}")
-    return kernels, measured
+        paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(archs)]
+        kernels = [split(path) for path in paths]
+        ms = measure_interleaved(backend, paths, spec, progress=progress)
+    return kernels, [m.median_ms for m in ms]

@@ -1,22 +1,31 @@
 """``LutPredictor``: a network's latency as the sum of its layers' lookup-table entries.
 
-latency(arch) = overhead_ms + scale · Σ_layers (entry_ms(layer.key) − overhead_ms)
+latency(arch) = overhead_ms + Σ_layers [ f_family · (entry_ms(layer.key) − overhead_ms) + β · weight_MB ]
 
 Every table entry was measured as a one-layer model, so each includes the fixed cost of one
 ``session.run`` call (``overhead_ms``, measured once on a near-empty model); a network pays it once, not
-once per layer. ``scale`` absorbs what isolated layers systematically miss (on this host a chain of layers
-ran ~11% slower than the sum of the same layers alone: caches and layout reorders shared between layers);
-it is fitted by ``calibrate`` on a few end-to-end measurements of other architectures. With
-``overhead_ms = 0`` and ``scale = 1`` this is the plain ProxylessNAS sum.
+once per layer. With ``overhead_ms = 0``, every ``f = 1`` and ``β = 0`` this is the plain ProxylessNAS sum.
 
-Speed: the table's keys are numbered once and their latencies put in a numpy vector (with one extra slot
-worth 0 ms for padding). An architecture becomes a row of key ids (``encode``); a batch is then one gather
-and one row sum — ``predict_many`` on an encoded ``(n, max_layers)`` id matrix runs at tens of millions of
-architectures per second. Encoding is incremental: the layers of a block depend only on (block index, the
-block's choices, the shape entering it, width), so the key ids of each such *segment* (stem, block, head)
-are cached with the shape leaving it, and a never-seen ``Arch`` costs one dictionary hit per block instead
-of building its network (``Space.block_layers``). Architecture strings are cached whole (parsing is the
-expensive part). Whatever the path, the ids, and so the sums, are the same as ``[key of each layer]``.
+What a layer measured alone misses, and why the correction has this form: alone, a layer's weights stay
+in the L2 cache from one timed run to the next, and it pays for converting its input and output between
+onnxruntime's plain and blocked (NCHWc) layouts. Inside a network the weights of every other layer pass
+through the cache in between (so each layer's weights arrive cold: a cost per MB of weights, ``β``), and
+the blocked layout is kept from layer to layer (so wide early layers run *faster* than alone). On the
+local x86 CPU, per-node profiles of whole networks showed late 7×7/14×14 layers at 1.3-2.5× their table
+time, the classifier at 2.5× and 112×112 layers at 0.6-0.9×. ``calibrate`` fits one factor per layer
+family (``f_family``: ``conv``, ``mbconv``, ``dwsep``, ...; ``scale`` for a family without its own) and
+``β`` on a few end-to-end measurements of other architectures. The weight sizes come from the table's
+``params`` column (float32 weights: 4 bytes each).
+
+Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
+vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
+(``encode``); a batch is then one gather and one row sum — ``predict_many`` on an encoded
+``(n, max_layers)`` id matrix runs at tens of millions of architectures per second. Encoding is
+incremental: the layers of a block depend only on (block index, the block's choices, the shape entering
+it, width), so the key ids of each such *segment* (stem, block, head) are cached with the shape leaving
+it, and a never-seen ``Arch`` costs one dictionary hit per block instead of building its network
+(``Space.block_layers``). Architecture strings are cached whole (parsing is the expensive part). Whatever
+the path, the ids, and so the sums, are the same as ``[key of each layer]``.
 """
 
 from __future__ import annotations
@@ -42,6 +51,23 @@ _CACHE_SIZE = 1 << 17
 _SEGMENT_CACHE_SIZE = 1 << 18
 #: Segment cache key of the stem and head (block keys start with a block index >= 0).
 _STEM, _HEAD = -1, -2
+#: Bytes per weight: exported networks are float32.
+_WEIGHT_BYTES = 4
+#: Ridge weight pulling family factors to the single scale (and β to 0) in ``calibrate``: small, so the
+#: data decide wherever they can, but a family that is a sliver of every calibration network keeps the
+#: single scale instead of an arbitrary factor.
+_PRIOR_WEIGHT = 0.02
+
+
+def key_family(key: str) -> str:
+    """The layer family a table key belongs to: its prefix (``mbconv-input:...`` -> ``mbconv``)."""
+    return key.split("-input:", 1)[0]
+
+
+def _check_factor(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.2 <= value <= 5.0:
+        raise PredictorError(f"{name} must lie in [0.2, 5], got {value!r}; recalibrate")
+    return float(value)
 
 
 class LutPredictor(Predictor):
@@ -55,6 +81,9 @@ class LutPredictor(Predictor):
         *,
         overhead_ms: float = 0.0,
         scale: float = 1.0,
+        group_factors: Mapping[str, float] | None = None,
+        ms_per_weight_mb: float = 0.0,
+        weight_mb: Mapping[str, float] | None = None,
         space: str | None = None,
         resolution: int | None = None,
         fallback: Predictor | None = None,
@@ -68,20 +97,27 @@ class LutPredictor(Predictor):
             raise PredictorError(f"table entries must be positive latencies in ms; bad: {', '.join(bad[:3])}")
         if not math.isfinite(overhead_ms) or overhead_ms < 0:
             raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
-        if not math.isfinite(scale) or not 0.2 <= scale <= 5.0:
-            raise PredictorError(f"scale must lie in [0.2, 5], got {scale!r}; recalibrate")
+        self.scale = _check_factor("scale", scale)
+        self.group_factors = {
+            str(g): _check_factor(f"factor of {g}", v) for g, v in (group_factors or {}).items()
+        }
+        if not isinstance(ms_per_weight_mb, (int, float)) or not math.isfinite(ms_per_weight_mb) or (
+            ms_per_weight_mb < 0
+        ):
+            raise PredictorError(f"ms_per_weight_mb must be finite and >= 0, got {ms_per_weight_mb!r}")
+        self.ms_per_weight_mb = float(ms_per_weight_mb)
+        self.weight_mb = {str(k): float(v) for k, v in (weight_mb or {}).items()}
+        if not all(math.isfinite(v) and v >= 0 for v in self.weight_mb.values()):
+            raise PredictorError("weight_mb must map layer keys to finite sizes >= 0 (MB)")
         self.entries = dict(entries)
         self.overhead_ms = float(overhead_ms)
-        self.scale = float(scale)
         self.space = space
         self.resolution = resolution
         self.fallback = fallback
         self._keys = list(self.entries)
         self._index = {k: i for i, k in enumerate(self._keys)}
         # Per-layer cost with the per-call overhead removed; the last slot (0 ms) pads short architectures.
-        self._lat = np.append(
-            (np.array([self.entries[k] for k in self._keys], np.float64) - self.overhead_ms) * self.scale, 0.0
-        )
+        self._lat = np.append(np.array([self.layer_ms(k) for k in self._keys], np.float64), 0.0)
         self.pad_id = len(self._keys)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         # space name -> segment key -> (key ids of the segment's layers, shape leaving it)
@@ -89,7 +125,17 @@ class LutPredictor(Predictor):
 
     @property
     def features(self) -> list[str]:
-        return ["layer keys"]
+        return ["layer keys"] + (["weight MB per layer"] if self.ms_per_weight_mb else [])
+
+    def factor(self, key: str) -> float:
+        """The calibration factor of ``key``'s family (``scale`` for a family without its own)."""
+        return self.group_factors.get(key_family(key), self.scale)
+
+    def layer_ms(self, key: str) -> float:
+        """The calibrated in-network cost of one table entry (ms): what a layer adds to a network."""
+        return (self.entries[key] - self.overhead_ms) * self.factor(key) + self.ms_per_weight_mb * (
+            self.weight_mb.get(key, 0.0)
+        )
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -100,7 +146,9 @@ class LutPredictor(Predictor):
 
         tbl = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
         meta = tbl.metadata
-        entries = {e.key: float(e.median_ms) for e in tbl.entries() if e.ok and e.median_ms is not None}
+        good = [e for e in tbl.entries() if e.ok and e.median_ms is not None]
+        entries = {e.key: float(e.median_ms) for e in good if e.median_ms is not None}
+        weight_mb = {e.key: e.params * _WEIGHT_BYTES / 1e6 for e in good if e.params is not None}
         if not entries:
             raise PredictorError(f"table {tbl.path} holds no measured entries; build it first")
         if overhead_ms is None:
@@ -110,6 +158,7 @@ class LutPredictor(Predictor):
         return cls(
             entries,
             overhead_ms=overhead_ms,
+            weight_mb=weight_mb,
             space=meta.get("space"),
             resolution=int(res) if res is not None else None,
             device=str(meta.get("device") or tbl.device),
@@ -283,15 +332,14 @@ class LutPredictor(Predictor):
         for layer in layers:
             key = layer.key
             if key in self.entries:
-                ms = (self.entries[key] - self.overhead_ms) * self.scale
-                parts.append(PredictionPart(key, "layer", ms, "table"))
+                parts.append(PredictionPart(key, "layer", self.layer_ms(key), "table"))
             elif self.fallback is not None:
                 estimate = self._fallback_layer(layer)
                 if estimate is None:
                     missing.append(key)
                 else:
                     fallback.append(key)
-                    parts.append(PredictionPart(key, "layer", estimate * self.scale, "fallback"))
+                    parts.append(PredictionPart(key, "layer", estimate * self.factor(key), "fallback"))
             else:
                 missing.append(key)
         total = self.overhead_ms + sum(p.latency_ms for p in parts)
@@ -322,9 +370,12 @@ class LutPredictor(Predictor):
         return {
             "overhead_ms": self.overhead_ms,
             "scale": self.scale,
+            "group_factors": dict(sorted(self.group_factors.items())),
+            "ms_per_weight_mb": self.ms_per_weight_mb,
             "space": self.space,
             "resolution": self.resolution,
             "entries": dict(sorted(self.entries.items())),
+            "weight_mb": dict(sorted(self.weight_mb.items())),
         }
 
     @classmethod
@@ -333,10 +384,17 @@ class LutPredictor(Predictor):
         if not isinstance(entries, dict):
             raise PredictorError("predictor body 'entries' must map layer keys to ms")
         res = body.get("resolution")
+        factors = body.get("group_factors") or {}
+        weights = body.get("weight_mb") or {}
+        if not isinstance(factors, dict) or not isinstance(weights, dict):
+            raise PredictorError("predictor body 'group_factors' and 'weight_mb' must be objects")
         return cls(
             {str(k): float(v) for k, v in entries.items()},
             overhead_ms=float(body.get("overhead_ms", 0.0)),
             scale=float(body.get("scale", 1.0)),
+            group_factors=factors,
+            ms_per_weight_mb=float(body.get("ms_per_weight_mb", 0.0)),
+            weight_mb=weights,
             space=body.get("space"),
             resolution=int(res) if res is not None else None,
             device=str(header["device"]),
@@ -349,6 +407,9 @@ class LutPredictor(Predictor):
         kw: dict[str, Any] = {
             "overhead_ms": self.overhead_ms,
             "scale": self.scale,
+            "group_factors": self.group_factors,
+            "ms_per_weight_mb": self.ms_per_weight_mb,
+            "weight_mb": self.weight_mb,
             "space": self.space,
             "resolution": self.resolution,
             "fallback": self.fallback,
@@ -364,24 +425,100 @@ class LutPredictor(Predictor):
         """A copy that predicts missing keys with ``fallback`` (flagged in ``explain``'s result)."""
         return self._copy(fallback=fallback)
 
-    def calibrate(self, archs: Sequence[Any], measured_ms: Sequence[float]) -> LutPredictor:
-        """A copy whose ``scale`` minimises the squared *relative* error on these end-to-end measurements.
+    def calibrate(
+        self,
+        archs: Sequence[Any],
+        measured_ms: Sequence[float],
+        *,
+        model: str = "families",
+        prior_weight: float = _PRIOR_WEIGHT,
+    ) -> LutPredictor:
+        """A copy fitted to these end-to-end measurements (use architectures other than those you validate
+        on), minimising the squared *relative* error of the networks' totals.
 
-        Closed form: with x_i = Σ(entry − overhead) and y_i = measured − overhead,
-        scale = Σ x_i·y_i / m_i² ÷ Σ x_i² / m_i². Use architectures other than those you validate on.
+        ``model="scale"``: one factor for every layer, in closed form: with x_i = Σ(entry − overhead) and
+        y_i = measured − overhead, scale = Σ x_i·y_i / m_i² ÷ Σ x_i² / m_i².
+        ``model="families"`` (default): that scale, then one factor per layer family and the cost per MB
+        of weights ``β`` by non-negative least squares, with a weak ridge prior (``prior_weight``) pulling
+        the factors to the scale and ``β`` to 0. It needs at least 3 networks per fitted parameter and the
+        table's ``params`` column; with fewer networks it keeps the single scale (and says so in
+        ``training_error``).
+        The leave-one-out error (each network predicted by a fit on the others) is reported as the honest
+        held-out figure.
         """
         from nasprof.tables.predictors.base import error_summary
 
+        if model not in ("scale", "families"):
+            raise PredictorError(f"unknown calibration model {model!r}; use 'scale' or 'families'")
         if len(archs) != len(measured_ms) or not archs:
             raise PredictorError("calibrate needs one measurement per architecture, at least one")
         m = np.asarray(measured_ms, np.float64)
-        x = self._copy(scale=1.0).predict_many(archs) - self.overhead_ms
+        if not np.all(np.isfinite(m)) or np.any(m <= self.overhead_ms):
+            raise PredictorError("calibration measurements must be finite and above the per-call overhead")
+        keys = [self.layer_keys(a) for a in archs]
+        self._ids_of_keys([k for ks in keys for k in ks])  # names a key the table lacks
+        families = sorted({key_family(k) for ks in keys for k in ks})
+        # Design: per network, Σ (entry − overhead) per family, then Σ weight MB.
+        col = {g: i for i, g in enumerate(families)}
+        x = np.zeros((len(archs), len(families) + 1))
+        for r, ks in enumerate(keys):
+            for k in ks:
+                x[r, col[key_family(k)]] += self.entries[k] - self.overhead_ms
+                x[r, -1] += self.weight_mb.get(k, 0.0)
         y = m - self.overhead_ms
-        scale = float(np.sum(x * y / m**2) / np.sum(x**2 / m**2))
-        out = self._copy(scale=scale)
+        before = x[:, :-1].sum(axis=1) + self.overhead_ms
+        has_weights = bool(x[:, -1].any())
+        n_params = len(families) + 1
+        note = ""
+        if model == "families" and not has_weights:
+            model, note = "scale", "the table has no params column: single scale fitted"
+        elif model == "families" and len(archs) < 3 * n_params:
+            model, note = "scale", f"{len(archs)} networks < 3 per parameter ({3 * n_params}): single scale"
+
+        def fit(rows: np.ndarray) -> tuple[float, np.ndarray]:
+            s_all = x[rows, :-1].sum(axis=1)
+            w = 1.0 / m[rows] ** 2
+            scale = float(np.sum(s_all * y[rows] * w) / np.sum(s_all**2 * w))
+            if model == "scale":
+                return scale, np.append(np.full(len(families), scale), 0.0)
+            return scale, _ridge_nnls(x[rows], y[rows], m[rows], scale, prior_weight)
+
+        scale, beta = fit(np.arange(len(m)))
+        loo = np.array(
+            [self.overhead_ms + x[i] @ fit(np.delete(np.arange(len(m)), i))[1] for i in range(len(m))]
+        ) if len(m) > 1 else None
+        factors = {g: float(np.clip(beta[i], 0.2, 5.0)) for i, g in enumerate(families)}
+        out = self._copy(
+            scale=float(np.clip(scale, 0.2, 5.0)),
+            group_factors=factors if model == "families" else {},
+            ms_per_weight_mb=float(beta[-1]) if model == "families" else 0.0,
+        )
         out.training_error = {
-            "method": f"scale fitted on {len(archs)} end-to-end measurements (in-sample)",
-            "before": error_summary(x + self.overhead_ms, m),
+            "method": f"{model} fitted on {len(archs)} end-to-end measurements"
+            + (f" ({note})" if note else ""),
+            "model": model,
+            "networks": len(archs),
+            "prior_weight": prior_weight,
+            "before": error_summary(before, m),
             "after": error_summary(out.predict_many(archs), m),
         }
+        if loo is not None:
+            out.training_error["leave_one_out"] = error_summary(loo, m)
         return out
+
+
+def _ridge_nnls(x: np.ndarray, y: np.ndarray, m: np.ndarray, scale: float, weight: float) -> np.ndarray:
+    """argmin_{β ≥ 0} Σ ((x·β − y)/m)² + weight · n · Σ ((β − prior)·s)²: family factors (all columns but
+    the last; prior ``scale``) and a cost per weight MB (the last column; prior 0)."""
+    from scipy.optimize import nnls
+
+    a = x / m[:, None]
+    b = y / m
+    prior = np.append(np.full(x.shape[1] - 1, scale), 0.0)
+    # Column scales: moving a parameter from its prior is priced by its column's typical share of a network,
+    # so the prior limits the *time* a deviation adds: a family that is a sliver of every network (where
+    # the data say little) stays at the scale.
+    s = np.sqrt(np.mean(a**2, axis=0)) + 1e-12
+    reg = np.sqrt(weight) * np.diag(s)
+    sol, _ = nnls(np.vstack([a, reg]), np.concatenate([b, reg @ prior]), maxiter=50 * x.shape[1])
+    return sol
