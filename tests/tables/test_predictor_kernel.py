@@ -126,3 +126,18 @@ def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> 
     assert [k.type for k in kernels].count("reorder") == sum(
         n.op_type.startswith("Reorder") for n in profiled
     )
+
+
+def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
+    from nasprof.tables.predictors.kernel_sampling import KernelSample
+    from nasprof.tables.predictors.kernels import Kernel
+
+    pool = Kernel("pool", "p", ("p",), (96, 109, 109), (96, 54, 54), kernel=3, stride=2, variant="MaxPool")
+    reorders = ((Kernel("reorder", "ri", (), (96, 109, 109), (96, 109, 109)), 0.084),
+                (Kernel("reorder", "ro", (), (96, 54, 54), (96, 54, 54)), 0.023))
+    # Measured here: 0.167 ms end to end; profiled, the pool node took 0.061 ms and the reorders 0.107 ms.
+    s = KernelSample(pool, 0.167, reorders, 0.061)
+    assert s.own_ms(0.002) == pytest.approx(0.165 * 0.061 / 0.168, rel=1e-12)
+    # Without a profiled kernel time, or without reorders, the old rule: end to end minus the rest.
+    assert KernelSample(pool, 0.167, reorders).own_ms(0.002) == pytest.approx(0.165 - 0.107, rel=1e-12)
+    assert KernelSample(pool, 0.167, (), 0.2).own_ms(0.002) == pytest.approx(0.165, rel=1e-12)

@@ -360,8 +360,9 @@ def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
 
 
 def _kernel_ms(group: Sequence[Any], overhead_ms: float) -> np.ndarray:
-    """A kernel's own time: end-to-end minus the per-call overhead and the layout reorders around it."""
-    return np.maximum(np.array([s.e2e_ms - overhead_ms - s.reorder_ms for s in group]), _MIN_KERNEL_MS)
+    """A kernel's own time: end-to-end without the per-call overhead and the layout reorders around it
+    (``KernelSample.own_ms``)."""
+    return np.maximum(np.array([s.own_ms(overhead_ms) for s in group]), _MIN_KERNEL_MS)
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
