@@ -128,6 +128,7 @@ def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> di
         "scale": scaled.scale,
         "group_factors": families.group_factors,
         "ms_per_weight_mb": families.ms_per_weight_mb,
+        "offset_ms": families.offset_ms,
         "calibration_archs": n_calib,
         "calibration_training_error": families.training_error,
         # Side by side: one half of the rounds predicted by the other half, and by the predictor.
@@ -167,6 +168,7 @@ def throughput(p: LutPredictor, archs: list[Any]) -> dict[str, float]:
         group_factors=p.group_factors,
         ms_per_weight_mb=p.ms_per_weight_mb,
         weight_mb=p.weight_mb,
+        offset_ms=p.offset_ms,
         device=p.device,
         space=p.space,
         resolution=p.resolution,
@@ -286,7 +288,8 @@ def main() -> None:
         lut = doc["lut"]
         print(
             f"LUT scale {lut['scale']:.4f}; families {lut['group_factors']}, "
-            f"{lut['ms_per_weight_mb']:.4f} ms/MB (fitted on {lut['calibration_archs']} other archs)"
+            f"{lut['ms_per_weight_mb']:.4f} ms/MB, per-network constant {lut['offset_ms']:+.4f} ms "
+            f"(fitted on {lut['calibration_archs']} other archs)"
         )
         for label in (
             "uncalibrated",

@@ -33,8 +33,9 @@ step "4/9 Build the latency lookup table of the space: every distinct layer at $
 step "      ...and look at it" \
   nasprof table show "$OUT/cpu.db" --limit 8
 # Whole networks do not run as the sum of their layers measured alone (weights arrive cold, layouts are
-# kept between layers): --calibrate fits a factor per layer family and a cost per MB of weights on 12
-# sampled networks measured end to end (seed 1000, so not the ones validated in step 6).
+# kept between layers): --calibrate fits factors per layer family, a cost per MB of weights and a
+# per-network constant on 12 sampled networks measured end to end (seed 1000, so not the ones validated in
+# step 6).
 step "5/9 Fit a lookup-table predictor (calibrated on 12 other networks) and predict the candidate" \
   nasprof predictor fit --table "$OUT/cpu.db" --measure-overhead --calibrate 12 -o "$OUT/lut.json"
 nasprof predict "$CANDIDATE" --predictor "$OUT/lut.json"

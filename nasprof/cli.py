@@ -917,7 +917,8 @@ def _lut_calibration(p: Any) -> str:
     if not p.group_factors:
         return f"scale {p.scale:.4f}"
     factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
-    return f"factors {factors}, {p.ms_per_weight_mb:.4f} ms per MB of weights"
+    return (f"factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of weights, "
+            f"per-network constant {p.offset_ms:+.4f} ms")
 
 
 def _measure_table_overhead(table: Path) -> float:

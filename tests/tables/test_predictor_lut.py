@@ -236,7 +236,7 @@ def test_unknown_key_still_raises_after_segments_are_cached() -> None:
 
 
 # -- calibration by layer family and weight size ------------------------------------------------------------
-FAMILY_TRUTH = {"conv": 0.9, "mbconv": 1.2, "dwsep": 1.05, "head": 1.5}
+FAMILY_TRUTH = {"conv": 0.9, "mbconv": 1.2, "dwsep": 1.05, "head": 1.0}
 BETA = 0.03  # ms per MB of weights
 
 
@@ -273,10 +273,15 @@ def test_family_calibration_recovers_factors_and_weight_cost(family_setup: tuple
     assert p.weight_mb and all(v > 0 for v in p.weight_mb.values())
     exact = p.calibrate(archs[:24], measured[:24], prior_weight=1e-12)
     assert exact.training_error["model"] == "families"
+    # The head is the same in every network: no factor of its own, it keeps the single scale. That scale
+    # is not exactly its true factor, so the others absorb a little; everything else is recovered.
+    head = archs[0].layers()[-1].key
+    assert "head" not in exact.group_factors and exact.factor(head) == exact.scale
+    assert set(exact.group_factors) == {"conv", "mbconv", "dwsep"}
     for family, f in exact.group_factors.items():
-        assert f == pytest.approx(FAMILY_TRUTH[family], rel=1e-5)
-    assert exact.ms_per_weight_mb == pytest.approx(BETA, rel=1e-5)
-    np.testing.assert_allclose(exact.predict_many(archs[24:]), measured[24:], rtol=1e-6)
+        assert f == pytest.approx(FAMILY_TRUTH[family], rel=0.03)
+    assert exact.ms_per_weight_mb == pytest.approx(BETA, rel=0.05)
+    np.testing.assert_allclose(exact.predict_many(archs[24:]), measured[24:], rtol=0.01)
     # The default weak ridge prior (towards the single scale) trades a little exactness for stability.
     q = p.calibrate(archs[:24], measured[:24])
     for family, f in q.group_factors.items():
@@ -292,11 +297,29 @@ def test_family_calibration_recovers_factors_and_weight_cost(family_setup: tuple
     assert q.explain(archs[25]).latency_ms == pytest.approx(q.predict(archs[25]), rel=1e-12)
 
 
+def test_family_calibration_fits_a_per_network_constant(family_setup: tuple) -> None:
+    p, archs, measured = family_setup
+    # Networks that each pay 0.03 ms less than their layers say (one layout conversion at each end instead
+    # of one around every layer): the constant comes out negative, the factors stay.
+    q = p.calibrate(archs[:24], measured[:24] - 0.03, prior_weight=1e-12)
+    # The head is in every network, so only the sum of the constants is identified: the constant plus the
+    # head at the single scale equals the true constant plus the head at its true factor.
+    head = archs[0].layers()[-1].key
+    head_ms = p.entries[head] - p.overhead_ms
+    assert q.offset_ms + q.scale * head_ms == pytest.approx(-0.03 + FAMILY_TRUTH["head"] * head_ms, abs=1e-3)
+    assert q.offset_ms < 0
+    np.testing.assert_allclose(q.predict_many(archs[24:]), measured[24:] - 0.03, rtol=0.01)
+    e = q.explain(archs[24])
+    assert [x.name for x in e.parts][-1] == "per-network constant"
+    assert e.latency_ms == pytest.approx(q.predict(archs[24]), rel=1e-12)
+
+
 def test_family_calibration_round_trips_and_falls_back(family_setup: tuple, tmp_path: Path) -> None:
     p, archs, measured = family_setup
     q = p.calibrate(archs[:24], measured[:24])
     back = Predictor.load(q.save(tmp_path / "fam.json"))
     assert back.group_factors == q.group_factors and back.ms_per_weight_mb == q.ms_per_weight_mb
+    assert back.offset_ms == q.offset_ms
     np.testing.assert_array_equal(back.predict_many(archs), q.predict_many(archs))
     # Too few networks for 5 parameters: the single scale, and the reason in the training error.
     few = p.calibrate(archs[:6], measured[:6])
@@ -313,8 +336,10 @@ def test_bad_family_calibration_in_file_is_refused(family_setup: tuple, tmp_path
     good = out.read_text()
     for field, value, match in (
         ("group_factors", {"conv": -1.0}, "factor of conv"),
+        ("group_factors", {"head": 9.0}, "factor of head"),
         ("group_factors", ["conv"], "must be objects"),
         ("ms_per_weight_mb", float("nan"), "ms_per_weight_mb"),
+        ("offset_ms", float("inf"), "offset_ms"),
         ("weight_mb", {"k": -2.0}, "weight_mb"),
     ):
         doc = json.loads(good)

@@ -1,6 +1,6 @@
 """``LutPredictor``: a network's latency as the sum of its layers' lookup-table entries.
 
-latency(arch) = overhead_ms + Σ_layers [ f_family · (entry_ms(layer.key) − overhead_ms) + β · weight_MB ]
+latency(arch) = overhead_ms + c + Σ_layers [ f_family · (entry_ms(layer.key) − overhead_ms) + β · weight_MB ]
 
 Every table entry was measured as a one-layer model, so each includes the fixed cost of one
 ``session.run`` call (``overhead_ms``, measured once on a near-empty model); a network pays it once, not
@@ -14,8 +14,9 @@ the blocked layout is kept from layer to layer (so wide early layers run *faster
 local x86 CPU, per-node profiles of whole networks showed late 7×7/14×14 layers at 1.3-2.5× their table
 time, the classifier at 2.5× and 112×112 layers at 0.6-0.9×. ``calibrate`` fits one factor per layer
 family (``f_family``: ``conv``, ``mbconv``, ``dwsep``, ...; ``scale`` for a family without its own) and
-``β`` on a few end-to-end measurements of other architectures. The weight sizes come from the table's
-``params`` column (float32 weights: 4 bytes each).
+``β`` on a few end-to-end measurements of other architectures, with a per-network constant ``c`` (either
+sign: a network converts layouts once at each end, where every entry paid for its own conversions). The
+weight sizes come from the table's ``params`` column (float32 weights: 4 bytes each).
 
 Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
 vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
@@ -84,6 +85,7 @@ class LutPredictor(Predictor):
         group_factors: Mapping[str, float] | None = None,
         ms_per_weight_mb: float = 0.0,
         weight_mb: Mapping[str, float] | None = None,
+        offset_ms: float = 0.0,
         space: str | None = None,
         resolution: int | None = None,
         fallback: Predictor | None = None,
@@ -109,8 +111,13 @@ class LutPredictor(Predictor):
         self.weight_mb = {str(k): float(v) for k, v in (weight_mb or {}).items()}
         if not all(math.isfinite(v) and v >= 0 for v in self.weight_mb.values()):
             raise PredictorError("weight_mb must map layer keys to finite sizes >= 0 (MB)")
+        if not isinstance(offset_ms, (int, float)) or not math.isfinite(offset_ms):
+            raise PredictorError(f"offset_ms must be finite, got {offset_ms!r}")
+        self.offset_ms = float(offset_ms)
         self.entries = dict(entries)
         self.overhead_ms = float(overhead_ms)
+        # What every network pays once: the per-call overhead and the calibrated per-network constant.
+        self._base_ms = self.overhead_ms + self.offset_ms
         self.space = space
         self.resolution = resolution
         self.fallback = fallback
@@ -309,7 +316,7 @@ class LutPredictor(Predictor):
     def predict(self, target: Any) -> float:
         if self.fallback is not None:
             return super().predict(target)
-        return float(self._lat[self.encode(target)].sum()) + self.overhead_ms
+        return float(self._lat[self.encode(target)].sum()) + self._base_ms
 
     def predict_many(self, targets: Iterable[Any] | np.ndarray) -> np.ndarray:
         """Latencies (ms). Pass ``encode_many(archs)`` (an int id matrix) for the fast path."""
@@ -317,11 +324,11 @@ class LutPredictor(Predictor):
             ids = targets if targets.ndim == 2 else targets.reshape(1, -1)
             if ids.size and (ids.min() < 0 or ids.max() > self.pad_id):
                 raise PredictorError(f"key ids must lie in 0..{self.pad_id}; encode with this predictor")
-            return self._lat[ids].sum(axis=1) + self.overhead_ms
+            return self._lat[ids].sum(axis=1) + self._base_ms
         targets = list(targets)
         if self.fallback is not None:
             return np.array([self.predict(t) for t in targets], np.float64)
-        return self._lat[self.encode_many(targets)].sum(axis=1) + self.overhead_ms
+        return self._lat[self.encode_many(targets)].sum(axis=1) + self._base_ms
 
     def explain(self, target: Any) -> Prediction:
         arch = self._arch(target)
@@ -342,6 +349,8 @@ class LutPredictor(Predictor):
                     parts.append(PredictionPart(key, "layer", estimate * self.factor(key), "fallback"))
             else:
                 missing.append(key)
+        if self.offset_ms:
+            parts.append(PredictionPart("per-network constant", "constant", self.offset_ms, "calibration"))
         total = self.overhead_ms + sum(p.latency_ms for p in parts)
         return Prediction(
             total,
@@ -372,6 +381,7 @@ class LutPredictor(Predictor):
             "scale": self.scale,
             "group_factors": dict(sorted(self.group_factors.items())),
             "ms_per_weight_mb": self.ms_per_weight_mb,
+            "offset_ms": self.offset_ms,
             "space": self.space,
             "resolution": self.resolution,
             "entries": dict(sorted(self.entries.items())),
@@ -395,6 +405,7 @@ class LutPredictor(Predictor):
             group_factors=factors,
             ms_per_weight_mb=float(body.get("ms_per_weight_mb", 0.0)),
             weight_mb=weights,
+            offset_ms=float(body.get("offset_ms", 0.0)),
             space=body.get("space"),
             resolution=int(res) if res is not None else None,
             device=str(header["device"]),
@@ -410,6 +421,7 @@ class LutPredictor(Predictor):
             "group_factors": self.group_factors,
             "ms_per_weight_mb": self.ms_per_weight_mb,
             "weight_mb": self.weight_mb,
+            "offset_ms": self.offset_ms,
             "space": self.space,
             "resolution": self.resolution,
             "fallback": self.fallback,
@@ -468,7 +480,13 @@ class LutPredictor(Predictor):
         y = m - self.overhead_ms
         before = x[:, :-1].sum(axis=1) + self.overhead_ms
         has_weights = bool(x[:, -1].any())
-        n_params = len(families) + 1
+        # A family that is the same in every calibration network (the stem and head of a space at one
+        # resolution) is a constant: it cannot be told apart from the other terms, and a free factor for it
+        # ran to the bound (0.2) in the demo. It keeps the single scale.
+        spread = np.ptp(x[:, :-1], axis=0)
+        varying = [i for i, v in enumerate(spread) if v > 1e-9 * max(1.0, float(np.abs(x[:, i]).max()))]
+        fitted = np.array(varying + [len(families)], dtype=np.int64)  # varying families, then β
+        n_params = len(varying) + 2  # and the per-network constant
         note = ""
         if model == "families" and not has_weights:
             model, note = "scale", "the table has no params column: single scale fitted"
@@ -479,19 +497,28 @@ class LutPredictor(Predictor):
             s_all = x[rows, :-1].sum(axis=1)
             w = 1.0 / m[rows] ** 2
             scale = float(np.sum(s_all * y[rows] * w) / np.sum(s_all**2 * w))
+            beta = np.append(np.full(len(families), scale), 0.0)
             if model == "scale":
-                return scale, np.append(np.full(len(families), scale), 0.0)
-            return scale, _ridge_nnls(x[rows], y[rows], m[rows], scale, prior_weight)
+                return scale, beta
+            fixed = np.setdiff1d(np.arange(len(families)), fitted)
+            rest = y[rows] - x[np.ix_(rows, fixed)] @ beta[fixed]
+            sol = _ridge_lsq(x[np.ix_(rows, fitted)], rest, m[rows], scale, prior_weight)
+            beta[fitted] = sol[:-1]
+            return scale, np.append(beta, sol[-1])  # ..., β, per-network constant
+
+        def predict(i: int, b: np.ndarray) -> float:
+            return float(self.overhead_ms + x[i] @ b[: x.shape[1]] + (b[-1] if len(b) > x.shape[1] else 0.0))
 
         scale, beta = fit(np.arange(len(m)))
         loo = np.array(
-            [self.overhead_ms + x[i] @ fit(np.delete(np.arange(len(m)), i))[1] for i in range(len(m))]
+            [predict(i, fit(np.delete(np.arange(len(m)), i))[1]) for i in range(len(m))]
         ) if len(m) > 1 else None
-        factors = {g: float(np.clip(beta[i], 0.2, 5.0)) for i, g in enumerate(families)}
+        factors = {families[i]: float(np.clip(beta[i], 0.2, 5.0)) for i in varying}
         out = self._copy(
             scale=float(np.clip(scale, 0.2, 5.0)),
             group_factors=factors if model == "families" else {},
-            ms_per_weight_mb=float(beta[-1]) if model == "families" else 0.0,
+            ms_per_weight_mb=float(beta[len(families)]) if model == "families" else 0.0,
+            offset_ms=float(beta[-1]) if model == "families" else 0.0,
         )
         out.training_error = {
             "method": f"{model} fitted on {len(archs)} end-to-end measurements"
@@ -507,18 +534,24 @@ class LutPredictor(Predictor):
         return out
 
 
-def _ridge_nnls(x: np.ndarray, y: np.ndarray, m: np.ndarray, scale: float, weight: float) -> np.ndarray:
-    """argmin_{β ≥ 0} Σ ((x·β − y)/m)² + weight · n · Σ ((β − prior)·s)²: family factors (all columns but
-    the last; prior ``scale``) and a cost per weight MB (the last column; prior 0)."""
-    from scipy.optimize import nnls
+def _ridge_lsq(x: np.ndarray, y: np.ndarray, m: np.ndarray, scale: float, weight: float) -> np.ndarray:
+    """argmin Σ ((x·β + c − y)/m)² + weight · Σ ((β − prior)·s)² + weight · (c·s_c)² over family factors
+    and β ≥ 0 (the columns of ``x``: factors with prior ``scale``, then ms per weight MB with prior 0) and
+    a per-network constant ``c`` of either sign (prior 0), returned last.
 
-    a = x / m[:, None]
+    The constant stands for what a network pays once that no layer's entry holds, or that every entry
+    holds and a network does not: an entry measured alone converts its input and output between layouts,
+    a network converts once at each end; the fit made it negative on the local CPU."""
+    from scipy.optimize import lsq_linear
+
+    a = np.hstack([x, np.ones((len(y), 1))]) / m[:, None]
     b = y / m
-    prior = np.append(np.full(x.shape[1] - 1, scale), 0.0)
+    prior = np.append(np.full(x.shape[1] - 1, scale), [0.0, 0.0])
     # Column scales: moving a parameter from its prior is priced by its column's typical share of a network,
     # so the prior limits the *time* a deviation adds: a family that is a sliver of every network (where
     # the data say little) stays at the scale.
     s = np.sqrt(np.mean(a**2, axis=0)) + 1e-12
     reg = np.sqrt(weight) * np.diag(s)
-    sol, _ = nnls(np.vstack([a, reg]), np.concatenate([b, reg @ prior]), maxiter=50 * x.shape[1])
-    return sol
+    lower = np.append(np.zeros(x.shape[1]), -np.inf)
+    res = lsq_linear(np.vstack([a, reg]), np.concatenate([b, reg @ prior]), bounds=(lower, np.inf))
+    return np.asarray(res.x)
