@@ -347,3 +347,36 @@ def test_bad_family_calibration_in_file_is_refused(family_setup: tuple, tmp_path
         out.write_text(json.dumps(doc))
         with pytest.raises(PredictorError, match=match):
             Predictor.load(out)
+
+
+def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Path) -> None:
+    """The whole LUT path on the real CPU: a real table, calibration on 10 measured networks, validation."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from nasprof.cli import app
+    from nasprof.devices import MeasureSpec
+    from nasprof.tables import build_table
+
+    db = tmp_path / "t.db"
+    build_table("mobilenetv2", 32, "cpu", db, spec=MeasureSpec(warmup=1, runs=5, sessions=1),
+                time_per_entry_s=0, export_jobs=0)
+    out = tmp_path / "lut.json"
+    runner = CliRunner()
+    r = runner.invoke(app, ["predictor", "fit", "--table", str(db), "--calibrate", "10", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    # mobilenetv2's stem/last conv and head are the same in every network: only mbconv gets a factor.
+    said = " ".join((r.stderr + r.stdout).split())  # rich wraps at the test console's 80 columns
+    assert "factors mbconv" in said and "per-network constant" in said and "leave-one-out" in said
+    p = Predictor.load(out)
+    assert set(p.group_factors) == {"mbconv"} and p.training_error["networks"] == 10  # type: ignore[attr-defined]
+    r = runner.invoke(app, ["predictor", "show", str(out)])
+    assert r.exit_code == 0 and "per-network constant" in " ".join(r.stdout.split())
+    report = tmp_path / "v.json"
+    r = runner.invoke(app, ["validate", "--predictor", str(out), "--space", "mobilenetv2", "--samples", "3",
+                            "--sessions", "2", "--runs", "5", "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    assert "noise floor (even vs odd measurement rounds)" in " ".join(r.stdout.split())
+    doc = json.loads(report.read_text())
+    assert doc["noise_floor"]["n"] == 3 and doc["metadata"]["measure_spec"]["rounds"] == 2
