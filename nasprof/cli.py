@@ -1059,6 +1059,15 @@ def validate_cmd(
         int, typer.Option(help="Interleaved rounds: every network gets one fresh session per round.")
     ] = 6,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Skip unknown operators.")] = False,
+    calibrate: Annotated[
+        int,
+        typer.Option(help="LUT: first calibrate on N other sampled networks, measured in the same rounds."),
+    ] = 0,
+    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
+    save_predictor: Annotated[
+        Path | None,
+        typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
@@ -1073,10 +1082,23 @@ def validate_cmd(
     all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
     if extra_models and not models:
         raise InputError(f"unexpected argument {extra_models[0]!r}; ONNX files go after --models")
+    if save_predictor is not None and not calibrate:
+        raise InputError("--save-predictor writes the predictor --calibrate fits; add --calibrate N")
     spec = validation_spec(p, runs=runs, sessions=sessions)
     with _StepBar("measuring networks") as bar:
         report = validate(p, device, space=space, samples=samples, seed=seed, models=all_models or None,
-                          spec=spec, allow_partial=allow_partial, progress=bar)
+                          spec=spec, allow_partial=allow_partial, calibrate=calibrate,
+                          calibrate_seed=calibrate_seed, progress=bar)
+    if calibrate:
+        cal = report.metadata["calibration"]
+        loo = cal.get("leave_one_out") or cal["after"]
+        console.print(f"calibrated on {calibrate} other networks measured in the same rounds "
+                      f"({_lut_calibration(report.predictor)}): leave-one-out RMSPE {loo['rmspe']:.1%}",
+                      highlight=False)
+        if save_predictor is not None:
+            assert report.predictor is not None
+            report.predictor.save(save_predictor)
+            err_console.print(f"wrote {save_predictor}", highlight=False)
     t = Table(title=f"{p.kind} predictor vs {device} (n={report.n})")
     for col in ("network", "predicted ms", "measured ms", "error"):
         t.add_column(col, justify="left" if col == "network" else "right", overflow="fold")

@@ -62,6 +62,8 @@ class ValidationReport:
     device: str
     predictor_kind: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: The predictor the rows were predicted with (the calibrated one with ``validate(calibrate=N)``).
+    predictor: Predictor | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -205,9 +207,16 @@ def validate(
     models: Sequence[str | Path] | None = None,
     spec: Any = None,
     allow_partial: bool = False,
+    calibrate: int = 0,
+    calibrate_seed: int = 1000,
     progress: Progress | None = None,
 ) -> ValidationReport:
-    """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions."""
+    """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions.
+
+    ``calibrate`` > 0 (lookup-table predictors) first calibrates the predictor (``LutPredictor.calibrate``)
+    on that many *other* architectures of its space (seed ``calibrate_seed``), measured in the same
+    interleaved rounds as the validated networks, so calibration and validation see the same machine. The
+    calibrated predictor is then ``report.predictor``; the report's metadata holds its calibration error."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import half_medians, measure_interleaved
 
@@ -220,6 +229,17 @@ def validate(
         raise InputError("give --space NAME (to sample architectures) or --models A.onnx ...")
     if samples < 1:
         raise InputError(f"--samples must be at least 1, got {samples}")
+    if calibrate < 0:
+        raise InputError(f"--calibrate must be >= 0, got {calibrate}")
+    if calibrate and (predictor.kind != "lut" or not getattr(predictor, "space", None)):
+        raise PredictorError(
+            "validate --calibrate calibrates a lookup-table predictor that knows its space; calibrate a "
+            "kernel predictor with `nasprof predictor fit --kernels --calibrate N`"
+        )
+    if calibrate and space and not models and calibrate_seed == seed:
+        raise InputError(
+            "--calibrate-seed equals --seed: calibration and validation networks would be the same"
+        )
     backend = get_device(device)
     backend.ensure_available()
     spec = spec or validation_spec(predictor)
@@ -253,10 +273,29 @@ def validate(
                 path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
                 targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
             what = {"space": space, "samples": samples, "seed": seed}
+        calib: list[Any] = []
+        calib_paths: list[Path] = []
+        if calibrate:
+            from nasprof.space import export_arch, get_space
+
+            calib = get_space(predictor.space).sample(  # type: ignore[attr-defined]
+                calibrate, seed=calibrate_seed, resolution=predictor.resolution  # type: ignore[attr-defined]
+            )
+            calib_paths = [export_arch(a, Path(tmp) / f"calib{i}.onnx") for i, a in enumerate(calib)]
+            for a in calib:
+                predict(a)  # a key the table lacks fails now, not after the measurements
         # Predict first: a network the predictor cannot handle fails before minutes of measuring.
         predicted = [predict(target) for _, _, target in targets]
-        paths = [p for _, p, _ in targets]
-        measured = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
+        paths = calib_paths + [p for _, p, _ in targets]
+        measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
+        measured = measured_all[len(calib_paths) :]
+        calibration: dict[str, Any] | None = None
+        if calibrate:
+            predictor = predictor.calibrate(  # type: ignore[attr-defined]
+                calib, [m.median_ms for m in measured_all[: len(calib_paths)]]
+            )
+            calibration = {"networks": calibrate, "seed": calibrate_seed, **predictor.training_error}
+            predicted = [predict(target) for _, _, target in targets]
     for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
         rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
     meta = {
@@ -271,7 +310,11 @@ def validate(
         },
         "device_info": backend.describe(),
     }
-    return ValidationReport(tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta)
+    if calibration is not None:
+        meta["calibration"] = calibration
+    return ValidationReport(
+        tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
+    )
 
 
 def calibrate_lut(

@@ -380,3 +380,26 @@ def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Pat
     assert "noise floor (even vs odd measurement rounds)" in " ".join(r.stdout.split())
     doc = json.loads(report.read_text())
     assert doc["noise_floor"]["n"] == 3 and doc["metadata"]["measure_spec"]["rounds"] == 2
+    # Calibration measured in the same interleaved rounds as the validation, saved for later use.
+    plain = tmp_path / "plain.json"
+    assert runner.invoke(app, ["predictor", "fit", "--table", str(db), "-o", str(plain)]).exit_code == 0
+    calibrated = tmp_path / "cal.json"
+    r = runner.invoke(app, ["validate", "--predictor", str(plain), "--space", "mobilenetv2", "--samples", "3",
+                            "--sessions", "2", "--runs", "5", "--calibrate", "9", "--save-predictor",
+                            str(calibrated), "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    assert "calibrated on 9 other networks measured in the same rounds" in " ".join(r.stdout.split())
+    doc = json.loads(report.read_text())
+    assert doc["metadata"]["calibration"]["networks"] == 9 and doc["metadata"]["calibration"]["seed"] == 1000
+    q = Predictor.load(calibrated)
+    assert set(q.group_factors) == {"mbconv"}  # type: ignore[attr-defined]
+    assert [row["predicted_ms"] for row in doc["rows"]] == pytest.approx(
+        [q.predict(row["name"]) for row in doc["rows"]], rel=1e-12
+    )
+    for args, needle in (
+        (["--save-predictor", str(tmp_path / "x.json")], "add --calibrate"),
+        (["--calibrate", "9", "--calibrate-seed", "0"], "calibration and validation networks"),
+    ):
+        r = runner.invoke(app, ["validate", "--predictor", str(plain), "--space", "mobilenetv2", "--samples",
+                                "3", "--seed", "0", *args])
+        assert r.exit_code == 2 and needle in r.stderr

@@ -137,3 +137,11 @@ def test_report_noise_floor_is_exact() -> None:
     assert floor is not None
     # 1.0 against 1.1 is -9.09%; 2.0 against 2.0 is 0.
     assert floor["within_5pct"] == 0.5 and floor["within_10pct"] == 1.0
+
+
+def test_calibrate_in_validate_is_for_lookup_tables(tmp_path: Path) -> None:
+    models = [make_mixed_model(tmp_path / "a.onnx")]
+    with pytest.raises(PredictorError, match="lookup-table"):
+        validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=3)
+    with pytest.raises(InputError, match="--calibrate"):
+        validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=-1)
