@@ -1092,7 +1092,7 @@ def validate_cmd(
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]
-        console.print(f"calibrated on {calibrate} other networks measured in the same rounds "
+        console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
                       f"({_lut_calibration(report.predictor)}): leave-one-out RMSPE {loo['rmspe']:.1%}",
                       highlight=False)
         if save_predictor is not None:

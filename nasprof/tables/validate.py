@@ -231,11 +231,7 @@ def validate(
         raise InputError(f"--samples must be at least 1, got {samples}")
     if calibrate < 0:
         raise InputError(f"--calibrate must be >= 0, got {calibrate}")
-    if calibrate and (predictor.kind != "lut" or not getattr(predictor, "space", None)):
-        raise PredictorError(
-            "validate --calibrate calibrates a lookup-table predictor that knows its space; calibrate a "
-            "kernel predictor with `nasprof predictor fit --kernels --calibrate N`"
-        )
+    calib = _lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
     if calibrate and space and not models and calibrate_seed == seed:
         raise InputError(
             "--calibrate-seed equals --seed: calibration and validation networks would be the same"
@@ -273,17 +269,9 @@ def validate(
                 path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
                 targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
             what = {"space": space, "samples": samples, "seed": seed}
-        calib: list[Any] = []
-        calib_paths: list[Path] = []
-        if calibrate:
-            from nasprof.space import export_arch, get_space
+        from nasprof.space import export_arch
 
-            calib = get_space(predictor.space).sample(  # type: ignore[attr-defined]
-                calibrate, seed=calibrate_seed, resolution=predictor.resolution  # type: ignore[attr-defined]
-            )
-            calib_paths = [export_arch(a, Path(tmp) / f"calib{i}.onnx") for i, a in enumerate(calib)]
-            for a in calib:
-                predict(a)  # a key the table lacks fails now, not after the measurements
+        calib_paths = [export_arch(a, Path(tmp) / f"calib{i}.onnx") for i, a in enumerate(calib)]
         # Predict first: a network the predictor cannot handle fails before minutes of measuring.
         predicted = [predict(target) for _, _, target in targets]
         paths = calib_paths + [p for _, p, _ in targets]
@@ -294,7 +282,7 @@ def validate(
             predictor = predictor.calibrate(  # type: ignore[attr-defined]
                 calib, [m.median_ms for m in measured_all[: len(calib_paths)]]
             )
-            calibration = {"networks": calibrate, "seed": calibrate_seed, **predictor.training_error}
+            calibration = {"seed": calibrate_seed, **predictor.training_error}
             predicted = [predict(target) for _, _, target in targets]
     for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
         rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
@@ -317,6 +305,25 @@ def validate(
     )
 
 
+def _lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
+    """``samples`` architectures of a LUT predictor's space at its resolution, minus those with a layer the
+    table lacks; ``PredictorError`` if none is left."""
+    from nasprof.space import get_space
+
+    if predictor.kind != "lut" or not predictor.space:
+        raise PredictorError(
+            "only a lookup-table predictor that knows its space can be calibrated; calibrate a kernel "
+            "predictor with `nasprof predictor fit --kernels --calibrate N`"
+        )
+    if samples < 1:
+        raise InputError(f"--calibrate must be at least 1, got {samples}")
+    archs = get_space(predictor.space).sample(samples, seed=seed, resolution=predictor.resolution)
+    usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
+    if not usable:
+        raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
+    return usable
+
+
 def calibrate_lut(
     predictor: Any,
     device: str,
@@ -335,19 +342,12 @@ def calibrate_lut(
     """
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import measure_interleaved
-    from nasprof.space import export_arch, get_space
+    from nasprof.space import export_arch
 
-    if predictor.kind != "lut" or not predictor.space:
-        raise PredictorError("only a lookup-table predictor that knows its space can be calibrated")
-    if samples < 1:
-        raise InputError(f"--calibrate must be at least 1, got {samples}")
+    usable = _lut_calibration_archs(predictor, samples, seed)
     backend = get_device(device)
     backend.ensure_available()
     spec = spec or validation_spec(predictor)
-    archs = get_space(predictor.space).sample(samples, seed=seed, resolution=predictor.resolution)
-    usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
-    if not usable:
-        raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
     with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
         paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(usable)]
         ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)

@@ -494,31 +494,32 @@ class LutPredictor(Predictor):
             model, note = "scale", f"{len(archs)} networks < 3 per parameter ({3 * n_params}): single scale"
 
         def fit(rows: np.ndarray) -> tuple[float, np.ndarray]:
+            """(scale, [family factors..., β, per-network constant]); β and the constant are 0 for
+            ``model="scale"``."""
             s_all = x[rows, :-1].sum(axis=1)
             w = 1.0 / m[rows] ** 2
             scale = float(np.sum(s_all * y[rows] * w) / np.sum(s_all**2 * w))
-            beta = np.append(np.full(len(families), scale), 0.0)
-            if model == "scale":
-                return scale, beta
-            fixed = np.setdiff1d(np.arange(len(families)), fitted)
-            rest = y[rows] - x[np.ix_(rows, fixed)] @ beta[fixed]
-            sol = _ridge_lsq(x[np.ix_(rows, fitted)], rest, m[rows], scale, prior_weight)
-            beta[fitted] = sol[:-1]
-            return scale, np.append(beta, sol[-1])  # ..., β, per-network constant
+            beta = np.append(np.full(len(families), scale), [0.0, 0.0])
+            if model == "families":
+                fixed = np.setdiff1d(np.arange(len(families)), fitted)
+                rest = y[rows] - x[np.ix_(rows, fixed)] @ beta[fixed]
+                sol = _ridge_lsq(x[np.ix_(rows, fitted)], rest, m[rows], scale, prior_weight)
+                beta[fitted], beta[-1] = sol[:-1], sol[-1]
+            return scale, beta
 
-        def predict(i: int, b: np.ndarray) -> float:
-            return float(self.overhead_ms + x[i] @ b[: x.shape[1]] + (b[-1] if len(b) > x.shape[1] else 0.0))
+        def held_out(i: int) -> float:
+            """Network ``i`` predicted by a fit on the others."""
+            b = fit(np.delete(np.arange(len(m)), i))[1]
+            return float(self.overhead_ms + x[i] @ b[:-1] + b[-1])
 
         scale, beta = fit(np.arange(len(m)))
-        loo = np.array(
-            [predict(i, fit(np.delete(np.arange(len(m)), i))[1]) for i in range(len(m))]
-        ) if len(m) > 1 else None
+        loo = np.array([held_out(i) for i in range(len(m))]) if len(m) > 1 else None
         factors = {families[i]: float(np.clip(beta[i], 0.2, 5.0)) for i in varying}
         out = self._copy(
             scale=float(np.clip(scale, 0.2, 5.0)),
             group_factors=factors if model == "families" else {},
-            ms_per_weight_mb=float(beta[len(families)]) if model == "families" else 0.0,
-            offset_ms=float(beta[-1]) if model == "families" else 0.0,
+            ms_per_weight_mb=float(beta[-2]),
+            offset_ms=float(beta[-1]),
         )
         out.training_error = {
             "method": f"{model} fitted on {len(archs)} end-to-end measurements"
