@@ -98,6 +98,13 @@ class Backend(abc.ABC):
         """What the device reports about itself (model, cores, clocks, runtime versions). Cheap to call."""
         return {"backend": self.name, "device": self.device, **self.config}
 
+    def check_spec(self, spec: MeasureSpec) -> None:
+        """Raise ``InputError`` for a spec this backend would refuse on every model (unknown options, say).
+
+        Long jobs (table builds, kernel sampling) call it once up front, so a bad option is one error and
+        not one failed entry per layer. The default accepts every spec."""
+        return None
+
     def ensure_available(self) -> None:
         ok, reason = self.available()
         if not ok:

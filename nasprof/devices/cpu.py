@@ -26,6 +26,9 @@ class CpuBackend(Backend):
 
     name: ClassVar[str] = "cpu"
 
+    def check_spec(self, spec: MeasureSpec) -> None:
+        check_spec(spec)
+
     def available(self) -> tuple[bool, str]:
         try:
             import onnxruntime as ort
@@ -43,7 +46,7 @@ class CpuBackend(Backend):
         from nasprof.profiler.ort_runner import allow_spinning, time_sessions
 
         self.ensure_available()
-        check_spec(spec)
+        self.check_spec(spec)
         info = load_model(model, spec.input_shapes)
         int_range = tuple(spec.options.get("int_range", DEFAULT_INT_RANGE))
         feeds = random_inputs(info, seed=spec.seed, int_range=(int(int_range[0]), int(int_range[1])))

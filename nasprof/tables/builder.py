@@ -402,6 +402,7 @@ def build_table(
     backends = _resolve_devices(device)
     for b in backends:
         b.ensure_available()
+        b.check_spec(spec)  # a refused option fails here, not once per entry
     selected = select_layers(all_layers, shard_t)
     distinct = len({layer.key for layer in all_layers})
     table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s)

@@ -23,7 +23,7 @@ import pytest
 
 from nasprof.devices.base import Backend, MeasureSpec
 from nasprof.devices.cpu import CpuBackend
-from nasprof.errors import DeviceError, DeviceUnavailableError, TableError
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, TableError
 from nasprof.profiler.measurement import Measurement
 from nasprof.space import get_space
 from nasprof.tables import LatencyTable, build_table
@@ -157,6 +157,14 @@ def test_failing_entry_is_recorded_and_the_build_goes_on(tmp_path: Path) -> None
     assert r.written == 1
     fixed = LatencyTable.load(db).get(KEYS[1])
     assert fixed.ok and fixed.attempts == 2
+
+
+def test_an_option_the_backend_refuses_fails_before_any_entry(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    spec = MeasureSpec(warmup=1, runs=3, sessions=1, options={"cuda_graph": True})
+    with pytest.raises(InputError, match="cpu backend does not understand option.*cuda_graph"):
+        build_table(SPACE, RES, "cpu", db, limit=3, spec=spec, **INLINE)
+    assert not db.exists() or len(LatencyTable.load(db)) == 0  # not three "failed" entries
 
 
 def test_disconnected_device_costs_no_entry(tmp_path: Path) -> None:
