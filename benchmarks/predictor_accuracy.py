@@ -1,7 +1,7 @@
 """Predictor accuracy on the local CPU: lookup table vs end-to-end, kernel predictor on the presets,
 prediction throughput, and the noise floor of the measurements themselves.
 
-    .venv/bin/python benchmarks/predictor_accuracy.py            # 100 mnasnet archs, 600 kernel samples
+    .venv/bin/python benchmarks/predictor_accuracy.py            # 100 mnasnet archs, 1500 kernel samples
     .venv/bin/python benchmarks/predictor_accuracy.py --quick    # 20 archs, 200 kernel samples
     .venv/bin/python benchmarks/predictor_accuracy.py --skip-lut --out X.json  # kernel predictor only
 
@@ -280,7 +280,7 @@ def main() -> None:
     E2E_SPEC = dataclasses.replace(E2E_SPEC, options=options, sessions=args.rounds or E2E_SPEC.sessions)
     TABLE_SPEC = dataclasses.replace(TABLE_SPEC, options=options)
     n = args.archs or (20 if args.quick else 100)
-    budget = args.budget or (200 if args.quick else 600)
+    budget = args.budget or (200 if args.quick else 1500)
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "benchmark": "predictor_accuracy",

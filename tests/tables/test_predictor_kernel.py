@@ -141,3 +141,30 @@ def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
     # Without a profiled kernel time, or without reorders, the old rule: end to end minus the rest.
     assert KernelSample(pool, 0.167, reorders).own_ms(0.002) == pytest.approx(0.165 - 0.107, rel=1e-12)
     assert KernelSample(pool, 0.167, (), 0.2).own_ms(0.002) == pytest.approx(0.165, rel=1e-12)
+
+
+def test_channel_alignment_is_the_largest_power_of_two_divisor() -> None:
+    from nasprof.tables.predictors.features import channel_align
+
+    assert [channel_align(c) for c in (1, 3, 24, 96, 104, 120, 256, 1000)] == [1, 1, 8, 32, 8, 8, 64, 8]
+
+
+def test_a_grouped_conv_is_predicted_as_its_groups() -> None:
+    from nasprof.tables.predictors.features import FEATURES, feature_matrix, multiplicity, per_group
+    from nasprof.tables.predictors.kernels import Kernel
+
+    grouped = Kernel("conv", "g", ("g",), (240, 14, 14), (960, 14, 14), groups=3, params=240 * 960 // 3 + 960)
+    one, g = per_group(grouped)
+    assert g == 3 and one.in_shape == (80, 14, 14) and one.out_shape == (320, 14, 14) and one.groups == 1
+    assert one.params == (240 * 960 // 3 + 960) // 3
+    row = feature_matrix([grouped])[0]
+    assert row[FEATURES.index("cin")] == 80 and row[FEATURES.index("groups")] == 3
+    assert row[FEATURES.index("macs")] == 14 * 14 * 320 * 80  # one group's MACs
+    assert row[FEATURES.index("cin_align")] == 16  # per group: 80 channels fill 16-channel blocks
+    depthwise = Kernel("dwconv", "d", ("d",), (240, 14, 14), (240, 14, 14), kernel=3, groups=240)
+    assert per_group(depthwise) == (depthwise, 1)
+    assert multiplicity([grouped, depthwise]).tolist() == [3.0, 1.0]
+    # The predictor multiplies one group's prediction by the group count.
+    p = linear_kernel_predictor()
+    single = p.explain_kernels([one]).parts[0].latency_ms
+    assert p.explain_kernels([grouped]).parts[0].latency_ms == pytest.approx(3 * single)

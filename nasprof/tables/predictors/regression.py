@@ -21,7 +21,13 @@ import numpy as np
 from nasprof.errors import InputError, PredictorError
 from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor, error_summary
 from nasprof.tables.predictors.calibration import Calibration
-from nasprof.tables.predictors.features import FEATURES, feature_matrix, kernel_bytes, kernel_macs
+from nasprof.tables.predictors.features import (
+    FEATURES,
+    feature_matrix,
+    kernel_bytes,
+    kernel_macs,
+    multiplicity,
+)
 from nasprof.tables.predictors.forest import TreeEnsemble
 from nasprof.tables.predictors.kernels import Kernel, split_kernels
 
@@ -165,7 +171,8 @@ class KernelPredictor(Predictor):
                 missing.append(f"{k.name} ({k.type})")
                 parts[i] = PredictionPart(k.name, k.type, 0.0, "missing")
         for t, idx in by_type.items():
-            ms = self.regressors[t].predict(feature_matrix([kernels[i] for i in idx]))
+            group = [kernels[i] for i in idx]
+            ms = self.regressors[t].predict(feature_matrix(group)) * multiplicity(group)
             for i, v in zip(idx, ms, strict=True):
                 v = float(v) if cal is None else cal.adjust(kernels[i], float(v))
                 parts[i] = PredictionPart(kernels[i].name, t, v, "regression")
@@ -268,9 +275,11 @@ class KernelPredictor(Predictor):
             bad: list[Kernel] = []
             for group in _by_type(samples).values():
                 y = _kernel_ms(group, overhead)
+                mult = multiplicity([s.kernel for s in group])
                 _, oob = fit_regressor(
-                    feature_matrix([s.kernel for s in group]), y, n_estimators=30, seed=seed
+                    feature_matrix([s.kernel for s in group]), y / mult, n_estimators=30, seed=seed
                 )
+                oob = oob * mult
                 rel = np.abs(oob - y) / y
                 bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
             if not bad:  # everything already within 10%: spread the rest like the first round
@@ -283,9 +292,11 @@ class KernelPredictor(Predictor):
         training: dict[str, Any] = {}
         for t, group in _by_type(samples).items():
             y = _kernel_ms(group, overhead)
+            mult = multiplicity([s.kernel for s in group])
             reg, oob = fit_regressor(
-                feature_matrix([s.kernel for s in group]), y, n_estimators=n_estimators, seed=seed
+                feature_matrix([s.kernel for s in group]), y / mult, n_estimators=n_estimators, seed=seed
             )
+            oob = oob * mult
             regressors[t] = reg
             # Judged on the one-kernel models' end-to-end latency (what was measured), out-of-bag.
             e2e = np.array([s.e2e_ms for s in group])
