@@ -193,7 +193,11 @@ def throughput(p: LutPredictor, archs: list[Any]) -> dict[str, float]:
 
 
 def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: int) -> dict[str, Any]:
-    from nasprof.tables.predictors.calibration import calibration_archs, measure_calibration_set
+    from nasprof.tables.predictors.calibration import (
+        calibration_archs,
+        measure_calibration_set,
+        network_name,
+    )
 
     t0 = time.perf_counter()
     plain = KernelPredictor.fit(
@@ -201,11 +205,14 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
         spec=MeasureSpec(threads=1, warmup=5, runs=25, sessions=1, options=dict(E2E_SPEC.options))
     )
     fit_s = time.perf_counter() - t0
-    # In-network calibration on sampled mnasnet/mobilenetv2 architectures (never the presets).
+    # In-network calibration on sampled mnasnet/mobilenetv2 architectures and block-zoo networks (never the
+    # presets), with the predictor's anchor kernels in the same rounds to measure the device's speed change.
     t0 = time.perf_counter()
     archs = calibration_archs(n_calib, seed + 1000)
-    sets, calib_ms = measure_calibration_set(archs, plain.kernels, DEVICE, E2E_SPEC)
-    p = plain.calibrate(sets, calib_ms, names=[a.to_string() for a in archs])
+    sets, calib_ms, speed = measure_calibration_set(
+        archs, plain.kernels, DEVICE, E2E_SPEC, anchors=plain.anchors
+    )
+    p = plain.calibrate(sets, calib_ms, names=[network_name(a) for a in archs], speed_ratio=speed)
     calib_s = time.perf_counter() - t0
     p.save(tmp / "kernel.json")
     names, paths, skipped = [], [], {}
@@ -239,6 +246,7 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
         "overhead_ms": p.overhead_ms,
         "training_error": p.training_error,
         "calibration": p.calibration.to_dict() if p.calibration else None,
+        "speed_ratio": speed,
         "calibration_s": calib_s,
         "presets_uncalibrated": error_summary(plain_preds, measured),
         "presets": error_summary(preds, measured),

@@ -907,7 +907,7 @@ def predictor_fit_cmd(
         console.print(
             f"calibrated on {info['networks']} sampled architectures: RMSPE "
             f"{info['before']['rmspe']:.1%} uncalibrated -> {info['leave_one_out']['rmspe']:.1%} "
-            "(leave-one-out)",
+            f"(leave-one-out); device speed vs kernel sampling x{p.calibration.speed_ratio:.3f} (anchors)",
             highlight=False,
         )
 
@@ -978,6 +978,7 @@ def predictor_show_cmd(
         if cal is not None:
             t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
             t.add_row("calibration ms/MB", json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
+            t.add_row("calibration speed ratio", f"{cal.speed_ratio:.3f} (anchor kernels then vs now)")
             t.add_row(
                 "calibration RMSPE",
                 f"{cal.info['before']['rmspe']:.1%} uncalibrated, {cal.info['leave_one_out']['rmspe']:.1%} "

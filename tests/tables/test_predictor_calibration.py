@@ -21,6 +21,7 @@ from nasprof.tables.predictors.calibration import (
     calibration_archs,
     calibration_group,
     fit_calibration,
+    network_name,
 )
 from nasprof.tables.predictors.kernel_sampling import build_kernel_model, sample_kernels
 from nasprof.tables.predictors.kernels import Kernel, split_kernels
@@ -63,6 +64,54 @@ def test_factors_recovered_exactly_without_prior() -> None:
     assert cal.adjust(_k("memory"), 0.5) == 0.5
     assert cal.adjust(_k("conv", 1, hw=1), 0.5) == pytest.approx(0.6)
     assert cal.adjust(_k("conv", 3), 0.5) == 0.5
+
+
+def test_speed_ratio_scales_every_group_and_leaves_the_factors_to_the_network() -> None:
+    # The same networks as above, measured on a device running 1.25x slower than when its kernels were
+    # sampled: with the ratio the anchors measured, the factors are the in-network ones again.
+    rng = np.random.default_rng(0)
+    sets, measured = [], []
+    for _ in range(6):
+        a, b, c = rng.uniform(0.5, 3.0, 3)
+        sets.append([(_k("conv", 1, hw=1), float(a)), (_k("dwconv", 3), float(b)), (_k("conv", 3), float(c))])
+        measured.append(1.25 * (1.2 * a + 0.9 * b + c))
+    cal = fit_calibration(sets, measured, 0.0, prior_weight=0.0, speed_ratio=1.25)
+    assert cal.factors == pytest.approx({"conv_se": 1.2, "dwconv": 0.9}, rel=1e-9)
+    assert cal.speed_ratio == 1.25 and cal.info["speed_ratio"] == 1.25
+    assert cal.adjust(_k("conv", 3), 0.5) == pytest.approx(0.625)  # the never-rescaled conv too
+    assert cal.adjust(_k("dwconv", 3), 0.5) == pytest.approx(0.5625)
+    # Without the ratio the slowdown lands on the free groups (what happened before anchors).
+    drifted = fit_calibration(sets, measured, 0.0, prior_weight=0.0)
+    assert drifted.factors["dwconv"] > 1.0
+    again = Calibration.from_dict(cal.to_dict())
+    assert again.speed_ratio == 1.25 and dict(again.factors) == pytest.approx(dict(cal.factors))
+    old = {k: v for k, v in cal.to_dict().items() if k != "speed_ratio"}  # a file from before anchors
+    assert Calibration.from_dict(old).speed_ratio == 1.0
+    with pytest.raises(PredictorError, match="speed_ratio"):
+        Calibration.from_dict({**cal.to_dict(), "speed_ratio": -1})
+    with pytest.raises(PredictorError, match="speed_ratio"):
+        fit_calibration(sets, measured, 0.0, speed_ratio=float("nan"))
+
+
+def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:
+    from nasprof.devices import MeasureSpec
+    from nasprof.space import get_space
+    from nasprof.tables.predictors.calibration import measure_calibration_set
+    from nasprof.tables.predictors.kernel_sampling import measure_kernels, measure_overhead
+
+    spec = MeasureSpec(warmup=2, runs=5, sessions=2)
+    kernels = sample_kernels("dwconv", 3, np.random.default_rng(0))
+    then = [s.e2e_ms for s in measure_kernels(kernels, "cpu", MeasureSpec(warmup=2, runs=5, sessions=1))]
+    assert measure_overhead("cpu", spec) > 0
+    archs = get_space("mobilenetv2").sample(2, seed=0, resolution=32, width=0.35)
+    # Anchors recorded at half their real time: the device now looks twice as slow.
+    anchors = [(k, t / 2) for k, t in zip(kernels, then, strict=True)]
+    sets, ms, ratio = measure_calibration_set(
+        archs, lambda path: split_kernels(path, "all"), "cpu", spec, anchors=anchors
+    )
+    assert len(sets) == len(ms) == 2 and all(m > 0 for m in ms)
+    assert 1.4 < ratio < 2.8
+    assert measure_calibration_set(archs, lambda path: split_kernels(path, "all"), "cpu", spec)[2] == 1.0
 
 
 def test_prior_keeps_a_sliver_group_near_one() -> None:
@@ -137,15 +186,24 @@ def test_calibrate_on_real_measurements(tmp_path: Path) -> None:
     assert set(q.calibration.factors) == groups - FIXED_GROUPS
 
 
-def test_calibration_archs_cycle_spaces_resolutions_widths() -> None:
+def test_calibration_archs_alternate_spaces_and_the_block_zoo() -> None:
+    from nasprof.space.network import Network
+
     archs = calibration_archs(12, seed=5)
-    assert [(a.space, a.resolution, a.width) for a in archs[:3]] == [
+    spaces, zoo = archs[0::2], archs[1::2]
+    assert [(a.space, a.resolution, a.width) for a in spaces[:3]] == [
         ("mnasnet", 160, 0.75),
         ("mnasnet", 160, 1.0),
         ("mnasnet", 192, 0.75),
     ]
-    assert {a.space for a in archs} == {"mnasnet", "mobilenetv2"}
-    assert [a.to_string() for a in calibration_archs(12, seed=5)] == [a.to_string() for a in archs]
+    assert {a.space for a in spaces} == {"mnasnet"}  # 6 space samples: the first 6 combos are mnasnet
+    assert {a.space for a in calibration_archs(24, seed=5)[0::2]} == {"mnasnet", "mobilenetv2"}
+    assert all(isinstance(n, Network) and n.name.startswith("zoo") for n in zoo)
+    # Zoo networks mix families, so the calibration sees more than mobile blocks.
+    assert len({b.op for n in zoo for b in n.blocks}) >= 4
+    again = calibration_archs(12, seed=5)
+    assert [network_name(a) for a in again] == [network_name(a) for a in archs]
+    assert [n.specs() for n in again[1::2]] == [n.specs() for n in zoo]
 
 
 def _shuffle_model(path: Path, c: int = 24, g: int = 3, hw: int = 8) -> Path:

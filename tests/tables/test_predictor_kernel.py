@@ -112,6 +112,9 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     q = Predictor.load(p.save(tmp_path / "k.json"), device="cpu")
     assert q.predict(model) == pred
     assert q.training_error["method"] == "out-of-bag"
+    # Anchor kernels (re-measured by calibration to tell speed drift from in-network effects) round-trip.
+    assert 0 < len(p.anchors) <= 20 and q.anchors == p.anchors
+    assert all(ms > 0 for _, ms in q.anchors)
 
 
 @pytest.mark.parametrize("preset", ["mnasnet_a1", "efficientnet_b0", "resnet18"])

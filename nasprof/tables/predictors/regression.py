@@ -125,6 +125,7 @@ class KernelPredictor(Predictor):
         opt_level: str = "all",
         reorders: bool = False,
         calibration: Calibration | None = None,
+        anchors: Sequence[tuple[Kernel, float]] = (),
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -137,6 +138,9 @@ class KernelPredictor(Predictor):
         self.reorders = reorders
         #: In-network correction fitted on sampled architectures (None: isolated kernel times summed).
         self.calibration = calibration
+        #: (kernel, end-to-end ms when sampled): a few training kernels re-measured during calibration to
+        #: tell the device's speed change apart from in-network effects (``measure_calibration_set``).
+        self.anchors = tuple(anchors)
 
     @property
     def features(self) -> list[str]:
@@ -205,6 +209,7 @@ class KernelPredictor(Predictor):
             opt_level=self.opt_level,
             reorders=self.reorders,
             calibration=calibration,
+            anchors=self.anchors,
             device=self.device,
             measure_spec=self.measure_spec,
             training_error=info,
@@ -219,14 +224,17 @@ class KernelPredictor(Predictor):
         prior_weight: float = 0.05,
         per_mb: bool = False,
         names: Sequence[str] | None = None,
+        speed_ratio: float = 1.0,
     ) -> KernelPredictor:
         """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
-        ``nasprof.tables.predictors.calibration``. Use networks other than those you validate on."""
+        ``nasprof.tables.predictors.calibration``. Use networks other than those you validate on.
+        ``speed_ratio`` comes from ``measure_calibration_set`` with this predictor's ``anchors``."""
         from nasprof.tables.predictors.calibration import fit_calibration
 
         sets = [self.isolated(n if not isinstance(n, (str, Path)) else self.kernels(n)) for n in networks]
         cal = fit_calibration(
-            sets, measured_ms, self.overhead_ms, prior_weight=prior_weight, per_mb=per_mb, names=names
+            sets, measured_ms, self.overhead_ms, prior_weight=prior_weight, per_mb=per_mb, names=names,
+            speed_ratio=speed_ratio,
         )
         return self.with_calibration(cal)
 
@@ -313,6 +321,7 @@ class KernelPredictor(Predictor):
             overhead_ms=overhead,
             opt_level=spec.opt_level,
             reorders=bool(reorders),
+            anchors=pick_anchors(samples, np.random.default_rng([seed, 2])),
             device=device,
             measure_spec=_spec_dict(spec),
             training_error={"method": "out-of-bag", "per_type": training},
@@ -320,15 +329,21 @@ class KernelPredictor(Predictor):
         )
         if calibrate <= 0:
             return fitted
-        from nasprof.tables.predictors.calibration import calibration_archs, measure_calibration_set
+        from nasprof.tables.predictors.calibration import (
+            calibration_archs,
+            measure_calibration_set,
+            network_name,
+        )
 
         archs = calibration_archs(calibrate, calibrate_seed)
         # The end-to-end reference pools several fresh sessions: one session's placement is 2-4% off.
         cspec = calibrate_spec or dataclasses.replace(spec, warmup=10, runs=30, sessions=6, per_node=False)
-        kernel_sets, measured = measure_calibration_set(
-            archs, fitted.kernels, device, cspec, progress=progress
+        kernel_sets, measured, speed = measure_calibration_set(
+            archs, fitted.kernels, device, cspec, progress=progress, anchors=fitted.anchors
         )
-        out = fitted.calibrate(kernel_sets, measured, names=[a.to_string() for a in archs])
+        out = fitted.calibrate(
+            kernel_sets, measured, names=[network_name(a) for a in archs], speed_ratio=speed
+        )
         out.metadata["calibration"] = {"archs": calibrate, "seed": calibrate_seed, "spec": _spec_dict(cspec)}
         return out
 
@@ -340,6 +355,7 @@ class KernelPredictor(Predictor):
             "reorders": self.reorders,
             "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "anchors": [{"kernel": _kernel_dict(k), "e2e_ms": ms} for k, ms in self.anchors],
         }
 
     @classmethod
@@ -350,17 +366,51 @@ class KernelPredictor(Predictor):
             )
         regs = {str(t): KernelRegressor.from_dict(d) for t, d in body["regressors"].items()}
         cal = body.get("calibration")  # absent in files written before calibration existed
+        try:  # absent in files written before speed anchors: calibrating them assumes a steady device
+            anchors = [(_kernel_from_dict(a["kernel"]), float(a["e2e_ms"])) for a in body.get("anchors", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PredictorError(f"predictor file has a corrupt anchor kernel: {exc}; refit it") from None
         return cls(
             regs,
             overhead_ms=float(body["overhead_ms"]),
             opt_level=str(body["opt_level"]),
             reorders=bool(body.get("reorders", False)),
             calibration=None if cal is None else Calibration.from_dict(cal),
+            anchors=anchors,
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
             metadata=header.get("metadata"),
         )
+
+
+#: Anchor kernels kept per predictor, and the end-to-end range they are drawn from: long enough that the
+#: timer and per-call overhead do not dominate, short enough to cost little in every calibration round.
+ANCHORS = 24
+_ANCHOR_MS = (0.03, 2.0)
+
+
+def pick_anchors(
+    samples: Sequence[Any], rng: np.random.Generator, n: int = ANCHORS
+) -> list[tuple[Kernel, float]]:
+    """``n`` training samples (kernel, end-to-end ms) spread over the kernel types in proportion to the
+    samples, preferring end-to-end times in ``_ANCHOR_MS``."""
+    pool = [s for s in samples if _ANCHOR_MS[0] <= s.e2e_ms <= _ANCHOR_MS[1]] or list(samples)
+    if not pool:
+        return []
+    idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
+
+
+def _kernel_dict(k: Kernel) -> dict[str, Any]:
+    return {f.name: getattr(k, f.name) for f in dataclasses.fields(k)}
+
+
+def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:
+    tuples = ("covers", "in_shape", "out_shape", "inputs")
+    fields = {f.name for f in dataclasses.fields(Kernel)}
+    args: dict[str, Any] = {k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in fields}
+    return Kernel(**args)
 
 
 def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
