@@ -143,7 +143,7 @@ class LatencyTable:
             _read_meta(probe, path)
         finally:
             probe.close()
-        conn = _connect(path, readonly=readonly)
+        conn = _reader(path) if readonly else _connect(path, readonly=False)
         return cls(path, conn, readonly=readonly)
 
     @classmethod
@@ -384,6 +384,28 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         return conn
     except sqlite3.Error as exc:
         raise TableError(f"cannot open {path}: {exc}") from None
+
+
+def _reader(path: Path) -> sqlite3.Connection:
+    """A connection that only reads a verified nasprof table.
+
+    Opened read-write with ``query_only`` where the file allows it: a ``mode=ro`` connection cannot
+    checkpoint the WAL, so every `table show` left ``-wal``/``-shm`` files beside the table; the last
+    read-write connection to close removes them, as SQLite does for writers. ``query_only`` (and the
+    table's own read-only flag) keeps it from writing. Falls back to ``mode=ro`` when the file cannot be
+    opened for writing."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA query_only=1")
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a read-only directory fails here, not above
+        return conn
+    except sqlite3.Error:
+        if conn is not None:
+            conn.close()
+        return _connect(path, readonly=True)
 
 
 def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:

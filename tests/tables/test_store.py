@@ -124,6 +124,21 @@ def test_load_is_read_only(table: LatencyTable) -> None:
         ro.put(entry("b"))
 
 
+def test_reading_a_table_leaves_no_wal_files_behind(table: LatencyTable) -> None:
+    path = table.path
+    table.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    reader = LatencyTable.load(path)
+    n = len(reader)
+    with pytest.raises(sqlite3.OperationalError):  # query_only: even a raw write is refused
+        reader._conn.execute("DELETE FROM entries")
+    reader.close()
+    with LatencyTable.load(path) as again:
+        assert len(again) == n
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+
+
 def test_missing_file_is_not_created_without_create(tmp_path: Path) -> None:
     with pytest.raises(TableError, match="no latency table"):
         LatencyTable.open(tmp_path / "nope.db")
