@@ -114,21 +114,59 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     assert q.training_error["method"] == "out-of-bag"
     # Anchor kernels (re-measured by calibration to tell speed drift from in-network effects) round-trip.
     assert 0 < len(p.anchors) <= 20 and q.anchors == p.anchors
+    assert q.nchwc_block == p.nchwc_block in (8, 16, 32, 64)
     assert all(ms > 0 for _, ms in q.anchors)
 
 
-@pytest.mark.parametrize("preset", ["mnasnet_a1", "efficientnet_b0", "resnet18"])
+@pytest.mark.parametrize(
+    "preset", ["mnasnet_a1", "efficientnet_b0", "resnet18", "shufflenet_v1", "squeezenet1_0", "mobilenet_v2"]
+)
 def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> None:
     from nasprof.space import export_arch
 
     model = export_arch(preset, tmp_path / f"{preset}.onnx", resolution=64)
     profiled = _profile(model, "all")
     reorders = any(n.op_type.startswith("Reorder") for n in profiled)
-    kernels = split_kernels(model, "all", reorders=reorders)
+    block = _host_nchwc_block(tmp_path)
+    kernels = split_kernels(model, "all", reorders=reorders, nchwc_block=block)
     assert len(kernels) == len(profiled)
     assert [k.type for k in kernels].count("reorder") == sum(
         n.op_type.startswith("Reorder") for n in profiled
     )
+
+
+def _host_nchwc_block(tmp_path: Path) -> int:
+    """This host's NCHWc block, seen the way a fit sees it: which pools onnxruntime runs blocked."""
+    from nasprof.tables.predictors.kernel_sampling import measure_kernels
+    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.tables.predictors.regression import infer_nchwc_block
+
+    pools = [Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
+             for c in (24, 40, 48, 64, 96)]
+    return infer_nchwc_block(measure_kernels(pools, "cpu", MeasureSpec(warmup=1, runs=2, sessions=1)))
+
+
+def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
+    from nasprof.tables.predictors.kernel_sampling import KernelSample
+    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.tables.predictors.regression import infer_nchwc_block
+
+    def pool(c: int, blocked: bool) -> KernelSample:
+        k = Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
+        r = ((Kernel("reorder", "r", (), (c, 8, 8), (c, 8, 8), variant="ReorderInput"), 0.001),)
+        return KernelSample(k, 0.01, r if blocked else (), 0.005)
+
+    avx512 = [pool(24, False), pool(40, False), pool(48, True), pool(96, True)]
+    avx2 = [pool(20, False), pool(24, True), pool(40, True), pool(96, True)]
+    assert infer_nchwc_block(avx512) == 16 and infer_nchwc_block(avx2) == 8
+    assert infer_nchwc_block([pool(24, False)]) == 16  # no blocked pool seen: the default
+    # Which pools run blocked decides where reorders go: 24 channels are plain with blocks of 16 only.
+    k24 = pool(24, False).kernel
+    from nasprof.tables.predictors.kernels import _blocked_kernel
+
+    assert not _blocked_kernel(k24, 16) and _blocked_kernel(k24, 8)
+    grouped = Kernel("conv", "g", ("g",), (240, 8, 8), (60, 8, 8), groups=3)
+    assert not _blocked_kernel(grouped, 16) and _blocked_kernel(grouped, 4)
 
 
 def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:

@@ -174,9 +174,12 @@ def load_with_shapes(model_path: str | Path) -> Any:
         raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
 
 
-def split_kernels(model: Any, level: str = "all", *, reorders: bool = False) -> list[Kernel]:
+def split_kernels(
+    model: Any, level: str = "all", *, reorders: bool = False, nchwc_block: int = 16
+) -> list[Kernel]:
     """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) at ``level``;
-    ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86."""
+    ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86, for blocks
+    of ``nchwc_block`` channels (16 with AVX-512, 8 with AVX2)."""
     if level not in LEVELS:
         raise ModelError(f"unknown optimisation level {level!r}: use one of {', '.join(LEVELS)}")
     if isinstance(model, (str, Path)):
@@ -204,7 +207,7 @@ def split_kernels(model: Any, level: str = "all", *, reorders: bool = False) -> 
             kernels.append(_other_kernel(g, node, lvl, const, done, i))
     kernels = _topological(kernels, const)
     if reorders and lvl >= 3:
-        return _with_reorders(g, kernels, const)
+        return _with_reorders(g, kernels, const, nchwc_block)
     return kernels
 
 
@@ -227,13 +230,28 @@ def _topological(kernels: list[Kernel], const: set[str]) -> list[Kernel]:
 
 #: Kernel types onnxruntime's NCHWc transformer runs in the blocked layout.
 _NCHWC_TYPES = frozenset({"conv", "dwconv", "gap", "pool"})
-#: A conv with fewer input channels than the NCHWc block reads the plain layout (the stem's 3 channels).
-_NCHWC_BLOCK = 16
 
 
-def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str]) -> list[Kernel]:
+def _blocked_kernel(k: Kernel, block: int) -> bool:
+    """Whether onnxruntime's NCHWc transformer gives ``k`` a blocked kernel (profiled on x86, block 16).
+
+    Ungrouped and depthwise convs always get one (channels are padded to the block). A grouped conv
+    needs each group's input and output channels to fill whole blocks (240->960 in 3 groups does;
+    120->480 and 240->60 do not), and pools need their channel count to fill blocks (96 and 48 do, 24 and
+    40 run in plain NCHW between a ReorderOutput and the next ReorderInput)."""
+    c = k.in_shape[0] if k.in_shape else 0
+    if k.type == "conv" and k.groups > 1:
+        cout = k.out_shape[0] if k.out_shape else 0
+        return (c // k.groups) % block == 0 and (cout // k.groups) % block == 0
+    if k.type in ("pool", "gap"):
+        return c % block == 0
+    return True
+
+
+def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int = 16) -> list[Kernel]:
     blocked: set[str] = set()
     converted: set[str] = set()  # blocked tensors already reordered back to plain
+    reordered_in: set[str] = set()  # plain tensors already given a blocked copy
     out: list[Kernel] = []
 
     def reorder(tensor: str, variant: str) -> Kernel:
@@ -257,17 +275,23 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str]) -> list[Ke
             or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
             or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
         ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
-        if k.type in ("conv", "dwconv") and k.in_shape and k.in_shape[0] < _NCHWC_BLOCK:
+        if k.type in _NCHWC_TYPES:
+            nchwc = nchwc and _blocked_kernel(k, block)
+        # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels).
+        if k.type in ("conv", "dwconv") and k.in_shape and k.in_shape[0] < block:
             nchwc_input = False
         else:
             nchwc_input = nchwc
         for t in k.inputs:
             if t in const:
                 continue
-            if nchwc_input and t not in blocked:
+            if nchwc_input and t not in blocked and t not in reordered_in:
                 shape = _chw(g.shapes.get(t))
-                if shape and not (t not in g.producers and shape[0] < _NCHWC_BLOCK):
+                if shape and not (t not in g.producers and shape[0] < block):
                     out.append(reorder(t, "ReorderInput"))
+                    # onnxruntime reuses the blocked copy for every later blocked consumer (ShuffleNet's
+                    # stride-2 unit feeds one input to a grouped conv and to its average pool).
+                    reordered_in.add(t)
             elif not nchwc_input and t in blocked and t not in converted:
                 out.append(reorder(t, "ReorderOutput"))
                 converted.add(t)

@@ -126,6 +126,7 @@ class KernelPredictor(Predictor):
         reorders: bool = False,
         calibration: Calibration | None = None,
         anchors: Sequence[tuple[Kernel, float]] = (),
+        nchwc_block: int = 16,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -141,6 +142,11 @@ class KernelPredictor(Predictor):
         #: (kernel, end-to-end ms when sampled): a few training kernels re-measured during calibration to
         #: tell the device's speed change apart from in-network effects (``measure_calibration_set``).
         self.anchors = tuple(anchors)
+        #: Channels per NCHWc block on the device (16 with AVX-512, 8 with AVX2), seen in the pool samples:
+        #: it decides which pools and grouped convs onnxruntime runs blocked, and so where reorders go.
+        if not isinstance(nchwc_block, int) or nchwc_block < 1:
+            raise PredictorError(f"nchwc_block must be a positive integer, got {nchwc_block!r}")
+        self.nchwc_block = nchwc_block
 
     @property
     def features(self) -> list[str]:
@@ -151,7 +157,7 @@ class KernelPredictor(Predictor):
         return sorted(self.regressors)
 
     def kernels(self, model: str | Path) -> list[Kernel]:
-        return split_kernels(model, self.opt_level, reorders=self.reorders)
+        return split_kernels(model, self.opt_level, reorders=self.reorders, nchwc_block=self.nchwc_block)
 
     def explain(self, target: Any) -> Prediction:
         if not isinstance(target, (str, Path)) or not str(target).endswith(".onnx"):
@@ -210,6 +216,7 @@ class KernelPredictor(Predictor):
             reorders=self.reorders,
             calibration=calibration,
             anchors=self.anchors,
+            nchwc_block=self.nchwc_block,
             device=self.device,
             measure_spec=self.measure_spec,
             training_error=info,
@@ -322,6 +329,7 @@ class KernelPredictor(Predictor):
             opt_level=spec.opt_level,
             reorders=bool(reorders),
             anchors=pick_anchors(samples, np.random.default_rng([seed, 2])),
+            nchwc_block=infer_nchwc_block(samples),
             device=device,
             measure_spec=_spec_dict(spec),
             training_error={"method": "out-of-bag", "per_type": training},
@@ -356,6 +364,7 @@ class KernelPredictor(Predictor):
             "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "anchors": [{"kernel": _kernel_dict(k), "e2e_ms": ms} for k, ms in self.anchors],
+            "nchwc_block": self.nchwc_block,
         }
 
     @classmethod
@@ -377,6 +386,7 @@ class KernelPredictor(Predictor):
             reorders=bool(body.get("reorders", False)),
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
+            nchwc_block=int(body.get("nchwc_block", 16)),  # absent before it was inferred: AVX-512's
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
@@ -400,6 +410,21 @@ def pick_anchors(
         return []
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
+
+
+def infer_nchwc_block(samples: Sequence[Any], default: int = 16) -> int:
+    """The NCHWc block size the device used: the largest power of two (8-64) that divides the channels
+    of every sampled pool onnxruntime wrapped in reorders and of none it ran plain. ``default`` when the
+    pools do not tell (no reorders at all: the layout pass then inserts none anyway)."""
+    pools = [s for s in samples if s.kernel.type == "pool" and s.kernel.in_shape]
+    blocked = [s.kernel.in_shape[0] for s in pools if s.reorders]
+    plain = [s.kernel.in_shape[0] for s in pools if not s.reorders]
+    if not blocked:
+        return default
+    for b in (64, 32, 16, 8):
+        if all(c % b == 0 for c in blocked) and not any(c % b == 0 for c in plain):
+            return b
+    return default
 
 
 def _kernel_dict(k: Kernel) -> dict[str, Any]:
