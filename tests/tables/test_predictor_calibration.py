@@ -280,8 +280,11 @@ def test_cli_fit_kernels_with_calibration(tmp_path: Path) -> None:
     p = Predictor.load(out, device="cpu")
     assert p.calibration is not None and p.calibration.info["networks"] == 2
     assert p.metadata["calibration"]["archs"] == 2
+    assert p.calibration.info["names"][1].startswith("zoo")  # the second network is a block-zoo one
+    assert 0.2 < p.calibration.speed_ratio < 5 and p.anchors  # measured by the anchors in the rounds
     shown = runner.invoke(app, ["predictor", "show", str(out)])
     assert shown.exit_code == 0 and "calibration factors" in shown.output
+    assert "calibration speed ratio" in shown.output
     bad = runner.invoke(
         app, ["predictor", "fit", "--kernels", "--budget", "12", "--calibrate", "1", "-o", str(out)]
     )
