@@ -394,17 +394,16 @@ def _reader(path: Path) -> sqlite3.Connection:
     read-write connection to close removes them, as SQLite does for writers. ``query_only`` (and the
     table's own read-only flag) keeps it from writing. Falls back to ``mode=ro`` when the file cannot be
     opened for writing."""
-    conn: sqlite3.Connection | None = None
     try:
-        conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        conn = _connect(path, readonly=False)
+    except TableError:
+        return _connect(path, readonly=True)
+    try:
         conn.execute("PRAGMA query_only=1")
         conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a read-only directory fails here, not above
         return conn
     except sqlite3.Error:
-        if conn is not None:
-            conn.close()
+        conn.close()
         return _connect(path, readonly=True)
 
 

@@ -70,6 +70,10 @@ _FUSED_ACTS_ALL = _FUSED_ACTS_EXTENDED | {"HardSwish"}
 _ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
 
 
+#: Channels per NCHWc block with AVX-512 (8 with AVX2): assumed where the device's block was not seen.
+DEFAULT_NCHWC_BLOCK = 16
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One executed kernel: its type (``conv``, ``dwconv``, ``fc``, ``gap``, ``pool``, ``eltwise``, ``act``,
@@ -175,7 +179,7 @@ def load_with_shapes(model_path: str | Path) -> Any:
 
 
 def split_kernels(
-    model: Any, level: str = "all", *, reorders: bool = False, nchwc_block: int = 16
+    model: Any, level: str = "all", *, reorders: bool = False, nchwc_block: int = DEFAULT_NCHWC_BLOCK
 ) -> list[Kernel]:
     """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) at ``level``;
     ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86, for blocks
@@ -248,7 +252,7 @@ def _blocked_kernel(k: Kernel, block: int) -> bool:
     return True
 
 
-def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int = 16) -> list[Kernel]:
+def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int) -> list[Kernel]:
     blocked: set[str] = set()
     converted: set[str] = set()  # blocked tensors already reordered back to plain
     reordered_in: set[str] = set()  # plain tensors already given a blocked copy
@@ -275,8 +279,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
             or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
             or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
         ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
-        if k.type in _NCHWC_TYPES:
-            nchwc = nchwc and _blocked_kernel(k, block)
+        nchwc = nchwc and _blocked_kernel(k, block)
         # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels).
         if k.type in ("conv", "dwconv") and k.in_shape and k.in_shape[0] < block:
             nchwc_input = False

@@ -29,7 +29,7 @@ from nasprof.tables.predictors.features import (
     multiplicity,
 )
 from nasprof.tables.predictors.forest import TreeEnsemble
-from nasprof.tables.predictors.kernels import Kernel, split_kernels
+from nasprof.tables.predictors.kernels import DEFAULT_NCHWC_BLOCK, Kernel, split_kernels
 
 __all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
 
@@ -126,7 +126,7 @@ class KernelPredictor(Predictor):
         reorders: bool = False,
         calibration: Calibration | None = None,
         anchors: Sequence[tuple[Kernel, float]] = (),
-        nchwc_block: int = 16,
+        nchwc_block: int = DEFAULT_NCHWC_BLOCK,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -289,12 +289,7 @@ class KernelPredictor(Predictor):
         if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
             bad: list[Kernel] = []
             for group in _by_type(samples).values():
-                y = _kernel_ms(group, overhead)
-                mult = multiplicity([s.kernel for s in group])
-                _, oob = fit_regressor(
-                    feature_matrix([s.kernel for s in group]), y / mult, n_estimators=30, seed=seed
-                )
-                oob = oob * mult
+                _, y, oob = _fit_group(group, overhead, n_estimators=30, seed=seed)
                 rel = np.abs(oob - y) / y
                 bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
             if not bad:  # everything already within 10%: spread the rest like the first round
@@ -306,12 +301,7 @@ class KernelPredictor(Predictor):
         regressors: dict[str, KernelRegressor] = {}
         training: dict[str, Any] = {}
         for t, group in _by_type(samples).items():
-            y = _kernel_ms(group, overhead)
-            mult = multiplicity([s.kernel for s in group])
-            reg, oob = fit_regressor(
-                feature_matrix([s.kernel for s in group]), y / mult, n_estimators=n_estimators, seed=seed
-            )
-            oob = oob * mult
+            reg, y, oob = _fit_group(group, overhead, n_estimators=n_estimators, seed=seed)
             regressors[t] = reg
             # Judged on the one-kernel models' end-to-end latency (what was measured), out-of-bag.
             e2e = np.array([s.e2e_ms for s in group])
@@ -363,7 +353,7 @@ class KernelPredictor(Predictor):
             "reorders": self.reorders,
             "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
-            "anchors": [{"kernel": _kernel_dict(k), "e2e_ms": ms} for k, ms in self.anchors],
+            "anchors": [{"kernel": dataclasses.asdict(k), "e2e_ms": ms} for k, ms in self.anchors],
             "nchwc_block": self.nchwc_block,
         }
 
@@ -386,7 +376,7 @@ class KernelPredictor(Predictor):
             reorders=bool(body.get("reorders", False)),
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
-            nchwc_block=int(body.get("nchwc_block", 16)),  # absent before it was inferred: AVX-512's
+            nchwc_block=int(body.get("nchwc_block", DEFAULT_NCHWC_BLOCK)),  # absent before it was inferred
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
@@ -412,7 +402,7 @@ def pick_anchors(
     return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
 
 
-def infer_nchwc_block(samples: Sequence[Any], default: int = 16) -> int:
+def infer_nchwc_block(samples: Sequence[Any], default: int = DEFAULT_NCHWC_BLOCK) -> int:
     """The NCHWc block size the device used: the largest power of two (8-64) that divides the channels
     of every sampled pool onnxruntime wrapped in reorders and of none it ran plain. ``default`` when the
     pools do not tell (no reorders at all: the layout pass then inserts none anyway)."""
@@ -427,10 +417,6 @@ def infer_nchwc_block(samples: Sequence[Any], default: int = 16) -> int:
     return default
 
 
-def _kernel_dict(k: Kernel) -> dict[str, Any]:
-    return {f.name: getattr(k, f.name) for f in dataclasses.fields(k)}
-
-
 def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:
     tuples = ("covers", "in_shape", "out_shape", "inputs")
     fields = {f.name for f in dataclasses.fields(Kernel)}
@@ -443,6 +429,17 @@ def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
     for s in samples:
         out.setdefault(s.kernel.type, []).append(s)
     return out
+
+
+def _fit_group(
+    group: Sequence[Any], overhead_ms: float, *, n_estimators: int, seed: int
+) -> tuple[KernelRegressor, np.ndarray, np.ndarray]:
+    """Fit one kernel type's samples: (regressor, each sample's own ms, its out-of-bag prediction ms).
+    The regressor sees one group of a grouped conv (``per_group``); times are scaled back to the kernel."""
+    kernels = [s.kernel for s in group]
+    y, mult = _kernel_ms(group, overhead_ms), multiplicity(kernels)
+    reg, oob = fit_regressor(feature_matrix(kernels), y / mult, n_estimators=n_estimators, seed=seed)
+    return reg, y, oob * mult
 
 
 def _kernel_ms(group: Sequence[Any], overhead_ms: float) -> np.ndarray:
