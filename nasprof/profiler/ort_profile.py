@@ -13,7 +13,11 @@ nodes with generated names. The profiled session also saves its optimised graph,
 walks the *exported* graph backwards from each kernel's outputs (tensor names, minus ``_nchwc``) to the
 tensors that other kernels materialise; the exported nodes met on the way are the ones the kernel stands for
 (``NodeTime.covers``). Kernels are visited in topological order and an exported node belongs to the first
-kernel that reaches it, so layout-conversion kernels (``ReorderOutput``) cover nothing.
+kernel that reaches it, so layout-conversion kernels (``ReorderOutput``) cover nothing. An NCHWc conv's
+walk starts after what it fuses behind its Conv (the residual ``Add`` of its ``Sum`` input, the
+``activation`` attribute), and a fusion named ``<node>/QuickGeluFusion/`` starts at ``<node>``: tensors
+between NCHWc kernels are renamed, so otherwise the *next* kernel claimed them. The tests check that these
+covers equal the kernel split's (``nasprof.tables.predictors.kernels``) kernel for kernel on four presets.
 
 **Block rule** (``block_of``): the torch exporter names nodes after module scopes. The block is the first
 scope component, descending while the next component is the current one plus ``.<index>`` (a child of a
@@ -145,6 +149,39 @@ def _is_layout_kernel(node: Any) -> bool:
     return node.op_type in _LAYOUT_OPS
 
 
+def _fused_tail(
+    kernel: Any, tensor: str, producer: Mapping[str, Any], consumers_of: Mapping[str, list[Any]]
+) -> str:
+    """The last exported tensor an NCHWc conv kernel computes. The kernel is named after its Conv's output,
+    but it also runs the residual ``Add`` of its ``Sum`` input (input 4) and the activation in its
+    ``activation`` attribute, which sit *after* that tensor. Between NCHWc kernels tensors are renamed
+    (``reorder_token_N``), so without this the next kernel's backward walk claimed them (a fused
+    ``HardSwish`` or residual ``Add`` was listed under the following conv)."""
+    node = producer.get(tensor)
+    if node is None or node.op_type != "Conv":
+        return tensor
+    act = next((a.s.decode() for a in kernel.attribute if a.name == "activation"), "")
+    tail = ["Add"] if len(kernel.input) > 3 and kernel.input[3] else []
+    tail += [act] if act else []
+    for op in tail:
+        users = consumers_of.get(tensor, [])
+        if len(users) != 1 or users[0].op_type != op or not users[0].output:
+            break
+        tensor = users[0].output[0]
+    return tensor
+
+
+def _fusion_base_outputs(name: str, by_name: Mapping[str, Any]) -> list[str]:
+    """Outputs of the exported node a fused kernel is named after: onnxruntime names fusions
+    ``<node>/<Fusion>/`` (``/act/Mul/QuickGeluFusion/``), and their I/O may be renamed tensors."""
+    parts = name.rstrip("/").split("/")
+    for end in range(len(parts) - 1, 0, -1):
+        base = "/".join(parts[:end])
+        if base in by_name:
+            return [t for t in by_name[base].output if t]
+    return []
+
+
 def kernel_origins(original: Any, optimized: Any) -> dict[str, KernelOrigin]:
     """Map each node of ``optimized`` (onnxruntime's optimised graph) to the exported nodes it stands for.
 
@@ -159,13 +196,19 @@ def kernel_origins(original: Any, optimized: Any) -> dict[str, KernelOrigin]:
     stops = {t.name for t in graph.initializer} | {i.name for i in graph.input}
     namer = BlockNamer([*by_name, *producer])
     opt_producer = {out: k for k in optimized.graph.node for out in k.output if out}
+    consumers_of: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for t in node.input:
+            consumers_of.setdefault(t, []).append(node)
     claimed: set[str] = set()
     covers: dict[str, list[str]] = {}
     for kernel in optimized.graph.node:  # saved graphs are topologically sorted
         inputs = {_strip_layout(t) for t in kernel.input}
         starts = [_strip_layout(t) for t in kernel.output]
         if _strip_layout(kernel.name) != kernel.name:  # NCHWc kernels are named after their output tensor
-            starts.append(_strip_layout(kernel.name))
+            starts.append(_fused_tail(kernel, _strip_layout(kernel.name), producer, consumers_of))
+        elif kernel.name not in by_name:
+            starts += _fusion_base_outputs(kernel.name, by_name)
         owner = kernel.name
         if _is_layout_kernel(kernel) and kernel.input and kernel.input[0] in opt_producer:
             owner = opt_producer[kernel.input[0]].name
