@@ -7,10 +7,12 @@ prediction throughput, and the noise floor of the measurements themselves.
 
 Writes benchmarks/results/predictor_accuracy.json (``_quick.json`` with --quick) and prints a summary.
 The lookup table holds the distinct layers of the sampled architectures plus the calibration
-architectures (another seed; --calib, 20 by default), built with the real table builder (resumable: --table
+architectures (another seed; --calib, 40 by default), built with the real table builder (resumable: --table
 keeps it; pass the full table from table_build.py --keep-db to use the product's own table). The LUT is
-reported plain, with the per-call overhead removed, with one scale and with the per-family factors and
-cost per weight MB (``LutPredictor.calibrate``), both fitted on the calibration architectures.
+reported plain, with the per-call overhead removed, with one scale, with the per-family factors and cost
+per weight MB (``LutPredictor.calibrate``), and with in-network ratios per key learned from one profiled
+pass of each calibration network under those factors (the benchmark of record), all fitted on the
+calibration architectures.
 
 End-to-end references are measured as ``nasprof validate`` does: in interleaved rounds (one fresh session
 per network per round, calibration and validation networks shuffled together), so the machine's drift
@@ -43,6 +45,7 @@ from nasprof.profiler.interleave import half_medians, measure_interleaved  # noq
 from nasprof.space import export_arch, get_space, list_presets  # noqa: E402
 from nasprof.tables import LatencyTable, build_table  # noqa: E402
 from nasprof.tables.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
+from nasprof.tables.predictors.in_network import profile_networks  # noqa: E402
 from nasprof.tables.predictors.kernel_sampling import measure_overhead  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -112,9 +115,17 @@ def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> di
     halves = [half_medians(m) for m in ms[len(calib) :]]
     even = [h[0] for h in halves if h]
     odd = [h[1] for h in halves if h]
+    # One profiled pass per calibration network (after the rounds): the in-network ratio per table key.
+    t0 = time.perf_counter()
+    profiles = profile_networks(calib_paths, get_device(DEVICE), E2E_SPEC)
+    profile_s = time.perf_counter() - t0
     scaled = calibrated.calibrate(calib, calib_ms, model="scale")
     families = calibrated.calibrate(calib, calib_ms, model="families")
-    pred = families.predict_many(archs)
+    in_network = (
+        calibrated.calibrate(calib, calib_ms, model="families", profiles=profiles) if profiles else None
+    )
+    best = in_network or families
+    pred = best.predict_many(archs)
     out = {
         "n": n,
         "seed": seed,
@@ -129,13 +140,21 @@ def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> di
         "uncalibrated": error_summary(plain.predict_many(archs), measured),
         "overhead_only": error_summary(calibrated.predict_many(archs), measured),
         "calibrated_scale": error_summary(scaled.predict_many(archs), measured),
+        "calibrated_families": error_summary(families.predict_many(archs), measured),
         "calibrated": error_summary(pred, measured),
+        "calibrated_model": "in-network ratios + families" if in_network else "families",
+        "profile_s": profile_s,
         "scale": scaled.scale,
-        "group_factors": families.group_factors,
-        "ms_per_weight_mb": families.ms_per_weight_mb,
-        "offset_ms": families.offset_ms,
+        "group_factors": best.group_factors,
+        "ms_per_weight_mb": best.ms_per_weight_mb,
+        "offset_ms": best.offset_ms,
+        "families_only_fit": {
+            "group_factors": families.group_factors,
+            "ms_per_weight_mb": families.ms_per_weight_mb,
+            "offset_ms": families.offset_ms,
+        },
         "calibration_archs": n_calib,
-        "calibration_training_error": families.training_error,
+        "calibration_training_error": best.training_error,
         # Side by side: one half of the rounds predicted by the other half, and by the predictor.
         "noise_floor": error_summary(even, odd),
         "calibrated_vs_half": error_summary(pred, odd),
@@ -144,7 +163,7 @@ def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> di
             for a, p, m in zip(archs, pred, measured, strict=True)
         ],
     }
-    out["throughput"] = throughput(families, archs)
+    out["throughput"] = throughput(best, archs)
     return out
 
 
@@ -269,7 +288,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", type=Path, default=None, help="keep the LUT here (resumable)")
     ap.add_argument("--skip-lut", action="store_true")
-    ap.add_argument("--calib", type=int, default=20, help="architectures (another seed) to fit the LUT scale")
+    ap.add_argument("--calib", type=int, default=40, help="architectures (another seed) to calibrate on")
     ap.add_argument("--skip-kernel", action="store_true")
     ap.add_argument(
         "--kernel-calib", type=int, default=24, help="sampled architectures to calibrate the kernel predictor"
@@ -311,6 +330,7 @@ def main() -> None:
     out.write_text(json.dumps(doc, indent=2) + "\n")
     if "lut" in doc:
         lut = doc["lut"]
+        print(f"LUT calibrated model: {lut['calibrated_model']}")
         print(
             f"LUT scale {lut['scale']:.4f}; families {lut['group_factors']}, "
             f"{lut['ms_per_weight_mb']:.4f} ms/MB, per-network constant {lut['offset_ms']:+.4f} ms "
@@ -320,6 +340,7 @@ def main() -> None:
             "uncalibrated",
             "overhead_only",
             "calibrated_scale",
+            "calibrated_families",
             "calibrated",
             "calibrated_vs_half",
             "noise_floor",

@@ -36,9 +36,10 @@ step "5/9 Fit a lookup-table predictor (the table's sum, per-call overhead remov
   nasprof predictor fit --table "$OUT/cpu.db" --measure-overhead -o "$OUT/lut.json"
 nasprof predict "$CANDIDATE" --predictor "$OUT/lut.json"
 # Whole networks do not run as the sum of their layers measured alone (weights arrive cold, layouts are
-# kept between layers). --calibrate fits factors per layer family, a cost per MB of weights and a
-# per-network constant on 12 other sampled networks (seed 1000), measured in the same interleaved rounds as
-# the 12 validated ones, and --save-predictor keeps the calibrated predictor for the search.
+# kept between layers). --calibrate measures 12 other sampled networks (seed 1000) in the same interleaved
+# rounds as the 12 validated ones and profiles each once: it learns an in-network ratio for every table
+# key, then fits factors per layer family, a cost per MB of weights and a per-network constant.
+# --save-predictor keeps the calibrated predictor for the search.
 step "6/9 Calibrate on 12 networks and validate on 12 others, measured together in 6 interleaved rounds" \
   nasprof validate --predictor "$OUT/lut.json" --device cpu --space mobilenetv2 --samples 12 --seed 1 \
   --calibrate 12 --save-predictor "$OUT/lut-calibrated.json" \

@@ -807,6 +807,17 @@ def table_merge_cmd(
 # ---------------------------------------------------------------------------------------------------------
 
 
+#: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
+_InNetworkOption = Annotated[
+    bool,
+    typer.Option(
+        "--in-network/--no-in-network",
+        help="LUT calibration: also profile each calibration network once and learn an in-network "
+        "ratio per table key first (needs per-node times from the device).",
+    ),
+]
+
+
 class _StepBar:
     """A rich progress bar on stderr for library calls that report ``progress(done, total, what)``."""
 
@@ -858,6 +869,7 @@ def predictor_fit_cmd(
         ),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
+    in_network: _InNetworkOption = True,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     from nasprof.errors import InputError
@@ -873,7 +885,8 @@ def predictor_fit_cmd(
             from nasprof.tables.validate import calibrate_lut
 
             with _StepBar("calibrating") as bar:
-                p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, progress=bar)
+                p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,
+                                  progress=bar)
         p.save(output)
         err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
                           f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {_lut_calibration(p)}",
@@ -913,12 +926,19 @@ def predictor_fit_cmd(
 
 
 def _lut_calibration(p: Any) -> str:
-    """The LUT's calibration in a phrase: its family factors and cost per weight MB, or its scale."""
+    """The LUT's calibration in a phrase: in-network ratios, family factors and cost per weight MB, or
+    its scale."""
+    import numpy as np
+
+    ratios = ""
+    if p.layer_ratios:
+        lo, mid, hi = np.percentile(list(p.layer_ratios.values()), [10, 50, 90])
+        ratios = f"in-network ratios p10/p50/p90 {lo:.2f}/{mid:.2f}/{hi:.2f} on {len(p.layer_ratios)} keys, "
     if not p.group_factors:
-        return f"scale {p.scale:.4f}"
+        return f"{ratios}scale {p.scale:.4f}"
     factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
-    return (f"factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of weights, "
-            f"per-network constant {p.offset_ms:+.4f} ms")
+    return (f"{ratios}factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of "
+            f"weights, per-network constant {p.offset_ms:+.4f} ms")
 
 
 def _measure_table_overhead(table: Path) -> float:
@@ -1065,6 +1085,7 @@ def validate_cmd(
         typer.Option(help="LUT: first calibrate on N other sampled networks, measured in the same rounds."),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
+    in_network: _InNetworkOption = True,
     save_predictor: Annotated[
         Path | None,
         typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
@@ -1089,7 +1110,7 @@ def validate_cmd(
     with _StepBar("measuring networks") as bar:
         report = validate(p, device, space=space, samples=samples, seed=seed, models=all_models or None,
                           spec=spec, allow_partial=allow_partial, calibrate=calibrate,
-                          calibrate_seed=calibrate_seed, progress=bar)
+                          calibrate_seed=calibrate_seed, in_network=in_network, progress=bar)
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]

@@ -209,6 +209,7 @@ def validate(
     allow_partial: bool = False,
     calibrate: int = 0,
     calibrate_seed: int = 1000,
+    in_network: bool = True,
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions.
@@ -216,7 +217,9 @@ def validate(
     ``calibrate`` > 0 (lookup-table predictors) first calibrates the predictor (``LutPredictor.calibrate``)
     on that many *other* architectures of its space (seed ``calibrate_seed``), measured in the same
     interleaved rounds as the validated networks, so calibration and validation see the same machine. The
-    calibrated predictor is then ``report.predictor``; the report's metadata holds its calibration error."""
+    calibrated predictor is then ``report.predictor``; the report's metadata holds its calibration error.
+    With ``in_network`` (default) each calibration network also gets one profiled pass, and the predictor
+    learns an in-network ratio per table key first (``LutPredictor.learn_layer_ratios``)."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import half_medians, measure_interleaved
 
@@ -279,10 +282,13 @@ def validate(
         measured = measured_all[len(calib_paths) :]
         calibration: dict[str, Any] | None = None
         if calibrate:
+            profiles = _calibration_profiles(calib_paths, backend, spec, in_network, progress)
             predictor = predictor.calibrate(  # type: ignore[attr-defined]
-                calib, [m.median_ms for m in measured_all[: len(calib_paths)]]
+                calib, [m.median_ms for m in measured_all[: len(calib_paths)]], profiles=profiles
             )
             calibration = {"seed": calibrate_seed, **predictor.training_error}
+            if in_network and profiles is None:
+                calibration["in_network"] = _NO_PROFILES
             predicted = [predict(target) for _, _, target in targets]
     for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
         rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
@@ -303,6 +309,19 @@ def validate(
     return ValidationReport(
         tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
     )
+
+
+_NO_PROFILES = "skipped: the device gives no per-node times"
+
+
+def _calibration_profiles(
+    paths: Sequence[Path], backend: Any, spec: Any, in_network: bool, progress: Progress | None
+) -> list[list[Any]] | None:
+    """One profiled pass per calibration network for the in-network ratios; None when not asked for, or
+    when the device gives no per-node times (the family calibration alone then runs)."""
+    from nasprof.tables.predictors.in_network import profile_networks
+
+    return profile_networks(paths, backend, spec, progress=progress) if in_network else None
 
 
 def _lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
@@ -331,6 +350,7 @@ def calibrate_lut(
     samples: int = 10,
     seed: int = 1000,
     spec: Any = None,
+    in_network: bool = True,
     progress: Progress | None = None,
 ) -> Any:
     """Calibrate a ``LutPredictor`` (``LutPredictor.calibrate``: per-family factors and a cost per MB of
@@ -339,6 +359,8 @@ def calibrate_lut(
 
     The seed defaults to 1000 so calibration architectures differ from a validation run's (seed 0).
     Architectures with layers the table lacks are skipped; ``PredictorError`` if none is left.
+    With ``in_network`` (default) each network is also profiled once and the predictor first learns an
+    in-network ratio per table key (``LutPredictor.learn_layer_ratios``).
     """
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import measure_interleaved
@@ -351,4 +373,8 @@ def calibrate_lut(
     with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
         paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(usable)]
         ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
-    return predictor.calibrate(usable, [m.median_ms for m in ms])
+        profiles = _calibration_profiles(paths, backend, spec, in_network, progress)
+    out = predictor.calibrate(usable, [m.median_ms for m in ms], profiles=profiles)
+    if in_network and profiles is None:
+        out.training_error["in_network"] = _NO_PROFILES
+    return out

@@ -369,8 +369,17 @@ def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Pat
     # mobilenetv2's stem/last conv and head are the same in every network: only mbconv gets a factor.
     said = " ".join((r.stderr + r.stdout).split())  # rich wraps at the test console's 80 columns
     assert "factors mbconv" in said and "per-network constant" in said and "leave-one-out" in said
+    assert "in-network ratios p10/p50/p90" in said
     p = Predictor.load(out)
     assert set(p.group_factors) == {"mbconv"} and p.training_error["networks"] == 10  # type: ignore[attr-defined]
+    # Each calibration network was profiled once: every key of the table got an in-network ratio.
+    assert set(p.layer_ratios) == set(p.entries)  # type: ignore[attr-defined]
+    assert p.training_error["in_network"]["networks"] == 10
+    off = tmp_path / "off.json"
+    r = runner.invoke(app, ["predictor", "fit", "--table", str(db), "--calibrate", "10", "--no-in-network",
+                            "-o", str(off)])
+    assert r.exit_code == 0, r.output
+    assert Predictor.load(off).layer_ratios == {}  # type: ignore[attr-defined]
     r = runner.invoke(app, ["predictor", "show", str(out)])
     assert r.exit_code == 0 and "per-network constant" in " ".join(r.stdout.split())
     report = tmp_path / "v.json"
@@ -393,6 +402,7 @@ def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Pat
     assert doc["metadata"]["calibration"]["networks"] == 9 and doc["metadata"]["calibration"]["seed"] == 1000
     q = Predictor.load(calibrated)
     assert set(q.group_factors) == {"mbconv"}  # type: ignore[attr-defined]
+    assert q.layer_ratios and doc["metadata"]["calibration"]["in_network"]["networks"] == 9  # type: ignore[attr-defined]
     assert [row["predicted_ms"] for row in doc["rows"]] == pytest.approx(
         [q.predict(row["name"]) for row in doc["rows"]], rel=1e-12
     )

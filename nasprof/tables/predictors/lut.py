@@ -1,6 +1,6 @@
 """``LutPredictor``: a network's latency as the sum of its layers' lookup-table entries.
 
-latency(arch) = overhead_ms + c + Σ_layers [ f_family · (entry_ms(layer.key) − overhead_ms) + β · weight_MB ]
+latency(arch) = overhead_ms + c + Σ_layers [ f_family · r_key · (entry_ms(key) − overhead_ms) + β·weight_MB ]
 
 Every table entry was measured as a one-layer model, so each includes the fixed cost of one
 ``session.run`` call (``overhead_ms``, measured once on a near-empty model); a network pays it once, not
@@ -16,7 +16,9 @@ time, the classifier at 2.5× and 112×112 layers at 0.6-0.9×. ``calibrate`` fi
 family (``f_family``: ``conv``, ``mbconv``, ``dwsep``, ...; ``scale`` for a family without its own) and
 ``β`` on a few end-to-end measurements of other architectures, with a per-network constant ``c`` (either
 sign: a network converts layouts once at each end, where every entry paid for its own conversions). The
-weight sizes come from the table's ``params`` column (float32 weights: 4 bytes each).
+weight sizes come from the table's ``params`` column (float32 weights: 4 bytes each). With profiles of the
+calibration networks, ``calibrate`` first learns a ratio ``r_key`` (in-network ÷ alone) for every key of
+the table (``nasprof.tables.predictors.in_network``); without, every ``r = 1``.
 
 Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
 vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
@@ -43,6 +45,7 @@ import numpy as np
 from nasprof.errors import PredictorError
 from nasprof.space.arch import Arch
 from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor
+from nasprof.tables.predictors.in_network import RATIO_RANGE
 
 __all__ = ["LutPredictor"]
 
@@ -89,6 +92,7 @@ class LutPredictor(Predictor):
         space: str | None = None,
         resolution: int | None = None,
         fallback: Predictor | None = None,
+        layer_ratios: Mapping[str, float] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -115,6 +119,10 @@ class LutPredictor(Predictor):
             raise PredictorError(f"offset_ms must be finite, got {offset_ms!r}")
         self.offset_ms = float(offset_ms)
         self.entries = dict(entries)
+        lo, hi = RATIO_RANGE
+        self.layer_ratios = {str(k): float(v) for k, v in (layer_ratios or {}).items()}
+        if not all(isinstance(v, float) and lo <= v <= hi for v in self.layer_ratios.values()):
+            raise PredictorError(f"layer_ratios must lie in [{lo}, {hi}]; recalibrate")
         self.overhead_ms = float(overhead_ms)
         # What every network pays once: the per-call overhead and the calibrated per-network constant.
         self._base_ms = self.overhead_ms + self.offset_ms
@@ -132,7 +140,11 @@ class LutPredictor(Predictor):
 
     @property
     def features(self) -> list[str]:
-        return ["layer keys"] + (["weight MB per layer"] if self.ms_per_weight_mb else [])
+        return (
+            ["layer keys"]
+            + (["weight MB per layer"] if self.ms_per_weight_mb else [])
+            + (["in-network ratio per key"] if self.layer_ratios else [])
+        )
 
     def factor(self, key: str) -> float:
         """The calibration factor of ``key``'s family (``scale`` for a family without its own)."""
@@ -140,9 +152,11 @@ class LutPredictor(Predictor):
 
     def layer_ms(self, key: str) -> float:
         """The calibrated in-network cost of one table entry (ms): what a layer adds to a network."""
-        return (self.entries[key] - self.overhead_ms) * self.factor(key) + self.ms_per_weight_mb * (
-            self.weight_mb.get(key, 0.0)
-        )
+        return self._net_ms(key) * self.factor(key) + self.ms_per_weight_mb * self.weight_mb.get(key, 0.0)
+
+    def _net_ms(self, key: str) -> float:
+        """The entry without the per-call overhead, times the key's in-network ratio (1 without)."""
+        return (self.entries[key] - self.overhead_ms) * self.layer_ratios.get(key, 1.0)
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -386,6 +400,7 @@ class LutPredictor(Predictor):
             "resolution": self.resolution,
             "entries": dict(sorted(self.entries.items())),
             "weight_mb": dict(sorted(self.weight_mb.items())),
+            "layer_ratios": dict(sorted(self.layer_ratios.items())),
         }
 
     @classmethod
@@ -396,8 +411,13 @@ class LutPredictor(Predictor):
         res = body.get("resolution")
         factors = body.get("group_factors") or {}
         weights = body.get("weight_mb") or {}
-        if not isinstance(factors, dict) or not isinstance(weights, dict):
-            raise PredictorError("predictor body 'group_factors' and 'weight_mb' must be objects")
+        ratios = body.get("layer_ratios") or {}  # absent in files written before in-network ratios
+        if not all(isinstance(v, dict) for v in (factors, weights, ratios)):
+            raise PredictorError(
+                "predictor body 'group_factors', 'weight_mb' and 'layer_ratios' must be objects"
+            )
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ratios.values()):
+            raise PredictorError("predictor body 'layer_ratios' must map layer keys to numbers")
         return cls(
             {str(k): float(v) for k, v in entries.items()},
             overhead_ms=float(body.get("overhead_ms", 0.0)),
@@ -408,6 +428,7 @@ class LutPredictor(Predictor):
             offset_ms=float(body.get("offset_ms", 0.0)),
             space=body.get("space"),
             resolution=int(res) if res is not None else None,
+            layer_ratios={str(k): float(v) for k, v in ratios.items()},
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
@@ -425,6 +446,7 @@ class LutPredictor(Predictor):
             "space": self.space,
             "resolution": self.resolution,
             "fallback": self.fallback,
+            "layer_ratios": self.layer_ratios,
             "device": self.device,
             "measure_spec": self.measure_spec,
             "training_error": self.training_error,
@@ -437,6 +459,33 @@ class LutPredictor(Predictor):
         """A copy that predicts missing keys with ``fallback`` (flagged in ``explain``'s result)."""
         return self._copy(fallback=fallback)
 
+    def learn_layer_ratios(
+        self, archs: Sequence[Any], measured_ms: Sequence[float], profiles: Sequence[Sequence[Any]]
+    ) -> LutPredictor:
+        """A copy with an in-network ratio (in-network ÷ alone) for every key of the table, learned from one
+        profiled pass per architecture and its end-to-end time (see ``nasprof.tables.predictors.in_network``).
+        Ratios are relative to the raw entries: learning again replaces them."""
+        from nasprof.tables.predictors.in_network import fit_layer_ratios, layer_times, profiler_node_cost
+
+        if not len(archs) == len(measured_ms) == len(profiles):
+            raise PredictorError("learn_layer_ratios needs one measurement and one profile per architecture")
+        parsed = [self._arch(a) for a in archs]
+        delta = profiler_node_cost(
+            [sum(n.duration_ms for n in p) for p in profiles], measured_ms, [len(p) for p in profiles]
+        )
+        observed: list[tuple[str, float]] = []
+        for arch, ms, nodes in zip(parsed, measured_ms, profiles, strict=True):
+            times = layer_times(nodes, arch.network().scopes(), float(ms), self.overhead_ms, delta)
+            observed += zip(self.layer_keys(arch), times, strict=True)
+        alone = {k: e - self.overhead_ms for k, e in self.entries.items()}
+        ratios, info = fit_layer_ratios(observed, alone, self.weight_mb)
+        out = self._copy(layer_ratios=ratios)
+        out.training_error = {
+            **self.training_error,
+            "in_network": {"networks": len(parsed), "profiler_node_cost_ms": delta, **info},
+        }
+        return out
+
     def calibrate(
         self,
         archs: Sequence[Any],
@@ -444,9 +493,14 @@ class LutPredictor(Predictor):
         *,
         model: str = "families",
         prior_weight: float = _PRIOR_WEIGHT,
+        profiles: Sequence[Sequence[Any]] | None = None,
     ) -> LutPredictor:
         """A copy fitted to these end-to-end measurements (use architectures other than those you validate
         on), minimising the squared *relative* error of the networks' totals.
+
+        ``profiles`` (one profiled pass per architecture: ``NodeTime`` lists, from
+        ``in_network.profile_networks``) first learns an in-network ratio for every key
+        (``learn_layer_ratios``); the fit below then runs on entries × ratio.
 
         ``model="scale"``: one factor for every layer, in closed form: with x_i = Σ(entry − overhead) and
         y_i = measured − overhead, scale = Σ x_i·y_i / m_i² ÷ Σ x_i² / m_i².
@@ -460,6 +514,18 @@ class LutPredictor(Predictor):
         """
         from nasprof.tables.predictors.base import error_summary
 
+        if profiles is not None:
+            learned = self.learn_layer_ratios(archs, measured_ms, profiles)
+            out = learned.calibrate(archs, measured_ms, model=model, prior_weight=prior_weight)
+            out.training_error = {
+                **out.training_error,
+                "method": out.training_error["method"] + ", on in-network layer ratios",
+                "in_network": learned.training_error["in_network"],
+                # Honest reading of the figure: only the family fit is redone without the held-out network.
+                "leave_one_out_note": "refits the family factors per held-out network; the in-network "
+                "ratios were learned on all of them",
+            }
+            return out
         if model not in ("scale", "families"):
             raise PredictorError(f"unknown calibration model {model!r}; use 'scale' or 'families'")
         if len(archs) != len(measured_ms) or not archs:
@@ -475,7 +541,7 @@ class LutPredictor(Predictor):
         x = np.zeros((len(archs), len(families) + 1))
         for r, ks in enumerate(keys):
             for k in ks:
-                x[r, col[key_family(k)]] += self.entries[k] - self.overhead_ms
+                x[r, col[key_family(k)]] += self._net_ms(k)
                 x[r, -1] += self.weight_mb.get(k, 0.0)
         y = m - self.overhead_ms
         before = x[:, :-1].sum(axis=1) + self.overhead_ms
