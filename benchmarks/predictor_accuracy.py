@@ -232,6 +232,10 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
         archs, plain.kernels, DEVICE, E2E_SPEC, anchors=plain.anchors
     )
     p = plain.calibrate(sets, calib_ms, names=[network_name(a) for a in archs], speed_ratio=speed)
+    # The same fit without the cold-weight cost, for comparison (same measurements).
+    no_weights = plain.calibrate(
+        sets, calib_ms, names=[network_name(a) for a in archs], speed_ratio=speed, weight_cost=False
+    )
     calib_s = time.perf_counter() - t0
     p.save(tmp / "kernel.json")
     names, paths, skipped = [], [], {}
@@ -244,16 +248,18 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
     ms = measure_e2e(paths, seed)
     measured = [m.median_ms for m in ms]
     halves = [half_medians(m) for m in ms]
-    rows, preds, plain_preds = [], [], []
+    rows, preds, plain_preds, nw_preds = [], [], [], []
     for name, path, m in zip(names, paths, measured, strict=True):
         e = p.explain(path)
         preds.append(e.latency_ms)
         plain_preds.append(plain.explain(path).latency_ms)
+        nw_preds.append(no_weights.explain(path).latency_ms)
         rows.append(
             {
                 "name": name,
                 "predicted_ms": e.latency_ms,
                 "uncalibrated_ms": plain_preds[-1],
+                "without_weight_cost_ms": nw_preds[-1],
                 "measured_ms": m,
                 "missing": list(e.missing),
             }
@@ -268,6 +274,7 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
         "speed_ratio": speed,
         "calibration_s": calib_s,
         "presets_uncalibrated": error_summary(plain_preds, measured),
+        "presets_without_weight_cost": error_summary(nw_preds, measured),
         "presets": error_summary(preds, measured),
         "presets_fully_predicted": error_summary(
             [preds[i] for i in complete], [measured[i] for i in complete]
@@ -358,7 +365,13 @@ def main() -> None:
         )
     if "kernel" in doc:
         k = doc["kernel"]
-        for label in ("presets_uncalibrated", "presets", "presets_fully_predicted", "noise_floor"):
+        for label in (
+            "presets_uncalibrated",
+            "presets_without_weight_cost",
+            "presets",
+            "presets_fully_predicted",
+            "noise_floor",
+        ):
             s = k[label]
             print(
                 f"kernel {label:24s} n={s['n']:2d} within ±10% {s['within_10pct']:.0%}  "

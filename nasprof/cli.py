@@ -920,7 +920,8 @@ def predictor_fit_cmd(
         console.print(
             f"calibrated on {info['networks']} sampled architectures: RMSPE "
             f"{info['before']['rmspe']:.1%} uncalibrated -> {info['leave_one_out']['rmspe']:.1%} "
-            f"(leave-one-out); device speed vs kernel sampling x{p.calibration.speed_ratio:.3f} (anchors)",
+            f"(leave-one-out); device speed vs kernel sampling x{p.calibration.speed_ratio:.3f} (anchors); "
+            f"cold weights {p.calibration.ms_per_weight_mb:.4f} ms/MB",
             highlight=False,
         )
 
@@ -997,7 +998,11 @@ def predictor_show_cmd(
         cal = p.calibration  # type: ignore[attr-defined]
         if cal is not None:
             t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
-            t.add_row("calibration ms/MB", json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
+            if cal.ms_per_mb:
+                t.add_row("calibration ms/MB moved",
+                          json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
+            t.add_row("calibration cold weights",
+                      f"{cal.ms_per_weight_mb:.4f} ms per MB of conv/dwconv/fc weights")
             t.add_row("calibration speed ratio", f"{cal.speed_ratio:.3f} (anchor kernels then vs now)")
             t.add_row(
                 "calibration RMSPE",

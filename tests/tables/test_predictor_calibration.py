@@ -93,6 +93,41 @@ def test_speed_ratio_scales_every_group_and_leaves_the_factors_to_the_network() 
         fit_calibration(sets, measured, 0.0, speed_ratio=float("nan"))
 
 
+def test_cold_weight_cost_is_recovered_on_every_weighted_kernel() -> None:
+    # Networks that pay 0.02 ms per MB of conv/dwconv/fc weights on top of 1.1 x their depthwise convs and
+    # their (never-rescaled) convs: the weights of a kernel alone stay in cache, in a network they arrive
+    # cold. The cost applies to the fixed convs' weights too.
+    def weighted(kind: str, params: int, kernel: int = 1) -> Kernel:
+        return Kernel(kind, kind, (kind,), (16, 14, 14), (16, 14, 14), kernel=kernel, params=params)
+
+    rng = np.random.default_rng(2)
+    sets, measured = [], []
+    for _ in range(8):
+        a, c, f, e = rng.uniform(0.05, 3.0, 4)
+        pw, pc, pf = (int(v) for v in rng.integers(10_000, 3_000_000, 3))
+        ks = [(weighted("dwconv", pw, 3), float(a)), (weighted("conv", pc, 3), float(c)),
+              (weighted("fc", pf), float(f)), (weighted("eltwise", 0), float(e))]
+        sets.append(ks)
+        mb = (pw + pc + pf) * 4 / 1e6
+        measured.append(1.1 * a + c + f + e + 0.02 * mb)
+    cal = fit_calibration(sets, measured, 0.0, prior_weight=0.0)
+    assert cal.ms_per_weight_mb == pytest.approx(0.02, rel=1e-6)
+    assert cal.factors["dwconv"] == pytest.approx(1.1, rel=1e-6)
+    assert "gamma * weight MB" in cal.info["model"]
+    conv = weighted("conv", 250_000, 3)  # 1 MB of weights
+    assert cal.adjust(conv, 0.5) == pytest.approx(0.52)
+    assert cal.adjust(weighted("eltwise", 0), 0.5) == pytest.approx(0.5)
+    again = Calibration.from_dict(cal.to_dict())
+    assert again.ms_per_weight_mb == cal.ms_per_weight_mb
+    old = {k: v for k, v in cal.to_dict().items() if k != "ms_per_weight_mb"}  # a file from before it
+    assert Calibration.from_dict(old).ms_per_weight_mb == 0.0
+    with pytest.raises(PredictorError, match="ms_per_weight_mb"):
+        Calibration.from_dict({**cal.to_dict(), "ms_per_weight_mb": -0.1})
+    # Without the term, the factors absorb what the weights cost, and the fit is no longer exact.
+    off = fit_calibration(sets, measured, 0.0, prior_weight=0.0, weight_cost=False)
+    assert off.ms_per_weight_mb == 0.0 and off.info["after_in_sample"]["rmspe"] > 1e-3
+
+
 def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:
     from nasprof.devices import MeasureSpec
     from nasprof.space import get_space

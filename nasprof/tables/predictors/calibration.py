@@ -5,16 +5,18 @@ repeated runs of a one-kernel model. Inside a network they do not, so whole netw
 sum of their kernels (about 12% on the local x86 CPU for mobile networks), and the gap sits in
 memory-bound kernels (depthwise, squeeze-excite, the classifier's Gemm, pooling, layout reorders).
 Calibration measures a few sampled architectures end to end and fits, per *calibration group* ``g``, a
-factor ``f_g`` on the isolated prediction (and, with ``per_mb``, a cold-cache cost ``c_g`` per MB moved)::
+factor ``f_g`` on the isolated prediction, one cost ``γ`` per MB of weights (conv, dwconv and fc kernels:
+alone their weights stay in cache from run to run, in a network they arrive cold, as the lookup tables'
+``β``), and, with ``per_mb``, a cold-cache cost ``c_g`` per MB moved::
 
-    kernel_ms = f_g · isolated_ms [+ c_g · MB moved]
+    kernel_ms = s · f_g · isolated_ms + γ · weight MB [+ c_g · MB moved]
 
-by non-negative least squares on the relative error of the networks' totals, with a ridge prior pulling
-``f_g`` to 1 (``c_g`` to 0): a group the calibration networks lack (the memory copies of ShuffleNet, say)
-keeps its isolated prediction instead of an arbitrary factor. Compute-bound convolutions
-(``FIXED_GROUPS``) are never rescaled. The networks alternate between the ``mnasnet``/``mobilenetv2``
-spaces (at several resolutions and widths) and random networks of the whole block zoo, never the networks
-it is judged on.
+(``s``: the device's speed ratio, below) by non-negative least squares on the relative error of the
+networks' totals, with a ridge prior pulling ``f_g`` to 1 (``γ`` and ``c_g`` to 0): a group the
+calibration networks lack (the memory copies of ShuffleNet, say) keeps its isolated prediction instead of an
+arbitrary factor. Compute-bound convolutions (``FIXED_GROUPS``) are never rescaled, but pay ``γ``. The
+networks alternate between the ``mnasnet``/``mobilenetv2`` spaces (at several resolutions and widths)
+and random networks of the whole block zoo, never the networks it is judged on.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from nasprof.tables.predictors.kernels import Kernel
 __all__ = [
     "GROUPING",
     "FIXED_GROUPS",
+    "WEIGHT_TYPES",
+    "weight_mb",
     "Calibration",
     "calibration_group",
     "fit_calibration",
@@ -60,6 +64,14 @@ Progress = Callable[[int, int, str], None]
 #: isolated sums of ResNet-18/50 and RepVGG were already within 3% of the whole networks. Fitting a factor
 #: for them on mobile-style networks (where they are a minority) turned that into +15-25% on the ResNets.
 FIXED_GROUPS = frozenset({"conv"})
+#: Kernel types whose weights the cold-weight cost ``γ`` applies to (the never-rescaled convs too).
+WEIGHT_TYPES = frozenset({"conv", "dwconv", "fc"})
+_WEIGHT_BYTES = 4  # float32
+
+
+def weight_mb(k: Kernel) -> float:
+    """MB of weights ``k`` reads (0 for kernels without weights)."""
+    return k.params * _WEIGHT_BYTES / 1e6 if k.type in WEIGHT_TYPES else 0.0
 
 
 def calibration_group(k: Kernel) -> str:
@@ -86,11 +98,16 @@ class Calibration:
     #: median of (anchor kernel now ÷ the same kernel then), measured in the calibration's own rounds. It
     #: scales every kernel, the never-rescaled convs too (see ``measure_calibration_set``).
     speed_ratio: float = 1.0
+    #: Cold-weight cost ``γ`` (ms per MB of weights of conv/dwconv/fc kernels); 0 in older files.
+    ms_per_weight_mb: float = 0.0
 
     def adjust(self, k: Kernel, isolated_ms: float) -> float:
+        # The speed ratio scales the isolated times only: the costs per MB were fitted in absolute ms.
         g = calibration_group(k)
-        return self.speed_ratio * (
-            self.factors.get(g, 1.0) * isolated_ms + self.ms_per_mb.get(g, 0.0) * kernel_bytes(k) / 1e6
+        return (
+            self.speed_ratio * self.factors.get(g, 1.0) * isolated_ms
+            + self.ms_per_mb.get(g, 0.0) * kernel_bytes(k) / 1e6
+            + self.ms_per_weight_mb * weight_mb(k)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +116,7 @@ class Calibration:
             "factors": dict(sorted(self.factors.items())),
             "ms_per_mb": dict(sorted(self.ms_per_mb.items())),
             "speed_ratio": self.speed_ratio,
+            "ms_per_weight_mb": self.ms_per_weight_mb,
             "info": dict(self.info),
         }
 
@@ -112,11 +130,14 @@ class Calibration:
         factors = {str(g): float(v) for g, v in d["factors"].items()}
         per_mb = {str(g): float(v) for g, v in d.get("ms_per_mb", {}).items()}
         speed = d.get("speed_ratio", 1.0)  # absent in files written before speed anchors
+        gamma = d.get("ms_per_weight_mb", 0.0)  # absent in files written before the cold-weight cost
         if not all(np.isfinite(v) and v >= 0 for v in (*factors.values(), *per_mb.values())):
             raise PredictorError("predictor calibration has negative or non-finite factors; refit it")
         if not isinstance(speed, (int, float)) or not np.isfinite(speed) or speed <= 0:
             raise PredictorError(f"predictor calibration has speed_ratio {speed!r}; refit it")
-        return cls(factors, per_mb, GROUPING, dict(d.get("info", {})), float(speed))
+        if not isinstance(gamma, (int, float)) or not np.isfinite(gamma) or gamma < 0:
+            raise PredictorError(f"predictor calibration has ms_per_weight_mb {gamma!r}; refit it")
+        return cls(factors, per_mb, GROUPING, dict(d.get("info", {})), float(speed), float(gamma))
 
 
 def _design(
@@ -162,11 +183,13 @@ def fit_calibration(
     per_mb: bool = False,
     names: Sequence[str] | None = None,
     speed_ratio: float = 1.0,
+    weight_cost: bool = True,
 ) -> Calibration:
     """Fit a ``Calibration`` from networks given as (kernel, isolated prediction ms) lists and their
     measured end-to-end latency. Reports the in-sample error before/after and the leave-one-out error.
     ``speed_ratio`` (from ``measure_calibration_set``) first rescales every isolated time to the device's
-    speed during the calibration; the factors then describe in-network behaviour alone."""
+    speed during the calibration; the factors then describe in-network behaviour alone. ``weight_cost``
+    fits the cold-weight cost ``γ`` (ms per MB of conv/dwconv/fc weights, fixed groups included)."""
     from nasprof.tables.predictors.base import error_summary
 
     if not math.isfinite(speed_ratio) or speed_ratio <= 0:
@@ -185,6 +208,8 @@ def fit_calibration(
         [(k, ms) for k, ms in ks if calibration_group(k) not in FIXED_GROUPS] for ks in kernel_sets
     ]
     x = _design(fitted_sets, groups, per_mb)
+    if weight_cost:
+        x = np.column_stack([x, [sum(weight_mb(k) for k, _ in ks) for ks in kernel_sets]])
     y = m - overhead_ms - fixed_ms
     if not groups:
         raise PredictorError("the calibration networks have no kernels of a calibrated group")
@@ -201,7 +226,9 @@ def fit_calibration(
     info: dict[str, Any] = {
         "networks": len(m),
         "prior_weight": prior_weight,
-        "model": "f_g * isolated_ms + c_g * MB" if per_mb else "f_g * isolated_ms",
+        "model": "f_g * isolated_ms"
+        + (" + c_g * MB moved" if per_mb else "")
+        + (" + gamma * weight MB" if weight_cost else ""),
         "fixed_groups": sorted(FIXED_GROUPS),
         "speed_ratio": speed_ratio,
         "before": error_summary(before, m),
@@ -216,6 +243,7 @@ def fit_calibration(
         GROUPING,
         info,
         float(speed_ratio),
+        float(beta[-1]) if weight_cost else 0.0,
     )
 
 

@@ -232,6 +232,7 @@ class KernelPredictor(Predictor):
         per_mb: bool = False,
         names: Sequence[str] | None = None,
         speed_ratio: float = 1.0,
+        weight_cost: bool = True,
     ) -> KernelPredictor:
         """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
         ``nasprof.tables.predictors.calibration``. Use networks other than those you validate on.
@@ -241,7 +242,7 @@ class KernelPredictor(Predictor):
         sets = [self.isolated(n if not isinstance(n, (str, Path)) else self.kernels(n)) for n in networks]
         cal = fit_calibration(
             sets, measured_ms, self.overhead_ms, prior_weight=prior_weight, per_mb=per_mb, names=names,
-            speed_ratio=speed_ratio,
+            speed_ratio=speed_ratio, weight_cost=weight_cost,
         )
         return self.with_calibration(cal)
 
