@@ -150,6 +150,9 @@ def test_too_few_profiled_layers_is_an_error(planted: tuple) -> None:
     empty = [[] for _ in archs[:3]]
     with pytest.raises(PredictorError, match="profiled layers"):
         p.learn_layer_ratios(archs[:3], measured[:3], empty)
+    # Calibration then goes on without ratios, and says why.
+    q = p.calibrate(archs[:3], measured[:3], profiles=empty)
+    assert q.layer_ratios == {} and "profiled layers" in q.training_error["in_network"]
 
 
 def test_real_cpu_profiles_name_every_layer(tmp_path: Path) -> None:

@@ -515,7 +515,15 @@ class LutPredictor(Predictor):
         from nasprof.tables.predictors.base import error_summary
 
         if profiles is not None:
-            learned = self.learn_layer_ratios(archs, measured_ms, profiles)
+            try:
+                learned = self.learn_layer_ratios(archs, measured_ms, profiles)
+            except PredictorError as exc:
+                if "profiled layers" not in str(exc):
+                    raise
+                # Too few networks to learn from (`--calibrate 2`): calibrate without, and say so.
+                out = self.calibrate(archs, measured_ms, model=model, prior_weight=prior_weight)
+                out.training_error = {**out.training_error, "in_network": f"skipped: {exc}"}
+                return out
             out = learned.calibrate(archs, measured_ms, model=model, prior_weight=prior_weight)
             out.training_error = {
                 **out.training_error,
