@@ -282,13 +282,11 @@ def validate(
         measured = measured_all[len(calib_paths) :]
         calibration: dict[str, Any] | None = None
         if calibrate:
-            profiles = _calibration_profiles(calib_paths, backend, spec, in_network, progress)
-            predictor = predictor.calibrate(  # type: ignore[attr-defined]
-                calib, [m.median_ms for m in measured_all[: len(calib_paths)]], profiles=profiles
+            predictor = _calibrate_measured(
+                predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec, in_network,
+                progress,
             )
             calibration = {"seed": calibrate_seed, **predictor.training_error}
-            if in_network and profiles is None:
-                calibration["in_network"] = _NO_PROFILES
             predicted = [predict(target) for _, _, target in targets]
     for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
         rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
@@ -311,17 +309,27 @@ def validate(
     )
 
 
-_NO_PROFILES = "skipped: the device gives no per-node times"
-
-
-def _calibration_profiles(
-    paths: Sequence[Path], backend: Any, spec: Any, in_network: bool, progress: Progress | None
-) -> list[list[Any]] | None:
-    """One profiled pass per calibration network for the in-network ratios; None when not asked for, or
-    when the device gives no per-node times (the family calibration alone then runs)."""
+def _calibrate_measured(
+    predictor: Any,
+    archs: Sequence[Any],
+    measured: Sequence[Any],
+    paths: Sequence[Path],
+    backend: Any,
+    spec: Any,
+    in_network: bool,
+    progress: Progress | None,
+) -> Any:
+    """``predictor.calibrate`` on calibration networks already measured end to end (``measured``:
+    ``Measurement`` objects, one per path). With ``in_network``, each network first gets one profiled pass
+    for the in-network ratios; a device without per-node times calibrates without them, and the training
+    error says so."""
     from nasprof.tables.predictors.in_network import profile_networks
 
-    return profile_networks(paths, backend, spec, progress=progress) if in_network else None
+    profiles = profile_networks(paths, backend, spec, progress=progress) if in_network else None
+    out = predictor.calibrate(archs, [m.median_ms for m in measured], profiles=profiles)
+    if in_network and profiles is None:
+        out.training_error["in_network"] = "skipped: the device gives no per-node times"
+    return out
 
 
 def _lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
@@ -373,8 +381,4 @@ def calibrate_lut(
     with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
         paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(usable)]
         ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
-        profiles = _calibration_profiles(paths, backend, spec, in_network, progress)
-    out = predictor.calibrate(usable, [m.median_ms for m in ms], profiles=profiles)
-    if in_network and profiles is None:
-        out.training_error["in_network"] = _NO_PROFILES
-    return out
+        return _calibrate_measured(predictor, usable, ms, paths, backend, spec, in_network, progress)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from nasprof.errors import InputError, PredictorError
-from nasprof.tables.predictors.features import kernel_bytes
+from nasprof.tables.predictors.features import kernel_bytes, weight_bytes
 from nasprof.tables.predictors.kernels import Kernel
 
 __all__ = [
@@ -66,12 +66,11 @@ Progress = Callable[[int, int, str], None]
 FIXED_GROUPS = frozenset({"conv"})
 #: Kernel types whose weights the cold-weight cost ``γ`` applies to (the never-rescaled convs too).
 WEIGHT_TYPES = frozenset({"conv", "dwconv", "fc"})
-_WEIGHT_BYTES = 4  # float32
 
 
 def weight_mb(k: Kernel) -> float:
     """MB of weights ``k`` reads (0 for kernels without weights)."""
-    return k.params * _WEIGHT_BYTES / 1e6 if k.type in WEIGHT_TYPES else 0.0
+    return weight_bytes(k) / 1e6 if k.type in WEIGHT_TYPES else 0.0
 
 
 def calibration_group(k: Kernel) -> str:

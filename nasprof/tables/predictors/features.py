@@ -21,6 +21,7 @@ __all__ = [
     "kernel_features",
     "kernel_macs",
     "kernel_bytes",
+    "weight_bytes",
     "feature_matrix",
 ]
 
@@ -103,6 +104,11 @@ def kernel_macs(k: Kernel) -> int:
     if k.type == "pool":
         return oh * ow * cout * k.kernel * k.kernel
     return max(cin * h * w, cout * oh * ow)
+
+
+def weight_bytes(k: Kernel) -> int:
+    """Bytes of the weights ``k`` reads (its ``params``, float32)."""
+    return k.params * _FLOAT_BYTES
 
 
 def kernel_bytes(k: Kernel) -> int:
