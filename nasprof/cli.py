@@ -850,7 +850,11 @@ def predictor_fit_cmd(
     table: Annotated[Path | None, typer.Option("--table", help="Fit a LUT predictor on this table.")] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Fit a kernel-level regressor.")] = False,
     device: Annotated[str, typer.Option("--device", "-d", help="Device to measure kernels on.")] = "cpu",
-    budget: Annotated[int, typer.Option(help="Kernel measurements to spend (with --kernels).")] = 600,
+    budget: Annotated[
+        int,
+        typer.Option(help="Kernel measurements to spend (with --kernels); 1500 is what README's figures "
+                     "use (~3 min on a 2-core CPU)."),
+    ] = 1500,
     threads: Annotated[int, typer.Option(help="Intra-op threads (with --kernels).")] = 1,
     opt_level: Annotated[str, typer.Option(help="Graph optimisation level (with --kernels).")] = "all",
     runs: Annotated[int, typer.Option(help="Timed runs per kernel measurement.")] = 25,

@@ -24,6 +24,7 @@ from nasprof.space.spaces import Mbv2Stage, MnasBlock, Space, get_space, list_sp
 
 _LAZY: dict[str, str] = {
     "export_arch": "nasprof.space.export",
+    "export_many": "nasprof.space.export",
     "export_layer": "nasprof.space.export",
     "export_network": "nasprof.space.export",
     "ExportResult": "nasprof.space.export",

@@ -222,6 +222,7 @@ def validate(
     learns an in-network ratio per table key first (``LutPredictor.learn_layer_ratios``)."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import half_medians, measure_interleaved
+    from nasprof.space import export_many, get_space
 
     if predictor.device != device:
         raise PredictorError(
@@ -262,19 +263,17 @@ def validate(
                     raise InputError(f"model {path} does not exist")
                 targets.append((path.stem, path, path))
             what: dict[str, Any] = {"models": [str(m) for m in models]}
+            calib_paths = export_many(calib, tmp, "calib")
         else:
-            from nasprof.space import export_arch, get_space
-
             sp = get_space(space)  # type: ignore[arg-type]
             # A lookup table holds one resolution: sample at it.
             archs = sp.sample(samples, seed=seed, resolution=getattr(predictor, "resolution", None))
-            for i, arch in enumerate(archs):
-                path = export_arch(arch, Path(tmp) / f"arch{i}.onnx")
+            # Calibration and validation networks in one export: the disk check counts both.
+            exported = export_many([*calib, *archs], tmp)
+            calib_paths = exported[: len(calib)]
+            for arch, path in zip(archs, exported[len(calib) :], strict=True):
                 targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
             what = {"space": space, "samples": samples, "seed": seed}
-        from nasprof.space import export_arch
-
-        calib_paths = [export_arch(a, Path(tmp) / f"calib{i}.onnx") for i, a in enumerate(calib)]
         # Predict first: a network the predictor cannot handle fails before minutes of measuring.
         predicted = [predict(target) for _, _, target in targets]
         paths = calib_paths + [p for _, p, _ in targets]
@@ -372,13 +371,13 @@ def calibrate_lut(
     """
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import measure_interleaved
-    from nasprof.space import export_arch
+    from nasprof.space import export_many
 
     usable = _lut_calibration_archs(predictor, samples, seed)
     backend = get_device(device)
     backend.ensure_available()
     spec = spec or validation_spec(predictor)
     with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
-        paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(usable)]
+        paths = export_many(usable, tmp)
         ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
         return _calibrate_measured(predictor, usable, ms, paths, backend, spec, in_network, progress)

@@ -145,3 +145,44 @@ def test_calibrate_in_validate_is_for_lookup_tables(tmp_path: Path) -> None:
         validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=3)
     with pytest.raises(InputError, match="--calibrate"):
         validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=-1)
+
+
+def _low_disk(monkeypatch: pytest.MonkeyPatch, free_bytes: int) -> None:
+    """The free space ``export_many`` reads: a disk cannot be filled in a test, its reading can be set."""
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("nasprof.space.export.shutil.disk_usage", lambda _: usage(10**12, 0, free_bytes))
+
+
+def test_export_many_names_files_in_order_and_checks_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nasprof.space import export_many, get_space
+
+    archs = get_space("mobilenetv2").sample(3, seed=0, resolution=32)
+    paths = export_many(archs, tmp_path, "x")
+    assert [p.name for p in paths] == ["x0.onnx", "x1.onnx", "x2.onnx"] and all(p.is_file() for p in paths)
+    # Room for one more file but not two: it stops after the first, before the rest are written.
+    _low_disk(monkeypatch, int(paths[0].stat().st_size * 1.5))
+    (tmp_path / "low").mkdir()
+    with pytest.raises(InputError, match="set TMPDIR to a larger disk"):
+        export_many(archs, tmp_path / "low", "y")
+    assert sorted(p.name for p in (tmp_path / "low").iterdir()) == ["y0.onnx"]
+
+
+def test_cli_validate_too_many_samples_for_the_disk_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nasprof.space import get_space
+    from nasprof.tables.predictors import LutPredictor
+
+    archs = get_space("mnasnet").sample(4, seed=3, resolution=64)
+    keys = {layer.key for a in archs for layer in a.layers()}
+    pred = LutPredictor({k: 0.5 for k in keys}, device="cpu", space="mnasnet", resolution=64)
+    path = pred.save(tmp_path / "lut.json")
+    _low_disk(monkeypatch, 1000)
+    r = runner.invoke(app, ["validate", "--predictor", str(path), "--space", "mnasnet", "--samples", "4",
+                            "--seed", "3"])
+    assert r.exit_code == 2, r.output
+    assert "needs about" in r.output and "Traceback" not in r.output

@@ -298,12 +298,12 @@ def measure_calibration_set(
     networks of other shapes. Returns (kernel lists, measured ms, speed ratio)."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import measure_interleaved
-    from nasprof.space import export_arch
+    from nasprof.space import export_many
     from nasprof.tables.predictors.kernel_sampling import build_kernel_model
 
     backend = get_device(device)
     with tempfile.TemporaryDirectory(prefix="nasprof-kcal-") as tmp:
-        paths = [export_arch(arch, Path(tmp) / f"arch{i}.onnx") for i, arch in enumerate(archs)]
+        paths = export_many(archs, tmp)
         kernels = [split(path) for path in paths]
         anchor_paths = [
             build_kernel_model(k, Path(tmp) / f"anchor{i}.onnx") for i, (k, _) in enumerate(anchors)
