@@ -87,7 +87,9 @@ def measure_e2e(paths: list[Path], seed: int = 0) -> list[Any]:
     return measure_interleaved(get_device(DEVICE), paths, E2E_SPEC, seed=seed)
 
 
-def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> dict[str, Any]:
+def lut_benchmark(
+    n: int, seed: int, table: Path, tmp: Path, n_calib: int, dump: Path | None = None
+) -> dict[str, Any]:
     space = get_space("mnasnet")
     archs = space.sample(n, seed=seed, resolution=224)
     # Calibration architectures: a different seed, never validated on.
@@ -119,6 +121,15 @@ def lut_benchmark(n: int, seed: int, table: Path, tmp: Path, n_calib: int) -> di
     t0 = time.perf_counter()
     profiles = profile_networks(calib_paths, get_device(DEVICE), E2E_SPEC)
     profile_s = time.perf_counter() - t0
+    if dump is not None:  # raw data for offline studies of the calibration (JSON, no pickle)
+        dump.write_text(json.dumps({
+            "table": str(table),
+            "overhead_ms": overhead,
+            "calibration": [a.to_string() for a in calib],
+            "validation": [a.to_string() for a in archs],
+            "measurements": [m.to_dict() for m in ms],
+            "profiles": [[n.to_dict() for n in p] for p in profiles] if profiles else None,
+        }))
     scaled = calibrated.calibrate(calib, calib_ms, model="scale")
     families = calibrated.calibrate(calib, calib_ms, model="families")
     in_network = (
@@ -297,6 +308,8 @@ def main() -> None:
     ap.add_argument("--skip-lut", action="store_true")
     ap.add_argument("--calib", type=int, default=60, help="architectures (another seed) to calibrate on")
     ap.add_argument("--skip-kernel", action="store_true")
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="LUT: also write the raw measurements and profiles here (JSON), for offline studies")
     ap.add_argument(
         "--kernel-calib", type=int, default=24, help="sampled architectures to calibrate the kernel predictor"
     )
@@ -329,7 +342,7 @@ def main() -> None:
         tmp = Path(tmp_s)
         if not args.skip_lut:
             table = args.table or tmp / "lut.db"
-            doc["lut"] = lut_benchmark(n, args.seed, table, tmp, n_calib=args.calib)
+            doc["lut"] = lut_benchmark(n, args.seed, table, tmp, n_calib=args.calib, dump=args.dump)
             out.write_text(json.dumps(doc, indent=2) + "\n")  # keep the LUT figures if a later phase fails
         if not args.skip_kernel:
             doc["kernel"] = kernel_benchmark(budget, args.seed, tmp, noise=True, n_calib=args.kernel_calib)
