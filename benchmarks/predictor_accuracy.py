@@ -7,7 +7,7 @@ prediction throughput, and the noise floor of the measurements themselves.
 
 Writes benchmarks/results/predictor_accuracy.json (``_quick.json`` with --quick) and prints a summary.
 The lookup table holds the distinct layers of the sampled architectures plus the calibration
-architectures (another seed; --calib, 60 by default), built with the real table builder (resumable: --table
+architectures (another seed; --calib, 100 by default), built with the real table builder (resumable: --table
 keeps it; pass the full table from table_build.py --keep-db to use the product's own table). The LUT is
 reported plain, with the per-call overhead removed, with one scale, with the per-family factors and cost
 per weight MB (``LutPredictor.calibrate``), and with in-network ratios per key learned from one profiled
@@ -306,7 +306,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", type=Path, default=None, help="keep the LUT here (resumable)")
     ap.add_argument("--skip-lut", action="store_true")
-    ap.add_argument("--calib", type=int, default=60, help="architectures (another seed) to calibrate on")
+    ap.add_argument("--calib", type=int, default=100, help="architectures (another seed) to calibrate on")
     ap.add_argument("--skip-kernel", action="store_true")
     ap.add_argument("--dump", type=Path, default=None,
                     help="LUT: also write the raw measurements and profiles here (JSON), for offline studies")
