@@ -868,8 +868,9 @@ def predictor_fit_cmd(
     calibrate: Annotated[
         int,
         typer.Option(
-            help="Measure this many sampled architectures end to end and fit the LUT's scale on them "
-            "(--table), or the kernel predictor's in-network factors (--kernels; 20-30 is typical)."
+            help="Measure this many sampled architectures end to end and calibrate on them: the LUT's "
+            "family factors and in-network ratios (--table; 100 for README's figures), or the kernel "
+            "predictor's in-network factors (--kernels; 20-30 is typical)."
         ),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
@@ -1091,7 +1092,8 @@ def validate_cmd(
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Skip unknown operators.")] = False,
     calibrate: Annotated[
         int,
-        typer.Option(help="LUT: first calibrate on N other sampled networks, measured in the same rounds."),
+        typer.Option(help="LUT: first calibrate on N other sampled networks, measured in the same rounds "
+                     "(100 for README's figures)."),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
     in_network: _InNetworkOption = True,
