@@ -947,6 +947,14 @@ def _lut_calibration(p: Any) -> str:
             f"weights, per-network constant {p.offset_ms:+.4f} ms")
 
 
+def _kernel_calibration(p: Any) -> str:
+    """A kernel predictor's calibration in a phrase: group factors, cold-weight cost, device speed."""
+    cal = p.calibration
+    factors = ", ".join(f"{g} ×{f:.2f}" for g, f in sorted(cal.factors.items()) if abs(f - 1.0) >= 0.005)
+    return (f"factors {factors or 'all ×1.00'}, cold weights {cal.ms_per_weight_mb:.4f} ms/MB, device speed "
+            f"×{cal.speed_ratio:.3f} (anchors)")
+
+
 def _measure_table_overhead(table: Path) -> float:
     from nasprof.devices import MeasureSpec
     from nasprof.tables.predictors.kernel_sampling import measure_overhead
@@ -1092,8 +1100,8 @@ def validate_cmd(
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Skip unknown operators.")] = False,
     calibrate: Annotated[
         int,
-        typer.Option(help="LUT: first calibrate on N other sampled networks, measured in the same rounds "
-                     "(100 for README's figures)."),
+        typer.Option(help="First calibrate on N other sampled networks, measured in the same rounds "
+                     "(LUT: 100 for README's figures; kernel predictor: 20-30)."),
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
     in_network: _InNetworkOption = True,
@@ -1125,9 +1133,10 @@ def validate_cmd(
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]
+        phrase = (_kernel_calibration(report.predictor) if report.predictor_kind == "kernel"
+                  else _lut_calibration(report.predictor))
         console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
-                      f"({_lut_calibration(report.predictor)}): leave-one-out RMSPE {loo['rmspe']:.1%}",
-                      highlight=False)
+                      f"({phrase}): leave-one-out RMSPE {loo['rmspe']:.1%}", highlight=False)
         if save_predictor is not None:
             assert report.predictor is not None
             report.predictor.save(save_predictor)

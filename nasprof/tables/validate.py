@@ -219,7 +219,11 @@ def validate(
     interleaved rounds as the validated networks, so calibration and validation see the same machine. The
     calibrated predictor is then ``report.predictor``; the report's metadata holds its calibration error.
     With ``in_network`` (default) each calibration network also gets one profiled pass, and the predictor
-    learns an in-network ratio per table key first (``LutPredictor.learn_layer_ratios``)."""
+    learns an in-network ratio per table key first (``LutPredictor.learn_layer_ratios``).
+
+    A kernel predictor is calibrated the way ``predictor fit --kernels --calibrate N`` does
+    (``calibration_archs``: sampled mobile architectures and block-zoo networks, with the predictor's
+    anchor kernels for the device's speed), but in the same rounds as the validated networks."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import half_medians, measure_interleaved
     from nasprof.space import export_many, get_space
@@ -235,7 +239,13 @@ def validate(
         raise InputError(f"--samples must be at least 1, got {samples}")
     if calibrate < 0:
         raise InputError(f"--calibrate must be >= 0, got {calibrate}")
-    calib = _lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
+    kernel_calibration = bool(calibrate) and predictor.kind == "kernel"
+    if kernel_calibration:
+        from nasprof.tables.predictors.calibration import calibration_archs
+
+        calib = calibration_archs(calibrate, calibrate_seed)
+    else:
+        calib = _lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
     if calibrate and space and not models and calibrate_seed == seed:
         raise InputError(
             "--calibrate-seed equals --seed: calibration and validation networks would be the same"
@@ -263,24 +273,33 @@ def validate(
                     raise InputError(f"model {path} does not exist")
                 targets.append((path.stem, path, path))
             what: dict[str, Any] = {"models": [str(m) for m in models]}
-            calib_paths = export_many(calib, tmp, "calib")
+            calib_paths = [] if kernel_calibration else export_many(calib, tmp, "calib")
         else:
             sp = get_space(space)  # type: ignore[arg-type]
             # A lookup table holds one resolution: sample at it.
             archs = sp.sample(samples, seed=seed, resolution=getattr(predictor, "resolution", None))
-            # Calibration and validation networks in one export: the disk check counts both.
-            exported = export_many([*calib, *archs], tmp)
-            calib_paths = exported[: len(calib)]
-            for arch, path in zip(archs, exported[len(calib) :], strict=True):
+            # Calibration and validation networks in one export: the disk check counts both. (A kernel
+            # predictor's calibration set exports its own networks.)
+            n_cal = 0 if kernel_calibration else len(calib)
+            exported = export_many([*calib[:n_cal], *archs], tmp)
+            calib_paths = exported[:n_cal]
+            for arch, path in zip(archs, exported[n_cal:], strict=True):
                 targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
             what = {"space": space, "samples": samples, "seed": seed}
         # Predict first: a network the predictor cannot handle fails before minutes of measuring.
         predicted = [predict(target) for _, _, target in targets]
-        paths = calib_paths + [p for _, p, _ in targets]
-        measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
-        measured = measured_all[len(calib_paths) :]
         calibration: dict[str, Any] | None = None
-        if calibrate:
+        if kernel_calibration:
+            predictor, measured, calibration = _calibrate_kernels(
+                predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress
+            )
+            calibration = {"seed": calibrate_seed, **calibration}
+            predicted = [predict(target) for _, _, target in targets]
+        else:
+            paths = calib_paths + [p for _, p, _ in targets]
+            measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
+            measured = measured_all[len(calib_paths) :]
+        if calibrate and not kernel_calibration:
             predictor = _calibrate_measured(
                 predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec, in_network,
                 progress,
@@ -306,6 +325,33 @@ def validate(
     return ValidationReport(
         tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
     )
+
+
+def _calibrate_kernels(
+    predictor: Any,
+    archs: Sequence[Any],
+    judged: Sequence[Path],
+    device: str,
+    spec: Any,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[Any, list[Any], dict[str, Any]]:
+    """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
+    rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
+    measurements of ``judged``, calibration info)."""
+    from nasprof.tables.predictors.calibration import measure_calibration_set, network_name
+
+    cs = measure_calibration_set(
+        archs, predictor.kernels, device, spec, progress=progress, anchors=predictor.anchors, also=judged,
+        seed=seed,
+    )
+    out = predictor.calibrate(
+        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio
+    )
+    cal = out.calibration
+    info = {**cal.info, "speed_ratio": cal.speed_ratio, "ms_per_weight_mb": cal.ms_per_weight_mb,
+            "factors": dict(cal.factors)}
+    return out, cs.also, info
 
 
 def _calibrate_measured(
@@ -338,8 +384,9 @@ def _lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]
 
     if predictor.kind != "lut" or not predictor.space:
         raise PredictorError(
-            "only a lookup-table predictor that knows its space can be calibrated; calibrate a kernel "
-            "predictor with `nasprof predictor fit --kernels --calibrate N`"
+            "only a lookup-table predictor that knows its space (fitted from a table `nasprof table build` "
+            "made) is calibrated this way; calibrate a kernel predictor with `nasprof predictor fit "
+            "--kernels --calibrate N` or `nasprof validate --calibrate N`"
         )
     if samples < 1:
         raise InputError(f"--calibrate must be at least 1, got {samples}")

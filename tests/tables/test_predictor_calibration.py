@@ -141,10 +141,10 @@ def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> N
     archs = get_space("mobilenetv2").sample(2, seed=0, resolution=32, width=0.35)
     # Anchors recorded at half their real time: the device now looks twice as slow.
     anchors = [(k, t / 2) for k, t in zip(kernels, then, strict=True)]
-    sets, ms, ratio = measure_calibration_set(
+    sets, ms, ratio, also = measure_calibration_set(
         archs, lambda path: split_kernels(path, "all"), "cpu", spec, anchors=anchors
     )
-    assert len(sets) == len(ms) == 2 and all(m > 0 for m in ms)
+    assert len(sets) == len(ms) == 2 and all(m > 0 for m in ms) and also == []
     assert 1.4 < ratio < 2.8
     assert measure_calibration_set(archs, lambda path: split_kernels(path, "all"), "cpu", spec)[2] == 1.0
 
@@ -325,3 +325,20 @@ def test_cli_fit_kernels_with_calibration(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2 and "at least 2" in bad.output
     assert Predictor.load(out).calibration is not None  # the earlier file is untouched
+    # validate --calibrate: the same calibration, in the rounds of the judged networks.
+    from nasprof.space import export_arch
+
+    model = export_arch("mobilenet_v2", tmp_path / "mbv2.onnx", resolution=64)
+    again = tmp_path / "k2.json"
+    v = runner.invoke(app, ["validate", "--predictor", str(out), "--models", str(model), "--runs", "3",
+                            "--sessions", "2", "--calibrate", "2", "--calibrate-seed", "7", "--allow-partial",
+                            "--save-predictor", str(again), "--json", str(tmp_path / "v.json")])
+    assert v.exit_code == 0, v.output
+    assert "calibrated on 2 other networks measured in the same rounds" in v.output
+    assert "cold weights" in v.output and "(anchors)" in v.output
+    q = Predictor.load(again, device="cpu")
+    assert q.calibration is not None and q.calibration.info["networks"] == 2
+    assert q.calibration.info["names"] != p.calibration.info["names"]  # seed 7's networks, not 1000's
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["n"] == 1 and doc["rows"][0]["predicted_ms"] == pytest.approx(q.explain(model).latency_ms)
+    assert doc["metadata"]["calibration"]["seed"] == 7 and doc["metadata"]["calibration"]["speed_ratio"] > 0

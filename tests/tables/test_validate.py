@@ -139,10 +139,15 @@ def test_report_noise_floor_is_exact() -> None:
     assert floor["within_5pct"] == 0.5 and floor["within_10pct"] == 1.0
 
 
-def test_calibrate_in_validate_is_for_lookup_tables(tmp_path: Path) -> None:
+def test_calibrate_in_validate_needs_a_space_or_a_kernel_predictor(tmp_path: Path) -> None:
+    from nasprof.tables.predictors import LutPredictor
+
     models = [make_mixed_model(tmp_path / "a.onnx")]
-    with pytest.raises(PredictorError, match="lookup-table"):
-        validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=3)
+    spaceless = LutPredictor({"conv-input:8x8x3": 0.1}, device="cpu")
+    with pytest.raises(PredictorError, match="knows its space"):
+        validate(spaceless, "cpu", models=models, spec=FAST, calibrate=3)
+    with pytest.raises(InputError, match="at least 2"):  # a kernel calibration fits factors: 2 or more
+        validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=1)
     with pytest.raises(InputError, match="--calibrate"):
         validate(linear_kernel_predictor(), "cpu", models=models, spec=FAST, calibrate=-1)
 

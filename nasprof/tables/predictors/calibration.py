@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = [
     "fit_calibration",
     "calibration_archs",
     "network_name",
+    "CalibrationSet",
     "measure_calibration_set",
 ]
 
@@ -277,6 +278,16 @@ def network_name(net: Any) -> str:
     return str(net.to_string()) if hasattr(net, "to_string") else str(net.name)
 
 
+class CalibrationSet(NamedTuple):
+    """What ``measure_calibration_set`` measured: per calibration network its kernels and end-to-end
+    median, the device's speed ratio, and the measurements of the ``also`` models, in their order."""
+
+    kernels: list[list[Kernel]]
+    measured_ms: list[float]
+    speed_ratio: float
+    also: list[Any]
+
+
 def measure_calibration_set(
     archs: Sequence[Any],
     split: Callable[[Path], list[Kernel]],
@@ -285,7 +296,9 @@ def measure_calibration_set(
     *,
     progress: Progress | None = None,
     anchors: Sequence[tuple[Kernel, float]] = (),
-) -> tuple[list[list[Kernel]], list[float], float]:
+    also: Sequence[Path] = (),
+    seed: int = 0,
+) -> CalibrationSet:
     """Export each architecture, split it into kernels with ``split`` (the predictor's own rules) and
     measure it end to end on ``device``, in interleaved rounds (``spec.sessions`` of them; see
     ``nasprof.profiler.interleave``).
@@ -295,7 +308,10 @@ def measure_calibration_set(
     (now ÷ then) is returned as the speed ratio (1.0 without anchors). Why: this shared VM's speed moved by
     up to 15% between the kernel sampling and a calibration pass minutes later; with convs never rescaled,
     the other groups' factors absorbed that shift (dwconv 0.79-1.55 over four fits) and carried it to
-    networks of other shapes. Returns (kernel lists, measured ms, speed ratio)."""
+    networks of other shapes.
+
+    ``also`` are ONNX files to measure in the same rounds (``validate --calibrate``: the networks judged),
+    so calibration and judged networks see one machine state, as the lookup tables' calibration does."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import measure_interleaved
     from nasprof.space import export_many
@@ -308,8 +324,10 @@ def measure_calibration_set(
         anchor_paths = [
             build_kernel_model(k, Path(tmp) / f"anchor{i}.onnx") for i, (k, _) in enumerate(anchors)
         ]
-        ms = measure_interleaved(backend, paths + anchor_paths, spec, progress=progress)
+        ms = measure_interleaved(backend, [*paths, *anchor_paths, *also], spec, progress=progress, seed=seed)
     nets = [m.median_ms for m in ms[: len(paths)]]
-    done = ms[len(paths) :]
+    done = ms[len(paths) : len(paths) + len(anchor_paths)]
     ratios = [m.median_ms / then for m, (_, then) in zip(done, anchors, strict=True) if then > 0]
-    return kernels, nets, float(np.median(ratios)) if ratios else 1.0
+    return CalibrationSet(
+        kernels, nets, float(np.median(ratios)) if ratios else 1.0, ms[len(paths) + len(anchor_paths) :]
+    )

@@ -337,7 +337,7 @@ class KernelPredictor(Predictor):
         archs = calibration_archs(calibrate, calibrate_seed)
         # The end-to-end reference pools several fresh sessions: one session's placement is 2-4% off.
         cspec = calibrate_spec or dataclasses.replace(spec, warmup=10, runs=30, sessions=6, per_node=False)
-        kernel_sets, measured, speed = measure_calibration_set(
+        kernel_sets, measured, speed, _ = measure_calibration_set(
             archs, fitted.kernels, device, cspec, progress=progress, anchors=fitted.anchors
         )
         out = fitted.calibrate(
