@@ -816,6 +816,14 @@ _InNetworkOption = Annotated[
         "ratio per table key first (needs per-node times from the device).",
     ),
 ]
+_ColdWeightsOption = Annotated[
+    bool,
+    typer.Option(
+        "--cold-weights/--no-cold-weights",
+        help="Kernel-predictor calibration: fit a cost per MB of weights (they arrive cold in a network). "
+        "On by default: better on networks like the calibration ones, a wash on other families (README).",
+    ),
+]
 
 
 class _StepBar:
@@ -875,6 +883,7 @@ def predictor_fit_cmd(
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
     in_network: _InNetworkOption = True,
+    cold_weights: _ColdWeightsOption = True,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     from nasprof.errors import InputError
@@ -915,6 +924,7 @@ def predictor_fit_cmd(
             progress=bar,
             calibrate=calibrate,
             calibrate_seed=calibrate_seed,
+            weight_cost=cold_weights,
         )
     p.save(output)
     err_console.print(f"wrote {output}: kernel predictor for {device}, types {', '.join(p.kernel_types)}",
@@ -1105,6 +1115,7 @@ def validate_cmd(
     ] = 0,
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
     in_network: _InNetworkOption = True,
+    cold_weights: _ColdWeightsOption = True,
     save_predictor: Annotated[
         Path | None,
         typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
@@ -1129,7 +1140,8 @@ def validate_cmd(
     with _StepBar("measuring networks") as bar:
         report = validate(p, device, space=space, samples=samples, seed=seed, models=all_models or None,
                           spec=spec, allow_partial=allow_partial, calibrate=calibrate,
-                          calibrate_seed=calibrate_seed, in_network=in_network, progress=bar)
+                          calibrate_seed=calibrate_seed, in_network=in_network, weight_cost=cold_weights,
+                          progress=bar)
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]

@@ -210,6 +210,7 @@ def validate(
     calibrate: int = 0,
     calibrate_seed: int = 1000,
     in_network: bool = True,
+    weight_cost: bool = True,
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Measure networks end-to-end on ``device`` and compare with ``predictor``'s predictions.
@@ -223,7 +224,8 @@ def validate(
 
     A kernel predictor is calibrated the way ``predictor fit --kernels --calibrate N`` does
     (``calibration_archs``: sampled mobile architectures and block-zoo networks, with the predictor's
-    anchor kernels for the device's speed), but in the same rounds as the validated networks."""
+    anchor kernels for the device's speed), but in the same rounds as the validated networks;
+    ``weight_cost`` fits its cold-weight cost γ."""
     from nasprof.devices import get_device
     from nasprof.profiler.interleave import half_medians, measure_interleaved
     from nasprof.space import export_many, get_space
@@ -291,7 +293,7 @@ def validate(
         calibration: dict[str, Any] | None = None
         if kernel_calibration:
             predictor, measured, calibration = _calibrate_kernels(
-                predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress
+                predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress, weight_cost
             )
             calibration = {"seed": calibrate_seed, **calibration}
             predicted = [predict(target) for _, _, target in targets]
@@ -335,6 +337,7 @@ def _calibrate_kernels(
     spec: Any,
     seed: int,
     progress: Progress | None,
+    weight_cost: bool = True,
 ) -> tuple[Any, list[Any], dict[str, Any]]:
     """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
     rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
@@ -346,7 +349,8 @@ def _calibrate_kernels(
         seed=seed,
     )
     out = predictor.calibrate(
-        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio
+        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio,
+        weight_cost=weight_cost,
     )
     cal = out.calibration
     info = {**cal.info, "speed_ratio": cal.speed_ratio, "ms_per_weight_mb": cal.ms_per_weight_mb,

@@ -332,13 +332,15 @@ def test_cli_fit_kernels_with_calibration(tmp_path: Path) -> None:
     again = tmp_path / "k2.json"
     v = runner.invoke(app, ["validate", "--predictor", str(out), "--models", str(model), "--runs", "3",
                             "--sessions", "2", "--calibrate", "2", "--calibrate-seed", "7", "--allow-partial",
-                            "--save-predictor", str(again), "--json", str(tmp_path / "v.json")])
+                            "--no-cold-weights", "--save-predictor", str(again),
+                            "--json", str(tmp_path / "v.json")])
     assert v.exit_code == 0, v.output
     assert "calibrated on 2 other networks measured in the same rounds" in v.output
     assert "cold weights" in v.output and "(anchors)" in v.output
     q = Predictor.load(again, device="cpu")
     assert q.calibration is not None and q.calibration.info["networks"] == 2
     assert q.calibration.info["names"] != p.calibration.info["names"]  # seed 7's networks, not 1000's
+    assert q.calibration.ms_per_weight_mb == 0.0 and "gamma" not in q.calibration.info["model"]
     doc = json.loads((tmp_path / "v.json").read_text())
     assert doc["n"] == 1 and doc["rows"][0]["predicted_ms"] == pytest.approx(q.explain(model).latency_ms)
     assert doc["metadata"]["calibration"]["seed"] == 7 and doc["metadata"]["calibration"]["speed_ratio"] > 0

@@ -252,7 +252,7 @@ class KernelPredictor(Predictor):
         cls,
         device: str = "cpu",
         *,
-        budget: int = 600,
+        budget: int = 1500,
         spec: Any = None,
         seed: int = 0,
         adaptive_share: float = 0.25,
@@ -261,6 +261,7 @@ class KernelPredictor(Predictor):
         calibrate: int = 0,
         calibrate_seed: int = 1000,
         calibrate_spec: Any = None,
+        weight_cost: bool = True,
     ) -> KernelPredictor:
         """Sample kernel configurations, measure them on ``device``, fit one regressor per kernel type.
 
@@ -268,7 +269,9 @@ class KernelPredictor(Predictor):
         first fit predicts worst (out-of-bag error > 10%). ``progress(done, total, what)`` is called after
         each measurement. ``calibrate`` > 0 then measures that many sampled architectures of the
         ``mnasnet``/``mobilenetv2`` spaces end to end (``calibrate_spec``, 6 sessions by default) and fits
-        the in-network correction on them (see ``calibration``).
+        the in-network correction on them (see ``calibration``); ``weight_cost`` fits its cold-weight
+        cost γ (on by default: it predicts networks like the calibration networks better, and is a wash
+        on the presets, see README).
         """
         from nasprof.devices import MeasureSpec
         from nasprof.tables.predictors import kernel_sampling as ks
@@ -341,7 +344,8 @@ class KernelPredictor(Predictor):
             archs, fitted.kernels, device, cspec, progress=progress, anchors=fitted.anchors
         )
         out = fitted.calibrate(
-            kernel_sets, measured, names=[network_name(a) for a in archs], speed_ratio=speed
+            kernel_sets, measured, names=[network_name(a) for a in archs], speed_ratio=speed,
+            weight_cost=weight_cost,
         )
         out.metadata["calibration"] = {"archs": calibrate, "seed": calibrate_seed, "spec": _spec_dict(cspec)}
         return out
