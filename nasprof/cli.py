@@ -939,6 +939,7 @@ def predictor_fit_cmd(
             f"cold weights {p.calibration.ms_per_weight_mb:.4f} ms/MB",
             highlight=False,
         )
+        _calibration_warning(p)
 
 
 def _lut_calibration(p: Any) -> str:
@@ -955,6 +956,13 @@ def _lut_calibration(p: Any) -> str:
     factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
     return (f"{ratios}factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of "
             f"weights, per-network constant {p.offset_ms:+.4f} ms")
+
+
+def _calibration_warning(p: Any) -> None:
+    """A kernel calibration that predicts its own held-out networks worse than no calibration."""
+    w = p.calibration.info.get("warning") if p.calibration is not None else None
+    if w:
+        err_console.print(f"[yellow]warning:[/] calibration: {w}", highlight=False, soft_wrap=True)
 
 
 def _kernel_calibration(p: Any) -> str:
@@ -1034,6 +1042,8 @@ def predictor_show_cmd(
             )
     console.print(t)
     _render_training_error(p.training_error)
+    if p.kind == "kernel":
+        _calibration_warning(p)
 
 
 @app.command("predict")
@@ -1149,6 +1159,8 @@ def validate_cmd(
                   else _lut_calibration(report.predictor))
         console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
                       f"({phrase}): leave-one-out RMSPE {loo['rmspe']:.1%}", highlight=False)
+        if report.predictor_kind == "kernel":
+            _calibration_warning(report.predictor)
         if save_predictor is not None:
             assert report.predictor is not None
             report.predictor.save(save_predictor)

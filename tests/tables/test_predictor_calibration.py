@@ -66,6 +66,19 @@ def test_factors_recovered_exactly_without_prior() -> None:
     assert cal.adjust(_k("conv", 3), 0.5) == 0.5
 
 
+def test_a_calibration_worse_than_none_on_held_out_networks_says_so() -> None:
+    # Two networks that disagree: A runs its depthwise convs at 0.5x, B needs 2.5x on its adds. Fitted on
+    # one, the other is predicted worse than without calibration (+200% and -50% against +100% and -33%).
+    a = [(_k("dwconv", 3), 1.0)]
+    b = [(_k("dwconv", 3), 1.0), (_k("eltwise", 1), 1.0)]
+    cal = fit_calibration([a, b], [0.5, 3.0], 0.0, weight_cost=False)
+    assert cal.info["leave_one_out"]["rmspe"] > cal.info["before"]["rmspe"]
+    assert "2 networks are too few for 2 fitted terms" in cal.info["warning"]
+    # Consistent networks: the held-out error is small and nothing is said.
+    fine = fit_calibration([a, b, a, b], [0.5, 1.5, 0.5, 1.5], 0.0, weight_cost=False)
+    assert "warning" not in fine.info
+
+
 def test_speed_ratio_scales_every_group_and_leaves_the_factors_to_the_network() -> None:
     # The same networks as above, measured on a device running 1.25x slower than when its kernels were
     # sampled: with the ratio the anchors measured, the factors are the in-network ones again.

@@ -237,6 +237,15 @@ def fit_calibration(
     }
     if names is not None:
         info["names"] = list(names)
+    if info["leave_one_out"]["rmspe"] > info["before"]["rmspe"]:
+        # A ridge prior this weak does not hold a dozen terms on a handful of networks: the fit can zero
+        # factors outright (2 networks: leave-one-out 280%). Say so rather than refuse: the figures are
+        # in the file for anyone to read.
+        info["warning"] = (
+            f"the leave-one-out error ({info['leave_one_out']['rmspe']:.1%}) is worse than uncalibrated "
+            f"({info['before']['rmspe']:.1%}): {len(m)} networks are too few for {x.shape[1]} fitted terms; "
+            "calibrate on 20-30"
+        )
     return Calibration(
         {g: float(beta[i]) for i, g in enumerate(groups)},
         {g: float(beta[g_n + i]) for i, g in enumerate(groups)} if per_mb else {},
