@@ -177,9 +177,10 @@ def export_many(
         out.append(path)
         largest = max(largest, path.stat().st_size)
         left = len(items) - i - 1
-        need = largest * left * _DISK_MARGIN
+        if not left:
+            break
         free = shutil.disk_usage(directory).free
-        if left and need > free:
+        if largest * left * _DISK_MARGIN > free:
             raise InputError(
                 f"exporting {len(items)} networks to {directory} needs about {_gb(largest * len(items))} "
                 f"(files of up to {_gb(largest)}), and only {_gb(free + sum(p.stat().st_size for p in out))} "

@@ -292,21 +292,21 @@ def validate(
         predicted = [predict(target) for _, _, target in targets]
         calibration: dict[str, Any] | None = None
         if kernel_calibration:
-            predictor, measured, calibration = _calibrate_kernels(
+            predictor, measured, info = _calibrate_kernels(
                 predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress, weight_cost
             )
-            calibration = {"seed": calibrate_seed, **calibration}
-            predicted = [predict(target) for _, _, target in targets]
         else:
             paths = calib_paths + [p for _, p, _ in targets]
             measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
             measured = measured_all[len(calib_paths) :]
-        if calibrate and not kernel_calibration:
-            predictor = _calibrate_measured(
-                predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec, in_network,
-                progress,
-            )
-            calibration = {"seed": calibrate_seed, **predictor.training_error}
+            if calibrate:
+                predictor = _calibrate_measured(
+                    predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec,
+                    in_network, progress,
+                )
+                info = predictor.training_error
+        if calibrate:
+            calibration = {"seed": calibrate_seed, **info}
             predicted = [predict(target) for _, _, target in targets]
     for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
         rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
@@ -352,10 +352,8 @@ def _calibrate_kernels(
         cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio,
         weight_cost=weight_cost,
     )
-    cal = out.calibration
-    info = {**cal.info, "speed_ratio": cal.speed_ratio, "ms_per_weight_mb": cal.ms_per_weight_mb,
-            "factors": dict(cal.factors)}
-    return out, cs.also, info
+    cal = out.calibration  # its info already holds the speed ratio
+    return out, cs.also, {**cal.info, "ms_per_weight_mb": cal.ms_per_weight_mb, "factors": dict(cal.factors)}
 
 
 def _calibrate_measured(

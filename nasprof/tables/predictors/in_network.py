@@ -38,6 +38,7 @@ from nasprof.errors import PredictorError
 
 __all__ = [
     "RATIO_RANGE",
+    "TooFewLayersError",
     "key_fields",
     "key_feature_matrix",
     "profiler_node_cost",
@@ -55,6 +56,10 @@ _MIN_LEAF = 3
 _MAX_FEATURES = 0.6
 
 Progress = Callable[[int, int, str], None]
+
+
+class TooFewLayersError(PredictorError):
+    """Too few profiled layers to learn ratios from: calibration can go on without them."""
 
 
 def key_fields(key: str) -> tuple[str, dict[str, str]]:
@@ -168,7 +173,7 @@ def fit_layer_ratios(
 
     pairs = [(k, t) for k, t in observed if k in net_ms and math.isfinite(t) and t > 0 and net_ms[k] > 0]
     if len(pairs) < 10:
-        raise PredictorError(
+        raise TooFewLayersError(
             f"only {len(pairs)} profiled layers to learn in-network ratios from; calibrate on more networks"
         )
     keys = sorted(net_ms)

@@ -45,7 +45,7 @@ import numpy as np
 from nasprof.errors import PredictorError
 from nasprof.space.arch import Arch
 from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor
-from nasprof.tables.predictors.in_network import RATIO_RANGE
+from nasprof.tables.predictors.in_network import RATIO_RANGE, TooFewLayersError
 
 __all__ = ["LutPredictor"]
 
@@ -517,9 +517,7 @@ class LutPredictor(Predictor):
         if profiles is not None:
             try:
                 learned = self.learn_layer_ratios(archs, measured_ms, profiles)
-            except PredictorError as exc:
-                if "profiled layers" not in str(exc):
-                    raise
+            except TooFewLayersError as exc:
                 # Too few networks to learn from (`--calibrate 2`): calibrate without, and say so.
                 out = self.calibrate(archs, measured_ms, model=model, prior_weight=prior_weight)
                 out.training_error = {**out.training_error, "in_network": f"skipped: {exc}"}
