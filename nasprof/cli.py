@@ -117,35 +117,55 @@ def _parse_options(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-class _ProgressBar:
-    """A rich progress bar on stderr fed by ``nasprof.profiler.progress`` reports."""
+_Bar = TypeVar("_Bar", bound="_LazyBar")
+
+
+class _LazyBar:
+    """A rich progress bar on stderr that starts at its first report (errors raised while validating
+    print without a stray bar) and stops on leaving the ``with`` block. ``terminal_only`` keeps it out of
+    logs and pipes, where a bar is noise."""
+
+    def __init__(self, *columns: Any, transient: bool = True, terminal_only: bool = False) -> None:
+        from rich.progress import Progress
+
+        self.progress = Progress(*columns, console=err_console, transient=transient)
+        self.enabled = err_console.is_terminal or not terminal_only
+        self.started = False
+
+    def _start(self) -> None:
+        if self.enabled and not self.started:
+            self.progress.start()
+            self.started = True
+
+    def __enter__(self: _Bar) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            self.progress.stop()
+
+
+def _bar_columns() -> tuple[Any, ...]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+
+
+class _ProgressBar(_LazyBar):
+    """Renders ``nasprof.profiler.progress`` reports of a measurement (terminal only)."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err_console, transient=True,
-        )
+        super().__init__(*_bar_columns(), terminal_only=True)
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        self._start()
         # One bar per phase: the timed sessions share one, the profiled pass gets its own.
         phase = "profiled pass" if stage.startswith("profiled") else "timed runs"
         if phase not in self.tasks:
             self.tasks[phase] = self.progress.add_task(phase, total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total,
                              description=f"{phase} ({stage})" if phase != stage else phase)
-
-    def __enter__(self) -> _ProgressBar:
-        # Only on a terminal: in a log file or a pipe a progress bar is noise.
-        if err_console.is_terminal:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if err_console.is_terminal:
-            self.progress.stop()
 
 
 def _fmt_ms(v: float) -> str:
@@ -580,24 +600,21 @@ def count_cmd(
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _BuildBar:
-    """Renders ``BuildProgress`` as a rich progress bar on stderr: done/total, rate, ETA, failures."""
+class _BuildBar(_LazyBar):
+    """Renders ``BuildProgress``: done/total, rate, ETA, failures; kept on screen (and in logs) at the end."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(
+        super().__init__(
             TextColumn("[bold]table build[/]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"), console=err_console, transient=False,
+            TextColumn("{task.fields[note]}"), transient=False,
         )
         self.task = self.progress.add_task("build", total=None, rate="", eta="?", note="")
-        self.started = False
 
     def __call__(self, p: Any) -> None:
-        if not self.started:  # first report comes after validation: errors print without a stray bar
-            self.progress.start()
-            self.started = True
+        self._start()
         eta = "?" if p.eta_s is None else f"{int(p.eta_s // 60)}:{int(p.eta_s % 60):02d}"
         note = " · ".join(s for s in (
             f"{p.failed} failed" if p.failed else "",
@@ -606,13 +623,6 @@ class _BuildBar:
         ) if s)
         self.progress.update(self.task, total=p.total, completed=p.done + p.taken_by_others,
                              rate=f"{p.rate_per_min:.1f}/min", eta=eta, note=note)
-
-    def __enter__(self) -> _BuildBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.started:
-            self.progress.stop()
 
 
 @table_app.command("build")
@@ -826,29 +836,19 @@ _ColdWeightsOption = Annotated[
 ]
 
 
-class _StepBar:
-    """A rich progress bar on stderr for library calls that report ``progress(done, total, what)``."""
+class _StepBar(_LazyBar):
+    """Renders library calls that report ``progress(done, total, what)``."""
 
     def __init__(self, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+        super().__init__(*_bar_columns())
         self.label = label
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err_console, transient=True)
         self.task: Any = None
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        if self.task is None:  # first report comes after validation: errors print without a stray bar
-            self.progress.start()
+        self._start()
+        if self.task is None:
             self.task = self.progress.add_task(self.label, total=total)
         self.progress.update(self.task, completed=done, total=total, description=f"{self.label} ({what})")
-
-    def __enter__(self) -> _StepBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.task is not None:
-            self.progress.stop()
 
 
 @predictor_app.command("fit")
