@@ -232,3 +232,80 @@ def test_a_grouped_conv_is_predicted_as_its_groups() -> None:
     p = linear_kernel_predictor()
     single = p.explain_kernels([one]).parts[0].latency_ms
     assert p.explain_kernels([grouped]).parts[0].latency_ms == pytest.approx(3 * single)
+
+
+def _pool_model(path: Path, ceil: int, include_pad: int) -> Path:
+    """conv 16->16, a 2×2 stride-2 AveragePool with the given attributes, conv 16->16 (16×32×32)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = [numpy_helper.from_array(rng.standard_normal((16, 16, 1, 1)).astype(np.float32), f"w{i}")
+         for i in (0, 1)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="/c0"),
+        helper.make_node("AveragePool", ["c0"], ["p"], name="/pool", kernel_shape=[2, 2], strides=[2, 2],
+                         ceil_mode=ceil, count_include_pad=include_pad),
+        helper.make_node("Conv", ["p", "w1"], ["y"], name="/c1"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 16])
+    graph = helper.make_graph(nodes, "pool", [x], [y], w)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(("ceil", "include_pad"), [(1, 1), (1, 0), (0, 1)])
+def test_average_pool_layout_follows_ceil_mode_and_count_include_pad(
+    tmp_path: Path, ceil: int, include_pad: int
+) -> None:
+    """onnxruntime runs an AveragePool with ceil_mode and count_include_pad both set in plain NCHW (PyTorch's
+    AvgPool2d(2, ceil_mode=True), the mnasnet space's pooling shortcut), between reorders; the split must
+    place those reorders, and tell that pool apart from a blocked one."""
+    from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD
+
+    model = _pool_model(tmp_path / "pool.onnx", ceil, include_pad)
+    kernels = split_kernels(model, "all", reorders=True)
+    pool = next(k for k in kernels if k.type == "pool")
+    assert pool.variant == (AVGPOOL_CEIL_PAD if ceil and include_pad else "AveragePool")
+    profiled = _profile(model, "all")
+    if not any(n.op_type.startswith("Reorder") for n in profiled):
+        pytest.skip("this CPU runs no NCHWc layout (no AVX2/AVX-512 kernels in onnxruntime's MLAS)")
+    ours = [k.variant for k in kernels if k.type == "reorder"]
+    theirs = [n.op_type for n in profiled if n.op_type.startswith("Reorder")]
+    assert sorted(ours) == sorted(theirs)
+    assert len(ours) == (4 if ceil and include_pad else 2)  # in, out around the pool, in, out at the ends
+
+
+def test_one_kernel_pool_models_keep_the_attributes_and_output_size(tmp_path: Path) -> None:
+    import onnx
+
+    from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD, Kernel
+
+    def pool(c: int, h: int, o: int, k: int, variant: str) -> Kernel:
+        return Kernel("pool", "p", ("p",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=variant)
+
+    cases = [  # (kernel, the padding that gives its output size)
+        (pool(16, 80, 40, 2, AVGPOOL_CEIL_PAD), 0),  # the mnasnet shortcut
+        (pool(16, 81, 41, 2, AVGPOOL_CEIL_PAD), 0),  # rounding up
+        (pool(64, 112, 56, 3, "MaxPool"), 1),  # ResNet's stem pool
+        (pool(24, 8, 5, 2, "MaxPool"), 1),  # the samplers' rule for 2×2 pools
+    ]
+    for i, (k, pad) in enumerate(cases):
+        m = onnx.shape_inference.infer_shapes(onnx.load(str(build_kernel_model(k, tmp_path / f"p{i}.onnx"))))
+        onnx.checker.check_model(m, full_check=True)
+        node = m.graph.node[0]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["pads"] == [pad] * 4
+        ceil = (attrs.get("ceil_mode", 0), attrs.get("count_include_pad", 0))
+        assert ceil == ((1, 1) if k.variant == AVGPOOL_CEIL_PAD else (0, 0))
+        out = [d.dim_value for d in m.graph.output[0].type.tensor_type.shape.dim]
+        assert out == [1, *k.out_shape]
+    rng = np.random.default_rng(3)
+    sampled = [k for k in sample_kernels("pool", 200, rng) if k.variant == AVGPOOL_CEIL_PAD]
+    assert 10 <= len(sampled) <= 40  # about 12% of pool samples
+    for i, k in enumerate(sampled[:5]):
+        path = build_kernel_model(k, tmp_path / f"s{i}.onnx")
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nasprof.tables.predictors.kernels import ACT_CODES, Kernel
+from nasprof.tables.predictors.kernels import ACT_CODES, AVGPOOL_CEIL_PAD, Kernel
 
 __all__ = [
     "FEATURES",
@@ -65,6 +65,7 @@ _VARIANTS = {
     "Tile": 16,
     "DepthToSpace": 17,
     "SpaceToDepth": 18,
+    AVGPOOL_CEIL_PAD: 19,
 }
 
 _FLOAT_BYTES = 4

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasprof.tables.predictors.kernels import Kernel
+from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD, Kernel
 
 if TYPE_CHECKING:
     from nasprof.devices.base import MeasureSpec
@@ -142,8 +142,15 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
         # Up to 1024 channels: pools follow wide layers too (SqueezeNet pools 512 channels, VGG 512); with a
         # cap of 256 those were extrapolated, at 2-5x their time.
         c, k = _channels(rng, 8, 1024), int(rng.choice([2, 3]))
+        u = rng.random()
+        if u < 0.12:
+            # PyTorch's AvgPool2d(k, ceil_mode=True) (count_include_pad defaults on): no padding, rounding
+            # up, and no NCHWc kernel (see AVGPOOL_CEIL_PAD), so it needs samples of its own.
+            o = -(-(h - k) // 2) + 1 if h >= k else 1
+            v = AVGPOOL_CEIL_PAD
+            return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=v)
         o = _out_hw(h, k, 2)
-        op = "AveragePool" if rng.random() < 0.3 else "MaxPool"
+        op = "AveragePool" if u < 0.36 else "MaxPool"
         return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=op)
     if kind == "eltwise":
         c = _channels(rng, 8, 1280)
@@ -226,6 +233,17 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
     return k
 
 
+def _pool_pad(k: Kernel, ceil: bool) -> int:
+    """The symmetric padding that gives ``k`` its output size (0 for a 2×2 pool that halves the map, 1 for
+    ResNet's 3×3 stride-2 stem pool); half the kernel, the samplers' rule, when none does."""
+    h, o, s = (k.in_shape[-1] if k.in_shape else 1), (k.out_shape[-1] if k.out_shape else 1), max(k.stride, 1)
+    for pad in range(k.kernel // 2 + 1):
+        span = h + 2 * pad - k.kernel
+        if span >= 0 and (-(-span // s) if ceil else span // s) + 1 == o:
+            return pad
+    return k.kernel // 2
+
+
 def build_kernel_model(k: Kernel, path: Path) -> Path:
     """Write a one-kernel ONNX model (batch 1, float32) for ``k``."""
     import onnx
@@ -293,15 +311,14 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         nodes.append(helper.make_node("GlobalAveragePool", ["x"], ["gap"], name="/GlobalAveragePool"))
         cur = "gap"
     elif k.type == "pool":
+        ceil = k.variant == AVGPOOL_CEIL_PAD
+        op = "AveragePool" if ceil else (k.variant or "MaxPool")
+        extra: dict[str, Any] = {"ceil_mode": 1, "count_include_pad": 1} if ceil else {}
+        pad = _pool_pad(k, ceil)
         nodes.append(
             helper.make_node(
-                k.variant or "MaxPool",
-                ["x"],
-                ["pool"],
-                name=f"/{k.variant or 'MaxPool'}",
-                kernel_shape=[k.kernel] * 2,
-                strides=[k.stride] * 2,
-                pads=[k.kernel // 2] * 4,
+                op, ["x"], ["pool"], name=f"/{op}", kernel_shape=[k.kernel] * 2, strides=[k.stride] * 2,
+                pads=[pad] * 4, **extra,
             )
         )
         cur = "pool"
