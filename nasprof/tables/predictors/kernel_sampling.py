@@ -75,6 +75,13 @@ def _out_hw(h: int, k: int, s: int) -> int:
     return (h + 2 * (k // 2) - k) // s + 1
 
 
+def _unaligned(c: int, rng: np.random.Generator) -> int:
+    """``c``, or one time in ten ``c + 2``: widths that are not a multiple of 4 (a zoo ShuffleNet unit's 42
+    or 46 channels) run depthwise convs and convs reading them in plain NCHW (see
+    ``kernels._blocked_kernel``), at other costs per byte than the blocked kernels around them."""
+    return c + 2 if rng.random() < 0.1 else c
+
+
 def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
     h = _size(rng)
     if kind == "conv":
@@ -97,6 +104,8 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
         if cin < 2 * g:  # groups == cin would be a depthwise conv
             g = 1
         cin, cout = cin // g * g, max(g, cout // g * g)
+        if g == 1 and cin >= 16:
+            cin = _unaligned(cin, rng)
         act = str(rng.choice(["", "Relu", "Clip", "HardSwish", "Sigmoid"]))
         fused = act in ("", "Relu") and s == 1 and rng.random() < 0.3
         o = _out_hw(h, k, s)
@@ -114,7 +123,7 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
             params=cout * (cin // g) * k * k + cout,
         )
     if kind == "dwconv":
-        c = _channels(rng, 8, 1600)
+        c = _unaligned(_channels(rng, 8, 1600), rng)
         k, s = int(rng.choice([3, 5, 7])), int(rng.choice([1, 1, 2]))
         act = str(rng.choice(["", "Relu", "Clip", "HardSwish"]))
         o = _out_hw(h, k, s)
@@ -195,7 +204,8 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
     def near(c: int) -> int:
         if c <= 3:
             return c
-        return max(8, int(round(c * rng.uniform(0.4, 1.2) / 8)) * 8)
+        # An unaligned width (see ``_unaligned``) keeps its offset: its neighbours run the same layout.
+        return max(8, int(round(c * rng.uniform(0.4, 1.2) / 8)) * 8) + (c % 8 if c % 4 else 0)
 
     for _ in range(20):
         cin = near(k.in_shape[0])

@@ -241,22 +241,37 @@ _NCHWC_TYPES = frozenset({"conv", "dwconv", "gap", "pool"})
 AVGPOOL_CEIL_PAD = "AveragePoolCeilPad"
 
 
-def _blocked_kernel(k: Kernel, block: int) -> bool:
+#: Channel multiple onnxruntime's NCHWc transformer needs of a depthwise conv's channels and of a blocked
+#: conv's input channels (below the block, a conv reads the plain layout instead). Observed on onnxruntime
+#: 1.32 with blocks of 16: depthwise convs of 4, 12, 20, 44 channels ran blocked, of 6, 10, 42, 46 plain; a
+#: 1×1 conv reading 42, 46 or 50 channels ran plain, reading 44 or 52 blocked.
+_CHANNEL_ALIGN = 4
+
+
+def _blocked_kernel(k: Kernel, block: int, input_channels: Sequence[int] = ()) -> bool:
     """Whether onnxruntime's NCHWc transformer gives ``k`` a blocked kernel (profiled on x86, block 16).
 
-    Ungrouped and depthwise convs always get one (channels are padded to the block). A grouped conv
-    needs each group's input and output channels to fill whole blocks (240->960 in 3 groups does;
-    120->480 and 240->60 do not), and pools need their channel count to fill blocks (96 and 48 do, 24 and
-    40 run in plain NCHW between a ReorderOutput and the next ReorderInput) and not to be an
-    ``AVGPOOL_CEIL_PAD``."""
+    An ungrouped conv gets one (output channels are padded to the block) unless it reads at least a block
+    of channels that is not a multiple of ``_CHANNEL_ALIGN``; a depthwise conv needs its channel count to be
+    such a multiple. A grouped conv needs each group's input and output channels to fill whole blocks
+    (240->960 in 3 groups does; 120->480 and 240->60 do not). Pools need their channel count to fill blocks
+    (96 and 48 do, 24 and 40 run in plain NCHW between a ReorderOutput and the next ReorderInput) and not to
+    be an ``AVGPOOL_CEIL_PAD``. A concat needs every input (``input_channels``) to fill whole blocks (16+16
+    and 32+48 stay blocked; 24+24 and 16+24 are reordered out, joined plain, and reordered back)."""
     c = k.in_shape[0] if k.in_shape else 0
     if k.type == "conv" and k.groups > 1:
         cout = k.out_shape[0] if k.out_shape else 0
         return (c // k.groups) % block == 0 and (cout // k.groups) % block == 0
+    if k.type == "conv":
+        return c < block or c % _CHANNEL_ALIGN == 0
+    if k.type == "dwconv":
+        return c % _CHANNEL_ALIGN == 0
     if k.type == "pool" and k.variant == AVGPOOL_CEIL_PAD:
         return False
     if k.type in ("pool", "gap"):
         return c % block == 0
+    if k.type == "concat":
+        return all(ch % block == 0 for ch in input_channels)
     return True
 
 
@@ -279,31 +294,53 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
             output=tensor,
         )
 
-    for k in kernels:
+    pending = list(kernels)
+    while pending:
+        k = pending.pop(0)
+        later = next((i for i, x in enumerate(pending) if k.fused_add and x.output == k.inputs[-1]), None)
+        if later is not None:
+            # The residual is produced further down the export's node order (a shortcut projection
+            # exported after the main path): decide the layout once its producer has been placed.
+            pending.insert(later + 1, k)
+            continue
+        if (
+            k.fused_add
+            and k.type == "conv"
+            and k.inputs[-1] not in blocked
+            and _blocked_kernel(k, block)
+        ):
+            # onnxruntime folds a residual Add into a blocked conv only when the other operand is blocked
+            # too (a squeeze-excite gate's output is plain): the conv, then a plain Add (and its Relu). A
+            # plain conv takes any residual (its FusedConv's Sum input).
+            pending[:0] = _unfuse_add(g, k)
+            continue
         nchwc = (
             k.type in _NCHWC_TYPES
-            or (k.type == "eltwise" and k.variant == "Add" and not k.broadcast)
-            # Layout-agnostic kernels keep a blocked tensor blocked (no reorder around an activation).
+            # Layout-agnostic kernels keep a blocked tensor blocked (no reorder around an activation); an
+            # element-wise op with one plain input runs plain (its blocked inputs are reordered out).
             or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
             or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
         ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
-        nchwc = nchwc and _blocked_kernel(k, block)
-        # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels).
-        if k.type in ("conv", "dwconv") and k.in_shape and k.in_shape[0] < block:
-            nchwc_input = False
-        else:
-            nchwc_input = nchwc
-        for t in k.inputs:
+        channels = [(_chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
+        nchwc = nchwc and _blocked_kernel(k, block, channels)
+        # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels);
+        # a depthwise conv reads blocks whatever its width (12 channels: a ReorderInput before it).
+        narrow_conv = k.type == "conv" and bool(k.in_shape) and k.in_shape[0] < block
+        nchwc_input = nchwc and not narrow_conv
+        for i, t in enumerate(k.inputs):
             if t in const:
                 continue
-            if nchwc_input and t not in blocked and t not in reordered_in:
+            # A fused residual is accumulated into the conv's output, so it takes the output's layout
+            # even where the conv reads its own input plain (a bottleneck's 8-channel conv3).
+            blocked_in = nchwc if (k.fused_add and i > 0) else nchwc_input
+            if blocked_in and t not in blocked and t not in reordered_in:
                 shape = _chw(g.shapes.get(t))
                 if shape and not (t not in g.producers and shape[0] < block):
                     out.append(reorder(t, "ReorderInput"))
                     # onnxruntime reuses the blocked copy for every later blocked consumer (ShuffleNet's
                     # stride-2 unit feeds one input to a grouped conv and to its average pool).
                     reordered_in.add(t)
-            elif not nchwc_input and t in blocked and t not in converted:
+            elif not blocked_in and t in blocked and t not in converted:
                 out.append(reorder(t, "ReorderOutput"))
                 converted.add(t)
         out.append(k)
@@ -311,6 +348,30 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
             blocked.add(k.output)
     for t in sorted(g.graph_outputs & blocked):
         out.append(reorder(t, "ReorderOutput"))
+    return out
+
+
+def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
+    """``k`` (a conv with a fused residual Add) as the conv alone, the Add, and the Relu after it, if any."""
+    by_name = {n.name: n for n in g.nodes}
+    add = next(by_name[c] for c in k.covers if c in by_name and by_name[c].op_type == "Add")
+    residual = k.inputs[1]
+    conv_out = next(x for x in add.input if x != residual)
+    at = k.covers.index(add.name)
+    conv = dataclasses.replace(
+        k, covers=k.covers[:at], fused_add=False, act="", inputs=k.inputs[:1], output=conv_out
+    )
+    shape = _chw(g.shapes.get(add.output[0]))
+    out = [
+        conv,
+        Kernel("eltwise", add.name, (add.name,), shape, shape, variant="Add", inputs=(conv_out, residual),
+               output=add.output[0]),
+    ]
+    if k.act:  # the Relu that followed the Add
+        relu = k.covers[at + 1]
+        out.append(
+            Kernel("act", relu, (relu,), shape, shape, act=k.act, inputs=(add.output[0],), output=k.output)
+        )
     return out
 
 
