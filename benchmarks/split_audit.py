@@ -1,0 +1,124 @@
+"""Does the kernel split place onnxruntime's NCHWc layout reorders where onnxruntime does?
+
+The kernel predictor splits a graph into the kernels onnxruntime runs at level ``all``, NCHWc reorders
+included (``nasprof.tables.predictors.kernels``). Which kernels run blocked follows rules observed on one
+onnxruntime version; a new version, or a CPU with another block size, can move them. This audit builds
+each network's session with ``optimized_model_filepath``, reads the optimised graph back, and compares:
+
+- the number of ``ReorderInput`` / ``ReorderOutput`` nodes with the split's ``reorder`` kernels;
+- the number of compute nodes (all but view-only ops) with the split's kernels (``free`` ones excluded).
+
+Networks: ``calibration_archs(N, seed)`` (half sampled from the mnasnet/mobilenetv2 spaces, half random
+block-zoo networks, as the kernel predictor calibrates on) and the presets. Nothing is timed.
+
+    .venv/bin/python benchmarks/split_audit.py [--n 100] [--seed 31]
+
+Writes benchmarks/results/split_audit.json (mismatches listed by network) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from nasprof.space import export_arch, export_many, list_presets
+from nasprof.tables.predictors.calibration import calibration_archs, network_name
+from nasprof.tables.predictors.kernels import split_kernels
+
+RESULTS = Path(__file__).parent / "results" / "split_audit.json"
+#: Ops onnxruntime keeps as nodes that only reshape a view (the split calls them ``free``).
+_VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Shape", "Constant"})
+
+
+def optimized_graph(model: Path, out: Path) -> list[str]:
+    """Op types of onnxruntime's optimised graph of ``model`` (CPU, level all)."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(out)
+    so.log_severity_level = 3  # the "hardware specific optimizations" warning on every save
+    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node]
+
+
+def nchwc_block() -> int:
+    """The host's NCHWc block, read the way a fit reads it: which pools onnxruntime runs blocked."""
+    from nasprof.devices import MeasureSpec
+    from nasprof.tables.predictors.kernel_sampling import measure_kernels
+    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.tables.predictors.regression import infer_nchwc_block
+
+    pools = [
+        Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
+        for c in (24, 40, 48, 64, 96)
+    ]
+    return infer_nchwc_block(measure_kernels(pools, "cpu", MeasureSpec(warmup=1, runs=2, sessions=1)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100, help="sampled calibration-style networks")
+    ap.add_argument("--seed", type=int, default=31)
+    ap.add_argument("--resolution-presets", type=int, default=224)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+
+    block = nchwc_block()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nasprof-audit-") as tmp:
+        archs = calibration_archs(args.n, args.seed)
+        paths = export_many(archs, tmp, "net")
+        names = [network_name(a) for a in archs]
+        for preset in list_presets():
+            res = args.resolution_presets
+            paths.append(export_arch(preset, Path(tmp) / f"{preset}.onnx", resolution=res))
+            names.append(preset)
+        for name, path in zip(names, paths, strict=True):
+            ops = optimized_graph(path, Path(tmp) / "optimized.onnx")
+            kernels = split_kernels(path, "all", reorders=True, nchwc_block=block)
+            theirs = Counter(op for op in ops if op.startswith("Reorder"))
+            ours = Counter(k.variant for k in kernels if k.type == "reorder")
+            rows.append({
+                "name": name,
+                "reorders_ours": dict(ours),
+                "reorders_onnxruntime": dict(theirs),
+                "reorders_match": ours == theirs,
+                "kernels_ours": sum(k.type != "free" for k in kernels),
+                "kernels_onnxruntime": sum(op not in _VIEW_OPS for op in ops),
+            })
+    reorders_ok = sum(r["reorders_match"] for r in rows)
+    kernels_ok = sum(r["kernels_ours"] == r["kernels_onnxruntime"] for r in rows)
+    doc = {
+        "n_networks": len(rows),
+        "reorders_match": reorders_ok,
+        "kernel_count_match": kernels_ok,
+        "nchwc_block": block,
+        "seed": args.seed,
+        "onnxruntime": ort.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "mismatches": [
+            r for r in rows if not r["reorders_match"] or r["kernels_ours"] != r["kernels_onnxruntime"]
+        ],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"reorder counts match on {reorders_ok} of {len(rows)} networks, kernel counts on {kernels_ok} "
+          f"(onnxruntime {ort.__version__}, NCHWc block {block})")
+    for r in doc["mismatches"]:
+        print(f"  {r['name'][:60]:60s} reorders {r['reorders_ours']} vs {r['reorders_onnxruntime']}; "
+              f"kernels {r['kernels_ours']} vs {r['kernels_onnxruntime']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
