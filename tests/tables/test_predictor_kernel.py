@@ -385,3 +385,20 @@ def test_sampler_covers_widths_that_run_plain(tmp_path: Path) -> None:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         assert all(resample_around(k, rng).in_shape[0] % 4 for k in odd[:20])
         assert any(k.in_shape[0] % 8 == 4 for k in kernels)
+
+
+def test_unfolding_a_residual_add_does_not_need_node_names(tmp_path: Path) -> None:
+    """Exported graphs may leave nodes unnamed; the split finds the Add it unfolds from the tensors."""
+    import onnx
+
+    named = _layout_model(tmp_path / "named.onnx", "add_plain", 32)
+    model = onnx.load(str(named))
+    for node in model.graph.node:
+        node.name = ""
+    onnx.save(model, str(tmp_path / "unnamed.onnx"))
+    ours = split_kernels(named, "all", reorders=True, nchwc_block=16)
+    theirs = split_kernels(tmp_path / "unnamed.onnx", "all", reorders=True, nchwc_block=16)
+    assert [(k.type, k.variant, k.fused_add) for k in ours] == [(k.type, k.variant, k.fused_add)
+                                                                 for k in theirs]
+    assert [k.variant for k in theirs if k.type == "eltwise"] == ["Mul", "Add"]  # the Add unfolded from /c2
+    assert not any(k.fused_add for k in theirs)

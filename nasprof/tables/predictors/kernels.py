@@ -352,26 +352,37 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
 
 
 def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
-    """``k`` (a conv with a fused residual Add) as the conv alone, the Add, and the Relu after it, if any."""
-    by_name = {n.name: n for n in g.nodes}
-    add = next(by_name[c] for c in k.covers if c in by_name and by_name[c].op_type == "Add")
+    """``k`` (a conv with a fused residual Add) as the conv alone, the Add, and the Relu after it, if any.
+
+    The fused chain is conv [, BN ...], Add [, Relu] (``_conv_kernel``), so the Add is found from the
+    residual and the kernel's output, not by name: exported graphs may leave nodes unnamed."""
     residual = k.inputs[1]
+
+    def ends_chain(j: int) -> bool:
+        out = g.nodes[j].output[0]
+        if not k.act:
+            return bool(out == k.output)
+        nxt = g.sole_consumer(out)
+        return nxt is not None and g.nodes[nxt].output[0] == k.output
+
+    j = next(j for j in g.consumers.get(residual, []) if g.nodes[j].op_type == "Add" and ends_chain(j))
+    add = g.nodes[j]
     conv_out = next(x for x in add.input if x != residual)
-    at = k.covers.index(add.name)
+    at = len(k.covers) - (2 if k.act else 1)  # the Add's place in the chain
     conv = dataclasses.replace(
         k, covers=k.covers[:at], fused_add=False, act="", inputs=k.inputs[:1], output=conv_out
     )
     shape = _chw(g.shapes.get(add.output[0]))
+    add_name = add.name or f"Add_{j}"
     out = [
         conv,
-        Kernel("eltwise", add.name, (add.name,), shape, shape, variant="Add", inputs=(conv_out, residual),
+        Kernel("eltwise", add_name, (add.name,), shape, shape, variant="Add", inputs=(conv_out, residual),
                output=add.output[0]),
     ]
     if k.act:  # the Relu that followed the Add
         relu = k.covers[at + 1]
-        out.append(
-            Kernel("act", relu, (relu,), shape, shape, act=k.act, inputs=(add.output[0],), output=k.output)
-        )
+        out.append(Kernel("act", relu or f"{k.act}_{j}", (relu,), shape, shape, act=k.act,
+                          inputs=(add.output[0],), output=k.output))
     return out
 
 
