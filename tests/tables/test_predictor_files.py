@@ -76,6 +76,44 @@ def test_broken_body_and_unknown_kind(saved: Path) -> None:
         Predictor.load(saved)
 
 
+def _set_split_rules(path: Path, value: object) -> Path:
+    doc = json.loads(path.read_text())
+    if value is None:
+        del doc["body"]["split_rules"]
+    else:
+        doc["body"]["split_rules"] = value
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_split_rules_version(saved: Path, tmp_path: Path) -> None:
+    """A kernel predictor records the split rules it was fitted with; an older file still predicts (the split
+    is redone at predict time) but says it should be refitted, a newer or broken one is refused."""
+    from nasprof.tables.predictors.kernels import SPLIT_RULES
+
+    assert json.loads(saved.read_text())["body"]["split_rules"] == SPLIT_RULES
+    fresh = Predictor.load(saved)
+    assert isinstance(fresh, KernelPredictor) and fresh.stale_split is None
+    old = Predictor.load(_set_split_rules(saved, None))  # written before the rules were versioned
+    assert isinstance(old, KernelPredictor) and old.split_rules == 1
+    assert old.stale_split is not None and "refit" in old.stale_split
+    assert old.with_calibration(None).split_rules == 1  # copies keep it
+    model = make_mixed_model(tmp_path / "m.onnx")
+    assert old.predict(model) == fresh.predict(model)
+    for bad, match in ((SPLIT_RULES + 1, "upgrade nasprof"), ("2", "split_rules '2'"), (0, "split_rules 0")):
+        with pytest.raises(PredictorError, match=match):
+            Predictor.load(_set_split_rules(saved, bad))
+
+
+def test_cli_warns_about_a_stale_kernel_predictor(saved: Path, tmp_path: Path) -> None:
+    _set_split_rules(saved, None)
+    model = make_mixed_model(tmp_path / "m.onnx")
+    for argv in (["predictor", "show", str(saved)], ["predict", str(model), "--predictor", str(saved)]):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        assert "kernel-split rules v1" in result.stderr and "refit" in result.stderr
+
+
 def test_not_a_predictor(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"hello": 1}')
     with pytest.raises(PredictorError, match="not a nasprof predictor"):

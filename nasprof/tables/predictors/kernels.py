@@ -28,7 +28,16 @@ import numpy as np
 
 from nasprof.errors import ModelError
 
-__all__ = ["Kernel", "split_kernels", "LEVELS", "FREE_OPS", "MEMORY_OPS", "ACT_CODES", "AVGPOOL_CEIL_PAD"]
+__all__ = [
+    "Kernel",
+    "split_kernels",
+    "LEVELS",
+    "FREE_OPS",
+    "MEMORY_OPS",
+    "ACT_CODES",
+    "AVGPOOL_CEIL_PAD",
+    "SPLIT_RULES",
+]
 
 LEVELS = ("disable", "basic", "extended", "all")
 
@@ -234,6 +243,11 @@ def _topological(kernels: list[Kernel], const: set[str]) -> list[Kernel]:
 
 #: Kernel types onnxruntime's NCHWc transformer runs in the blocked layout.
 _NCHWC_TYPES = frozenset({"conv", "dwconv", "gap", "pool"})
+#: Version of the split's layout rules and kernel variants. A predictor stores the version it was fitted
+#: with: its regressors never saw the kernels a later version tells apart. 2 (2026-11-23): the
+#: ``AVGPOOL_CEIL_PAD`` variant and the width rules of ``_blocked_kernel``.
+SPLIT_RULES = 2
+
 #: Variant of an ``AveragePool`` with both ``ceil_mode`` and ``count_include_pad`` set (PyTorch's
 #: ``AvgPool2d(2, ceil_mode=True)``, the pooling shortcut of the mnasnet space). onnxruntime 1.32 gives it no
 #: NCHWc kernel: it runs in plain NCHW between reorders, on a generic loop that took 0.10 ms for 16×80×80

@@ -29,7 +29,7 @@ from nasprof.tables.predictors.features import (
     multiplicity,
 )
 from nasprof.tables.predictors.forest import TreeEnsemble
-from nasprof.tables.predictors.kernels import DEFAULT_NCHWC_BLOCK, Kernel, split_kernels
+from nasprof.tables.predictors.kernels import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
 
 __all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
 
@@ -127,6 +127,7 @@ class KernelPredictor(Predictor):
         calibration: Calibration | None = None,
         anchors: Sequence[tuple[Kernel, float]] = (),
         nchwc_block: int = DEFAULT_NCHWC_BLOCK,
+        split_rules: int = SPLIT_RULES,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -147,6 +148,24 @@ class KernelPredictor(Predictor):
         if not isinstance(nchwc_block, int) or nchwc_block < 1:
             raise PredictorError(f"nchwc_block must be a positive integer, got {nchwc_block!r}")
         self.nchwc_block = nchwc_block
+        #: ``kernels.SPLIT_RULES`` when it was fitted (1 in files written before the version was stored).
+        self.split_rules = int(split_rules)
+
+    @property
+    def stale_split(self) -> str | None:
+        """Why the file should be refitted, if its regressors predate the split's current kernel kinds."""
+        if self.split_rules >= SPLIT_RULES:
+            return None
+        unseen = (
+            "AveragePool(ceil_mode, count_include_pad) kernels or widths that are not a multiple of 4, which "
+            "onnxruntime runs unblocked and slower"
+            if self.reorders  # the NCHWc rules matter only where the device inserts reorders (x86 CPUs)
+            else "AveragePool(ceil_mode, count_include_pad) as a kernel of its own"
+        )
+        return (
+            f"fitted with kernel-split rules v{self.split_rules} (this nasprof has v{SPLIT_RULES}): its "
+            f"regressors never saw {unseen}; refit with `nasprof predictor fit --kernels`"
+        )
 
     @property
     def features(self) -> list[str]:
@@ -217,6 +236,7 @@ class KernelPredictor(Predictor):
             calibration=calibration,
             anchors=self.anchors,
             nchwc_block=self.nchwc_block,
+            split_rules=self.split_rules,
             device=self.device,
             measure_spec=self.measure_spec,
             training_error=info,
@@ -360,6 +380,7 @@ class KernelPredictor(Predictor):
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "anchors": [{"kernel": dataclasses.asdict(k), "e2e_ms": ms} for k, ms in self.anchors],
             "nchwc_block": self.nchwc_block,
+            "split_rules": self.split_rules,
         }
 
     @classmethod
@@ -382,11 +403,23 @@ class KernelPredictor(Predictor):
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
             nchwc_block=int(body.get("nchwc_block", DEFAULT_NCHWC_BLOCK)),  # absent before it was inferred
+            split_rules=_split_rules(body.get("split_rules", 1)),  # absent before the rules were versioned
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
             metadata=header.get("metadata"),
         )
+
+
+def _split_rules(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise PredictorError(f"predictor file has split_rules {v!r}; refit it")
+    if v > SPLIT_RULES:
+        raise PredictorError(
+            f"predictor file was fitted with kernel-split rules v{v}, newer than this nasprof's "
+            f"v{SPLIT_RULES}; upgrade nasprof"
+        )
+    return v
 
 
 #: Anchor kernels kept per predictor, and the end-to-end range they are drawn from: long enough that the
