@@ -29,6 +29,7 @@ from pathlib import Path
 from nasprof.space import export_arch, export_many, list_presets
 from nasprof.tables.predictors.calibration import calibration_archs, network_name
 from nasprof.tables.predictors.kernels import split_kernels
+from nasprof.tables.predictors.regression import probe_nchwc_block
 
 RESULTS = Path(__file__).parent / "results" / "split_audit.json"
 #: Ops onnxruntime keeps as nodes that only reshape a view (the split calls them ``free``).
@@ -48,20 +49,6 @@ def optimized_graph(model: Path, out: Path) -> list[str]:
     return [n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node]
 
 
-def nchwc_block() -> int:
-    """The host's NCHWc block, read the way a fit reads it: which pools onnxruntime runs blocked."""
-    from nasprof.devices import MeasureSpec
-    from nasprof.tables.predictors.kernel_sampling import measure_kernels
-    from nasprof.tables.predictors.kernels import Kernel
-    from nasprof.tables.predictors.regression import infer_nchwc_block
-
-    pools = [
-        Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
-        for c in (24, 40, 48, 64, 96)
-    ]
-    return infer_nchwc_block(measure_kernels(pools, "cpu", MeasureSpec(warmup=1, runs=2, sessions=1)))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100, help="sampled calibration-style networks")
@@ -72,7 +59,7 @@ def main() -> int:
 
     import onnxruntime as ort
 
-    block = nchwc_block()
+    block = probe_nchwc_block()  # the host's, read the way a fit reads it
     rows = []
     with tempfile.TemporaryDirectory(prefix="nasprof-audit-") as tmp:
         archs = calibration_archs(args.n, args.seed)

@@ -13,6 +13,7 @@ from nasprof.errors import PredictorError
 from nasprof.tables.predictors import KernelPredictor, Predictor
 from nasprof.tables.predictors.kernel_sampling import build_kernel_model, resample_around, sample_kernels
 from nasprof.tables.predictors.kernels import split_kernels
+from nasprof.tables.predictors.regression import probe_nchwc_block
 
 
 def _profile(model: Path, level: str) -> list:
@@ -127,7 +128,7 @@ def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> 
     model = export_arch(preset, tmp_path / f"{preset}.onnx", resolution=64)
     profiled = _profile(model, "all")
     reorders = any(n.op_type.startswith("Reorder") for n in profiled)
-    block = _host_nchwc_block(tmp_path)
+    block = probe_nchwc_block()  # this host's, seen the way a fit sees it
     kernels = split_kernels(model, "all", reorders=reorders, nchwc_block=block)
     assert len(kernels) == len(profiled)
     assert [k.type for k in kernels].count("reorder") == sum(
@@ -156,17 +157,6 @@ def test_profile_covers_the_same_nodes_as_each_split_kernel(tmp_path: Path, pres
     split_act = {tuple(k.covers) for k in kernels if k.type == "act" and k.act == "HardSwish"}
     assert theirs <= ours  # every kernel onnxruntime ran covers exactly one of ours ...
     assert computed - split_act <= theirs  # ... and each of ours that computes something is one it ran
-
-
-def _host_nchwc_block(tmp_path: Path) -> int:
-    """This host's NCHWc block, seen the way a fit sees it: which pools onnxruntime runs blocked."""
-    from nasprof.tables.predictors.kernel_sampling import measure_kernels
-    from nasprof.tables.predictors.kernels import Kernel
-    from nasprof.tables.predictors.regression import infer_nchwc_block
-
-    pools = [Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
-             for c in (24, 40, 48, 64, 96)]
-    return infer_nchwc_block(measure_kernels(pools, "cpu", MeasureSpec(warmup=1, runs=2, sessions=1)))
 
 
 def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
@@ -282,8 +272,8 @@ def _layout_model(path: Path, case: str, c: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def host_block(tmp_path_factory: pytest.TempPathFactory) -> int:
-    return _host_nchwc_block(tmp_path_factory.mktemp("block"))
+def host_block() -> int:
+    return probe_nchwc_block()
 
 
 def _ort_reorders(model: Path, tmp_path: Path) -> list[str]:

@@ -311,7 +311,9 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
     pending = list(kernels)
     while pending:
         k = pending.pop(0)
-        later = next((i for i, x in enumerate(pending) if k.fused_add and x.output == k.inputs[-1]), None)
+        later = None
+        if k.fused_add:
+            later = next((i for i, x in enumerate(pending) if x.output == k.inputs[-1]), None)
         if later is not None:
             # The residual is produced further down the export's node order (a shortcut projection
             # exported after the main path): decide the layout once its producer has been placed.
@@ -335,7 +337,10 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
             or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
             or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
         ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
-        channels = [(_chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
+        # Only a concat's rule reads its inputs' widths.
+        channels = []
+        if k.type == "concat":
+            channels = [(_chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
         nchwc = nchwc and _blocked_kernel(k, block, channels)
         # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels);
         # a depthwise conv reads blocks whatever its width (12 channels: a ReorderInput before it).

@@ -455,6 +455,19 @@ def infer_nchwc_block(samples: Sequence[Any], default: int = DEFAULT_NCHWC_BLOCK
     return default
 
 
+def probe_nchwc_block(device: str = "cpu") -> int:
+    """The device's NCHWc block, read the way a fit reads it (``infer_nchwc_block``) off five small pools
+    measured once each: channels 24, 40 (plain with blocks of 16), 48, 64, 96. A second or so."""
+    from nasprof.devices import MeasureSpec
+    from nasprof.tables.predictors.kernel_sampling import measure_kernels
+
+    pools = [
+        Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
+        for c in (24, 40, 48, 64, 96)
+    ]
+    return infer_nchwc_block(measure_kernels(pools, device, MeasureSpec(warmup=1, runs=2, sessions=1)))
+
+
 def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:
     tuples = ("covers", "in_shape", "out_shape", "inputs")
     fields = {f.name for f in dataclasses.fields(Kernel)}
