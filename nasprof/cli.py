@@ -966,9 +966,9 @@ def _lut_calibration(p: Any) -> str:
             f"weights, per-network constant {p.offset_ms:+.4f} ms")
 
 
-def _stale_split_warning(p: Any) -> None:
-    """A kernel predictor fitted before the split's current rules (``KernelPredictor.stale_split``)."""
-    stale = getattr(p, "stale_split", None)
+def _refit_warning(p: Any) -> None:
+    """A kernel predictor that should be refitted (``KernelPredictor.refit_reason``)."""
+    stale = getattr(p, "refit_reason", None)
     if stale:
         err_console.print(f"[yellow]warning:[/] {stale}", highlight=False, soft_wrap=True)
 
@@ -976,7 +976,7 @@ def _stale_split_warning(p: Any) -> None:
 def _calibration_warning(p: Any) -> None:
     """A stale kernel predictor, or a kernel calibration that predicts its own held-out networks worse than
     no calibration."""
-    _stale_split_warning(p)
+    _refit_warning(p)
     w = p.calibration.info.get("warning") if p.calibration is not None else None
     if w:
         err_console.print(f"[yellow]warning:[/] calibration: {w}", highlight=False, soft_wrap=True)
@@ -1084,7 +1084,7 @@ def predict_cmd(
     from nasprof.tables.predictors import Predictor
 
     p = Predictor.load(predictor, device=device)
-    _stale_split_warning(p)
+    _refit_warning(p)
     if fallback is not None:
         if p.kind != "lut":
             raise InputError("--fallback applies to lookup-table predictors only")

@@ -93,10 +93,10 @@ def test_split_rules_version(saved: Path, tmp_path: Path) -> None:
 
     assert json.loads(saved.read_text())["body"]["split_rules"] == SPLIT_RULES
     fresh = Predictor.load(saved)
-    assert isinstance(fresh, KernelPredictor) and fresh.stale_split is None
+    assert isinstance(fresh, KernelPredictor) and fresh.refit_reason is None
     old = Predictor.load(_set_split_rules(saved, None))  # written before the rules were versioned
     assert isinstance(old, KernelPredictor) and old.split_rules == 1
-    assert old.stale_split is not None and "refit" in old.stale_split
+    assert old.refit_reason is not None and "refit" in old.refit_reason
     assert old.with_calibration(None).split_rules == 1  # copies keep it
     model = make_mixed_model(tmp_path / "m.onnx")
     assert old.predict(model) == fresh.predict(model)
@@ -112,6 +112,27 @@ def test_cli_warns_about_a_stale_kernel_predictor(saved: Path, tmp_path: Path) -
         result = runner.invoke(app, argv)
         assert result.exit_code == 0, result.output
         assert "kernel-split rules v1" in result.stderr and "refit" in result.stderr
+
+
+def test_reorder_times_with_the_profilers_cost_in_them_call_for_a_refit(saved: Path, tmp_path: Path) -> None:
+    """Files fitted before the profiler's per-node cost was taken off the reorder samples predict as before
+    but say to refit; a file for a device without reorders has nothing to refit for."""
+    doc = json.loads(saved.read_text())
+    doc["body"]["reorders"] = True
+    doc["metadata"].pop("profiler_node_cost_ms", None)
+    saved.write_text(json.dumps(doc))
+    old = Predictor.load(saved)
+    assert isinstance(old, KernelPredictor) and old.refit_reason is not None
+    assert "per node" in old.refit_reason and "refit" in old.refit_reason
+    doc["metadata"]["profiler_node_cost_ms"] = 0.002
+    saved.write_text(json.dumps(doc))
+    assert Predictor.load(saved).refit_reason is None  # type: ignore[attr-defined]
+    doc["body"]["reorders"] = False
+    del doc["metadata"]["profiler_node_cost_ms"]
+    saved.write_text(json.dumps(doc))
+    assert Predictor.load(saved).refit_reason is None  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["predictor", "show", str(_set_split_rules(saved, None))])
+    assert result.exit_code == 0 and "kernel-split rules v1" in result.stderr
 
 
 def test_not_a_predictor(tmp_path: Path) -> None:

@@ -117,6 +117,8 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     assert 0 < len(p.anchors) <= 20 and q.anchors == p.anchors
     assert q.nchwc_block == p.nchwc_block in (8, 16, 32, 64)
     assert all(ms > 0 for _, ms in q.anchors)
+    # The profiler's per-node cost fitted on the samples (≤ 10 µs by construction) is recorded.
+    assert 0.0 <= q.metadata["profiler_node_cost_ms"] <= 0.01
 
 
 @pytest.mark.parametrize(
@@ -195,6 +197,51 @@ def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
     # Without a profiled kernel time, or without reorders, the old rule: end to end minus the rest.
     assert KernelSample(pool, 0.167, reorders).own_ms(0.002) == pytest.approx(0.165 - 0.107, rel=1e-12)
     assert KernelSample(pool, 0.167, (), 0.2).own_ms(0.002) == pytest.approx(0.165, rel=1e-12)
+
+
+def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out() -> None:
+    from nasprof.tables.predictors.kernel_sampling import KernelSample
+    from nasprof.tables.predictors.kernels import Kernel
+
+    conv = Kernel("conv", "c", ("c",), (64, 1, 1), (16, 1, 1))
+    r_in = Kernel("reorder", "ri", (), (64, 1, 1), (64, 1, 1), variant="ReorderInput")
+    r_out = Kernel("reorder", "ro", (), (16, 1, 1), (16, 1, 1), variant="ReorderOutput")
+    # A squeeze-excite 1x1 conv: profiled at 4 µs, its two reorders at 3 and 2.5 µs; 2 µs of each node is
+    # the profiler's own cost. End to end 0.0075 ms, of which 0.002 ms is the per-call overhead.
+    s = KernelSample(conv, 0.0075, ((r_in, 0.003), (r_out, 0.0025)), 0.004)
+    body = 0.0055
+    # Raw shares hand the reorders 5.5 of 9.5 µs; net of the profiler, 1.5 of 3.5.
+    assert s.own_ms(0.002) == pytest.approx(body * 4 / 9.5, rel=1e-12)
+    assert s.own_ms(0.002, 0.002) == pytest.approx(body * 2 / 3.5, rel=1e-12)
+    assert s.reorder_times(0.002, 0.002) == pytest.approx([body * 1 / 3.5, body * 0.5 / 3.5], rel=1e-12)
+    assert s.own_ms(0.002, 0.002) + sum(s.reorder_times(0.002, 0.002)) == pytest.approx(body, rel=1e-12)
+    # A node no longer than the cost keeps a tenth of its time instead of vanishing.
+    tiny = KernelSample(conv, 0.0075, ((r_in, 0.0015),), 0.004)
+    assert tiny.reorder_times(0.002, 0.002) == pytest.approx([body * 0.00015 / 0.00215], rel=1e-12)
+    # Without a profile the reorders keep their node times.
+    assert KernelSample(conv, 0.0075, ((r_in, 0.003),)).reorder_times(0.002, 0.002) == [0.003]
+
+
+def test_profiler_node_cost_is_fitted_across_samples_with_different_node_counts() -> None:
+    from nasprof.tables.predictors.kernel_sampling import KernelSample, profiler_node_cost
+    from nasprof.tables.predictors.kernels import Kernel
+
+    r = Kernel("reorder", "r", (), (16, 8, 8), (16, 8, 8), variant="ReorderInput")
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(60):  # true times; the profiler adds 2.5 µs per node and runs 3% slow
+        own, reo = rng.uniform(0.002, 0.2), rng.uniform(0.0005, 0.02, size=i % 3)
+        body = own + reo.sum()
+        samples.append(
+            KernelSample(
+                Kernel("conv", f"c{i}", (f"c{i}",), (16, 8, 8), (16, 8, 8)),
+                body + 0.002,
+                tuple((r, 1.03 * t + 0.0025) for t in reo),
+                1.03 * own + 0.0025,
+            )
+        )
+    assert profiler_node_cost(samples, 0.002) == pytest.approx(0.0025, rel=1e-6)
+    assert profiler_node_cost(samples[:2], 0.002) == 0.0  # too few samples to tell
 
 
 def test_channel_alignment_is_the_largest_power_of_two_divisor() -> None:

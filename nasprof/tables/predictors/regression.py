@@ -152,20 +152,27 @@ class KernelPredictor(Predictor):
         self.split_rules = int(split_rules)
 
     @property
-    def stale_split(self) -> str | None:
-        """Why the file should be refitted, if its regressors predate the split's current kernel kinds."""
-        if self.split_rules >= SPLIT_RULES:
-            return None
-        unseen = (
-            "AveragePool(ceil_mode, count_include_pad) kernels or widths that are not a multiple of 4, which "
-            "onnxruntime runs unblocked and slower"
-            if self.reorders  # the NCHWc rules matter only where the device inserts reorders (x86 CPUs)
-            else "AveragePool(ceil_mode, count_include_pad) as a kernel of its own"
-        )
-        return (
-            f"fitted with kernel-split rules v{self.split_rules} (this nasprof has v{SPLIT_RULES}): its "
-            f"regressors never saw {unseen}; refit with `nasprof predictor fit --kernels`"
-        )
+    def refit_reason(self) -> str | None:
+        """Why the file should be refitted, if its regressors predate the split's current kernel kinds or
+        learned reorder times with the profiler's per-node cost in them. Such a file still predicts."""
+        if self.split_rules < SPLIT_RULES:
+            unseen = (
+                "AveragePool(ceil_mode, count_include_pad) kernels or widths that are not a multiple of 4, "
+                "which onnxruntime runs unblocked and slower"
+                if self.reorders  # the NCHWc rules matter only where the device inserts reorders (x86 CPUs)
+                else "AveragePool(ceil_mode, count_include_pad) as a kernel of its own"
+            )
+            return (
+                f"fitted with kernel-split rules v{self.split_rules} (this nasprof has v{SPLIT_RULES}): its "
+                f"regressors never saw {unseen}; refit with `nasprof predictor fit --kernels`"
+            )
+        if self.reorders and "profiler_node_cost_ms" not in self.metadata:
+            return (
+                "its layout-reorder times include the profiler's own cost per node (about 2 µs each, "
+                "fitted before 2026-11-23), so networks with many small reorders come out high; refit with "
+                "`nasprof predictor fit --kernels`"
+            )
+        return None
 
     @property
     def features(self) -> list[str]:
@@ -312,8 +319,9 @@ class KernelPredictor(Predictor):
         remaining = budget - len(samples)
         if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
             bad: list[Kernel] = []
+            node_cost = ks.profiler_node_cost(samples, overhead)
             for group in _by_type(samples).values():
-                _, y, oob = _fit_group(group, overhead, n_estimators=30, seed=seed)
+                _, y, oob = _fit_group(group, overhead, node_cost, n_estimators=30, seed=seed)
                 rel = np.abs(oob - y) / y
                 bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
             if not bad:  # everything already within 10%: spread the rest like the first round
@@ -324,18 +332,28 @@ class KernelPredictor(Predictor):
             )
         regressors: dict[str, KernelRegressor] = {}
         training: dict[str, Any] = {}
+        # The profiler adds a few µs to every node it times: taken off before a profiled pass is split
+        # between a kernel and its reorders (``KernelSample.reorder_times``).
+        node_cost = ks.profiler_node_cost(samples, overhead)
         for t, group in _by_type(samples).items():
-            reg, y, oob = _fit_group(group, overhead, n_estimators=n_estimators, seed=seed)
+            reg, y, oob = _fit_group(group, overhead, node_cost, n_estimators=n_estimators, seed=seed)
             regressors[t] = reg
             # Judged on the one-kernel models' end-to-end latency (what was measured), out-of-bag.
             e2e = np.array([s.e2e_ms for s in group])
             training[t] = error_summary(e2e - y + oob, e2e)
-        reorders = [r for s in samples for r in s.reorders]
+        reorders = [
+            (k, ms)
+            for s in samples
+            for (k, _), ms in zip(s.reorders, s.reorder_times(overhead, node_cost), strict=True)
+        ]
         if len(reorders) >= 2:
             rx = feature_matrix([k for k, _ in reorders])
             ry = np.maximum(np.array([ms for _, ms in reorders]), _MIN_KERNEL_MS)
             regressors["reorder"], oob = fit_regressor(rx, ry, n_estimators=n_estimators, seed=seed)
-            training["reorder"] = {**error_summary(oob, ry), "source": "profiled reorder nodes"}
+            training["reorder"] = {
+                **error_summary(oob, ry),
+                "source": "profiled reorder nodes, the profiler's cost per node taken off",
+            }
         counts = {t: len(g) for t, g in _by_type(samples).items()}
         fitted = cls(
             regressors,
@@ -347,7 +365,13 @@ class KernelPredictor(Predictor):
             device=device,
             measure_spec=_spec_dict(spec),
             training_error={"method": "out-of-bag", "per_type": training},
-            metadata={"budget": budget, "seed": seed, "samples": counts, "reorder_samples": len(reorders)},
+            metadata={
+                "budget": budget,
+                "seed": seed,
+                "samples": counts,
+                "reorder_samples": len(reorders),
+                "profiler_node_cost_ms": node_cost,
+            },
         )
         if calibrate <= 0:
             return fitted
@@ -483,20 +507,20 @@ def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
 
 
 def _fit_group(
-    group: Sequence[Any], overhead_ms: float, *, n_estimators: int, seed: int
+    group: Sequence[Any], overhead_ms: float, node_cost_ms: float, *, n_estimators: int, seed: int
 ) -> tuple[KernelRegressor, np.ndarray, np.ndarray]:
     """Fit one kernel type's samples: (regressor, each sample's own ms, its out-of-bag prediction ms).
     The regressor sees one group of a grouped conv (``per_group``); times are scaled back to the kernel."""
     kernels = [s.kernel for s in group]
-    y, mult = _kernel_ms(group, overhead_ms), multiplicity(kernels)
+    y, mult = _kernel_ms(group, overhead_ms, node_cost_ms), multiplicity(kernels)
     reg, oob = fit_regressor(feature_matrix(kernels), y / mult, n_estimators=n_estimators, seed=seed)
     return reg, y, oob * mult
 
 
-def _kernel_ms(group: Sequence[Any], overhead_ms: float) -> np.ndarray:
+def _kernel_ms(group: Sequence[Any], overhead_ms: float, node_cost_ms: float) -> np.ndarray:
     """A kernel's own time: end-to-end without the per-call overhead and the layout reorders around it
     (``KernelSample.own_ms``)."""
-    return np.maximum(np.array([s.own_ms(overhead_ms) for s in group]), _MIN_KERNEL_MS)
+    return np.maximum(np.array([s.own_ms(overhead_ms, node_cost_ms) for s in group]), _MIN_KERNEL_MS)
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
