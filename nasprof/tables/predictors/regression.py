@@ -168,9 +168,9 @@ class KernelPredictor(Predictor):
             )
         if self.reorders and "profiler_node_cost_ms" not in self.metadata:
             return (
-                "its layout-reorder times include the profiler's own cost per node (about 2 µs each, "
-                "fitted before 2026-11-23), so networks with many small reorders come out high; refit with "
-                "`nasprof predictor fit --kernels`"
+                "the layout-reorder times in this file include the profiler's own cost per node (about 2 µs "
+                "each, fitted before 2026-11-23), so networks with many small reorders come out high; refit "
+                "with `nasprof predictor fit --kernels`"
             )
         return None
 
