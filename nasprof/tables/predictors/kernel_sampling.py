@@ -455,12 +455,7 @@ class KernelSample:
         ``node_cost_ms`` (the profiler's own cost per node, ``profiler_node_cost``) is taken off every node
         before the shares are formed; see ``reorder_times``.
         """
-        body = self.e2e_ms - overhead_ms
-        if self.own_profiled_ms is None or not self.reorders:
-            return body - self.reorder_ms
-        own, reorders = self._net_profile(node_cost_ms)
-        total = own + sum(reorders)
-        return body * own / total if total > 0 else body
+        return self.split_ms(overhead_ms, node_cost_ms)[0]
 
     def reorder_times(self, overhead_ms: float, node_cost_ms: float = 0.0) -> list[float]:
         """Each reorder's time (ms): the end-to-end time without the per-call overhead, times the reorder's
@@ -469,19 +464,24 @@ class KernelSample:
         reorder regressor predicted 1.10x the reorders' in-network time over 58 networks, and 78 µs for
         mobilenet_v3_small's 38 small reorders that took 24 µs; from the same measurements net of that
         cost, 0.98x and 51 µs."""
-        if self.own_profiled_ms is None:
-            return [ms for _, ms in self.reorders]
-        own, reorders = self._net_profile(node_cost_ms)
-        total = own + sum(reorders)
-        body = self.e2e_ms - overhead_ms
-        return [body * r / total if total > 0 else r for r in reorders]
+        return self.split_ms(overhead_ms, node_cost_ms)[1]
 
-    def _net_profile(self, node_cost_ms: float) -> tuple[float, list[float]]:
-        """Profiled times without the profiler's per-node cost. A node no longer than that cost keeps a
-        tenth of its time: it ran, and a zero would hand its share to the others."""
-        assert self.own_profiled_ms is not None
+    def split_ms(self, overhead_ms: float, node_cost_ms: float = 0.0) -> tuple[float, list[float]]:
+        """(the kernel's own ms, each reorder's ms): the end-to-end time without the per-call overhead,
+        shared out by the profiled pass net of the profiler's cost per node (``own_ms``,
+        ``reorder_times``). Without a profile, or without reorders, the reorders keep their node times
+        and the kernel gets the rest. A node no longer than that cost keeps a tenth of its time: it ran,
+        and a zero would hand its share to the others."""
+        body = self.e2e_ms - overhead_ms
+        raw = [ms for _, ms in self.reorders]
+        if self.own_profiled_ms is None or not raw:
+            return body - sum(raw), raw
         own = max(self.own_profiled_ms - node_cost_ms * self.own_nodes, _NODE_FLOOR * self.own_profiled_ms)
-        return own, [max(ms - node_cost_ms, _NODE_FLOOR * ms) for _, ms in self.reorders]
+        reorders = [max(ms - node_cost_ms, _NODE_FLOOR * ms) for ms in raw]
+        total = own + sum(reorders)
+        if total <= 0:
+            return body, reorders
+        return body * own / total, [body * r / total for r in reorders]
 
 
 #: Share of its profiled time a node keeps when the profiler's per-node cost is as large as the node.
@@ -493,11 +493,13 @@ def profiler_node_cost(samples: Sequence[KernelSample], overhead_ms: float) -> f
     (Σ node times = a·(end-to-end − overhead) + δ·nodes, as for whole networks); 0 when they do not tell."""
     from nasprof.tables.predictors.in_network import profiler_node_cost as fit_cost
 
-    done = [s for s in samples if s.own_profiled_ms is not None and s.e2e_ms > overhead_ms]
+    done = [
+        (s, s.own_profiled_ms) for s in samples if s.own_profiled_ms is not None and s.e2e_ms > overhead_ms
+    ]
     return fit_cost(
-        [s.own_profiled_ms + s.reorder_ms for s in done if s.own_profiled_ms is not None],
-        [s.e2e_ms - overhead_ms for s in done],
-        [s.profiled_nodes for s in done],
+        [own + s.reorder_ms for s, own in done],
+        [s.e2e_ms - overhead_ms for s, _ in done],
+        [s.profiled_nodes for s, _ in done],
     )
 
 
