@@ -1050,7 +1050,8 @@ def predictor_show_cmd(
                 t.add_row("calibration ms/MB moved",
                           json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
             t.add_row("calibration cold weights",
-                      f"{cal.ms_per_weight_mb:.4f} ms per MB of conv/dwconv/fc weights")
+                      f"{cal.ms_per_weight_mb:.4f} ms per MB of weights of "
+                      + ", ".join(sorted(cal.weight_groups)))
             t.add_row("calibration speed ratio", f"{cal.speed_ratio:.3f} (anchor kernels then vs now)")
             t.add_row(
                 "calibration RMSPE",

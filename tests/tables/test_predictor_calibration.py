@@ -17,6 +17,7 @@ from nasprof.tables.predictors import KernelPredictor, Predictor
 from nasprof.tables.predictors.calibration import (
     FIXED_GROUPS,
     GROUPING,
+    WEIGHT_GROUPS,
     Calibration,
     calibration_archs,
     calibration_group,
@@ -106,10 +107,11 @@ def test_speed_ratio_scales_every_group_and_leaves_the_factors_to_the_network() 
         fit_calibration(sets, measured, 0.0, speed_ratio=float("nan"))
 
 
-def test_cold_weight_cost_is_recovered_on_every_weighted_kernel() -> None:
-    # Networks that pay 0.02 ms per MB of conv/dwconv/fc weights on top of 1.1 x their depthwise convs and
-    # their (never-rescaled) convs: the weights of a kernel alone stay in cache, in a network they arrive
-    # cold. The cost applies to the fixed convs' weights too.
+def test_cold_weight_cost_is_recovered_on_conv_weights_not_the_classifier() -> None:
+    # Networks that pay 0.02 ms per MB of conv/dwconv weights on top of 1.1 x their depthwise convs, 1.3 x
+    # their classifier and their (never-rescaled) convs: the weights of a kernel alone stay in cache, in a
+    # network they arrive cold. The cost applies to the fixed convs' weights too; the classifier's
+    # matrix-vector product has only its factor (a cost per MB already, as its time scales with them).
     def weighted(kind: str, params: int, kernel: int = 1) -> Kernel:
         return Kernel(kind, kind, (kind,), (16, 14, 14), (16, 14, 14), kernel=kernel, params=params)
 
@@ -121,24 +123,40 @@ def test_cold_weight_cost_is_recovered_on_every_weighted_kernel() -> None:
         ks = [(weighted("dwconv", pw, 3), float(a)), (weighted("conv", pc, 3), float(c)),
               (weighted("fc", pf), float(f)), (weighted("eltwise", 0), float(e))]
         sets.append(ks)
-        mb = (pw + pc + pf) * 4 / 1e6
-        measured.append(1.1 * a + c + f + e + 0.02 * mb)
+        mb = (pw + pc) * 4 / 1e6
+        measured.append(1.1 * a + c + 1.3 * f + e + 0.02 * mb)
     cal = fit_calibration(sets, measured, 0.0, prior_weight=0.0)
     assert cal.ms_per_weight_mb == pytest.approx(0.02, rel=1e-6)
     assert cal.factors["dwconv"] == pytest.approx(1.1, rel=1e-6)
+    assert cal.factors["fc"] == pytest.approx(1.3, rel=1e-6)
     assert "gamma * weight MB" in cal.info["model"]
     conv = weighted("conv", 250_000, 3)  # 1 MB of weights
     assert cal.adjust(conv, 0.5) == pytest.approx(0.52)
+    assert cal.adjust(weighted("fc", 250_000), 0.5) == pytest.approx(0.65)  # no γ on the classifier
     assert cal.adjust(weighted("eltwise", 0), 0.5) == pytest.approx(0.5)
     again = Calibration.from_dict(cal.to_dict())
-    assert again.ms_per_weight_mb == cal.ms_per_weight_mb
+    assert again.ms_per_weight_mb == cal.ms_per_weight_mb and again.weight_groups == WEIGHT_GROUPS
+    assert again.adjust(weighted("fc", 250_000), 0.5) == pytest.approx(0.65)
     old = {k: v for k, v in cal.to_dict().items() if k != "ms_per_weight_mb"}  # a file from before it
     assert Calibration.from_dict(old).ms_per_weight_mb == 0.0
     with pytest.raises(PredictorError, match="ms_per_weight_mb"):
         Calibration.from_dict({**cal.to_dict(), "ms_per_weight_mb": -0.1})
+    with pytest.raises(PredictorError, match="weight_groups"):
+        Calibration.from_dict({**cal.to_dict(), "weight_groups": "conv"})
     # Without the term, the factors absorb what the weights cost, and the fit is no longer exact.
     off = fit_calibration(sets, measured, 0.0, prior_weight=0.0, weight_cost=False)
     assert off.ms_per_weight_mb == 0.0 and off.info["after_in_sample"]["rmspe"] > 1e-3
+
+
+def test_files_fitted_before_the_classifier_left_gamma_keep_predicting_as_fitted() -> None:
+    # A file without ``weight_groups`` had its γ fitted with the classifier's weights in: it keeps charging
+    # them, so its predictions do not move under it.
+    fc = Kernel("fc", "fc", ("fc",), (1280,), (1000,), params=250_000)  # 1 MB of weights
+    new = Calibration({"fc": 1.0}, {}, ms_per_weight_mb=0.02)
+    legacy = {k: v for k, v in new.to_dict().items() if k != "weight_groups"}
+    old = Calibration.from_dict(legacy)
+    assert "fc" not in new.weight_groups and "fc" in old.weight_groups
+    assert new.adjust(fc, 0.5) == pytest.approx(0.5) and old.adjust(fc, 0.5) == pytest.approx(0.52)
 
 
 def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:

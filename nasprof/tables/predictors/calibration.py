@@ -5,9 +5,9 @@ repeated runs of a one-kernel model. Inside a network they do not, so whole netw
 sum of their kernels (about 12% on the local x86 CPU for mobile networks), and the gap sits in
 memory-bound kernels (depthwise, squeeze-excite, the classifier's Gemm, pooling, layout reorders).
 Calibration measures a few sampled architectures end to end and fits, per *calibration group* ``g``, a
-factor ``f_g`` on the isolated prediction, one cost ``γ`` per MB of weights (conv, dwconv and fc kernels:
-alone their weights stay in cache from run to run, in a network they arrive cold, as the lookup tables'
-``β``), and, with ``per_mb``, a cold-cache cost ``c_g`` per MB moved::
+factor ``f_g`` on the isolated prediction, one cost ``γ`` per MB of convolution weights (alone they stay
+in cache from run to run, in a network they arrive cold, as the lookup tables' ``β``; see
+``WEIGHT_GROUPS``), and, with ``per_mb``, a cold-cache cost ``c_g`` per MB moved::
 
     kernel_ms = s · f_g · isolated_ms + γ · weight MB [+ c_g · MB moved]
 
@@ -37,7 +37,7 @@ from nasprof.tables.predictors.kernels import Kernel
 __all__ = [
     "GROUPING",
     "FIXED_GROUPS",
-    "WEIGHT_TYPES",
+    "WEIGHT_GROUPS",
     "weight_mb",
     "Calibration",
     "calibration_group",
@@ -65,13 +65,6 @@ Progress = Callable[[int, int, str], None]
 #: isolated sums of ResNet-18/50 and RepVGG were already within 3% of the whole networks. Fitting a factor
 #: for them on mobile-style networks (where they are a minority) turned that into +15-25% on the ResNets.
 FIXED_GROUPS = frozenset({"conv"})
-#: Kernel types whose weights the cold-weight cost ``γ`` applies to (the never-rescaled convs too).
-WEIGHT_TYPES = frozenset({"conv", "dwconv", "fc"})
-
-
-def weight_mb(k: Kernel) -> float:
-    """MB of weights ``k`` reads (0 for kernels without weights)."""
-    return weight_bytes(k) / 1e6 if k.type in WEIGHT_TYPES else 0.0
 
 
 def calibration_group(k: Kernel) -> str:
@@ -83,6 +76,25 @@ def calibration_group(k: Kernel) -> str:
             return "conv_stem"  # a few input channels, read in the plain (not NCHWc) layout
         return "conv"
     return k.type
+
+
+#: Calibration groups whose weights the cold-weight cost ``γ`` applies to (the never-rescaled convs too).
+#: Not the classifier's Gemm (``fc``): a matrix-vector product reads each weight once, so its isolated
+#: time already scales with its weight MB and ``f_fc`` is a cost per MB too. With both, the fit split the
+#: classifier's cost between them as the big convs dictated: ``f_fc`` came out 0.85-0.92 (faster in a
+#: network than alone) and γ 0.026-0.029 ms/MB, where classifiers measured in-network cost 0.008-0.021 more
+#: per MB than alone. mobilenet_v3_small, two-thirds of whose 10 MB of weights are its classifier, was
+#: predicted 15-27% slow. Without fc (same measurements, 3 fits): +8 to +17%, ``f_fc`` 0.97-1.01, the
+#: calibration's leave-one-out RMSPE 5.4-6.6% (was 6.6-8.0%). Leaving out squeeze-excite's 1×1 convs
+#: as well (also matrix-vector products) was worse on the calibration networks in all three.
+WEIGHT_GROUPS = frozenset({"conv", "conv_se", "conv_stem", "dwconv"})
+#: What γ applied to in files that do not say (fitted before the classifier was taken out).
+_LEGACY_WEIGHT_GROUPS = frozenset({"conv", "conv_se", "conv_stem", "dwconv", "fc"})
+
+
+def weight_mb(k: Kernel, groups: frozenset[str] = WEIGHT_GROUPS) -> float:
+    """MB of weights ``k`` reads if its calibration group is one of ``groups``, else 0."""
+    return weight_bytes(k) / 1e6 if calibration_group(k) in groups else 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +110,10 @@ class Calibration:
     #: median of (anchor kernel now ÷ the same kernel then), measured in the calibration's own rounds. It
     #: scales every kernel, the never-rescaled convs too (see ``measure_calibration_set``).
     speed_ratio: float = 1.0
-    #: Cold-weight cost ``γ`` (ms per MB of weights of conv/dwconv/fc kernels); 0 in older files.
+    #: Cold-weight cost ``γ`` (ms per MB of weights of the ``weight_groups`` kernels); 0 in older files.
     ms_per_weight_mb: float = 0.0
+    #: The calibration groups γ applies to, as fitted (older files: ``_LEGACY_WEIGHT_GROUPS``).
+    weight_groups: frozenset[str] = WEIGHT_GROUPS
 
     def adjust(self, k: Kernel, isolated_ms: float) -> float:
         # The speed ratio scales the isolated times only: the costs per MB were fitted in absolute ms.
@@ -107,7 +121,7 @@ class Calibration:
         return (
             self.speed_ratio * self.factors.get(g, 1.0) * isolated_ms
             + self.ms_per_mb.get(g, 0.0) * kernel_bytes(k) / 1e6
-            + self.ms_per_weight_mb * weight_mb(k)
+            + self.ms_per_weight_mb * weight_mb(k, self.weight_groups)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +131,7 @@ class Calibration:
             "ms_per_mb": dict(sorted(self.ms_per_mb.items())),
             "speed_ratio": self.speed_ratio,
             "ms_per_weight_mb": self.ms_per_weight_mb,
+            "weight_groups": sorted(self.weight_groups),
             "info": dict(self.info),
         }
 
@@ -137,7 +152,12 @@ class Calibration:
             raise PredictorError(f"predictor calibration has speed_ratio {speed!r}; refit it")
         if not isinstance(gamma, (int, float)) or not np.isfinite(gamma) or gamma < 0:
             raise PredictorError(f"predictor calibration has ms_per_weight_mb {gamma!r}; refit it")
-        return cls(factors, per_mb, GROUPING, dict(d.get("info", {})), float(speed), float(gamma))
+        groups = d.get("weight_groups", sorted(_LEGACY_WEIGHT_GROUPS))
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise PredictorError(f"predictor calibration has weight_groups {groups!r}; refit it")
+        return cls(
+            factors, per_mb, GROUPING, dict(d.get("info", {})), float(speed), float(gamma), frozenset(groups)
+        )
 
 
 def _design(
@@ -189,7 +209,7 @@ def fit_calibration(
     measured end-to-end latency. Reports the in-sample error before/after and the leave-one-out error.
     ``speed_ratio`` (from ``measure_calibration_set``) first rescales every isolated time to the device's
     speed during the calibration; the factors then describe in-network behaviour alone. ``weight_cost``
-    fits the cold-weight cost ``γ`` (ms per MB of conv/dwconv/fc weights, fixed groups included)."""
+    fits the cold-weight cost ``γ`` (ms per MB of weights of the ``WEIGHT_GROUPS``, fixed groups included)."""
     from nasprof.tables.predictors.base import error_summary
 
     if not math.isfinite(speed_ratio) or speed_ratio <= 0:
