@@ -81,7 +81,7 @@ def calibration_group(k: Kernel) -> str:
 #: Calibration groups whose weights the cold-weight cost ``γ`` applies to (the never-rescaled convs too).
 #: Not the classifier's Gemm (``fc``): a matrix-vector product reads each weight once, so its isolated
 #: time already scales with its weight MB and ``f_fc`` is a cost per MB too. With both, the fit split the
-#: classifier's cost between them as the big convs dictated: ``f_fc`` came out 0.85-0.92 (faster in a
+#: classifier's cost between them as the big convs dictated: ``f_fc`` came out 0.85-0.93 (faster in a
 #: network than alone) and γ 0.026-0.029 ms/MB, where classifiers measured in-network cost 0.008-0.021 more
 #: per MB than alone. mobilenet_v3_small, two-thirds of whose 10 MB of weights are its classifier, was
 #: predicted 15-27% slow. Without fc (same measurements, 3 fits): +8 to +17%, ``f_fc`` 0.97-1.01, the
