@@ -436,6 +436,23 @@ def test_sampler_draws_widths_aligned_to_the_nchwc_block_as_networks_do() -> Non
     assert sum(k.in_shape[0] % 8 != 0 for k in plain) < 0.25 * len(plain)
 
 
+def test_sampler_draws_grouped_convs_as_networks_have_them() -> None:
+    """Grouped convs get per-group widths that are multiples of 4 from 4 to 320 (ShuffleNet's 20-320,
+    ResNeXt's 4-32), an output 1/4 to 4x the input per group, and never a 1×1 map; adaptive re-sampling
+    keeps the per-group widths multiples of 4."""
+    rng = np.random.default_rng(3)
+    grouped = [k for k in sample_kernels("conv", 800, rng) if k.groups > 1]
+    assert len(grouped) >= 40 and {k.groups for k in grouped} == {2, 3, 4, 8}
+    for k in grouped:
+        wide_in, wide_out = k.in_shape[0] // k.groups, k.out_shape[0] // k.groups
+        assert k.in_shape[0] % k.groups == 0 and k.out_shape[0] % k.groups == 0
+        assert wide_in % 4 == 0 and wide_out % 4 == 0 and 4 <= wide_in <= 320
+        assert wide_in / 4 - 2 <= wide_out <= wide_in * 4 + 2 and k.in_shape[-1] > 1
+        near = resample_around(k, rng)
+        assert near.groups == k.groups and (near.in_shape[0] // k.groups) % 4 == 0
+        assert near.in_shape[0] % k.groups == 0 and (near.out_shape[0] // k.groups) % 4 == 0
+
+
 def test_unfolding_a_residual_add_does_not_need_node_names(tmp_path: Path) -> None:
     """Exported graphs may leave nodes unnamed; the split finds the Add it unfolds from the tensors."""
     import onnx

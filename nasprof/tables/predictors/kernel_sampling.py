@@ -77,6 +77,20 @@ def _channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280) -> int:
     return max(8, int(round(c / step)) * step)
 
 
+def _group_width(rng: np.random.Generator, lo: int = 4, hi: int = 320) -> int:
+    """Channels per group of a grouped conv: log-uniform in [lo, hi], a multiple of 4, as in ShuffleNet
+    (20-320) and ResNeXt (4-32 per group at 32 groups; the zoo's 8 groups, 8-128).
+
+    Why: drawn as total widths rounded to the group count, half the grouped samples had groups of a few
+    channels or widths no network has (2 output channels per group, 122 per group), whose time runs
+    0.13-4.4x g × one group; about 100 grouped samples then pinned ShuffleNet's 3-group convs poorly."""
+    return _round4(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+
+
+def _round4(c: float) -> int:
+    return 4 * max(1, int(round(c / 4)))
+
+
 def _size(rng: np.random.Generator) -> int:
     return int(rng.choice(_SIZES)) if rng.random() < 0.8 else int(rng.integers(4, 225))
 
@@ -112,11 +126,11 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
             s = int(rng.choice([1, 1, 2]))
         cin = 3 if stem else _channels(rng)
         cout = _channels(rng, 8, 128) if stem else _channels(rng)
-        # Grouped (not depthwise) convs, as in ShuffleNet/ResNeXt: channels rounded to the group count.
-        g = int(rng.choice([2, 3, 4, 8])) if cin > 3 and rng.random() < 0.15 else 1
-        if cin < 2 * g:  # groups == cin would be a depthwise conv
-            g = 1
-        cin, cout = cin // g * g, max(g, cout // g * g)
+        # Grouped (not depthwise) convs, as in ShuffleNet/ResNeXt (never on a 1×1 map).
+        g = int(rng.choice([2, 3, 4, 8])) if cin > 3 and h > 1 and rng.random() < 0.15 else 1
+        if g > 1:  # output 1/4 to 4x the input per group: ShuffleNet's squeeze and expand, ResNeXt's 1x
+            wide = _group_width(rng)
+            cin, cout = g * wide, g * _round4(wide * float(rng.choice([0.25, 0.5, 1.0, 1.0, 2.0, 4.0])))
         if g == 1 and cin >= 16:
             cin = _unaligned(cin, rng)
         act = str(rng.choice(["", "Relu", "Clip", "HardSwish", "Sigmoid"]))
@@ -236,8 +250,9 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
         params = k.params
         if k.type == "conv":
             g = k.groups
-            if g > 1:
-                cin, cout = max(2 * g, cin // g * g), max(g, cout // g * g)
+            if g > 1:  # re-drawn per group, keeping a multiple of 4 (see ``_group_width``)
+                widths = (k.in_shape[0] // g, k.out_shape[0] // g)
+                cin, cout = (g * _round4(c * rng.uniform(0.4, 1.2)) for c in widths)
             params = cout * (cin // g) * k.kernel * k.kernel + cout
         elif k.type == "dwconv":
             params = cin * k.kernel * k.kernel + cin
