@@ -839,7 +839,7 @@ _ColdWeightsOption = Annotated[
     typer.Option(
         "--cold-weights/--no-cold-weights",
         help="Kernel-predictor calibration: fit a cost per MB of weights (they arrive cold in a network). "
-        "On by default: better on networks like the calibration ones, a wash on other families (README).",
+        "On by default: better on networks like the calibration ones and on the presets (README).",
     ),
 ]
 

@@ -297,8 +297,8 @@ class KernelPredictor(Predictor):
         each measurement. ``calibrate`` > 0 then measures that many sampled architectures of the
         ``mnasnet``/``mobilenetv2`` spaces end to end (``calibrate_spec``, 6 sessions by default) and fits
         the in-network correction on them (see ``calibration``); ``weight_cost`` fits its cold-weight
-        cost γ (on by default: it predicts networks like the calibration networks better, and is a wash
-        on the presets, see README).
+        cost γ (on by default: it predicts networks like the calibration networks better, and the presets
+        too since γ left the classifier out: ≥ 90% within ±10% in 6 of 6 runs with it, 4 of 6 without).
         """
         from nasprof.devices import MeasureSpec
         from nasprof.tables.predictors import kernel_sampling as ks
