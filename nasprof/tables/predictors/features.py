@@ -15,6 +15,7 @@ from nasprof.tables.predictors.kernels import ACT_CODES, AVGPOOL_CEIL_PAD, Kerne
 
 __all__ = [
     "FEATURES",
+    "FLOAT_BYTES",
     "channel_align",
     "per_group",
     "multiplicity",
@@ -68,7 +69,8 @@ _VARIANTS = {
     AVGPOOL_CEIL_PAD: 19,
 }
 
-_FLOAT_BYTES = 4
+#: Bytes per tensor element and per weight: exported networks are float32.
+FLOAT_BYTES = 4
 #: Cap of the channel-alignment features. onnxruntime's x86 NCHWc layout (blocks of 8 channels with AVX2,
 #: 16 with AVX-512) is used only for channel counts divisible by the block; a pool that misses it runs in
 #: plain NCHW at 3-4x the time per byte (measured: 104 channels 0.065 ms on 1.6 MB, 96 channels 0.064 ms on
@@ -109,7 +111,7 @@ def kernel_macs(k: Kernel) -> int:
 
 def weight_bytes(k: Kernel) -> int:
     """Bytes of the weights ``k`` reads (its ``params``, float32)."""
-    return k.params * _FLOAT_BYTES
+    return k.params * FLOAT_BYTES
 
 
 def kernel_bytes(k: Kernel) -> int:
@@ -127,7 +129,7 @@ def kernel_bytes(k: Kernel) -> int:
         elems = 2 * cin * h * w  # every output together is the input; out_shape is only the first part
     elif k.type == "memory" and k.variant == "Slice":
         elems = 2 * cout * oh * ow  # reads only the part it copies
-    return elems * _FLOAT_BYTES
+    return elems * FLOAT_BYTES
 
 
 def kernel_features(k: Kernel) -> list[float]:

@@ -45,6 +45,7 @@ import numpy as np
 from nasprof.errors import PredictorError
 from nasprof.space.arch import Arch
 from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor
+from nasprof.tables.predictors.features import FLOAT_BYTES
 from nasprof.tables.predictors.in_network import RATIO_RANGE, TooFewLayersError
 
 __all__ = ["LutPredictor"]
@@ -55,8 +56,6 @@ _CACHE_SIZE = 1 << 17
 _SEGMENT_CACHE_SIZE = 1 << 18
 #: Segment cache key of the stem and head (block keys start with a block index >= 0).
 _STEM, _HEAD = -1, -2
-#: Bytes per weight: exported networks are float32.
-_WEIGHT_BYTES = 4
 #: Ridge weight pulling family factors to the single scale (and β to 0) in ``calibrate``: small, so the
 #: data decide wherever they can, but a family that is a sliver of every calibration network keeps the
 #: single scale instead of an arbitrary factor.
@@ -169,7 +168,7 @@ class LutPredictor(Predictor):
         meta = tbl.metadata
         good = [e for e in tbl.entries() if e.ok and e.median_ms is not None]
         entries = {e.key: float(e.median_ms) for e in good if e.median_ms is not None}
-        weight_mb = {e.key: e.params * _WEIGHT_BYTES / 1e6 for e in good if e.params is not None}
+        weight_mb = {e.key: e.params * FLOAT_BYTES / 1e6 for e in good if e.params is not None}
         if not entries:
             raise PredictorError(f"table {tbl.path} holds no measured entries; build it first")
         if overhead_ms is None:
