@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nasprof.predictors.lut.predictor import LutPredictor
 from nasprof.space import Arch, get_space
-from nasprof.tables.predictors.lut import LutPredictor
 
 RESULTS = Path(__file__).parent / "results" / "predict_speed.json"
 RESOLUTION = 224
@@ -41,7 +41,7 @@ RESOLUTION = 224
 COLD = """
 import sys, time
 from nasprof.space import get_space
-from nasprof.tables.predictors import Predictor
+from nasprof.predictors import Predictor
 p = Predictor.load(sys.argv[1])
 archs = get_space(sys.argv[2]).sample(int(sys.argv[3]), seed=7, resolution=int(sys.argv[4]))
 t0 = time.perf_counter()

@@ -41,12 +41,12 @@ warnings.filterwarnings("ignore")  # torch's exporter is chatty; nothing here de
 
 from nasprof.devices import MeasureSpec, get_device  # noqa: E402
 from nasprof.errors import NasprofError  # noqa: E402
+from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
+from nasprof.predictors.kernel.sampling import measure_overhead  # noqa: E402
+from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
 from nasprof.profiler.interleave import half_medians, measure_interleaved  # noqa: E402
 from nasprof.space import export_arch, get_space, list_presets  # noqa: E402
 from nasprof.tables import LatencyTable, build_table  # noqa: E402
-from nasprof.tables.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
-from nasprof.tables.predictors.in_network import profile_networks  # noqa: E402
-from nasprof.tables.predictors.kernel_sampling import measure_overhead  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # End-to-end references: 6 interleaved rounds of one fresh session each. Six sessions back to back gave a
@@ -223,7 +223,7 @@ def throughput(p: LutPredictor, archs: list[Any]) -> dict[str, float]:
 
 
 def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: int) -> dict[str, Any]:
-    from nasprof.tables.predictors.calibration import (
+    from nasprof.predictors.kernel.calibration import (
         calibration_archs,
         measure_calibration_set,
         network_name,

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from nasprof.predictors.lut.predictor import LutPredictor
 from nasprof.search import Evaluator, NaswotProxy, Reward, get_proxy, get_strategy, pareto_front, run_search
 from nasprof.space import get_space
-from nasprof.tables.predictors.lut import LutPredictor
 
 RESULTS = Path(__file__).parent / "results" / "search_throughput.json"
 RESOLUTION = 224

@@ -1,7 +1,7 @@
 """Does the kernel split place onnxruntime's NCHWc layout reorders where onnxruntime does?
 
 The kernel predictor splits a graph into the kernels onnxruntime runs at level ``all``, NCHWc reorders
-included (``nasprof.tables.predictors.kernels``). Which kernels run blocked follows rules observed on one
+included (``nasprof.predictors.kernel.split``). Which kernels run blocked follows rules observed on one
 onnxruntime version; a new version, or a CPU with another block size, can move them. This audit builds
 each network's session with ``optimized_model_filepath``, reads the optimised graph back, and compares:
 
@@ -26,10 +26,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from nasprof.predictors.kernel.calibration import calibration_archs, network_name
+from nasprof.predictors.kernel.predictor import probe_nchwc_block
+from nasprof.predictors.kernel.split import split_kernels
 from nasprof.space import export_arch, export_many, list_presets
-from nasprof.tables.predictors.calibration import calibration_archs, network_name
-from nasprof.tables.predictors.kernels import split_kernels
-from nasprof.tables.predictors.regression import probe_nchwc_block
 
 RESULTS = Path(__file__).parent / "results" / "split_audit.json"
 #: Ops onnxruntime keeps as nodes that only reshape a view (the split calls them ``free``).

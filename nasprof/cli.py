@@ -895,7 +895,7 @@ def predictor_fit_cmd(
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     from nasprof.errors import InputError
-    from nasprof.tables.predictors import KernelPredictor, LutPredictor
+    from nasprof.predictors import KernelPredictor, LutPredictor
 
     if (table is None) == (not kernels):
         raise InputError("give exactly one of --table PATH (lookup table) or --kernels (regression)")
@@ -904,7 +904,7 @@ def predictor_fit_cmd(
             overhead_ms = _measure_table_overhead(table)
         p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
         if calibrate:
-            from nasprof.tables.validate import calibrate_lut
+            from nasprof.predictors.validation import calibrate_lut
 
             with _StepBar("calibrating") as bar:
                 p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,
@@ -992,7 +992,7 @@ def _kernel_calibration(p: Any) -> str:
 
 def _measure_table_overhead(table: Path) -> float:
     from nasprof.devices import MeasureSpec
-    from nasprof.tables.predictors.kernel_sampling import measure_overhead
+    from nasprof.predictors.kernel.sampling import measure_overhead
     from nasprof.tables.store import LatencyTable
 
     meta = LatencyTable.load(table).metadata
@@ -1020,7 +1020,7 @@ def predictor_show_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
 ) -> None:
     """Show a predictor's kind, device, measurement settings, features and training error."""
-    from nasprof.tables.predictors import Predictor
+    from nasprof.predictors import Predictor
 
     p = Predictor.load(path)
     d = p.describe()
@@ -1082,7 +1082,7 @@ def predict_cmd(
 ) -> None:
     """Predict the latency of an ONNX model or an architecture."""
     from nasprof.errors import InputError
-    from nasprof.tables.predictors import Predictor
+    from nasprof.predictors import Predictor
 
     p = Predictor.load(predictor, device=device)
     _refit_warning(p)
@@ -1156,8 +1156,8 @@ def validate_cmd(
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor."""
     from nasprof.errors import InputError
-    from nasprof.tables.predictors import Predictor
-    from nasprof.tables.validate import validate, validation_spec
+    from nasprof.predictors import Predictor
+    from nasprof.predictors.validation import validate, validation_spec
 
     p = Predictor.load(predictor, device=device)
     all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]

@@ -17,7 +17,7 @@ kernel that reaches it, so layout-conversion kernels (``ReorderOutput``) cover n
 walk starts after what it fuses behind its Conv (the residual ``Add`` of its ``Sum`` input, the
 ``activation`` attribute), and a fusion named ``<node>/QuickGeluFusion/`` starts at ``<node>``: tensors
 between NCHWc kernels are renamed, so otherwise the *next* kernel claimed them. The tests check that these
-covers equal the kernel split's (``nasprof.tables.predictors.kernels``) kernel for kernel on four presets.
+covers equal the kernel split's (``nasprof.predictors.kernel.split``) kernel for kernel on four presets.
 
 **Block rule** (``block_of``): the torch exporter names nodes after module scopes. The block is the first
 scope component, descending while the next component is the current one plus ``.<index>`` (a child of a

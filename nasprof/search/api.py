@@ -51,7 +51,7 @@ def check_predictor_space(predictor: Any, space_name: str, source: str = "predic
 
 def _load_predictor(predictor: Any) -> Any:
     if isinstance(predictor, (str, Path)):
-        from nasprof.tables.predictors import Predictor
+        from nasprof.predictors import Predictor
 
         return Predictor.load(predictor)
     return predictor

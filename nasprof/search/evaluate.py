@@ -26,7 +26,7 @@ __all__ = ["LatencyModel", "Scores", "Evaluator", "arch_macs"]
 
 @runtime_checkable
 class LatencyModel(Protocol):
-    """Anything with ``predict_many(archs) -> array of ms`` — a ``nasprof.tables.predictors.Predictor``."""
+    """Anything with ``predict_many(archs) -> array of ms`` — a ``nasprof.predictors.Predictor``."""
 
     def predict_many(self, archs: Sequence[Any]) -> ArrayLike: ...
 

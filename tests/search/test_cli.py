@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from nasprof.cli import app
+from nasprof.predictors import LutPredictor, Predictor
 from nasprof.space import Arch, get_space
 from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.predictors import LutPredictor, Predictor
 
 RES = 96
 

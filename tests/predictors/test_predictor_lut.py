@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from nasprof.errors import PredictorError
+from nasprof.predictors import LutPredictor, Predictor
 from nasprof.space import Arch, get_space
 from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.predictors import LutPredictor, Predictor
 
 META = {
     "device": "cpu",
@@ -245,7 +245,7 @@ def family_setup(tmp_path: Path) -> tuple[LutPredictor, list, np.ndarray]:
     """A table of the distinct layers of 30 mnasnet architectures at 96 px (entry = 0.01 ms + MACs/1e8),
     with ``params`` recorded as the builder does, and 'measurements' made from known family factors and a
     known cost per MB of float32 weights."""
-    from nasprof.tables.predictors.lut import key_family
+    from nasprof.predictors.lut.predictor import key_family
 
     space = get_space("mnasnet")
     archs = space.sample(30, seed=11, resolution=96)

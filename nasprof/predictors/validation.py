@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nasprof.errors import InputError, PredictorError
-from nasprof.tables.predictors.base import Predictor, error_summary
+from nasprof.predictors.base import Predictor, error_summary
 
 __all__ = [
     "ValidationRow",
@@ -243,7 +243,7 @@ def validate(
         raise InputError(f"--calibrate must be >= 0, got {calibrate}")
     kernel_calibration = bool(calibrate) and predictor.kind == "kernel"
     if kernel_calibration:
-        from nasprof.tables.predictors.calibration import calibration_archs
+        from nasprof.predictors.kernel.calibration import calibration_archs
 
         calib = calibration_archs(calibrate, calibrate_seed)
     else:
@@ -342,7 +342,7 @@ def _calibrate_kernels(
     """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
     rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
     measurements of ``judged``, calibration info)."""
-    from nasprof.tables.predictors.calibration import measure_calibration_set, network_name
+    from nasprof.predictors.kernel.calibration import measure_calibration_set, network_name
 
     cs = measure_calibration_set(
         archs, predictor.kernels, device, spec, progress=progress, anchors=predictor.anchors, also=judged,
@@ -370,7 +370,7 @@ def _calibrate_measured(
     ``Measurement`` objects, one per path). With ``in_network``, each network first gets one profiled pass
     for the in-network ratios; a device without per-node times calibrates without them, and the training
     error says so."""
-    from nasprof.tables.predictors.in_network import profile_networks
+    from nasprof.predictors.lut.in_network import profile_networks
 
     profiles = profile_networks(paths, backend, spec, progress=progress) if in_network else None
     out = predictor.calibrate(archs, [m.median_ms for m in measured], profiles=profiles)

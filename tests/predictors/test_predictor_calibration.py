@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from nasprof.cli import app
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
-from nasprof.tables.predictors import KernelPredictor, Predictor
-from nasprof.tables.predictors.calibration import (
+from nasprof.predictors import KernelPredictor, Predictor
+from nasprof.predictors.kernel.calibration import (
     FIXED_GROUPS,
     GROUPING,
     WEIGHT_GROUPS,
@@ -24,9 +24,9 @@ from nasprof.tables.predictors.calibration import (
     fit_calibration,
     network_name,
 )
-from nasprof.tables.predictors.kernel_sampling import build_kernel_model, sample_kernels
-from nasprof.tables.predictors.kernels import Kernel, split_kernels
-from nasprof.tables.predictors.regression import KernelRegressor
+from nasprof.predictors.kernel.predictor import KernelRegressor
+from nasprof.predictors.kernel.sampling import build_kernel_model, sample_kernels
+from nasprof.predictors.kernel.split import Kernel, split_kernels
 
 runner = CliRunner()
 
@@ -161,9 +161,9 @@ def test_files_fitted_before_the_classifier_left_gamma_keep_predicting_as_fitted
 
 def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:
     from nasprof.devices import MeasureSpec
+    from nasprof.predictors.kernel.calibration import measure_calibration_set
+    from nasprof.predictors.kernel.sampling import measure_kernels, measure_overhead
     from nasprof.space import get_space
-    from nasprof.tables.predictors.calibration import measure_calibration_set
-    from nasprof.tables.predictors.kernel_sampling import measure_kernels, measure_overhead
 
     spec = MeasureSpec(warmup=2, runs=5, sessions=2)
     kernels = sample_kernels("dwconv", 3, np.random.default_rng(0))
@@ -212,7 +212,7 @@ def test_calibrated_predictor_round_trips_and_is_refused_when_foreign(tmp_path: 
     parts = {x.name: x.latency_ms for x in q.explain(model).parts}
     plain_parts = {x.name: x.latency_ms for x in p.explain(model).parts}
     stem = next(k for k in q.kernels(model) if k.name == "/stem/Conv")
-    from nasprof.tables.predictors.features import kernel_bytes
+    from nasprof.predictors.kernel.features import kernel_bytes
 
     assert parts["/stem/Conv"] == pytest.approx(
         1.5 * plain_parts["/stem/Conv"] + 0.25 * kernel_bytes(stem) / 1e6

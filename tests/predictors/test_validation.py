@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from nasprof.cli import app
 from nasprof.devices import MeasureSpec
 from nasprof.errors import InputError, PredictorError
-from nasprof.tables.predictors import error_summary
-from nasprof.tables.validate import ValidationReport, ValidationRow, validate
+from nasprof.predictors import error_summary
+from nasprof.predictors.validation import ValidationReport, ValidationRow, validate
 
 runner = CliRunner()
 FAST = MeasureSpec(warmup=1, runs=5, sessions=1)
@@ -104,8 +104,8 @@ def test_cli_validate_models(tmp_path: Path) -> None:
 
 
 def test_validate_space_samples_with_a_lut(tmp_path: Path) -> None:
+    from nasprof.predictors import LutPredictor
     from nasprof.space import get_space
-    from nasprof.tables.predictors import LutPredictor
 
     [arch] = get_space("mnasnet").sample(1, seed=3, resolution=64)
     p = LutPredictor(
@@ -140,7 +140,7 @@ def test_report_noise_floor_is_exact() -> None:
 
 
 def test_calibrate_in_validate_needs_a_space_or_a_kernel_predictor(tmp_path: Path) -> None:
-    from nasprof.tables.predictors import LutPredictor
+    from nasprof.predictors import LutPredictor
 
     models = [make_mixed_model(tmp_path / "a.onnx")]
     spaceless = LutPredictor({"conv-input:8x8x3": 0.1}, device="cpu")
@@ -179,8 +179,8 @@ def test_export_many_names_files_in_order_and_checks_the_disk(
 def test_cli_validate_too_many_samples_for_the_disk_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from nasprof.predictors import LutPredictor
     from nasprof.space import get_space
-    from nasprof.tables.predictors import LutPredictor
 
     archs = get_space("mnasnet").sample(4, seed=3, resolution=64)
     keys = {layer.key for a in archs for layer in a.layers()}

@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nasprof.errors import InputError, PredictorError
-from nasprof.tables.predictors.features import kernel_bytes, weight_bytes
-from nasprof.tables.predictors.kernels import Kernel
+from nasprof.predictors.kernel.features import kernel_bytes, weight_bytes
+from nasprof.predictors.kernel.split import Kernel
 
 __all__ = [
     "GROUPING",
@@ -210,7 +210,7 @@ def fit_calibration(
     ``speed_ratio`` (from ``measure_calibration_set``) first rescales every isolated time to the device's
     speed during the calibration; the factors then describe in-network behaviour alone. ``weight_cost``
     fits the cold-weight cost ``γ`` (ms per MB of weights of the ``WEIGHT_GROUPS``, fixed groups included)."""
-    from nasprof.tables.predictors.base import error_summary
+    from nasprof.predictors.base import error_summary
 
     if not math.isfinite(speed_ratio) or speed_ratio <= 0:
         raise PredictorError(f"speed_ratio must be finite and > 0, got {speed_ratio!r}")
@@ -342,9 +342,9 @@ def measure_calibration_set(
     ``also`` are ONNX files to measure in the same rounds (``validate --calibrate``: the networks judged),
     so calibration and judged networks see one machine state, as the lookup tables' calibration does."""
     from nasprof.devices import get_device
+    from nasprof.predictors.kernel.sampling import build_kernel_model
     from nasprof.profiler.interleave import measure_interleaved
     from nasprof.space import export_many
-    from nasprof.tables.predictors.kernel_sampling import build_kernel_model
 
     backend = get_device(device)
     with tempfile.TemporaryDirectory(prefix="nasprof-kcal-") as tmp:

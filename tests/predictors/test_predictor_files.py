@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nasprof.cli import app
 from nasprof.errors import PredictorError, SchemaError
-from nasprof.tables.predictors import PREDICTOR_SCHEMA_VERSION, KernelPredictor, Predictor
+from nasprof.predictors import PREDICTOR_SCHEMA_VERSION, KernelPredictor, Predictor
 
 runner = CliRunner()
 
@@ -89,7 +89,7 @@ def _set_split_rules(path: Path, value: object) -> Path:
 def test_split_rules_version(saved: Path, tmp_path: Path) -> None:
     """A kernel predictor records the split rules it was fitted with; an older file still predicts (the split
     is redone at predict time) but says it should be refitted, a newer or broken one is refused."""
-    from nasprof.tables.predictors.kernels import SPLIT_RULES
+    from nasprof.predictors.kernel.split import SPLIT_RULES
 
     assert json.loads(saved.read_text())["body"]["split_rules"] == SPLIT_RULES
     fresh = Predictor.load(saved)

@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 
 from nasprof.errors import InputError, PredictorError
-from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor, error_summary
-from nasprof.tables.predictors.calibration import Calibration
-from nasprof.tables.predictors.features import (
+from nasprof.predictors.base import Prediction, PredictionPart, Predictor, error_summary
+from nasprof.predictors.forest import TreeEnsemble
+from nasprof.predictors.kernel.calibration import Calibration
+from nasprof.predictors.kernel.features import (
     FEATURES,
     feature_matrix,
     kernel_bytes,
     kernel_macs,
     multiplicity,
 )
-from nasprof.tables.predictors.forest import TreeEnsemble
-from nasprof.tables.predictors.kernels import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
+from nasprof.predictors.kernel.split import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
 
 __all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
 
@@ -82,7 +82,7 @@ def fit_regressor(
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.linear_model import LinearRegression
 
-    from nasprof.tables.predictors.forest import forest_to_dict
+    from nasprof.predictors.forest import forest_to_dict
 
     x = np.asarray(x, np.float64)
     y = np.maximum(np.asarray(y_ms, np.float64), _MIN_KERNEL_MS)
@@ -262,9 +262,9 @@ class KernelPredictor(Predictor):
         weight_cost: bool = True,
     ) -> KernelPredictor:
         """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
-        ``nasprof.tables.predictors.calibration``. Use networks other than those you validate on.
+        ``nasprof.predictors.kernel.calibration``. Use networks other than those you validate on.
         ``speed_ratio`` comes from ``measure_calibration_set`` with this predictor's ``anchors``."""
-        from nasprof.tables.predictors.calibration import fit_calibration
+        from nasprof.predictors.kernel.calibration import fit_calibration
 
         sets = [self.isolated(n if not isinstance(n, (str, Path)) else self.kernels(n)) for n in networks]
         cal = fit_calibration(
@@ -301,7 +301,7 @@ class KernelPredictor(Predictor):
         too since γ left the classifier out: ≥ 90% within ±10% in 6 of 6 runs with it, 4 of 6 without).
         """
         from nasprof.devices import MeasureSpec
-        from nasprof.tables.predictors import kernel_sampling as ks
+        from nasprof.predictors.kernel import sampling as ks
 
         if calibrate == 1 or calibrate < 0:  # checked before spending the kernel budget
             raise InputError(f"--calibrate needs at least 2 architectures, got {calibrate}")
@@ -375,7 +375,7 @@ class KernelPredictor(Predictor):
         )
         if calibrate <= 0:
             return fitted
-        from nasprof.tables.predictors.calibration import (
+        from nasprof.predictors.kernel.calibration import (
             calibration_archs,
             measure_calibration_set,
             network_name,
@@ -483,7 +483,7 @@ def probe_nchwc_block(device: str = "cpu") -> int:
     """The device's NCHWc block, read the way a fit reads it (``infer_nchwc_block``) off five small pools
     measured once each: channels 24, 40 (plain with blocks of 16), 48, 64, 96. A second or so."""
     from nasprof.devices import MeasureSpec
-    from nasprof.tables.predictors.kernel_sampling import measure_kernels
+    from nasprof.predictors.kernel.sampling import measure_kernels
 
     pools = [
         Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")

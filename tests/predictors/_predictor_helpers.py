@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from nasprof.tables.predictors import KernelPredictor
-from nasprof.tables.predictors.regression import KernelRegressor
+from nasprof.predictors import KernelPredictor
+from nasprof.predictors.kernel.predictor import KernelRegressor
 
 
 def linear_kernel_predictor(device: str = "cpu", level: str = "extended") -> KernelPredictor:

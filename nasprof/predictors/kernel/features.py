@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nasprof.tables.predictors.kernels import ACT_CODES, AVGPOOL_CEIL_PAD, Kernel
+from nasprof.predictors.kernel.split import ACT_CODES, AVGPOOL_CEIL_PAD, Kernel
 
 __all__ = [
     "FEATURES",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD, Kernel
+from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD, Kernel
 
 if TYPE_CHECKING:
     from nasprof.devices.base import MeasureSpec
@@ -212,7 +212,7 @@ def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
 
 
 def _macs_ok(k: Kernel) -> bool:
-    from nasprof.tables.predictors.features import kernel_macs
+    from nasprof.predictors.kernel.features import kernel_macs
 
     return kernel_macs(k) <= _MAX_MACS
 
@@ -515,7 +515,7 @@ _NODE_FLOOR = 0.1
 def profiler_node_cost(samples: Sequence[KernelSample], overhead_ms: float) -> float:
     """The profiler's own cost per node (ms), fitted over profiled samples with different node counts
     (Σ node times = a·(end-to-end − overhead) + δ·nodes, as for whole networks); 0 when they do not tell."""
-    from nasprof.tables.predictors.in_network import profiler_node_cost as fit_cost
+    from nasprof.predictors.lut.in_network import profiler_node_cost as fit_cost
 
     done = [
         (s, s.own_profiled_ms) for s in samples if s.own_profiled_ms is not None and s.e2e_ms > overhead_ms

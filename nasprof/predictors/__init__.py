@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from nasprof.tables.predictors.base import (
+from nasprof.predictors.base import (
     PREDICTOR_SCHEMA_VERSION,
     Prediction,
     PredictionPart,
@@ -13,8 +13,8 @@ from nasprof.tables.predictors.base import (
     error_summary,
     load_predictor,
 )
-from nasprof.tables.predictors.lut import LutPredictor
-from nasprof.tables.predictors.regression import KernelPredictor
+from nasprof.predictors.kernel.predictor import KernelPredictor
+from nasprof.predictors.lut.predictor import LutPredictor
 
 __all__ = [
     "PREDICTOR_SCHEMA_VERSION",

@@ -10,10 +10,10 @@ from _predictor_helpers import linear_kernel_predictor, make_mixed_model
 
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
-from nasprof.tables.predictors import KernelPredictor, Predictor
-from nasprof.tables.predictors.kernel_sampling import build_kernel_model, resample_around, sample_kernels
-from nasprof.tables.predictors.kernels import split_kernels
-from nasprof.tables.predictors.regression import probe_nchwc_block
+from nasprof.predictors import KernelPredictor, Predictor
+from nasprof.predictors.kernel.predictor import probe_nchwc_block
+from nasprof.predictors.kernel.sampling import build_kernel_model, resample_around, sample_kernels
+from nasprof.predictors.kernel.split import split_kernels
 
 
 def _profile(model: Path, level: str) -> list:
@@ -162,9 +162,9 @@ def test_profile_covers_the_same_nodes_as_each_split_kernel(tmp_path: Path, pres
 
 
 def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
-    from nasprof.tables.predictors.kernel_sampling import KernelSample
-    from nasprof.tables.predictors.kernels import Kernel
-    from nasprof.tables.predictors.regression import infer_nchwc_block
+    from nasprof.predictors.kernel.predictor import infer_nchwc_block
+    from nasprof.predictors.kernel.sampling import KernelSample
+    from nasprof.predictors.kernel.split import Kernel
 
     def pool(c: int, blocked: bool) -> KernelSample:
         k = Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
@@ -177,7 +177,7 @@ def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
     assert infer_nchwc_block([pool(24, False)]) == 16  # no blocked pool seen: the default
     # Which pools run blocked decides where reorders go: 24 channels are plain with blocks of 16 only.
     k24 = pool(24, False).kernel
-    from nasprof.tables.predictors.kernels import _blocked_kernel
+    from nasprof.predictors.kernel.split import _blocked_kernel
 
     assert not _blocked_kernel(k24, 16) and _blocked_kernel(k24, 8)
     grouped = Kernel("conv", "g", ("g",), (240, 8, 8), (60, 8, 8), groups=3)
@@ -185,8 +185,8 @@ def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
 
 
 def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
-    from nasprof.tables.predictors.kernel_sampling import KernelSample
-    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.predictors.kernel.sampling import KernelSample
+    from nasprof.predictors.kernel.split import Kernel
 
     pool = Kernel("pool", "p", ("p",), (96, 109, 109), (96, 54, 54), kernel=3, stride=2, variant="MaxPool")
     reorders = ((Kernel("reorder", "ri", (), (96, 109, 109), (96, 109, 109)), 0.084),
@@ -200,8 +200,8 @@ def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
 
 
 def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out() -> None:
-    from nasprof.tables.predictors.kernel_sampling import KernelSample
-    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.predictors.kernel.sampling import KernelSample
+    from nasprof.predictors.kernel.split import Kernel
 
     conv = Kernel("conv", "c", ("c",), (64, 1, 1), (16, 1, 1))
     r_in = Kernel("reorder", "ri", (), (64, 1, 1), (64, 1, 1), variant="ReorderInput")
@@ -223,8 +223,8 @@ def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out(
 
 
 def test_profiler_node_cost_is_fitted_across_samples_with_different_node_counts() -> None:
-    from nasprof.tables.predictors.kernel_sampling import KernelSample, profiler_node_cost
-    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.predictors.kernel.sampling import KernelSample, profiler_node_cost
+    from nasprof.predictors.kernel.split import Kernel
 
     r = Kernel("reorder", "r", (), (16, 8, 8), (16, 8, 8), variant="ReorderInput")
     rng = np.random.default_rng(0)
@@ -245,14 +245,14 @@ def test_profiler_node_cost_is_fitted_across_samples_with_different_node_counts(
 
 
 def test_channel_alignment_is_the_largest_power_of_two_divisor() -> None:
-    from nasprof.tables.predictors.features import channel_align
+    from nasprof.predictors.kernel.features import channel_align
 
     assert [channel_align(c) for c in (1, 3, 24, 96, 104, 120, 256, 1000)] == [1, 1, 8, 32, 8, 8, 64, 8]
 
 
 def test_a_grouped_conv_is_predicted_as_its_groups() -> None:
-    from nasprof.tables.predictors.features import FEATURES, feature_matrix, multiplicity, per_group
-    from nasprof.tables.predictors.kernels import Kernel
+    from nasprof.predictors.kernel.features import FEATURES, feature_matrix, multiplicity, per_group
+    from nasprof.predictors.kernel.split import Kernel
 
     grouped = Kernel("conv", "g", ("g",), (240, 14, 14), (960, 14, 14), groups=3, params=240 * 960 // 3 + 960)
     one, g = per_group(grouped)
@@ -351,7 +351,7 @@ def test_layout_rules_place_the_reorders_onnxruntime_does(
 ) -> None:
     """Which kernels onnxruntime runs in NCHWc decides where layout reorders go; each case is one rule of
     ``_blocked_kernel`` (observed on onnxruntime 1.32, blocks of 16), checked against onnxruntime itself."""
-    from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD, _blocked_kernel
+    from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD, _blocked_kernel
 
     model = _layout_model(tmp_path / f"{case}.onnx", case, c)
     kernels = split_kernels(model, "all", reorders=True, nchwc_block=16)
@@ -373,7 +373,7 @@ def test_layout_rules_place_the_reorders_onnxruntime_does(
 def test_one_kernel_pool_models_keep_the_attributes_and_output_size(tmp_path: Path) -> None:
     import onnx
 
-    from nasprof.tables.predictors.kernels import AVGPOOL_CEIL_PAD, Kernel
+    from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD, Kernel
 
     def pool(c: int, h: int, o: int, k: int, variant: str) -> Kernel:
         return Kernel("pool", "p", ("p",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=variant)
@@ -408,7 +408,7 @@ def test_sampler_covers_widths_that_run_plain(tmp_path: Path) -> None:
     re-sampling keeps them unaligned."""
     import onnx
 
-    from nasprof.tables.predictors.kernels import _blocked_kernel
+    from nasprof.predictors.kernel.split import _blocked_kernel
 
     rng = np.random.default_rng(5)
     for kind in ("dwconv", "conv"):

@@ -18,7 +18,7 @@ family (``f_family``: ``conv``, ``mbconv``, ``dwsep``, ...; ``scale`` for a fami
 sign: a network converts layouts once at each end, where every entry paid for its own conversions). The
 weight sizes come from the table's ``params`` column (float32 weights: 4 bytes each). With profiles of the
 calibration networks, ``calibrate`` first learns a ratio ``r_key`` (in-network ÷ alone) for every key of
-the table (``nasprof.tables.predictors.in_network``); without, every ``r = 1``.
+the table (``nasprof.predictors.lut.in_network``); without, every ``r = 1``.
 
 Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
 vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 
 from nasprof.errors import PredictorError
+from nasprof.predictors.base import Prediction, PredictionPart, Predictor
+from nasprof.predictors.kernel.features import FLOAT_BYTES
+from nasprof.predictors.lut.in_network import RATIO_RANGE, TooFewLayersError
 from nasprof.space.arch import Arch
-from nasprof.tables.predictors.base import Prediction, PredictionPart, Predictor
-from nasprof.tables.predictors.features import FLOAT_BYTES
-from nasprof.tables.predictors.in_network import RATIO_RANGE, TooFewLayersError
 
 __all__ = ["LutPredictor"]
 
@@ -462,9 +462,9 @@ class LutPredictor(Predictor):
         self, archs: Sequence[Any], measured_ms: Sequence[float], profiles: Sequence[Sequence[Any]]
     ) -> LutPredictor:
         """A copy with an in-network ratio (in-network ÷ alone) for every key of the table, learned from one
-        profiled pass per architecture and its end-to-end time (see ``nasprof.tables.predictors.in_network``).
+        profiled pass per architecture and its end-to-end time (see ``nasprof.predictors.lut.in_network``).
         Ratios are relative to the raw entries: learning again replaces them."""
-        from nasprof.tables.predictors.in_network import fit_layer_ratios, layer_times, profiler_node_cost
+        from nasprof.predictors.lut.in_network import fit_layer_ratios, layer_times, profiler_node_cost
 
         if not len(archs) == len(measured_ms) == len(profiles):
             raise PredictorError("learn_layer_ratios needs one measurement and one profile per architecture")
@@ -511,7 +511,7 @@ class LutPredictor(Predictor):
         The leave-one-out error (each network predicted by a fit on the others) is reported as the honest
         held-out figure.
         """
-        from nasprof.tables.predictors.base import error_summary
+        from nasprof.predictors.base import error_summary
 
         if profiles is not None:
             try:

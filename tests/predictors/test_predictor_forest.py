@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from nasprof.errors import PredictorError
-from nasprof.tables.predictors.forest import TreeEnsemble, forest_to_dict
+from nasprof.predictors.forest import TreeEnsemble, forest_to_dict
 
 
 @pytest.mark.parametrize("cls", [RandomForestRegressor, ExtraTreesRegressor])

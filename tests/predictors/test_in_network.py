@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 
 from nasprof.errors import PredictorError
-from nasprof.profiler.measurement import NodeTime
-from nasprof.space import get_space
-from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.predictors import LutPredictor, Predictor
-from nasprof.tables.predictors.in_network import (
+from nasprof.predictors import LutPredictor, Predictor
+from nasprof.predictors.lut.in_network import (
     RATIO_RANGE,
     key_feature_matrix,
     key_fields,
@@ -21,6 +18,9 @@ from nasprof.tables.predictors.in_network import (
     profile_networks,
     profiler_node_cost,
 )
+from nasprof.profiler.measurement import NodeTime
+from nasprof.space import get_space
+from nasprof.tables import LatencyTable, TableEntry
 
 META = {"device": "cpu", "space": "mnasnet", "resolution": 96}
 OVERHEAD = 0.005
