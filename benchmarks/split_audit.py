@@ -1,9 +1,10 @@
 """Does the kernel split place onnxruntime's NCHWc layout reorders where onnxruntime does?
 
 The kernel predictor splits a graph into the kernels onnxruntime runs at level ``all``, NCHWc reorders
-included (``nasprof.predictors.kernel.split``). Which kernels run blocked follows rules observed on one
-onnxruntime version; a new version, or a CPU with another block size, can move them. This audit builds
-each network's session with ``optimized_model_filepath``, reads the optimised graph back, and compares:
+included (``nasprof.predictors.kernel.split``), following the rules probed on this host
+(``nasprof devices probe cpu``). The probes are small graphs; this audit checks the rules on whole networks.
+It builds each network's session with ``optimized_model_filepath``, reads the optimised graph back, and
+compares:
 
 - the number of ``ReorderInput`` / ``ReorderOutput`` nodes with the split's ``reorder`` kernels;
 - the number of compute nodes (all but view-only ops) with the split's kernels (``free`` ones excluded).
@@ -11,23 +12,26 @@ each network's session with ``optimized_model_filepath``, reads the optimised gr
 Networks: ``calibration_archs(N, seed)`` (half sampled from the mnasnet/mobilenetv2 spaces, half random
 block-zoo networks, as the kernel predictor calibrates on) and the presets. Nothing is timed.
 
-    .venv/bin/python benchmarks/split_audit.py [--n 100] [--seed 31]
+    .venv/bin/python benchmarks/split_audit.py [--n 100] [--seed 31] [--out PATH] [--note TEXT]
 
-Writes benchmarks/results/split_audit.json (mismatches listed by network) and prints a summary.
+Writes benchmarks/results/split_audit.json (mismatches listed by network, the detected rules and the host's
+CPU flags) and prints a summary. Nothing is timed, so it also runs under CPU emulation, e.g. AVX2 without
+AVX-512 (blocks of 8) on an AVX-512 host: ``qemu-x86_64 -cpu Haswell .venv/bin/python
+benchmarks/split_audit.py --out benchmarks/results/split_audit_avx2.json --note "qemu-x86_64 -cpu Haswell"``
+(/proc/cpuinfo there still shows the real host; ``rules.nchwc_block`` is what the emulated CPU gave).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from nasprof.predictors.kernel.calibration import calibration_archs, network_name
-from nasprof.predictors.kernel.predictor import probe_nchwc_block
+from nasprof.predictors.kernel.probe import probe_rules
 from nasprof.predictors.kernel.split import split_kernels
 from nasprof.space import export_arch, export_many, list_presets
 
@@ -55,11 +59,16 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--resolution-presets", type=int, default=224)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default="", help="recorded as is, e.g. how the CPU was emulated")
     args = ap.parse_args()
 
     import onnxruntime as ort
 
-    block = probe_nchwc_block()  # the host's, read the way a fit reads it
+    from nasprof.profiler.environment import host_metadata
+
+    report = probe_rules("cpu")  # the host's rules, detected the way a fit detects them
+    rules = report.rules
+    block = rules.nchwc_block
     rows = []
     with tempfile.TemporaryDirectory(prefix="nasprof-audit-") as tmp:
         archs = calibration_archs(args.n, args.seed)
@@ -71,7 +80,7 @@ def main() -> int:
             names.append(preset)
         for name, path in zip(names, paths, strict=True):
             ops = optimized_graph(path, Path(tmp) / "optimized.onnx")
-            kernels = split_kernels(path, "all", reorders=True, nchwc_block=block)
+            kernels = split_kernels(path, rules)
             theirs = Counter(op for op in ops if op.startswith("Reorder"))
             ours = Counter(k.variant for k in kernels if k.type == "reorder")
             rows.append({
@@ -89,9 +98,11 @@ def main() -> int:
         "reorders_match": reorders_ok,
         "kernel_count_match": kernels_ok,
         "nchwc_block": block,
+        "rules": rules.to_dict(),
         "seed": args.seed,
         "onnxruntime": ort.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "host": {k: host_metadata()[k] for k in ("cpu_model", "cpu_flags", "usable_cores", "platform")},
+        "note": args.note,
         "mismatches": [
             r for r in rows if not r["reorders_match"] or r["kernels_ours"] != r["kernels_onnxruntime"]
         ],

@@ -937,6 +937,9 @@ def predictor_fit_cmd(
     p.save(output)
     err_console.print(f"wrote {output}: kernel predictor for {device}, types {', '.join(p.kernel_types)}",
                       highlight=False)
+    console.print(f"kernel rules detected on {p.rules.identity()}", highlight=False)
+    for line in p.rules.unexplained:
+        err_console.print(f"[yellow]warning:[/] the split does not reproduce probe {line}", highlight=False)
     _render_training_error(p.training_error)
     if p.calibration is not None:
         info = p.calibration.info
@@ -971,6 +974,24 @@ def _refit_warning(p: Any) -> None:
     stale = getattr(p, "refit_reason", None)
     if stale:
         err_console.print(f"[yellow]warning:[/] {stale}", highlight=False, soft_wrap=True)
+
+
+def _rules_check(p: Any, strict: bool) -> None:
+    """A kernel predictor whose rules were detected on another device or onnxruntime: a warning, or with
+    ``--strict`` an error."""
+    from nasprof.errors import PredictorError
+
+    for msg in p.compatibility() if p.kind == "kernel" else []:
+        if strict:
+            raise PredictorError(f"{msg} (--strict)")
+        err_console.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+
+
+_StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse a kernel predictor whose rules were detected on another device, "
+                 "CPU or onnxruntime version (default: warn)."),
+]
 
 
 def _calibration_warning(p: Any) -> None:
@@ -1043,6 +1064,8 @@ def predictor_show_cmd(
     else:
         t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
         t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
+        for k, v in p.rules.describe().items():  # type: ignore[attr-defined]
+            t.add_row(f"rules: {k}", str(v))
         cal = p.calibration  # type: ignore[attr-defined]
         if cal is not None:
             t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
@@ -1062,6 +1085,7 @@ def predictor_show_cmd(
     _render_training_error(p.training_error)
     if p.kind == "kernel":
         _calibration_warning(p)
+        _rules_check(p, strict=False)
 
 
 @app.command("predict")
@@ -1079,6 +1103,7 @@ def predict_cmd(
         bool, typer.Option("--allow-partial", help="Exit 0 even if some operators cannot be predicted.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
+    strict: _StrictOption = False,
 ) -> None:
     """Predict the latency of an ONNX model or an architecture."""
     from nasprof.errors import InputError
@@ -1086,6 +1111,7 @@ def predict_cmd(
 
     p = Predictor.load(predictor, device=device)
     _refit_warning(p)
+    _rules_check(p, strict)
     if fallback is not None:
         if p.kind != "lut":
             raise InputError("--fallback applies to lookup-table predictors only")
@@ -1153,6 +1179,7 @@ def validate_cmd(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
     extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
+    strict: _StrictOption = False,
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor."""
     from nasprof.errors import InputError
@@ -1160,6 +1187,7 @@ def validate_cmd(
     from nasprof.predictors.validation import validate, validation_spec
 
     p = Predictor.load(predictor, device=device)
+    _rules_check(p, strict)
     all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
     if extra_models and not models:
         raise InputError(f"unexpected argument {extra_models[0]!r}; ONNX files go after --models")
@@ -1303,6 +1331,38 @@ def devices_check_cmd(
     for key, value in info.items():
         t.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
     console.print(t)
+
+
+@devices_app.command("probe")
+@handle_errors
+def devices_probe_cmd(
+    name: Annotated[str, typer.Argument(help="Device to probe (see `nasprof devices list`).")],
+    opt_level: Annotated[str, typer.Option(help="Graph optimisation level to probe at.")] = "all",
+    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the rules and every probe's kernels as JSON (- for "
+                                  "stdout).")
+    ] = None,
+) -> None:
+    """Run small probe graphs on a device and show the kernel rules it follows: which ops fuse, whether it
+    has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go."""
+    from nasprof.predictors.kernel.probe import probe_rules
+
+    with _StepBar("probing") as bar:
+        report = probe_rules(name, opt_level=opt_level, threads=threads, progress=bar)
+    if json_path is not None and str(json_path) == "-":
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    t = Table(title=f"{name}: kernel rules ({len(report.observations)} probes, {report.seconds:.1f} s)",
+              show_header=False)
+    t.add_column("rule", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in report.rules.describe().items():
+        t.add_row(k, str(v))
+    console.print(t)
+    if json_path is not None:
+        report.save_json(json_path)
+        err_console.print(f"wrote {json_path}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------

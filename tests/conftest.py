@@ -59,3 +59,12 @@ def _isolated_devices_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch
 
     if "NASPROF_DEVICES" not in os.environ:
         monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path_factory.mktemp("devices") / "devices.toml"))
+
+
+@pytest.fixture(scope="session")
+def host_rules() -> object:
+    """This host's kernel rules, probed once per test session (about a second): tests whose expectations
+    depend on onnxruntime's layout on this CPU take them from here, never from a remembered host."""
+    from nasprof.predictors.kernel.probe import probe_rules
+
+    return probe_rules("cpu").rules

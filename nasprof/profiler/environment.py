@@ -12,7 +12,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "host_metadata", "package_versions", "utc_timestamp"]
+__all__ = ["cpu_model", "cpu_flags", "host_metadata", "package_versions", "utc_timestamp", "SIMD_FLAGS"]
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +27,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+#: The CPU flags that decide which kernels a runtime picks (x86 SIMD widths and dot-product extensions; ARM's
+#: NEON/SVE/dot-product). onnxruntime's MLAS chooses its NCHWc block from them: 16 with AVX-512F, else 8.
+SIMD_FLAGS = (
+    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+    "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
+    "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16",
+)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> list[str]:
+    """This CPU's SIMD flags (``SIMD_FLAGS`` that /proc/cpuinfo lists: x86 ``flags``, ARM ``Features``),
+    sorted; empty where /proc/cpuinfo is unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return sorted(f for f in SIMD_FLAGS if f in have)
+    return []
 
 
 def _usable_cores() -> int:
@@ -72,6 +97,7 @@ def host_metadata() -> dict[str, Any]:
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "usable_cores": _usable_cores(),
         "cpu_governor": _governor(),

@@ -286,10 +286,14 @@ def parse_profile(
     events: Iterable[Mapping[str, Any]],
     runs: int | None = None,
     origins: Mapping[str, KernelOrigin] | None = None,
+    original: Any = None,
 ) -> tuple[list[NodeTime], list[float]]:
     """Per-node median times (ms) over the last ``runs`` ``model_run`` windows, and those runs' durations.
 
-    ``origins`` (from ``kernel_origins``) supplies ``covers`` and the block of renamed kernels.
+    ``origins`` (from ``kernel_origins``) supplies ``covers`` and the block of renamed kernels. Without
+    them (a phone saves no optimised graph), ``original`` (the exported ``onnx.ModelProto``) still gives a
+    kernel the NCHWc transformer named after an unscoped tensor (``output_nchwc``, a blocked pool at the
+    graph's end with blocks of 8) the block of the exported node that produces that tensor.
     """
     events = list(events)
     windows = sorted(
@@ -323,16 +327,23 @@ def parse_profile(
     # Order kernels as they executed in the first counted run that ran them.
     names = sorted(first_seen, key=lambda n: first_seen[n])
     namer = BlockNamer(names)
+    producers: dict[str, str] = {}
+    if original is not None:
+        producers = {t: n.name for n in original.graph.node for t in n.output if t and n.name}
+        namer = BlockNamer([*names, *producers.values()])
     nodes = []
     for name in names:
         args = info[name]
         med_us = statistics.median(run.get(name, 0.0) for run in per_run)
         origin = (origins or {}).get(name)
+        block = origin.block if origin else namer(name)
+        if block == UNSCOPED_BLOCK and _strip_layout(name) in producers:
+            block = namer(producers[_strip_layout(name)])
         nodes.append(
             NodeTime(
                 name=name,
                 op_type=str(args.get("op_name", "")),
-                block=origin.block if origin else namer(name),
+                block=block,
                 duration_ms=med_us / 1000.0,
                 provider=str(args.get("provider", "")),
                 covers=origin.covers if origin else (),

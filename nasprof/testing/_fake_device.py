@@ -8,6 +8,9 @@ escape)::
     .fake/props.json                           getprop values (model, ABI, SDK, ...)
     .fake/thermal_status                       "0" = cool; "2 2 0" = hot for two reads, then cool
     .fake/perf_test_format                     modern | total | old | no-percentiles: perf_test's output
+    .fake/layout                               host | plain: "plain" runs models as onnxruntime on ARM64 lays
+                                               them out (no NCHWc blocks: the transformer is off); "host"
+                                               keeps this host's layout
     .fake/vanish_after                         N: the device vanishes during its (N+1)-th shell command
     .fake/vanish_on_exec                       N: it vanishes while running the (N+1)-th program (mid-run)
     .fake/vanish                               present = the device is gone (unplugged)
@@ -88,6 +91,7 @@ class FakeDevice:
             "props.json": json.dumps({**DEFAULT_PROPS, "ro.serialno": self.serial}, indent=1),
             "thermal_status": "0",
             "perf_test_format": "modern",
+            "layout": "host",
         }
         for name, text in defaults.items():
             if not (self.control / name).exists():
@@ -369,6 +373,7 @@ class FakeDevice:
             "NASPROF_FAKE_CWD": cwd,
             "NASPROF_FAKE_LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH", ""),
             "NASPROF_FAKE_PERF_TEST_FORMAT": (self.control / "perf_test_format").read_text().strip(),
+            "NASPROF_FAKE_LAYOUT": (self.control / "layout").read_text().strip(),
         }
         unplug_at = self._exec_fault()
         proc = subprocess.Popen(

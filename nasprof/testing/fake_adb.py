@@ -355,6 +355,13 @@ class FakeAdb:
     def set_perf_test_format(self, serial: str, fmt: str) -> None:
         (self.control(serial) / "perf_test_format").write_text(fmt + "\n")
 
+    def set_layout(self, serial: str, layout: str) -> None:
+        """``plain``: the phone's runner lays models out as onnxruntime does on ARM64 (no NCHWc blocks);
+        ``host``: as this host's onnxruntime does."""
+        if layout not in ("host", "plain"):
+            raise ValueError(f"layout must be 'host' or 'plain', got {layout!r}")
+        (self.control(serial) / "layout").write_text(layout + "\n")
+
     def unplug(self, serial: str) -> None:
         (self.control(serial) / "vanish").write_text("gone\n")
 

@@ -4,7 +4,9 @@ It accepts perf_test's flags (``-m times -r N -x T -y T -o L -e cpu -I -S seed -
 runs the model with the *local* onnxruntime and prints the output of the real tool
 (onnxruntime/test/perftest/performance_runner.cc) in one of three historical formats, chosen by the device's
 ``.fake/perf_test_format`` file: ``modern``, ``total`` ("Average inference time cost total:") or ``old``
-("P50 Latency is 0.0587108sec"); ``no-percentiles`` is ``modern`` from a build that ignores ``-s``.
+("P50 Latency is 0.0587108sec"); ``no-percentiles`` is ``modern`` from a build that ignores ``-s``. The
+device's ``.fake/layout`` file set to ``plain`` turns onnxruntime's NCHWc transformer off, so the phone lays
+models out as onnxruntime on ARM64 does (no blocked layout); its other fusions stay this host's.
 With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
 itself names it.
 
@@ -122,8 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         so.profile_file_prefix = str(_device_path(opts["p"][-1]))
     free_dims = {k: int(v) for k, _, v in (f.partition(":") for f in opts.get("f", []))}
     start = time.perf_counter()
+    plain = os.environ.get("NASPROF_FAKE_LAYOUT", "host") == "plain"
+    disabled = {"disabled_optimizers": ["NchwcTransformer"]} if plain else {}
     try:
-        session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"], **disabled)
     except Exception as exc:  # onnxruntime raises several types; perf_test prints and exits -1
         sys.stderr.write(f"{exc}\n")
         return 255

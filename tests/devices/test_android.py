@@ -29,7 +29,7 @@ except DeviceUnavailableError as exc:  # pragma: no cover - adbutils is a depend
     pytest.skip(f"no adb client binary: {exc}", allow_module_level=True)
 
 SERIALS = ("PIXEL_1", "PIXEL_2", "SPACE_1", "FMT_1", "HOT_1", "HOT_2", "GONE_1", "CONTRACT", "BUILD_1",
-           "BUILD_2", "CLI_1")
+           "BUILD_2", "CLI_1", "ARM_1")
 #: 4 timed runs in one session, 2 per perf_test process: 2 samples.
 SPEC = MeasureSpec(threads=1, warmup=1, runs=4, sessions=1)
 
@@ -119,6 +119,49 @@ def test_per_node(fake: FakeAdb, runner: Path, model: Path) -> None:
     assert "-p" in profiled and profiled[profiled.index("-r") + 1] == "3"
     assert m.metadata["per_node_runs"] == 3 and m.metadata["profiled_median_ms"] > 0
     assert run_dirs(fake, "PIXEL_2") == []
+
+
+def test_per_node_blocks_without_the_optimised_graph(tmp_path: Path) -> None:
+    """A phone saves no optimised graph, so kernels are attributed by name: a kernel the NCHWc transformer
+    named after an unscoped tensor (``output_nchwc``: the head's pool, blocked with blocks of 8) takes the
+    block of the exported node producing that tensor."""
+    import onnx
+
+    from nasprof.profiler.ort_profile import parse_profile
+
+    model = onnx.load(str(make_conv_model(tmp_path / "tiny.onnx")))
+    ran = [("/blocks.0/act/Relu_output_0_nchwc", "Conv"), ("output_nchwc", "GlobalAveragePool"),
+           ("ReorderOutput", "ReorderOutput")]
+    events = [{"cat": "Session", "name": "model_run", "ts": 0, "dur": 100}] + [
+        {"cat": "Node", "name": f"{name}_kernel_time", "ts": 10 * i + 1, "dur": 5, "args": {"op_name": op}}
+        for i, (name, op) in enumerate(ran)
+    ]
+    nodes, _ = parse_profile(events, original=model)
+    assert [n.block for n in nodes] == ["blocks.0", "head", "(unscoped)"]
+    assert parse_profile(events)[0][1].block == "(unscoped)"  # by name alone there is nothing to go on
+
+
+def test_probe_a_phone_without_a_blocked_layout(fake: FakeAdb, runner: Path) -> None:
+    """``nasprof devices probe`` on a phone: the probes run through the real adb client and the pulled
+    profiles are read. A runner that lays models out as onnxruntime does on ARM64 has no NCHWc block, and
+    then no residual-Add or HardSwish fusion into convs either."""
+    import json
+    import os
+
+    from nasprof.cli import app
+    from nasprof.predictors.kernel.probe import ProbeReport
+
+    fake.set_layout("ARM_1", "plain")
+    Path(os.environ["NASPROF_DEVICES"]).write_text(
+        f'schema_version = 1\n[devices.arm]\nbackend = "android"\nserial = "ARM_1"\nrunner = "{runner}"\n'
+        f'adb_server = "{fake.server}"\nruns_per_sample = 1\n')
+    result = CliRunner().invoke(app, ["devices", "probe", "arm", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    report = ProbeReport.from_dict(json.loads(result.stdout))
+    assert report.rules.nchwc_block == 0 and not report.rules.conv_add and report.rules.unexplained == ()
+    assert "HardSwish" not in report.rules.conv_acts and report.rules.device["backend"] == "android"
+    assert not any(op.startswith("Reorder") for ops in report.observations.values() for op in ops)
+    assert run_dirs(fake, "ARM_1") == []
 
 
 @pytest.mark.parametrize("dialect", ["modern", "total", "old"])

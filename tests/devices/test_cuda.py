@@ -154,3 +154,13 @@ def test_per_node_says_times_are_launches(model: Path) -> None:
     assert m.metadata["per_node_timing"] == PER_NODE_TIMING_NOTE
     assert m.per_node and {"blocks.0", "blocks.1"} <= {n.block for n in m.per_node}
     assert "CUDAExecutionProvider" in {n.provider for n in m.per_node}
+
+
+def test_probe_reads_the_gpus_kernel_rules() -> None:
+    """On a GPU the probes run on the CUDA provider: no NCHWc layout there, and the rules record the GPU."""
+    _gpu_or_skip()
+    from nasprof.predictors.kernel.probe import probe_rules
+
+    report = probe_rules("cuda")
+    assert report.rules.nchwc_block == 0 and report.rules.device["backend"] == "cuda"
+    assert len(report.observations) >= 20

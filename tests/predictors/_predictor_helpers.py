@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -86,3 +87,14 @@ def make_mixed_model(path: Path, *, unknown_op: str | None = None) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+#: Host classes whose probe results are recorded in tests/predictors/data/probes (see record.py there).
+RECORDED_HOSTS = ("avx512", "avx2", "plain")
+
+
+def recorded_probe(host: str) -> dict[str, Any]:
+    """The recorded probe report of a host class: rules, every probe's executed op types, layout cases."""
+    import json
+
+    return json.loads((Path(__file__).parent / "data" / "probes" / f"{host}.json").read_text())

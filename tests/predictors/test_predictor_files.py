@@ -118,7 +118,7 @@ def test_reorder_times_with_the_profilers_cost_in_them_call_for_a_refit(saved: P
     """Files fitted before the profiler's per-node cost was taken off the reorder samples predict as before
     but say to refit; a file for a device without reorders has nothing to refit for."""
     doc = json.loads(saved.read_text())
-    doc["body"]["reorders"] = True
+    doc["body"]["rules"]["nchwc_block"] = 16
     doc["metadata"].pop("profiler_node_cost_ms", None)
     saved.write_text(json.dumps(doc))
     old = Predictor.load(saved)
@@ -127,7 +127,7 @@ def test_reorder_times_with_the_profilers_cost_in_them_call_for_a_refit(saved: P
     doc["metadata"]["profiler_node_cost_ms"] = 0.002
     saved.write_text(json.dumps(doc))
     assert Predictor.load(saved).refit_reason is None  # type: ignore[attr-defined]
-    doc["body"]["reorders"] = False
+    doc["body"]["rules"]["nchwc_block"] = 0
     del doc["metadata"]["profiler_node_cost_ms"]
     saved.write_text(json.dumps(doc))
     assert Predictor.load(saved).refit_reason is None  # type: ignore[attr-defined]

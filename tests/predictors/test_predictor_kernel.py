@@ -6,14 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _predictor_helpers import linear_kernel_predictor, make_mixed_model
+from _predictor_helpers import RECORDED_HOSTS, linear_kernel_predictor, make_mixed_model, recorded_probe
+from layout_cases import LAYOUT_CASES, layout_model
 
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
 from nasprof.predictors import KernelPredictor, Predictor
-from nasprof.predictors.kernel.predictor import probe_nchwc_block
+from nasprof.predictors.kernel.probe import observed_signature, rules_from_observations, split_signature
+from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.sampling import build_kernel_model, resample_around, sample_kernels
 from nasprof.predictors.kernel.split import split_kernels
+
+#: The hand-written rules of the AVX-512 host (blocks of 16), for tests of the split's mechanics.
+RULES16 = KernelRules.fallback("all", 16)
 
 
 def _profile(model: Path, level: str) -> list:
@@ -41,12 +46,10 @@ def test_fusion_rules_per_level(tmp_path: Path) -> None:
     assert everything["/blocks.0/pw/Conv"].fused_add and "/blocks.0/Add" not in everything
 
 
-def test_reorders_match_onnxruntime_profile_at_level_all(tmp_path: Path) -> None:
+def test_reorders_match_onnxruntime_profile_at_level_all(tmp_path: Path, host_rules: KernelRules) -> None:
     model = make_mixed_model(tmp_path / "m.onnx")
     profiled = _profile(model, "all")
-    if not any(n.op_type.startswith("Reorder") for n in profiled):
-        pytest.skip("this CPU runs no NCHWc layout (no AVX2/AVX-512 kernels in onnxruntime's MLAS)")
-    kernels = split_kernels(model, "all", reorders=True)
+    kernels = split_kernels(model, host_rules)
     assert [k.type for k in kernels].count("reorder") == sum(
         n.op_type.startswith("Reorder") for n in profiled
     )
@@ -115,7 +118,7 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     assert q.training_error["method"] == "out-of-bag"
     # Anchor kernels (re-measured by calibration to tell speed drift from in-network effects) round-trip.
     assert 0 < len(p.anchors) <= 20 and q.anchors == p.anchors
-    assert q.nchwc_block == p.nchwc_block in (8, 16, 32, 64)
+    assert q.rules == p.rules and q.rules.source == "probed" and q.nchwc_block in (0, 8, 16, 32, 64)
     assert all(ms > 0 for _, ms in q.anchors)
     # The profiler's per-node cost fitted on the samples (≤ 10 µs by construction) is recorded.
     assert 0.0 <= q.metadata["profiler_node_cost_ms"] <= 0.01
@@ -124,14 +127,12 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "preset", ["mnasnet_a1", "efficientnet_b0", "resnet18", "shufflenet_v1", "squeezenet1_0", "mobilenet_v2"]
 )
-def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> None:
+def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str, host_rules: KernelRules) -> None:
     from nasprof.space import export_arch
 
     model = export_arch(preset, tmp_path / f"{preset}.onnx", resolution=64)
     profiled = _profile(model, "all")
-    reorders = any(n.op_type.startswith("Reorder") for n in profiled)
-    block = probe_nchwc_block()  # this host's, seen the way a fit sees it
-    kernels = split_kernels(model, "all", reorders=reorders, nchwc_block=block)
+    kernels = split_kernels(model, host_rules)
     assert len(kernels) == len(profiled)
     assert [k.type for k in kernels].count("reorder") == sum(
         n.op_type.startswith("Reorder") for n in profiled
@@ -139,7 +140,9 @@ def test_kernel_list_matches_profile_on_presets(tmp_path: Path, preset: str) -> 
 
 
 @pytest.mark.parametrize("preset", ["mobilenet_v3_small", "efficientnet_b0", "mobilenet_v2", "shufflenet_v1"])
-def test_profile_covers_the_same_nodes_as_each_split_kernel(tmp_path: Path, preset: str) -> None:
+def test_profile_covers_the_same_nodes_as_each_split_kernel(
+    tmp_path: Path, preset: str, host_rules: KernelRules
+) -> None:
     """The profiler's node attribution (``NodeTime.covers``) and the kernel split agree kernel for kernel:
     a fused HardSwish / Clip (``activation`` of an NCHWc conv), a residual Add (its ``Sum`` input) and a
     ``QuickGelu`` fusion belong to the kernel that runs them, not to the next one."""
@@ -151,7 +154,7 @@ def test_profile_covers_the_same_nodes_as_each_split_kernel(tmp_path: Path, pres
     constants = {n.name for n in onnx.load(str(model), load_external_data=False).graph.node
                  if n.op_type == "Constant"}
     theirs = {tuple(sorted(set(n.covers) - constants)) for n in _profile(model, "all") if n.covers}
-    kernels = split_kernels(model, "all", reorders=True)
+    kernels = split_kernels(model, host_rules)
     ours = {tuple(sorted(k.covers)) for k in kernels if k.type != "reorder"}
     computed = {tuple(sorted(k.covers)) for k in kernels if k.type not in ("reorder", "free")}
     # The one known difference: a HardSwish after the head's Gemm runs as new HardSigmoid + Mul nodes
@@ -161,27 +164,14 @@ def test_profile_covers_the_same_nodes_as_each_split_kernel(tmp_path: Path, pres
     assert computed - split_act <= theirs  # ... and each of ours that computes something is one it ran
 
 
-def test_nchwc_block_is_read_off_which_pools_ran_blocked() -> None:
-    from nasprof.predictors.kernel.predictor import infer_nchwc_block
-    from nasprof.predictors.kernel.sampling import KernelSample
-    from nasprof.predictors.kernel.split import Kernel
+def test_which_kernels_run_blocked_follows_the_rules_block() -> None:
+    from nasprof.predictors.kernel.split import Kernel, _blocked_kernel
 
-    def pool(c: int, blocked: bool) -> KernelSample:
-        k = Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
-        r = ((Kernel("reorder", "r", (), (c, 8, 8), (c, 8, 8), variant="ReorderInput"), 0.001),)
-        return KernelSample(k, 0.01, r if blocked else (), 0.005)
-
-    avx512 = [pool(24, False), pool(40, False), pool(48, True), pool(96, True)]
-    avx2 = [pool(20, False), pool(24, True), pool(40, True), pool(96, True)]
-    assert infer_nchwc_block(avx512) == 16 and infer_nchwc_block(avx2) == 8
-    assert infer_nchwc_block([pool(24, False)]) == 16  # no blocked pool seen: the default
     # Which pools run blocked decides where reorders go: 24 channels are plain with blocks of 16 only.
-    k24 = pool(24, False).kernel
-    from nasprof.predictors.kernel.split import _blocked_kernel
-
-    assert not _blocked_kernel(k24, 16) and _blocked_kernel(k24, 8)
+    k24 = Kernel("pool", "p", ("p",), (24, 8, 8), (24, 4, 4), kernel=3, stride=2, variant="MaxPool")
+    assert not _blocked_kernel(k24, RULES16) and _blocked_kernel(k24, KernelRules.fallback("all", 8))
     grouped = Kernel("conv", "g", ("g",), (240, 8, 8), (60, 8, 8), groups=3)
-    assert not _blocked_kernel(grouped, 16) and _blocked_kernel(grouped, 4)
+    assert not _blocked_kernel(grouped, RULES16) and _blocked_kernel(grouped, RULES16.replace(group_align=4))
 
 
 def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
@@ -271,58 +261,6 @@ def test_a_grouped_conv_is_predicted_as_its_groups() -> None:
     assert p.explain_kernels([grouped]).parts[0].latency_ms == pytest.approx(3 * single)
 
 
-def _layout_model(path: Path, case: str, c: int) -> Path:
-    """x (1×32×28×28) -> conv 32->c -> [the case's kernel] -> conv ->32: a blocked tensor meets the kernel."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-
-    def w(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
-        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
-
-    inits = [w("w0", (c, 32, 1, 1))]
-    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="/c0")]
-    out_c = c
-    if case == "depthwise":
-        inits.append(w("wd", (c, 1, 3, 3)))
-        nodes.append(helper.make_node("Conv", ["a", "wd"], ["b"], name="/dw", group=c, pads=[1, 1, 1, 1]))
-    elif case == "conv":  # a 1×1 conv reading c channels
-        inits.append(w("wc", (c, c, 1, 1)))
-        nodes.append(helper.make_node("Conv", ["a", "wc"], ["b"], name="/pw"))
-    elif case == "concat":  # two convs of c channels joined
-        inits.append(w("w1", (c, 32, 1, 1)))
-        nodes += [helper.make_node("Conv", ["x", "w1"], ["a1"], name="/c1"),
-                  helper.make_node("Concat", ["a", "a1"], ["b"], name="/cat", axis=1)]
-        out_c = 2 * c
-    elif case == "add_plain":  # a residual add of a blocked tensor and a plain one (an SE gate's output)
-        inits.append(w("wg", (c, c, 1, 1)))
-        nodes += [helper.make_node("GlobalAveragePool", ["a"], ["m"], name="/gap"),
-                  helper.make_node("Conv", ["m", "wg"], ["g"], name="/gate"),
-                  helper.make_node("Mul", ["a", "g"], ["se"], name="/mul"),
-                  helper.make_node("Relu", ["x"], ["xr"], name="/relu"),
-                  helper.make_node("Conv", ["xr", "w0"], ["a2"], name="/c2"),
-                  helper.make_node("Add", ["se", "a2"], ["b"], name="/add")]
-    else:  # a 2×2 stride-2 AveragePool; case names its ceil_mode / count_include_pad
-        ceil, include_pad = {"avgpool_ceil_pad": (1, 1), "avgpool_ceil": (1, 0), "avgpool_pad": (0, 1)}[case]
-        nodes.append(helper.make_node("AveragePool", ["a"], ["b"], name="/pool", kernel_shape=[2, 2],
-                                      strides=[2, 2], ceil_mode=ceil, count_include_pad=include_pad))
-    inits.append(w("wz", (32, out_c, 1, 1)))
-    nodes.append(helper.make_node("Conv", ["b", "wz"], ["y"], name="/cz"))
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 28, 28])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    model = helper.make_model(helper.make_graph(nodes, case, [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def host_block() -> int:
-    return probe_nchwc_block()
-
-
 def _ort_reorders(model: Path, tmp_path: Path) -> list[str]:
     """The layout reorders in onnxruntime's optimized graph of ``model`` (level all), sorted."""
     import onnx
@@ -336,38 +274,41 @@ def _ort_reorders(model: Path, tmp_path: Path) -> list[str]:
     return sorted(n.op_type for n in graph.node if n.op_type.startswith("Reorder"))
 
 
-@pytest.mark.parametrize(
-    ("case", "c", "blocked"),
-    [
-        ("depthwise", 12, True), ("depthwise", 44, True), ("depthwise", 42, False), ("depthwise", 46, False),
-        ("conv", 44, True), ("conv", 42, False),
-        ("concat", 16, True), ("concat", 24, False),
-        ("add_plain", 32, False),
-        ("avgpool_ceil_pad", 16, False), ("avgpool_ceil", 16, True), ("avgpool_pad", 16, True),
-    ],
-)
-def test_layout_rules_place_the_reorders_onnxruntime_does(
-    tmp_path: Path, host_block: int, case: str, c: int, blocked: bool
+@pytest.mark.parametrize(("case", "c", "blocked"), LAYOUT_CASES)
+def test_layout_rules_place_the_reorders_onnxruntime_does_here(
+    tmp_path: Path, host_rules: KernelRules, case: str, c: int, blocked: bool
 ) -> None:
     """Which kernels onnxruntime runs in NCHWc decides where layout reorders go; each case is one rule of
-    ``_blocked_kernel`` (observed on onnxruntime 1.32, blocks of 16), checked against onnxruntime itself."""
+    ``_blocked_kernel``, followed with this host's probed rules and checked against onnxruntime itself."""
+    model = layout_model(tmp_path / f"{case}.onnx", case, c)
+    ours = sorted(k.variant for k in split_kernels(model, host_rules) if k.type == "reorder")
+    assert ours == _ort_reorders(model, tmp_path)
+
+
+@pytest.mark.parametrize("host", RECORDED_HOSTS)
+@pytest.mark.parametrize(("case", "c", "blocked"), LAYOUT_CASES)
+def test_layout_rules_place_the_reorders_each_recorded_host_did(
+    tmp_path: Path, host: str, case: str, c: int, blocked: bool
+) -> None:
+    """The same cases on the recorded host classes (AVX-512: blocks of 16; AVX2: 8; no blocked layout), so
+    every path of the split runs on every host: the rules detected from that host's probes place the
+    reorders where its onnxruntime did."""
     from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD, _blocked_kernel
 
-    model = _layout_model(tmp_path / f"{case}.onnx", case, c)
-    kernels = split_kernels(model, "all", reorders=True, nchwc_block=16)
-    ours = sorted(k.variant for k in kernels if k.type == "reorder")
+    doc = recorded_probe(host)
+    rules = rules_from_observations(doc["observations"], "all", doc["rules"]["device"])
+    model = layout_model(tmp_path / f"{case}.onnx", case, c)
+    kernels = split_kernels(model, rules)
+    seen = doc["layout_cases"][f"{case}:{c}"]
+    assert split_signature(model, rules) == observed_signature(seen)
+    assert sorted(k.variant for k in kernels if k.type == "reorder") == sorted(
+        op for op in seen if op.startswith("Reorder"))
     if case.startswith("avgpool"):
         pool = next(k for k in kernels if k.type == "pool")
         assert (pool.variant == AVGPOOL_CEIL_PAD) == (case == "avgpool_ceil_pad")
-    if case in ("depthwise", "conv"):
+    if case in ("depthwise", "conv") and host == "avx512":
         k = next(k for k in kernels if k.name in ("/dw", "/pw"))
-        assert _blocked_kernel(k, 16) == blocked
-    theirs = _ort_reorders(model, tmp_path)
-    if not theirs:
-        pytest.skip("this CPU runs no NCHWc layout (no AVX2/AVX-512 kernels in onnxruntime's MLAS)")
-    if host_block != 16:
-        pytest.skip(f"the rules were observed with NCHWc blocks of 16 (AVX-512); this host has {host_block}")
-    assert ours == theirs
+        assert _blocked_kernel(k, rules) == blocked  # the widths observed by hand with blocks of 16
 
 
 def test_one_kernel_pool_models_keep_the_attributes_and_output_size(tmp_path: Path) -> None:
@@ -417,7 +358,7 @@ def test_sampler_covers_widths_that_run_plain(tmp_path: Path) -> None:
         odd = [k for k in kernels
                if k.in_shape[0] % 4 and k.in_shape[0] >= 16 and (kind == "dwconv" or k.groups == 1)]
         assert 10 <= len(odd) <= 60
-        assert not any(_blocked_kernel(k, 16) for k in odd)
+        assert not any(_blocked_kernel(k, RULES16) for k in odd)
         path = build_kernel_model(odd[0], tmp_path / f"{kind}.onnx")
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         assert all(resample_around(k, rng).in_shape[0] % 4 for k in odd[:20])
@@ -457,13 +398,13 @@ def test_unfolding_a_residual_add_does_not_need_node_names(tmp_path: Path) -> No
     """Exported graphs may leave nodes unnamed; the split finds the Add it unfolds from the tensors."""
     import onnx
 
-    named = _layout_model(tmp_path / "named.onnx", "add_plain", 32)
+    named = layout_model(tmp_path / "named.onnx", "add_plain", 32)
     model = onnx.load(str(named))
     for node in model.graph.node:
         node.name = ""
     onnx.save(model, str(tmp_path / "unnamed.onnx"))
-    ours = split_kernels(named, "all", reorders=True, nchwc_block=16)
-    theirs = split_kernels(tmp_path / "unnamed.onnx", "all", reorders=True, nchwc_block=16)
+    ours = split_kernels(named, RULES16)
+    theirs = split_kernels(tmp_path / "unnamed.onnx", RULES16)
     assert [(k.type, k.variant, k.fused_add) for k in ours] == [(k.type, k.variant, k.fused_add)
                                                                  for k in theirs]
     assert [k.variant for k in theirs if k.type == "eltwise"] == ["Mul", "Add"]  # the Add unfolded from /c2

@@ -99,24 +99,51 @@ def test_real_profile_fused_conv_relu(conv_model: Path) -> None:
     assert fused.covers == ("/blocks.1/conv/Conv", "/blocks.1/act/Relu")
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="NCHWc layout is an x86 transform")
-def test_real_profile_nchwc_layout(conv_model: Path) -> None:
+def test_real_profile_nchwc_layout(conv_model: Path, host_rules: object) -> None:
+    """At level all the kernels are renamed and reordered as this host's layout has it (how many reorders,
+    and whether the head's 8-channel pool is blocked, depend on the CPU's NCHWc block: taken from its
+    probed rules), yet every kernel is attributed to the right block and covers the right exported nodes."""
+    from nasprof.predictors.kernel.split import split_kernels
+
     nodes = _profile(conv_model, "all")
-    reorders = [n for n in nodes if n.op_type == "ReorderOutput"]
-    convs = [n for n in nodes if n.op_type == "Conv"]
-    assert len(reorders) == 2 and len(convs) == 2
-    # Renamed after tensors, yet attributed to the right blocks; layout conversions cover nothing.
-    assert [c.name for c in convs] == [f"/blocks.{b}/act/Relu_output_0_nchwc" for b in (0, 1)]
-    assert [c.block for c in convs] == ["blocks.0", "blocks.1"]
+    expected = split_kernels(conv_model, host_rules)  # type: ignore[arg-type]
+    reorders = [n for n in nodes if n.op_type.startswith("Reorder")]
+    assert len(reorders) == sum(k.type == "reorder" for k in expected)
+    assert len(nodes) == sum(k.type != "free" for k in expected)
+    convs = [n for n in nodes if n.op_type in ("Conv", "FusedConv")]
+    assert len(convs) == 2 and [c.block for c in convs] == ["blocks.0", "blocks.1"]
     assert convs[1].covers == ("/blocks.1/conv/Conv", "/blocks.1/act/Relu")
-    assert sorted(r.block for r in reorders) == ["blocks.0", "blocks.1"]
+    if host_rules.nchwc_block:  # type: ignore[attr-defined]
+        # Renamed after tensors, yet attributed to the right blocks; layout conversions cover nothing.
+        assert [c.name for c in convs] == [f"/blocks.{b}/act/Relu_output_0_nchwc" for b in (0, 1)]
     assert all(r.covers == () for r in reorders)
+    assert {r.block for r in reorders} <= {"blocks.0", "blocks.1", "head"}
+    pool = next(n for n in nodes if n.op_type == "GlobalAveragePool")
+    assert pool.block == "head" and pool.covers == ("/head/pool/GlobalAveragePool",)
     # Every exported node is covered exactly once.
     covered = [c for n in nodes for c in n.covers]
     assert sorted(covered) == sorted(
         ["/blocks.0/conv/Conv", "/blocks.0/act/Relu", "/blocks.1/conv/Conv", "/blocks.1/act/Relu",
          "/head/pool/GlobalAveragePool"])
     assert np.isfinite([n.duration_ms for n in nodes]).all()
+
+
+def test_the_split_expects_the_layout_of_each_block_size(conv_model: Path) -> None:
+    """The same model with blocks of 16 (the head's 8-channel pool runs plain: a reorder after each conv)
+    and of 8 (the pool runs blocked: one reorder at the end), from the recorded host classes. The first
+    conv reads the 3-channel input plain, so nothing is reordered in."""
+    from _predictor_helpers import recorded_probe
+
+    from nasprof.predictors.kernel.rules import KernelRules
+    from nasprof.predictors.kernel.split import split_kernels
+
+    def reorders(host: str) -> list[str]:
+        rules = KernelRules.from_dict(recorded_probe(host)["rules"])
+        return [k.variant for k in split_kernels(conv_model, rules) if k.type == "reorder"]
+
+    assert reorders("avx512") == ["ReorderOutput", "ReorderOutput"]
+    assert reorders("avx2") == ["ReorderOutput"]
+    assert reorders("plain") == []
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="NCHWc layout is an x86 transform")

@@ -398,7 +398,12 @@ class AndroidBackend(Backend):
             local = Path(tmp) / "profile.json"
             adb.pull(posixpath.join(run_dir, names[-1]), local)
             events = load_profile(local)
-        nodes, run_ms = parse_profile(events, runs=spec.per_node_runs)
+        original = None
+        with contextlib.suppress(Exception):  # names alone still give most blocks
+            import onnx
+
+            original = onnx.load(str(info.path), load_external_data=False)
+        nodes, run_ms = parse_profile(events, runs=spec.per_node_runs, original=original)
         return tuple(nodes), run_ms
 
     @staticmethod

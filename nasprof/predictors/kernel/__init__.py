@@ -5,5 +5,6 @@ device's detected ``rules``), each kernel's latency from a regressor fitted on s
 from __future__ import annotations
 
 from nasprof.predictors.kernel.predictor import KernelPredictor
+from nasprof.predictors.kernel.rules import KernelRules
 
-__all__ = ["KernelPredictor"]
+__all__ = ["KernelPredictor", "KernelRules"]

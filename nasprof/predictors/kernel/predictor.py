@@ -29,10 +29,13 @@ from nasprof.predictors.kernel.features import (
     kernel_macs,
     multiplicity,
 )
+from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.split import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
 
 __all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
 
+#: ``KernelRules.note`` of the fallback rules given to a file written before rules were detected.
+LEGACY_RULES_NOTE = "file written before kernel rules were detected on devices"
 #: Floor for a kernel's isolated latency after subtracting the per-call overhead (timer resolution).
 _MIN_KERNEL_MS = 0.0005
 
@@ -122,11 +125,10 @@ class KernelPredictor(Predictor):
         regressors: Mapping[str, KernelRegressor],
         *,
         overhead_ms: float,
+        rules: KernelRules | None = None,
         opt_level: str = "all",
-        reorders: bool = False,
         calibration: Calibration | None = None,
         anchors: Sequence[tuple[Kernel, float]] = (),
-        nchwc_block: int = DEFAULT_NCHWC_BLOCK,
         split_rules: int = SPLIT_RULES,
         **kw: Any,
     ) -> None:
@@ -135,27 +137,37 @@ class KernelPredictor(Predictor):
             raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
         self.regressors = dict(regressors)
         self.overhead_ms = float(overhead_ms)
-        self.opt_level = opt_level
-        #: Whether the device inserts NCHWc layout reorders (seen while training: x86 at level "all").
-        self.reorders = reorders
+        #: What the device executes for a graph (fusions, layout), detected on it when fitted; without it,
+        #: the hand-written fallback rules of ``opt_level`` with no layout reorders.
+        self.rules = rules if rules is not None else KernelRules.fallback(opt_level)
         #: In-network correction fitted on sampled architectures (None: isolated kernel times summed).
         self.calibration = calibration
         #: (kernel, end-to-end ms when sampled): a few training kernels re-measured during calibration to
         #: tell the device's speed change apart from in-network effects (``measure_calibration_set``).
         self.anchors = tuple(anchors)
-        #: Channels per NCHWc block on the device (16 with AVX-512, 8 with AVX2), seen in the pool samples:
-        #: it decides which pools and grouped convs onnxruntime runs blocked, and so where reorders go.
-        if not isinstance(nchwc_block, int) or nchwc_block < 1:
-            raise PredictorError(f"nchwc_block must be a positive integer, got {nchwc_block!r}")
-        self.nchwc_block = nchwc_block
-        #: ``kernels.SPLIT_RULES`` when it was fitted (1 in files written before the version was stored).
+        #: ``split.SPLIT_RULES`` when it was fitted (1 in files written before the version was stored).
         self.split_rules = int(split_rules)
 
     @property
+    def opt_level(self) -> str:
+        return self.rules.opt_level
+
+    @property
+    def reorders(self) -> bool:
+        """Whether the device inserts NCHWc layout reorders (x86 CPUs at level "all")."""
+        return self.rules.reorders
+
+    @property
+    def nchwc_block(self) -> int:
+        """Channels per NCHWc block on the device (16 with AVX-512, 8 with AVX2, 0 without the layout)."""
+        return self.rules.nchwc_block
+
+    @property
     def refit_reason(self) -> str | None:
-        """Why the file should be refitted, if its regressors predate the split's current kernel kinds or
-        learned reorder times with the profiler's per-node cost in them. Such a file still predicts."""
-        if self.split_rules < SPLIT_RULES:
+        """Why the file should be refitted, if its regressors predate the split's current kernel kinds,
+        learned reorder times with the profiler's per-node cost in them, or follow rules that were not
+        detected on the device. Such a file still predicts."""
+        if self.split_rules < 2:
             unseen = (
                 "AveragePool(ceil_mode, count_include_pad) kernels or widths that are not a multiple of 4, "
                 "which onnxruntime runs unblocked and slower"
@@ -172,7 +184,21 @@ class KernelPredictor(Predictor):
                 "each, fitted before 2026-11-23), so networks with many small reorders come out high; refit "
                 "with `nasprof predictor fit --kernels`"
             )
+        if self.rules.note == LEGACY_RULES_NOTE:
+            return (
+                f"this file predates detected kernel rules: its split follows the hand-written ones "
+                f"({self.rules.layout}), which may not be what {self.device!r} runs; refit with "
+                "`nasprof predictor fit --kernels` to detect them"
+            )
         return None
+
+    def compatibility(self) -> list[str]:
+        """Where the device now differs from the one the rules were detected on (another CPU, another
+        onnxruntime): one line each. Checked for the local CPU, the one device that can be read without
+        running anything."""
+        from nasprof.predictors.kernel.rules import local_mismatch
+
+        return local_mismatch(self.rules)
 
     @property
     def features(self) -> list[str]:
@@ -183,7 +209,7 @@ class KernelPredictor(Predictor):
         return sorted(self.regressors)
 
     def kernels(self, model: str | Path) -> list[Kernel]:
-        return split_kernels(model, self.opt_level, reorders=self.reorders, nchwc_block=self.nchwc_block)
+        return split_kernels(model, self.rules)
 
     def explain(self, target: Any) -> Prediction:
         if not isinstance(target, (str, Path)) or not str(target).endswith(".onnx"):
@@ -238,11 +264,9 @@ class KernelPredictor(Predictor):
         return KernelPredictor(
             self.regressors,
             overhead_ms=self.overhead_ms,
-            opt_level=self.opt_level,
-            reorders=self.reorders,
+            rules=self.rules,
             calibration=calibration,
             anchors=self.anchors,
-            nchwc_block=self.nchwc_block,
             split_rules=self.split_rules,
             device=self.device,
             measure_spec=self.measure_spec,
@@ -289,6 +313,7 @@ class KernelPredictor(Predictor):
         calibrate_seed: int = 1000,
         calibrate_spec: Any = None,
         weight_cost: bool = True,
+        rules: KernelRules | None = None,
     ) -> KernelPredictor:
         """Sample kernel configurations, measure them on ``device``, fit one regressor per kernel type.
 
@@ -299,6 +324,7 @@ class KernelPredictor(Predictor):
         the in-network correction on them (see ``calibration``); ``weight_cost`` fits its cold-weight
         cost γ (on by default: it predicts networks like the calibration networks better, and the presets
         too since γ left the classifier out: ≥ 90% within ±10% in 6 of 6 runs with it, 4 of 6 without).
+        ``rules``: what the device executes; probed on ``device`` first when not given (a few seconds).
         """
         from nasprof.devices import MeasureSpec
         from nasprof.predictors.kernel import sampling as ks
@@ -308,13 +334,22 @@ class KernelPredictor(Predictor):
         if budget < len(ks.BUDGET_SHARES):
             raise PredictorError(f"--budget {budget} is too small: use at least {len(ks.BUDGET_SHARES)}")
         spec = spec or MeasureSpec(threads=1, warmup=5, runs=25, sessions=1)
+        if rules is None:
+            from nasprof.predictors.kernel.probe import probe_rules
+
+            rules = probe_rules(device, opt_level=spec.opt_level, threads=spec.threads).rules
+        elif rules.opt_level != spec.opt_level:
+            raise PredictorError(
+                f"the kernel rules were detected at level {rules.opt_level!r}, the samples would be measured "
+                f"at {spec.opt_level!r}; probe the device at the level you fit"
+            )
         rng = np.random.default_rng(seed)
         overhead = ks.measure_overhead(device, spec)
         first = int(budget * (1 - adaptive_share))
         counts = {t: max(1, int(first * share)) for t, share in ks.BUDGET_SHARES.items()}
         while sum(counts.values()) > budget:  # tiny budgets: take from the largest share first
             counts[max(counts, key=counts.__getitem__)] -= 1
-        configs = [k for t, n in counts.items() for k in ks.sample_kernels(t, n, rng)]
+        configs = [k for t, n in counts.items() for k in ks.sample_kernels(t, n, rng, rules.nchwc_block)]
         samples = ks.measure_kernels(configs, device, spec, progress=progress, total=budget)
         remaining = budget - len(samples)
         if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
@@ -358,10 +393,8 @@ class KernelPredictor(Predictor):
         fitted = cls(
             regressors,
             overhead_ms=overhead,
-            opt_level=spec.opt_level,
-            reorders=bool(reorders),
+            rules=rules,
             anchors=pick_anchors(samples, np.random.default_rng([seed, 2])),
-            nchwc_block=infer_nchwc_block(samples),
             device=device,
             measure_spec=_spec_dict(spec),
             training_error={"method": "out-of-bag", "per_type": training},
@@ -398,12 +431,10 @@ class KernelPredictor(Predictor):
     def _body(self) -> dict[str, Any]:
         return {
             "overhead_ms": self.overhead_ms,
-            "opt_level": self.opt_level,
-            "reorders": self.reorders,
+            "rules": self.rules.to_dict(),
             "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())},
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "anchors": [{"kernel": dataclasses.asdict(k), "e2e_ms": ms} for k, ms in self.anchors],
-            "nchwc_block": self.nchwc_block,
             "split_rules": self.split_rules,
         }
 
@@ -422,11 +453,9 @@ class KernelPredictor(Predictor):
         return cls(
             regs,
             overhead_ms=float(body["overhead_ms"]),
-            opt_level=str(body["opt_level"]),
-            reorders=bool(body.get("reorders", False)),
+            rules=_rules_of(body),
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
-            nchwc_block=int(body.get("nchwc_block", DEFAULT_NCHWC_BLOCK)),  # absent before it was inferred
             split_rules=_split_rules(body.get("split_rules", 1)),  # absent before the rules were versioned
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
@@ -464,32 +493,13 @@ def pick_anchors(
     return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
 
 
-def infer_nchwc_block(samples: Sequence[Any], default: int = DEFAULT_NCHWC_BLOCK) -> int:
-    """The NCHWc block size the device used: the largest power of two (8-64) that divides the channels
-    of every sampled pool onnxruntime wrapped in reorders and of none it ran plain. ``default`` when the
-    pools do not tell (no reorders at all: the layout pass then inserts none anyway)."""
-    pools = [s for s in samples if s.kernel.type == "pool" and s.kernel.in_shape]
-    blocked = [s.kernel.in_shape[0] for s in pools if s.reorders]
-    plain = [s.kernel.in_shape[0] for s in pools if not s.reorders]
-    if not blocked:
-        return default
-    for b in (64, 32, 16, 8):
-        if all(c % b == 0 for c in blocked) and not any(c % b == 0 for c in plain):
-            return b
-    return default
-
-
-def probe_nchwc_block(device: str = "cpu") -> int:
-    """The device's NCHWc block, read the way a fit reads it (``infer_nchwc_block``) off five small pools
-    measured once each: channels 24, 40 (plain with blocks of 16), 48, 64, 96. A second or so."""
-    from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel.sampling import measure_kernels
-
-    pools = [
-        Kernel("pool", "p", ("p",), (c, 8, 8), (c, 4, 4), kernel=3, stride=2, variant="MaxPool")
-        for c in (24, 40, 48, 64, 96)
-    ]
-    return infer_nchwc_block(measure_kernels(pools, device, MeasureSpec(warmup=1, runs=2, sessions=1)))
+def _rules_of(body: Mapping[str, Any]) -> KernelRules:
+    """The file's rules; files written before the rules were probed carry the level, whether the device
+    inserted reorders and (later) its block, which the fallback rules take."""
+    if "rules" in body:
+        return KernelRules.from_dict(body["rules"])
+    block = int(body.get("nchwc_block", DEFAULT_NCHWC_BLOCK)) if body.get("reorders", False) else 0
+    return KernelRules.fallback(str(body["opt_level"]), block, note=LEGACY_RULES_NOTE)
 
 
 def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:

@@ -64,16 +64,18 @@ _MAX_MACS = 600_000_000
 Progress = Callable[[int, int, str], None]
 
 
-def _channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280) -> int:
-    """A channel count, log-uniform in [lo, hi], a multiple of 16 three times in four (else of 8).
+def _aligned_channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280, block: int = 16) -> int:
+    """A channel count, log-uniform in [lo, hi], a multiple of 8, and half the time of the device's NCHWc
+    ``block`` when that is larger (with blocks of 16: a multiple of 16 three times in four).
 
-    Why 16 so often: in the 58 networks of the presets and calibration sets, 65% of the (ungrouped) conv
-    time is in convs whose input and output widths are both multiples of 16, the NCHWc block on AVX-512.
-    Rounded to 8 alone, 15% of one fit's conv samples (83 of 538) were such convs, and the regressor
-    predicted them 7.2% slow (median out-of-bag; the others: 3% fast to 4% slow). With this rule, 31% (167
-    of 546, adaptive round included) and 3.8%."""
+    Why the block so often: in the 58 networks of the presets and calibration sets, 65% of the (ungrouped)
+    conv time is in convs whose input and output widths are both multiples of 16, the NCHWc block on
+    AVX-512. Rounded to 8 alone, 15% of one fit's conv samples (83 of 538) were such convs, and the regressor
+    predicted them 7.2% slow (median out-of-bag; the others: 3% fast to 4% slow). Drawn this way, 31% (167
+    of 546, adaptive round included) and 3.8%. With blocks of 8 (AVX2) or no blocked layout every width
+    already fills the alignment that matters, and the draw is the plain multiple of 8."""
     c = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    step = 16 if rng.random() < 0.5 else 8
+    step = block if block > 8 and rng.random() < 0.5 else 8
     return max(8, int(round(c / step)) * step)
 
 
@@ -110,8 +112,12 @@ def _unaligned(c: int, rng: np.random.Generator) -> int:
     return c + int(rng.choice([2, 4, 6])) if rng.random() < 0.16 else c
 
 
-def _sample_one(kind: str, rng: np.random.Generator) -> Kernel:
+def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
     h = _size(rng)
+
+    def _channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280) -> int:
+        return _aligned_channels(rng, lo, hi, block)
+
     if kind == "conv":
         u = rng.random()
         stem = u >= 0.90
@@ -217,10 +223,12 @@ def _macs_ok(k: Kernel) -> bool:
     return kernel_macs(k) <= _MAX_MACS
 
 
-def sample_kernels(kind: str, n: int, rng: np.random.Generator) -> list[Kernel]:
+def sample_kernels(kind: str, n: int, rng: np.random.Generator, block: int = 16) -> list[Kernel]:
+    """``n`` configurations of kernel type ``kind``; ``block`` is the device's NCHWc block (0: none), which
+    sets how often channel counts fill it."""
     out: list[Kernel] = []
     while len(out) < n:
-        k = _sample_one(kind, rng)
+        k = _sample_one(kind, rng, block)
         if _macs_ok(k):
             out.append(k)
     return out

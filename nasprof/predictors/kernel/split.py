@@ -1,17 +1,12 @@
-"""Split an ONNX graph into the kernels onnxruntime really executes at a given optimisation level.
+"""Split an ONNX graph into the kernels a device really executes, following that device's ``KernelRules``.
 
-The fusion rules mirror what onnxruntime's CPU profile shows (checked with onnxruntime 1.32; the tests
-compare these rules with a real profile):
-
-- ``basic``: constant sub-graphs are folded, ``Identity``/``Dropout`` vanish, and a ``BatchNormalization``
-  (or a ``Mul``/``Add`` by a constant) right after a ``Conv`` is folded into the conv's weights.
-- ``extended``: + a ``Conv`` followed by ``Relu``/``Clip``/``Sigmoid``/``Tanh``/``LeakyRelu``/``HardSigmoid``
-  becomes one ``FusedConv``; ``Gemm`` + activation becomes ``FusedGemm``. (``HardSwish`` is *not* fused at
-  this level: onnxruntime inlines it into ``HardSigmoid`` + ``Mul``.)
-- ``all`` (x86, NCHWc layout): + ``HardSwish`` fuses into the conv too, and a residual ``Add`` whose other
-  input is a computed tensor fuses into the conv that produces one of its inputs (``Conv`` with a *sum*
-  input), together with a ``Relu`` after it. The layout reorders onnxruntime inserts are not kernels of
-  their own here: their cost is part of the per-kernel measurements the regressors learn from.
+What is the same on every onnxruntime device from level ``basic`` on: constant sub-graphs are folded,
+``Identity``/``Dropout`` vanish, and a ``BatchNormalization`` (or a ``Mul``/``Add`` by a constant) right
+after a ``Conv`` is folded into the conv's weights. What differs per device, and so comes from the rules
+(detected by ``nasprof.predictors.kernel.probe``): which activations fuse into a conv or a Gemm, whether a
+residual ``Add`` (and a ``Relu`` after it) fuses into the conv producing one of its inputs, whether
+``x * sigmoid(x)`` is one kernel, and on x86 the NCHWc layout: its block size, which kernels run blocked under
+which channel conditions, and so where ``ReorderInput``/``ReorderOutput`` kernels go.
 
 A fused pattern fires only when the producer's output has exactly one consumer (as in onnxruntime).
 """
@@ -27,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from nasprof.errors import ModelError
+from nasprof.predictors.kernel.rules import LEVELS, KernelRules
 
 __all__ = [
     "Kernel",
@@ -38,8 +34,6 @@ __all__ = [
     "AVGPOOL_CEIL_PAD",
     "SPLIT_RULES",
 ]
-
-LEVELS = ("disable", "basic", "extended", "all")
 
 #: Ops that move no data worth timing (views or tiny shape arithmetic); they predict 0 ms.
 FREE_OPS = frozenset(
@@ -74,12 +68,11 @@ ACT_CODES: Mapping[str, int] = {
     "LeakyRelu": 7,
     "QuickGelu": 8,
 }
-_FUSED_ACTS_EXTENDED = frozenset({"Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid"})
-_FUSED_ACTS_ALL = _FUSED_ACTS_EXTENDED | {"HardSwish"}
 _ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
 
 
-#: Channels per NCHWc block with AVX-512 (8 with AVX2): assumed where the device's block was not seen.
+#: The NCHWc block of the host the fallback rules were written on (AVX-512): predictor files written before
+#: the block was recorded were fitted there.
 DEFAULT_NCHWC_BLOCK = 16
 
 
@@ -187,18 +180,18 @@ def load_with_shapes(model_path: str | Path) -> Any:
         raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
 
 
-def split_kernels(
-    model: Any, level: str = "all", *, reorders: bool = False, nchwc_block: int = DEFAULT_NCHWC_BLOCK
-) -> list[Kernel]:
-    """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) at ``level``;
-    ``reorders`` adds the NCHWc layout conversions onnxruntime inserts at level ``all`` on x86, for blocks
-    of ``nchwc_block`` channels (16 with AVX-512, 8 with AVX2)."""
-    if level not in LEVELS:
-        raise ModelError(f"unknown optimisation level {level!r}: use one of {', '.join(LEVELS)}")
+def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
+    """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) on a device that
+    follows ``rules``. A level name instead of rules takes the hand-written fallback rules of that level
+    without layout reorders (``KernelRules.fallback``)."""
+    if isinstance(rules, str):
+        if rules not in LEVELS:
+            raise ModelError(f"unknown optimisation level {rules!r}: use one of {', '.join(LEVELS)}")
+        rules = KernelRules.fallback(rules)
     if isinstance(model, (str, Path)):
         model = load_with_shapes(model)
     g = _Graph(model)
-    lvl = LEVELS.index(level)
+    lvl = rules.level
     const = set(g.inits)
     done: set[int] = set()
     kernels: list[Kernel] = []
@@ -215,12 +208,12 @@ def split_kernels(
         if lvl >= 1 and node.op_type in ("Identity", "Dropout"):
             continue
         if node.op_type == "Conv":
-            kernels.append(_conv_kernel(g, i, node, lvl, const, done))
+            kernels.append(_conv_kernel(g, i, node, rules, const, done))
         else:
-            kernels.append(_other_kernel(g, node, lvl, const, done, i))
+            kernels.append(_other_kernel(g, node, rules, const, done, i))
     kernels = _topological(kernels, const)
-    if reorders and lvl >= 3:
-        return _with_reorders(g, kernels, const, nchwc_block)
+    if rules.nchwc_block:
+        return _with_reorders(g, kernels, const, rules)
     return kernels
 
 
@@ -245,8 +238,9 @@ def _topological(kernels: list[Kernel], const: set[str]) -> list[Kernel]:
 _NCHWC_TYPES = frozenset({"conv", "dwconv", "gap", "pool"})
 #: Version of the split's layout rules and kernel variants. A predictor stores the version it was fitted
 #: with: its regressors never saw the kernels a later version tells apart. 2 (2026-11-23): the
-#: ``AVGPOOL_CEIL_PAD`` variant and the width rules of ``_blocked_kernel``.
-SPLIT_RULES = 2
+#: ``AVGPOOL_CEIL_PAD`` variant and the width rules of ``_blocked_kernel``. 3 (2026-12-04): the split follows
+#: the ``KernelRules`` detected on the device and stored in the file (an older nasprof would ignore them).
+SPLIT_RULES = 3
 
 #: Variant of an ``AveragePool`` with both ``ceil_mode`` and ``count_include_pad`` set (PyTorch's
 #: ``AvgPool2d(2, ceil_mode=True)``, the pooling shortcut of the mnasnet space). onnxruntime 1.32 gives it no
@@ -255,41 +249,38 @@ SPLIT_RULES = 2
 AVGPOOL_CEIL_PAD = "AveragePoolCeilPad"
 
 
-#: Channel multiple onnxruntime's NCHWc transformer needs of a depthwise conv's channels and of a blocked
-#: conv's input channels (below the block, a conv reads the plain layout instead). Observed on onnxruntime
-#: 1.32 with blocks of 16: depthwise convs of 4, 12, 20, 44 channels ran blocked, of 6, 10, 42, 46 plain; a
-#: 1×1 conv reading 42, 46 or 50 channels ran plain, reading 44 or 52 blocked.
-_CHANNEL_ALIGN = 4
-
-
-def _blocked_kernel(k: Kernel, block: int, input_channels: Sequence[int] = ()) -> bool:
-    """Whether onnxruntime's NCHWc transformer gives ``k`` a blocked kernel (profiled on x86, block 16).
+def _blocked_kernel(k: Kernel, rules: KernelRules, input_channels: Sequence[int] = ()) -> bool:
+    """Whether the device's NCHWc transformer gives ``k`` a blocked kernel.
 
     An ungrouped conv gets one (output channels are padded to the block) unless it reads at least a block
-    of channels that is not a multiple of ``_CHANNEL_ALIGN``; a depthwise conv needs its channel count to be
-    such a multiple. A grouped conv needs each group's input and output channels to fill whole blocks
-    (240->960 in 3 groups does; 120->480 and 240->60 do not). Pools need their channel count to fill blocks
-    (96 and 48 do, 24 and 40 run in plain NCHW between a ReorderOutput and the next ReorderInput) and not to
-    be an ``AVGPOOL_CEIL_PAD``. A concat needs every input (``input_channels``) to fill whole blocks (16+16
-    and 32+48 stay blocked; 24+24 and 16+24 are reordered out, joined plain, and reordered back)."""
+    of channels that do not fill ``conv_align``; a depthwise conv needs its channels to fill
+    ``dwconv_align``. A grouped conv needs each group's input and output channels to fill ``group_align``
+    (with blocks of 16: 240->960 in 3 groups does; 120->480 and 240->60 do not). Pools need their channel
+    count to fill blocks (with 16: 96 and 48 do, 24 and 40 run in plain NCHW between a ReorderOutput and the
+    next ReorderInput) and an ``AVGPOOL_CEIL_PAD`` needs ``avgpool_ceil_pad_blocked``. A concat needs every
+    input (``input_channels``) to fill ``concat_align`` (16+16 and 32+48 stay blocked; 24+24 and 16+24 are
+    reordered out, joined plain, and reordered back)."""
+    block = rules.nchwc_block
     c = k.in_shape[0] if k.in_shape else 0
     if k.type == "conv" and k.groups > 1:
         cout = k.out_shape[0] if k.out_shape else 0
-        return (c // k.groups) % block == 0 and (cout // k.groups) % block == 0
+        a = rules.group_align
+        return (c // k.groups) % a == 0 and (cout // k.groups) % a == 0
     if k.type == "conv":
-        return c < block or c % _CHANNEL_ALIGN == 0
+        return c < block or c % rules.conv_align == 0
     if k.type == "dwconv":
-        return c % _CHANNEL_ALIGN == 0
-    if k.type == "pool" and k.variant == AVGPOOL_CEIL_PAD:
+        return c % rules.dwconv_align == 0
+    if k.type == "pool" and k.variant == AVGPOOL_CEIL_PAD and not rules.avgpool_ceil_pad_blocked:
         return False
     if k.type in ("pool", "gap"):
         return c % block == 0
     if k.type == "concat":
-        return all(ch % block == 0 for ch in input_channels)
+        return all(ch % rules.concat_align == 0 for ch in input_channels)
     return True
 
 
-def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int) -> list[Kernel]:
+def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: KernelRules) -> list[Kernel]:
+    block = rules.nchwc_block
     blocked: set[str] = set()
     converted: set[str] = set()  # blocked tensors already reordered back to plain
     reordered_in: set[str] = set()  # plain tensors already given a blocked copy
@@ -323,7 +314,8 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
             k.fused_add
             and k.type == "conv"
             and k.inputs[-1] not in blocked
-            and _blocked_kernel(k, block)
+            and rules.residual_needs_blocked
+            and _blocked_kernel(k, rules)
         ):
             # onnxruntime folds a residual Add into a blocked conv only when the other operand is blocked
             # too (a squeeze-excite gate's output is plain): the conv, then a plain Add (and its Relu). A
@@ -341,7 +333,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], block: int
         channels = []
         if k.type == "concat":
             channels = [(_chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
-        nchwc = nchwc and _blocked_kernel(k, block, channels)
+        nchwc = nchwc and _blocked_kernel(k, rules, channels)
         # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels);
         # a depthwise conv reads blocks whatever its width (12 channels: a ReorderInput before it).
         narrow_conv = k.type == "conv" and bool(k.in_shape) and k.in_shape[0] < block
@@ -405,7 +397,8 @@ def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
     return out
 
 
-def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: set[int]) -> Kernel:
+def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[str], done: set[int]) -> Kernel:
+    lvl = rules.level
     covers = [node.name]  # type: ignore[attr-defined]
     w = g.shapes.get(node.input[1], ())  # type: ignore[attr-defined]
     x_shape = _chw(g.shapes.get(node.input[0]))  # type: ignore[attr-defined]
@@ -419,7 +412,6 @@ def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: 
     out = node.output[0]  # type: ignore[attr-defined]
     act, fused_add = "", False
     residual: list[str] = []
-    acts = _FUSED_ACTS_ALL if lvl >= 3 else _FUSED_ACTS_EXTENDED
     while True:
         j = g.sole_consumer(out)
         if j is None or j in done:
@@ -436,10 +428,10 @@ def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: 
             )
         ):
             pass  # folded into the conv's weights/bias
-        elif lvl >= 2 and not act and nxt.op_type in acts:
+        elif not act and nxt.op_type in rules.conv_acts:
             act = nxt.op_type
         elif (
-            lvl >= 3
+            rules.conv_add
             and not act
             and not fused_add
             and nxt.op_type == "Add"
@@ -449,8 +441,8 @@ def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: 
         ):
             fused_add = True
             residual = list(others)
-        elif lvl >= 3 and fused_add and not act and nxt.op_type == "Relu":
-            act = "Relu"
+        elif fused_add and not act and nxt.op_type in rules.conv_add_acts:
+            act = nxt.op_type
         else:
             break
         done.add(j)
@@ -476,13 +468,17 @@ def _conv_kernel(g: _Graph, i: int, node: Any, lvl: int, const: set[str], done: 
     )
 
 
-def _other_kernel(g: _Graph, node: Any, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
-    k = _other_kernel_shapes(g, node, lvl, const, done, i)
+def _other_kernel(
+    g: _Graph, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
+) -> Kernel:
+    k = _other_kernel_shapes(g, node, rules, const, done, i)
     data_inputs = tuple(x for x in node.input if x and x not in const)  # type: ignore[attr-defined]
     return dataclasses.replace(k, inputs=data_inputs, output=k.output or node.output[0])  # type: ignore[attr-defined]
 
 
-def _other_kernel_shapes(g: _Graph, node: Any, lvl: int, const: set[str], done: set[int], i: int) -> Kernel:
+def _other_kernel_shapes(
+    g: _Graph, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
+) -> Kernel:
     op = node.op_type  # type: ignore[attr-defined]
     name = node.name or f"{op}_{i}"  # type: ignore[attr-defined]
     data_inputs = [x for x in node.input if x and x not in const]  # type: ignore[attr-defined]
@@ -497,7 +493,7 @@ def _other_kernel_shapes(g: _Graph, node: Any, lvl: int, const: set[str], done: 
         params = sum(int(np.prod(g.shapes.get(x, (0,)))) for x in wname)
         act = ""
         j = g.sole_consumer(out)
-        if lvl >= 2 and j is not None and j not in done and g.nodes[j].op_type in _FUSED_ACTS_EXTENDED:
+        if j is not None and j not in done and g.nodes[j].op_type in rules.gemm_acts:
             act = g.nodes[j].op_type
             done.add(j)
             covers.append(g.nodes[j].name)
@@ -540,7 +536,7 @@ def _other_kernel_shapes(g: _Graph, node: Any, lvl: int, const: set[str], done: 
         return Kernel("eltwise", name, tuple(covers), _chw(main), out_shape, variant=op, broadcast=bcast)
     if op in _ELTWISE and len(data_inputs) == 1:  # scaling by a constant
         return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)
-    if op == "Sigmoid" and lvl >= 2 and data_inputs:
+    if op == "Sigmoid" and rules.silu and data_inputs:
         # x * sigmoid(x) (SiLU/Swish) becomes one QuickGelu kernel from level extended on.
         j = g.sole_consumer(out)
         if (
