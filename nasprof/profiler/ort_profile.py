@@ -49,10 +49,10 @@ from typing import Any
 
 import numpy as np
 
-from nasprof.devices.base import MeasureSpec
 from nasprof.errors import DeviceError, ModelError
 from nasprof.profiler import progress
 from nasprof.profiler.measurement import NodeTime
+from nasprof.profiler.spec import MeasureSpec
 
 __all__ = [
     "block_of",

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from nasprof.profiler.measurement import Measurement
 
 if TYPE_CHECKING:  # the devices package imports the profiler; keep this module import-light
-    from nasprof.devices.base import MeasureSpec
     from nasprof.profiler.onnx_model import ModelInfo
     from nasprof.profiler.ort_profile import ProfiledPass
     from nasprof.profiler.ort_runner import TimedRuns
+    from nasprof.profiler.spec import MeasureSpec
 
 __all__ = ["run_metadata", "to_measurement"]
 

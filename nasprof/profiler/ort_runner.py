@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from nasprof.devices.base import MeasureSpec
 from nasprof.errors import InputError, ModelError
 from nasprof.profiler import progress
+from nasprof.profiler.spec import MeasureSpec
 from nasprof.profiler.stats import median_ci
 
 __all__ = [

@@ -1,0 +1,140 @@
+"""Shared by the command modules: the consoles, progress bars, JSON output and small formatters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+console = Console()
+
+
+err_console = Console(stderr=True)
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    from nasprof._io import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(doc, indent=2) + "\n")
+    err_console.print(f"wrote {path}", highlight=False)
+
+
+def _parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs for backend-specific settings; values are JSON when they parse as JSON."""
+    from nasprof.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # -o is --output elsewhere (export, predictor fit); here it is --option, so say where output goes.
+            hint = "; to write the result use --json PATH" if not sep else ""
+            raise InputError(f"malformed --option {item!r}: write KEY=VALUE, e.g. allow_spinning=false{hint}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+_Bar = TypeVar("_Bar", bound="_LazyBar")
+
+
+class _LazyBar:
+    """A rich progress bar on stderr that starts at its first report (errors raised while validating
+    print without a stray bar) and stops on leaving the ``with`` block. ``terminal_only`` keeps it out of
+    logs and pipes, where a bar is noise."""
+
+    def __init__(self, *columns: Any, transient: bool = True, terminal_only: bool = False) -> None:
+        from rich.progress import Progress
+
+        self.progress = Progress(*columns, console=err_console, transient=transient)
+        self.enabled = err_console.is_terminal or not terminal_only
+        self.started = False
+
+    def _start(self) -> None:
+        if self.enabled and not self.started:
+            self.progress.start()
+            self.started = True
+
+    def __enter__(self: _Bar) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            self.progress.stop()
+
+
+def _bar_columns() -> tuple[Any, ...]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    # Time left too: a large --budget or --samples is hours of measuring, better known at the first steps.
+    return (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("left"), TimeRemainingColumn())
+
+
+class _ProgressBar(_LazyBar):
+    """Renders ``nasprof.profiler.progress`` reports of a measurement (terminal only)."""
+
+    def __init__(self) -> None:
+        super().__init__(*_bar_columns(), terminal_only=True)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self._start()
+        # One bar per phase: the timed sessions share one, the profiled pass gets its own.
+        phase = "profiled pass" if stage.startswith("profiled") else "timed runs"
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=total,
+                             description=f"{phase} ({stage})" if phase != stage else phase)
+
+
+class _StepBar(_LazyBar):
+    """Renders library calls that report ``progress(done, total, what)``."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(*_bar_columns())
+        self.label = label
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        self._start()
+        if self.task is None:
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total, description=f"{self.label} ({what})")
+
+
+def _fmt_ms(v: float) -> str:
+    """Four significant digits, trailing zeros kept so columns of times read alike (0.7000, 0.6684)."""
+    return f"{v:.0f}" if v >= 1000 else f"{v:#.4g}"
+
+
+def _tail(name: str, width: int = 36) -> str:
+    """Node names differ at their end (``.../conv.1/Conv``); shorten from the left."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _fmt_count(n: int) -> str:
+    """1234567 -> '1.23M' (human tables; --json keeps exact integers)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.1f}"
+
+
+def one_line(text: str) -> str:
+    """A message on one line, whatever the library wrote."""
+    return " ".join(str(text).split())

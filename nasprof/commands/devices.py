@@ -1,0 +1,139 @@
+"""`nasprof devices add|remove|list|check|probe`: named devices and what they run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _parse_options,
+    _StepBar,
+    console,
+    err_console,
+)
+
+devices_app = typer.Typer(help="Named devices: add, list, check.", no_args_is_help=True)
+
+
+@devices_app.command("add")
+def devices_add_cmd(
+    name: Annotated[str, typer.Argument(help="Device name, e.g. pixel (letters, digits, - and _).")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Backend kind: cpu, cuda, android, mcu.")],
+    serial: Annotated[str | None, typer.Option(help="Android: adb serial (see `adb devices`).")] = None,
+    cores: Annotated[str | None, typer.Option(help="Android: big | all | hex CPU mask such as 0xf0.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads used on the device (default 1).")] = None,
+    runner: Annotated[
+        Path | None, typer.Option(help="Android: onnxruntime_perf_test built for the device.")
+    ] = None,
+    board: Annotated[str | None, typer.Option(help="mcu: board name, e.g. stm32f746.")] = None,
+    device_id: Annotated[int | None, typer.Option("--device-id", help="cuda: GPU index.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Other backend setting KEY=VALUE (repeatable).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a device of that name, or shadow a built-in.")
+    ] = False,
+    project: Annotated[
+        bool, typer.Option("--project", help="Write ./nasprof.toml instead of the user's devices file.")
+    ] = False,
+) -> None:
+    """Add a named device to the devices file (./nasprof.toml if present, else the user's devices.toml)."""
+    from nasprof.devices import config as devcfg
+    from nasprof.devices.resolve import add_named_device
+
+    options: dict[str, Any] = _parse_options(option)
+    given = {"serial": serial, "cores": cores, "threads": threads, "board": board, "device_id": device_id,
+             "runner": None if runner is None else str(runner)}
+    options.update({k: v for k, v in given.items() if v is not None})
+    path = Path.cwd() / devcfg.PROJECT_FILE if project else None
+    written = add_named_device(name, backend, options, force=force, devices_path=path)
+    err_console.print(f"added device [bold]{name}[/] ({backend}) to {written}", highlight=False)
+
+
+@devices_app.command("remove")
+def devices_remove_cmd(name: Annotated[str, typer.Argument(help="Named device to remove.")]) -> None:
+    """Remove a named device from the devices file."""
+    from nasprof.devices.resolve import remove_named_device
+
+    written = remove_named_device(name)
+    err_console.print(f"removed device [bold]{name}[/] from {written}", highlight=False)
+
+
+@devices_app.command("list")
+def devices_list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every device (named ones, then built-ins) and whether it can be used here, or why not."""
+    from nasprof.devices import list_devices
+    from nasprof.devices.config import devices_file
+
+    rows = list_devices()
+    path = devices_file()
+    if as_json:
+        console.print_json(json.dumps({"devices_file": str(path), "devices": [r.to_dict() for r in rows]}))
+        return
+    t = Table(title=f"devices (named devices from {path})")
+    for col in ("name", "backend", "source", "available", "settings / why not"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        settings = ", ".join(f"{k}={v}" for k, v in r.options.items())
+        t.add_row(r.name, r.backend, r.source, "[green]yes[/]" if r.available else "[red]no[/]",
+                  settings if r.available else " — ".join(filter(None, [settings, r.reason])))
+    console.print(t)
+
+
+@devices_app.command("check")
+def devices_check_cmd(
+    name: Annotated[str, typer.Argument(help="Device to check (see `nasprof devices list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Connect to a device and show what it reports (model, cores, clocks, thermal state, runtimes)."""
+    from nasprof.devices import get_device
+
+    backend = get_device(name)
+    backend.ensure_available()
+    info = backend.describe()
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    t = Table(title=f"{name}: available", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value", overflow="fold")
+    for key, value in info.items():
+        t.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+    console.print(t)
+
+
+@devices_app.command("probe")
+def devices_probe_cmd(
+    name: Annotated[str, typer.Argument(help="Device to probe (see `nasprof devices list`).")],
+    opt_level: Annotated[str, typer.Option(help="Graph optimisation level to probe at.")] = "all",
+    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the rules and every probe's kernels as JSON (- for "
+                                  "stdout).")
+    ] = None,
+) -> None:
+    """Run small probe graphs on a device and show the kernel rules it follows: which ops fuse, whether it
+    has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go."""
+    from nasprof.predictors.kernel.probe import probe_rules
+
+    with _StepBar("probing") as bar:
+        report = probe_rules(name, opt_level=opt_level, threads=threads, progress=bar)
+    if json_path is not None and str(json_path) == "-":
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    t = Table(title=f"{name}: kernel rules ({len(report.observations)} probes, {report.seconds:.1f} s)",
+              show_header=False)
+    t.add_column("rule", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in report.rules.describe().items():
+        t.add_row(k, str(v))
+    console.print(t)
+    if json_path is not None:
+        report.save_json(json_path)
+        err_console.print(f"wrote {json_path}", highlight=False)

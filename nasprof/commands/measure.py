@@ -1,0 +1,240 @@
+"""`nasprof measure`: time a model on a device and render the measurement (or an MCU estimate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _fmt_ms,
+    _kib,
+    _parse_options,
+    _ProgressBar,
+    _tail,
+    console,
+    err_console,
+    write_json,
+)
+
+
+def _parse_int_range(text: str) -> tuple[int, int]:
+    from nasprof.errors import InputError
+
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(low), int(high)
+    except ValueError:
+        raise InputError(f"malformed --int-range {text!r}: write LOW:HIGH, e.g. 0:10") from None
+
+
+def render_measurement(m: Any, model: Path | None = None, top: int = 15) -> None:
+    """Print a ``Measurement`` as rich tables. Estimates (``m.estimated``) and memory reports branch here."""
+    if m.estimated and (m.memory or {}).get("kind") == "nasprof.mcu_estimate":
+        render_mcu_report(m.memory)  # a microcontroller estimate: memory first, latency per runtime
+        return
+    md = m.metadata
+    title = f"{model.name if model else md.get('model_path', '')} on {m.device}"
+    facts = [f"backend {m.backend}"]
+    for key, label in (("cpu_model", ""), ("threads", "threads "), ("opt_level", "opt ")):
+        if md.get(key) is not None:
+            facts.append(f"{label}{md[key]}")
+    console.print(f"[bold]{title}[/]  " + " · ".join(facts), highlight=False)
+
+    # Vertical (statistic, value): readable in an 80-column terminal, unlike ten numeric columns.
+    lat = Table(title="end-to-end latency" + (" — ESTIMATE" if m.estimated else ""), title_justify="left")
+    lat.add_column("statistic")
+    lat.add_column("value", justify="right")
+    for label, v in (("median", m.median_ms), ("p90", m.p90_ms), ("p99", m.p99_ms), ("mean", m.mean_ms),
+                     ("min", m.min_ms), ("max", m.max_ms), ("MAD", m.mad_ms)):
+        lat.add_row(label, f"{_fmt_ms(v)} ms")
+    lat.add_row("CV", f"{m.cv:.1%}")
+    if md.get("median_rel_ci95") is not None:
+        lat.add_row("95% CI of median", f"±{md['median_rel_ci95']:.1%}")
+    lat.add_row("samples", f"{m.n} ({m.sessions} sessions)")
+    if m.sessions > 1:
+        lat.add_row("session medians", ", ".join(_fmt_ms(v) for v in m.session_medians_ms) + " ms")
+    console.print(lat)
+    for w in m.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+    if m.per_node:
+        nodes = Table(title=f"top {min(top, len(m.per_node))} of {len(m.per_node)} nodes "
+                            f"(profiled pass, opt level {md.get('per_node_opt_level', '?')})",
+                      title_justify="left")
+        for col, just in (("node", "left"), ("op", "left"), ("block", "left"), ("ms", "right"),
+                          ("share", "right"), ("covers", "right")):
+            nodes.add_column(col, justify=just)  # type: ignore[arg-type]
+        for n in sorted(m.per_node, key=lambda n: -n.duration_ms)[:top]:
+            nodes.add_row(_tail(n.name), n.op_type, n.block, _fmt_ms(n.duration_ms),
+                          f"{n.duration_ms / m.median_ms:.1%}", str(len(n.covers)))
+        console.print(nodes)
+        for key, rows in (("op_type", m.per_op_type), ("block", m.per_block)):
+            t = Table(title=f"per {key.replace('_', ' ')}", title_justify="left")
+            for col in (key.replace("_", " "), "nodes", "ms", "share"):
+                t.add_column(col, justify="left" if col == key.replace("_", " ") else "right")
+            for r in rows:
+                t.add_row(str(r[key]), str(r["nodes"]), _fmt_ms(r["duration_ms"]), f"{r['share']:.1%}")
+            console.print(t)
+        console.print(f"coverage (sum of nodes ÷ end-to-end median): {m.node_coverage:.1%}", highlight=False)
+
+
+def render_mcu_report(r: Any) -> None:
+    """Print an MCU estimate (``McuReport.to_dict()``): fit, peak SRAM and where, Flash, per-layer memory."""
+    b, sram, flash = r["board_spec"], r["sram"], r["flash"]
+    console.print(f"[bold]{Path(str(r['model'])).name} on {r['board']}[/] "
+                  f"({b['core']}, {b['clock_mhz']:g} MHz) · memory model {r['memory_model']} · "
+                  f"runtime {r['runtime']} · ESTIMATE", highlight=False)
+    fit = Table(title="fit (KiB)", title_justify="left")
+    for col in ("", "needed", "board", "headroom", "fits"):
+        fit.add_column(col, justify="left" if col in ("", "fits") else "right")
+    for label, need, have, room, ok in (
+        ("peak SRAM", r["peak_sram_bytes"], b["sram_bytes"], r["sram_headroom_bytes"], r["fits_sram"]),
+        ("Flash", r["flash_bytes"], b["flash_bytes"], r["flash_headroom_bytes"], r["fits_flash"]),
+    ):
+        fit.add_row(label, _kib(need), _kib(have), f"{_kib(room)} ({room / have:+.0%})",
+                    "[green]yes[/]" if ok else "[red]NO[/]")
+    console.print(fit)
+    console.print(
+        f"peak SRAM {r['peak_sram_bytes']:,} B at layer {sram['peak_index']} {r['peak_layer']} "
+        f"(activations {sram['activation_bytes']:,} B, static buffers {sram['static_scratch_bytes']:,} B, "
+        f"persistent {sram['persistent_bytes']:,} B)", highlight=False)
+    console.print(
+        f"Flash {r['flash_bytes']:,} B = weights {flash['weight_bytes']:,} + biases {flash['bias_bytes']:,} "
+        f"+ quantisation {flash['quant_bytes']:,} + {r['runtime']} code {flash['code_bytes']:,}",
+        highlight=False)
+    layers = Table(title=f"per-layer SRAM in KiB ({r['memory_model']}); * = peak, ip = depthwise in place",
+                   title_justify="left")
+    for col in ("#", "layer", "kind", "in", "out", "live", "scratch", "total", "ms"):
+        layers.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for row in r["per_layer"]:
+        mark = "*" if row["index"] == sram["peak_index"] else ""
+        kind = {"depthwise": "dw"}.get(row["kind"], row["kind"]) + (" ip" if row["in_place"] else "")
+        layers.add_row(f"{row['index']}{mark}", _tail(row["name"], 24), kind, _kib(row["input_bytes"]),
+                       _kib(row["output_bytes"]), _kib(row["other_bytes"]), _kib(row["scratch_bytes"]),
+                       _kib(row["total_bytes"]), _fmt_ms(row["latency_ms"]))
+    console.print(layers)
+    console.print(f"{r['macs']:,} MACs; latency = MACs x cycles per MAC of the runtime / clock",
+                  highlight=False)
+    lat = Table(title="estimated latency", title_justify="left")
+    lat.add_column("runtime")
+    lat.add_column("ms", justify="right")
+    for name, ms in r["latency_ms"].items():
+        lat.add_row(name + (" *" if name == r["runtime"] else ""), _fmt_ms(ms))
+    console.print(lat)
+    err_console.print("[yellow]warning:[/] estimate: computed from a model of the runtime and board, "
+                      "not measured", highlight=False)
+    if r.get("partial"):
+        err_console.print(f"[yellow]warning:[/] partial estimate; not sized: {', '.join(r['unsized_ops'])}",
+                          highlight=False)
+
+
+def _mcu_options(memory_model: str | None, runtime: str | None, allow_partial: bool) -> dict[str, Any]:
+    """The MCU-only options, passed on only when given (other backends reject unknown options)."""
+    opts: dict[str, Any] = {}
+    if memory_model is not None:
+        opts["memory_model"] = memory_model
+    if runtime is not None:
+        opts["runtime"] = runtime
+    if allow_partial:
+        opts["allow_partial"] = True
+    return opts
+
+
+def measure_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX model to time.")],
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="Device name (see `nasprof devices list`).")
+    ] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads [default: the device's setting, else 1].")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed runs per session before timing.")] = 20,
+    runs: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
+    sessions: Annotated[int, typer.Option(help="Fresh runtime sessions; their medians are compared.")] = 3,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Fix symbolic dims: NAME=1x3x224x224 (repeatable)."),
+    ] = None,
+    per_node: Annotated[
+        bool, typer.Option("--per-node", help="Add a profiled pass: per node/op/block.")
+    ] = False,
+    per_node_runs: Annotated[int, typer.Option(help="Runs of the profiled pass.")] = 20,
+    top: Annotated[int, typer.Option(help="Nodes shown with --per-node.")] = 15,
+    opt_level: Annotated[str, typer.Option(help="Graph optimisation: disable|basic|extended|all.")] = "all",
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs.")] = 0,
+    int_range: Annotated[str, typer.Option(help="LOW:HIGH range of random integer inputs.")] = "0:10",
+    target_ci: Annotated[
+        float | None,
+        typer.Option(help="Keep sampling until the 95% CI of the median is within ±this (e.g. 0.01)."),
+    ] = None,
+    max_runs: Annotated[int | None, typer.Option(help="Cap on samples with --target-ci.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Backend setting KEY=VALUE (repeatable).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the result as JSON here.")
+    ] = None,
+    memory_model: Annotated[
+        str | None, typer.Option(help="MCU boards: per-layer | tflm | tinyengine (default per-layer).")
+    ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="MCU boards: tflm | cmsis-nn | x-cube-ai | tinyengine.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="MCU boards: write the per-layer memory plot (PNG).")] = (
+        None
+    ),
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="MCU boards: estimate past operators it cannot size.")
+    ] = False,
+) -> None:
+    """Time MODEL end to end (profiling off, fresh sessions); optionally break it down per node.
+
+    On a microcontroller board (e.g. --device stm32f746) this estimates peak SRAM, Flash and latency instead.
+    """
+    import nasprof
+    from nasprof.profiler.progress import progress_to
+
+    opts = {**_parse_options(option), **_mcu_options(memory_model, runtime, allow_partial)}
+    if plot is not None:  # refuse before timing anything: only board estimates have a memory profile
+        from nasprof.devices import get_device
+        from nasprof.devices.mcu import McuBackend
+        from nasprof.errors import InputError
+
+        if not isinstance(get_device(device), McuBackend):
+            raise InputError("--plot draws a microcontroller memory profile; use it with a board device "
+                             "(e.g. --device stm32f746)")
+    from nasprof.errors import InputError
+
+    for opt, out in (("--json", json_path), ("--plot", plot)):
+        # Fail before measuring, not after minutes of timing.
+        if out is not None and not out.parent.is_dir():
+            raise InputError(f"cannot write {opt} {out}: directory {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise InputError(f"cannot write {opt} {out}: it is a directory; give a file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
+    if top < 1:  # a negative slice would show all nodes but the last ones
+        raise InputError(f"--top must be at least 1, got {top}")
+    with _ProgressBar() as bar, progress_to(bar):
+        m = nasprof.measure(
+            model, device=device, threads=threads, warmup=warmup, runs=runs, sessions=sessions,
+            input_shapes=list(input_shape or []), per_node=per_node, per_node_runs=per_node_runs,
+            opt_level=opt_level, seed=seed, target_rel_ci=target_ci, max_runs=max_runs,
+            int_range=_parse_int_range(int_range), options=opts,
+        )
+    render_measurement(m, model, top=top)
+    mcu = m.memory if m.estimated and (m.memory or {}).get("kind") == "nasprof.mcu_estimate" else None
+    if plot is not None and mcu is not None:
+        from nasprof.devices.mcu.plot import plot_memory_profile
+
+        err_console.print(f"wrote {plot_memory_profile(mcu, plot)}", highlight=False)
+    if json_path is not None:
+        doc = m.to_dict()
+        if mcu is not None:  # the report's fields at the top level; latency_ms becomes {runtime: ms}
+            doc.update({k: v for k, v in mcu.items() if k not in ("schema_version", "kind")})
+        write_json(json_path, doc)

@@ -1,0 +1,266 @@
+"""`nasprof predictor fit|show` and the phrases other commands use to describe a predictor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _StepBar,
+    console,
+    err_console,
+)
+
+predictor_app = typer.Typer(help="Latency predictors: fit and inspect.", no_args_is_help=True)
+
+
+#: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
+_InNetworkOption = Annotated[
+    bool,
+    typer.Option(
+        "--in-network/--no-in-network",
+        help="LUT calibration: also profile each calibration network once and learn an in-network "
+        "ratio per table key first (needs per-node times from the device).",
+    ),
+]
+
+
+_ColdWeightsOption = Annotated[
+    bool,
+    typer.Option(
+        "--cold-weights/--no-cold-weights",
+        help="Kernel-predictor calibration: fit a cost per MB of weights (they arrive cold in a network). "
+        "On by default: better on networks like the calibration ones and on the presets (README).",
+    ),
+]
+
+
+_StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse a kernel predictor whose rules were detected on another device, "
+                 "CPU or onnxruntime version (default: warn)."),
+]
+
+
+@predictor_app.command("fit")
+def predictor_fit_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (JSON).")],
+    table: Annotated[Path | None, typer.Option("--table", help="Fit a LUT predictor on this table.")] = None,
+    kernels: Annotated[bool, typer.Option("--kernels", help="Fit a kernel-level regressor.")] = False,
+    device: Annotated[str, typer.Option("--device", "-d", help="Device to measure kernels on.")] = "cpu",
+    budget: Annotated[
+        int,
+        typer.Option(help="Kernel measurements to spend (with --kernels); 1500 is what README's figures "
+                     "use (~3 min on a 2-core CPU)."),
+    ] = 1500,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (with --kernels).")] = 1,
+    opt_level: Annotated[str, typer.Option(help="Graph optimisation level (with --kernels).")] = "all",
+    runs: Annotated[int, typer.Option(help="Timed runs per kernel measurement.")] = 25,
+    seed: Annotated[int, typer.Option(help="Seed of the kernel sampling.")] = 0,
+    overhead_ms: Annotated[
+        float | None, typer.Option(help="Per-call overhead (ms) to subtract per table entry (LUT).")
+    ] = None,
+    measure_overhead: Annotated[
+        bool, typer.Option("--measure-overhead", help="Measure the per-call overhead on the table's device.")
+    ] = False,
+    calibrate: Annotated[
+        int,
+        typer.Option(
+            help="Measure this many sampled architectures end to end and calibrate on them: the LUT's "
+            "family factors and in-network ratios (--table; 100 for README's figures), or the kernel "
+            "predictor's in-network factors (--kernels; 20-30 is typical)."
+        ),
+    ] = 0,
+    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
+    in_network: _InNetworkOption = True,
+    cold_weights: _ColdWeightsOption = True,
+) -> None:
+    """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
+    from nasprof.errors import InputError
+    from nasprof.predictors import KernelPredictor, LutPredictor
+
+    if (table is None) == (not kernels):
+        raise InputError("give exactly one of --table PATH (lookup table) or --kernels (regression)")
+    if table is not None:
+        if measure_overhead:
+            overhead_ms = _measure_table_overhead(table)
+        p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
+        if calibrate:
+            from nasprof.predictors.validation import calibrate_lut
+
+            with _StepBar("calibrating") as bar:
+                p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,
+                                  progress=bar)
+        p.save(output)
+        err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
+                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {_lut_calibration(p)}",
+                          highlight=False)
+        loo = p.training_error.get("leave_one_out")
+        if loo is not None:
+            before = p.training_error["before"]
+            console.print(f"calibrated on {p.training_error['networks']} sampled architectures: RMSPE "
+                          f"{before['rmspe']:.1%} uncalibrated -> {loo['rmspe']:.1%} (leave-one-out), within "
+                          f"±5% {loo['within_5pct']:.0%}, ±10% {loo['within_10pct']:.0%}", highlight=False)
+        return
+    from nasprof.devices import MeasureSpec
+
+    spec = MeasureSpec(threads=threads, warmup=5, runs=runs, sessions=1, opt_level=opt_level, seed=seed)
+    with _StepBar("measuring kernels") as bar:
+        p = KernelPredictor.fit(
+            device,
+            budget=budget,
+            spec=spec,
+            seed=seed,
+            progress=bar,
+            calibrate=calibrate,
+            calibrate_seed=calibrate_seed,
+            weight_cost=cold_weights,
+        )
+    p.save(output)
+    err_console.print(f"wrote {output}: kernel predictor for {device}, types {', '.join(p.kernel_types)}",
+                      highlight=False)
+    console.print(f"kernel rules detected on {p.rules.identity()}", highlight=False)
+    for line in p.rules.unexplained:
+        err_console.print(f"[yellow]warning:[/] the split does not reproduce probe {line}", highlight=False)
+    _render_training_error(p.training_error)
+    if p.calibration is not None:
+        info = p.calibration.info
+        console.print(
+            f"calibrated on {info['networks']} sampled architectures: RMSPE "
+            f"{info['before']['rmspe']:.1%} uncalibrated -> {info['leave_one_out']['rmspe']:.1%} "
+            f"(leave-one-out); device speed vs kernel sampling x{p.calibration.speed_ratio:.3f} (anchors); "
+            f"cold weights {p.calibration.ms_per_weight_mb:.4f} ms/MB",
+            highlight=False,
+        )
+        _calibration_warning(p)
+
+
+def _lut_calibration(p: Any) -> str:
+    """The LUT's calibration in a phrase: in-network ratios, family factors and cost per weight MB, or
+    its scale."""
+    import numpy as np
+
+    ratios = ""
+    if p.layer_ratios:
+        lo, mid, hi = np.percentile(list(p.layer_ratios.values()), [10, 50, 90])
+        ratios = f"in-network ratios p10/p50/p90 {lo:.2f}/{mid:.2f}/{hi:.2f} on {len(p.layer_ratios)} keys, "
+    if not p.group_factors:
+        return f"{ratios}scale {p.scale:.4f}"
+    factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
+    return (f"{ratios}factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of "
+            f"weights, per-network constant {p.offset_ms:+.4f} ms")
+
+
+def _refit_warning(p: Any) -> None:
+    """A kernel predictor that should be refitted (``KernelPredictor.refit_reason``)."""
+    stale = getattr(p, "refit_reason", None)
+    if stale:
+        err_console.print(f"[yellow]warning:[/] {stale}", highlight=False, soft_wrap=True)
+
+
+def _rules_check(p: Any, strict: bool) -> None:
+    """A kernel predictor whose rules were detected on another device or onnxruntime: a warning, or with
+    ``--strict`` an error."""
+    from nasprof.errors import PredictorError
+
+    for msg in p.compatibility() if p.kind == "kernel" else []:
+        if strict:
+            raise PredictorError(f"{msg} (--strict)")
+        err_console.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+
+
+def _calibration_warning(p: Any) -> None:
+    """A stale kernel predictor, or a kernel calibration that predicts its own held-out networks worse than
+    no calibration."""
+    _refit_warning(p)
+    w = p.calibration.info.get("warning") if p.calibration is not None else None
+    if w:
+        err_console.print(f"[yellow]warning:[/] calibration: {w}", highlight=False, soft_wrap=True)
+
+
+def _kernel_calibration(p: Any) -> str:
+    """A kernel predictor's calibration in a phrase: group factors, cold-weight cost, device speed."""
+    cal = p.calibration
+    factors = ", ".join(f"{g} ×{f:.2f}" for g, f in sorted(cal.factors.items()) if abs(f - 1.0) >= 0.005)
+    return (f"factors {factors or 'all ×1.00'}, cold weights {cal.ms_per_weight_mb:.4f} ms/MB, device speed "
+            f"×{cal.speed_ratio:.3f} (anchors)")
+
+
+def _measure_table_overhead(table: Path) -> float:
+    from nasprof.devices import MeasureSpec
+    from nasprof.predictors.kernel.sampling import measure_overhead
+    from nasprof.tables.store import LatencyTable
+
+    meta = LatencyTable.load(table).metadata
+    spec = meta.get("measure_spec") or meta.get("spec") or {}
+    ms = MeasureSpec(threads=int(spec.get("threads", 1)), opt_level=str(spec.get("opt_level", "all")))
+    return measure_overhead(str(meta.get("device", "cpu")), ms)
+
+
+def _render_training_error(training: dict[str, Any]) -> None:
+    per_type = training.get("per_type") or {}
+    if not per_type:
+        return
+    t = Table(title=f"training error ({training.get('method', '')})")
+    for col in ("kernel type", "n", "RMSPE", "within ±10%"):
+        t.add_column(col, justify="left" if col == "kernel type" else "right")
+    for k, v in sorted(per_type.items()):
+        t.add_row(k, str(v["n"]), f"{v['rmspe']:.1%}", f"{v['within_10pct']:.0%}")
+    console.print(t)
+
+
+@predictor_app.command("show")
+def predictor_show_cmd(
+    path: Annotated[Path, typer.Argument(help="Predictor file.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
+) -> None:
+    """Show a predictor's kind, device, measurement settings, features and training error."""
+    from nasprof.predictors import Predictor
+
+    p = Predictor.load(path)
+    d = p.describe()
+    if json_out:
+        console.print_json(json.dumps(d))
+        return
+    t = Table(title=str(path), show_header=False)
+    t.add_column("field")
+    t.add_column("value")
+    for k in ("kind", "device", "schema_version", "measure_spec", "features", "metadata"):
+        t.add_row(k, json.dumps(d.get(k)) if not isinstance(d.get(k), str) else d[k])
+    if p.kind == "lut":
+        t.add_row("entries", str(len(p.entries)))  # type: ignore[attr-defined]
+        t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
+        t.add_row("calibration", _lut_calibration(p))
+        loo = p.training_error.get("leave_one_out")
+        if loo is not None:
+            t.add_row("calibration RMSPE", f"{p.training_error['before']['rmspe']:.1%} uncalibrated, "
+                      f"{loo['rmspe']:.1%} leave-one-out ({p.training_error['networks']} networks)")
+    else:
+        t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
+        t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
+        for k, v in p.rules.describe().items():  # type: ignore[attr-defined]
+            t.add_row(f"rules: {k}", str(v))
+        cal = p.calibration  # type: ignore[attr-defined]
+        if cal is not None:
+            t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
+            if cal.ms_per_mb:
+                t.add_row("calibration ms/MB moved",
+                          json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
+            t.add_row("calibration cold weights",
+                      f"{cal.ms_per_weight_mb:.4f} ms per MB of weights of "
+                      + ", ".join(sorted(cal.weight_groups)))
+            t.add_row("calibration speed ratio", f"{cal.speed_ratio:.3f} (anchor kernels then vs now)")
+            t.add_row(
+                "calibration RMSPE",
+                f"{cal.info['before']['rmspe']:.1%} uncalibrated, {cal.info['leave_one_out']['rmspe']:.1%} "
+                f"leave-one-out ({cal.info['networks']} networks)",
+            )
+    console.print(t)
+    _render_training_error(p.training_error)
+    if p.kind == "kernel":
+        _calibration_warning(p)
+        _rules_check(p, strict=False)

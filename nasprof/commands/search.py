@@ -1,0 +1,123 @@
+"""`nasprof search`: a hardware-aware search over a space with a predictor and MnasNet's reward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _StepBar,
+    console,
+    err_console,
+    write_json,
+)
+
+
+def search_cmd(
+    space: Annotated[str, typer.Option("--space", help="Search space name (see `nasprof space list`).")],
+    predictor: Annotated[
+        Path, typer.Option("--predictor", help="Latency predictor file (from `nasprof predictor fit`).")
+    ],
+    target_ms: Annotated[float, typer.Option("--target-ms", help="Latency target T in milliseconds (> 0).")],
+    budget: Annotated[int, typer.Option("--budget", help="Number of candidates to evaluate.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same result.")] = 0,
+    reward: Annotated[
+        str, typer.Option("--reward", help="MnasNet reward preset: soft (a=b=-0.07) or hard (a=0, b=-1).")
+    ] = "soft",
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="Exponent below the target (overrides the preset).")
+    ] = None,
+    beta: Annotated[
+        float | None, typer.Option("--beta", help="Exponent above the target (overrides the preset).")
+    ] = None,
+    proxy: Annotated[
+        str, typer.Option("--proxy", help="Accuracy proxy: macs (log10 MACs) or naswot (needs torch).")
+    ] = "macs",
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="evolution (aging evolution) or random.")
+    ] = "evolution",
+    device: Annotated[
+        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Rows in the printed table.")] = 10,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result (Pareto front, best) as JSON.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the front as a PNG.")] = None,
+    export_best: Annotated[
+        Path | None, typer.Option("--export-best", help="Export the best architecture to ONNX.")
+    ] = None,
+) -> None:
+    """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
+    architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
+    from nasprof.errors import InputError
+    from nasprof.search.api import search
+
+    # Fail before a long search, not after it, when an output cannot be written.
+    for opt, out in (("--json", json_out), ("--plot", plot), ("--export-best", export_best)):
+        if out is not None and not out.parent.is_dir():
+            raise InputError(f"{opt}: directory {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise InputError(f"{opt}: {out} is a directory; give a file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
+    if export_best is not None and export_best.suffix.lower() != ".onnx":
+        raise InputError(f"--export-best writes ONNX; give a path ending in .onnx, got {export_best}")
+    if top < 1:
+        raise InputError(f"--top must be at least 1, got {top}")
+
+    with _StepBar("searching") as bar:
+        result = search(
+            space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
+            proxy=proxy, strategy=strategy, device=device,
+            on_progress=lambda done, total: bar(done, total, "candidates"),
+        )
+    if result.best is None:
+        if json_out is not None:  # the overflow figures are still worth keeping
+            write_json(json_out, result.to_dict(top=top))
+        limits = result.constraint or {}
+        raise InputError(
+            f"none of the {result.evaluated} candidates fits {limits.get('device')} "
+            f"(SRAM {limits.get('sram_bytes')} B, Flash {limits.get('flash_bytes')} B); "
+            "raise --budget or pick a larger board"
+        )
+    rw = result.reward
+    table = Table(
+        title=f"{result.space}: top {top} of {result.evaluated} by reward ({rw.name}: a={rw.alpha:g}, "
+        f"b={rw.beta:g}, T={rw.target_ms:g} ms)"
+    )
+    for col in ("#", "latency ms", f"proxy ({result.proxy})", "reward", "MMACs"):
+        table.add_column(col, justify="right")
+    if result.constraint:
+        table.add_column("SRAM KiB", justify="right")
+        table.add_column("Flash KiB", justify="right")
+    ranked = result.top(top)
+    for i, c in enumerate(ranked, 1):
+        row = [str(i), f"{c.latency_ms:.3f}", f"{c.accuracy:.4f}", f"{c.reward:.4f}", f"{c.macs / 1e6:.1f}"]
+        if result.constraint:
+            row += [f"{(c.sram_bytes or 0) / 1024:.0f}", f"{(c.flash_bytes or 0) / 1024:.0f}"]
+        table.add_row(*row)
+    console.print(table)
+    # Whole strings, one per line, so they can be copied into `nasprof export` or `predict`.
+    for i, c in enumerate(ranked, 1):
+        console.print(f"{i:>3}  {c.arch}", highlight=False, soft_wrap=True)
+    console.print(
+        f"evaluated {result.evaluated} in {result.seconds:.2f} s ({result.per_second:,.0f}/s), "
+        f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
+        highlight=False,
+    )
+    if json_out is not None:
+        write_json(json_out, result.to_dict(top=top))
+    if plot is not None:
+        from nasprof.search.plot import plot_search
+
+        plot_search(result, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+    if export_best is not None:
+        from nasprof.search.api import export_best_arch
+
+        export_best_arch(result, export_best)
+        err_console.print(f"wrote {export_best}", highlight=False)

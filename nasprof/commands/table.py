@@ -1,0 +1,229 @@
+"""`nasprof table build|show|export|import|merge`: latency lookup tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _fmt_ms,
+    _LazyBar,
+    console,
+    err_console,
+    write_json,
+)
+
+table_app = typer.Typer(
+    help="Latency lookup tables: build, show, export, import, merge.", no_args_is_help=True
+)
+
+
+class _BuildBar(_LazyBar):
+    """Renders ``BuildProgress``: done/total, rate, ETA, failures; kept on screen (and in logs) at the end."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        super().__init__(
+            TextColumn("[bold]table build[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"), transient=False,
+        )
+        self.task = self.progress.add_task("build", total=None, rate="", eta="?", note="")
+
+    def __call__(self, p: Any) -> None:
+        self._start()
+        eta = "?" if p.eta_s is None else f"{int(p.eta_s // 60)}:{int(p.eta_s % 60):02d}"
+        note = " · ".join(s for s in (
+            f"{p.failed} failed" if p.failed else "",
+            f"{p.taken_by_others} taken by others" if p.taken_by_others else "",
+            f"{p.already_done} already done" if p.already_done else "",
+        ) if s)
+        self.progress.update(self.task, total=p.total, completed=p.done + p.taken_by_others,
+                             rate=f"{p.rate_per_min:.1f}/min", eta=eta, note=note)
+
+
+@table_app.command("build")
+def table_build_cmd(
+    space: Annotated[str, typer.Option(help="Search space (see `nasprof space list`).")],
+    resolution: Annotated[int, typer.Option(help="Input resolution (pixels).")],
+    db: Annotated[Path, typer.Option(help="SQLite table to create or resume.")],
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="Device, or several identical ones: pixel,pixel2.")
+    ] = "cpu",
+    limit: Annotated[int | None, typer.Option(help="Measure at most N pending entries.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Take share I of N (1-based), e.g. 2/4.")] = None,
+    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
+    warmup: Annotated[
+        int, typer.Option(help="Untimed runs per session (a ceiling with --time-per-entry).")
+    ] = 10,
+    runs: Annotated[int, typer.Option(help="Timed runs per session (a floor with --time-per-entry).")] = 10,
+    sessions: Annotated[int, typer.Option(help="Fresh sessions per entry.")] = 2,
+    time_per_entry: Annotated[
+        float, typer.Option(help="Seconds of timed inference planned per entry (0: --runs for all).")
+    ] = 0.25,
+    target_ci: Annotated[
+        float, typer.Option(help="Stop when the 95% CI of the median is within ±this (0 disables).")
+    ] = 0.01,
+    max_runs: Annotated[
+        int, typer.Option(help="Cap on timed samples per entry (at least 2x the planned samples).")
+    ] = 300,
+    remeasure: Annotated[int, typer.Option(help="Extra measurements of entries flagged unstable.")] = 1,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Measure failed entries again.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add to a table measured in another environment.")
+    ] = False,
+    mcu_memory: Annotated[
+        str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the build report as JSON.")] = None,
+) -> None:
+    """Measure every distinct layer of SPACE at RESOLUTION on DEVICE into DB (resumable, shardable)."""
+    from nasprof.devices.base import MeasureSpec
+    from nasprof.tables.builder import build_table
+
+    spec = MeasureSpec(threads=threads, warmup=warmup, runs=runs, sessions=sessions,
+                       target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
+    try:
+        with _BuildBar() as bar:
+            report = build_table(space, resolution, device, db, limit=limit, shard=shard, spec=spec,
+                                 retry_failed=retry_failed, remeasure=remeasure, force=force,
+                                 time_per_entry_s=time_per_entry or None, memory_board=mcu_memory,
+                                 progress=bar)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished entries are stored in {db}; run the same command to resume",
+                          highlight=False)
+        raise typer.Exit(code=130) from None
+    t = Table(title=f"{db} — {report.space} @ {report.resolution} on {', '.join(report.devices)}",
+              title_justify="left")
+    t.add_column("")
+    t.add_column("value", justify="right")
+    rows = [
+        ("distinct layers", report.distinct),
+        ("in this shard" if report.shard else "selected", report.selected),
+        ("already in table", report.already_done),
+        ("written now", report.written),
+        ("failed", report.failed),
+        ("re-measured (unstable)", report.remeasured),
+        ("still unstable", report.unstable),
+        ("taken by other builders", report.taken_by_others),
+        ("wall time", f"{report.wall_s:.1f} s"),
+        ("entries / minute", f"{report.entries_per_min:.1f}"),
+        ("efficiency (timed inference ÷ wall)", f"{report.efficiency:.0%}"),
+        ("complete", "yes" if report.complete else "no — run again to resume"),
+    ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    if json_path is not None:
+        write_json(json_path, report.to_dict())
+
+
+@table_app.command("show")
+def table_show_cmd(
+    path: Annotated[Path, typer.Argument(help="Latency table (.db).")],
+    op: Annotated[str | None, typer.Option(help="Only entries of this op (mbconv, conv, ...).")] = None,
+    key_contains: Annotated[str | None, typer.Option(help="Only keys containing this text.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed entries.")] = False,
+    unstable: Annotated[bool, typer.Option("--unstable", help="Only entries flagged unstable.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows shown (0 = all).")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary and rows as JSON.")] = False,
+) -> None:
+    """Summarise a table (entries, failures, coverage of its space, device) and list its entries."""
+    from nasprof.tables import LatencyTable
+    from nasprof.tables.transfer import table_coverage
+
+    with LatencyTable.load(path) as table:
+        meta, summary, coverage = table.metadata, table.summary(), table_coverage(table)
+        rows = [e for e in table.entries()
+                if (op is None or e.op == op) and (key_contains is None or key_contains in e.key)
+                and (not failed or not e.ok) and (not unstable or "unstable" in e.flags)]
+    shown = rows if limit <= 0 else rows[:limit]
+    if json_out:
+        doc = {"path": str(path), "metadata": meta, "summary": summary,
+               "coverage": None if coverage is None else {"measured": coverage[0], "distinct": coverage[1]},
+               "matching": len(rows),
+               "entries": [{k: v for k, v in e.to_row().items() if k != "samples_ms"} | {"n": e.n}
+                           for e in shown]}
+        console.print_json(json.dumps(doc))
+        return
+    env = meta.get("environment", {})
+    facts = [f"device {meta.get('device')}", f"backend {meta.get('backend', env.get('backend', '?'))}"]
+    facts += [f"{k} {env[k]}" for k in ("cpu_model", "threads", "opt_level") if env.get(k) is not None]
+    console.print(f"[bold]{path}[/]  space {meta.get('space')} @ {meta.get('resolution')} · " + " · ".join(
+        str(f) for f in facts), highlight=False)
+    cov = "" if coverage is None else (
+        f" · coverage {coverage[0]}/{coverage[1]} ({coverage[0] / coverage[1]:.0%}) of the space")
+    console.print(f"{summary['entries']} entries · {summary['ok']} ok · {summary['failed']} failed · "
+                  f"{summary['unstable']} unstable{cov}", highlight=False)
+    t = Table(title=f"{len(shown)} of {len(rows)} matching entries", title_justify="left")
+    t.add_column("key", overflow="fold")  # keys differ at their end: never truncate them
+    for col, just in (("median ms", "right"), ("p90 ms", "right"), ("MAD ms", "right"),
+                      ("n", "right"), ("MMACs", "right"), ("flags / error", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for e in shown:
+        t.add_row(
+            e.key,
+            "" if e.median_ms is None else _fmt_ms(e.median_ms),
+            "" if e.p90_ms is None else _fmt_ms(e.p90_ms),
+            "" if e.mad_ms is None else _fmt_ms(e.mad_ms),
+            str(e.n), "" if e.macs is None else f"{e.macs / 1e6:.2f}",
+            f"[red]{e.error}[/]" if e.error else ",".join(e.flags),
+        )
+    console.print(t)
+
+
+@table_app.command("export")
+def table_export_cmd(
+    path: Annotated[Path, typer.Argument(help="Latency table (.db).")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or parquet (default: from -o's suffix).")
+    ] = None,
+) -> None:
+    """Write every entry (raw samples included) and the table metadata to CSV or Parquet."""
+    from nasprof.tables.transfer import export_table
+
+    export_table(path, out, fmt)
+    err_console.print(f"wrote {out}", highlight=False)
+
+
+@table_app.command("import")
+def table_import_cmd(
+    src: Annotated[Path, typer.Argument(help="CSV or Parquet written by `nasprof table export`.")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="New table (.db) to create.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or parquet (default: from the suffix).")
+    ] = None,
+) -> None:
+    """Validate an exported table and store it as a new SQLite table."""
+    from nasprof.tables.transfer import import_table
+
+    n = import_table(src, out, fmt)
+    err_console.print(f"imported {n} entries into {out}", highlight=False)
+
+
+@table_app.command("merge")
+def table_merge_cmd(
+    a: Annotated[Path, typer.Argument(help="First table.")],
+    b: Annotated[Path, typer.Argument(help="Second table.")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="New merged table (.db).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Merge even if device/environment/space differ.")
+    ] = False,
+) -> None:
+    """Merge two tables of one device into a new one (per key: success, then more samples, then newer)."""
+    from nasprof.tables.transfer import merge_tables
+
+    r = merge_tables(a, b, out, force=force)
+    err_console.print(
+        f"merged {r.entries} entries into {out} ({r.only_a} only in {a.name}, {r.only_b} only in {b.name}, "
+        f"{r.both} in both: {r.from_b_in_conflicts} taken from {b.name})", highlight=False)
+    for d in r.forced_differences:
+        err_console.print(f"[yellow]warning:[/] forced despite {d}", highlight=False)

@@ -1,0 +1,171 @@
+"""`nasprof predict` and `nasprof validate`: a predictor against a model, or against the device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nasprof.commands._common import (
+    _fmt_ms,
+    _StepBar,
+    console,
+    err_console,
+    write_json,
+)
+from nasprof.commands.predictor import (
+    _calibration_warning,
+    _ColdWeightsOption,
+    _InNetworkOption,
+    _kernel_calibration,
+    _lut_calibration,
+    _refit_warning,
+    _rules_check,
+    _StrictOption,
+)
+
+
+def predict_cmd(
+    target: Annotated[str, typer.Argument(help="MODEL.onnx (kernel predictor) or an architecture (LUT).")],
+    predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="Refuse a predictor for another device.")
+    ] = None,
+    fallback: Annotated[
+        Path | None, typer.Option(help="Kernel predictor for layers missing from a LUT (flagged).")
+    ] = None,
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="Exit 0 even if some operators cannot be predicted.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
+    strict: _StrictOption = False,
+) -> None:
+    """Predict the latency of an ONNX model or an architecture."""
+    from nasprof.errors import InputError
+    from nasprof.predictors import Predictor
+
+    p = Predictor.load(predictor, device=device)
+    _refit_warning(p)
+    _rules_check(p, strict)
+    if fallback is not None:
+        if p.kind != "lut":
+            raise InputError("--fallback applies to lookup-table predictors only")
+        p = p.with_fallback(Predictor.load(fallback, device=p.device))  # type: ignore[attr-defined]
+    if target.endswith(".onnx") and not Path(target).is_file():
+        raise InputError(f"model {target} does not exist")
+    result = p.explain(target)
+    if json_out:
+        console.print_json(json.dumps({"target": target, "device": p.device, "predictor": p.kind,
+                                       **result.to_dict()}))
+    else:
+        by_kind: dict[str, list[float]] = {}
+        for part in result.parts:
+            by_kind.setdefault(part.kind if p.kind == "kernel" else part.source, []).append(part.latency_ms)
+        t = Table(title=f"{Path(target).name if target.endswith('.onnx') else 'architecture'} on {p.device}")
+        for col in ("part", "count", "ms"):
+            t.add_column(col, justify="left" if col == "part" else "right")
+        for k, v in sorted(by_kind.items(), key=lambda kv: -sum(kv[1])):
+            t.add_row(k, str(len(v)), _fmt_ms(sum(v)))
+        t.add_row("per-call overhead", "1", _fmt_ms(result.overhead_ms))
+        console.print(t)
+        console.print(f"predicted latency: [bold]{result.latency_ms:.3f} ms[/]"
+                      + (" (partial)" if result.missing else ""))
+        if result.fallback:
+            err_console.print(f"note: {len(result.fallback)} layer(s) predicted by the fallback predictor",
+                              highlight=False)
+    if result.missing:
+        shown = ", ".join(result.missing[:8]) + (" ..." if len(result.missing) > 8 else "")
+        err_console.print(
+            f"cannot predict {len(result.missing)} part(s): {shown}", highlight=False, soft_wrap=True
+        )
+        if not allow_partial:
+            raise typer.Exit(code=2)
+
+
+def validate_cmd(
+    predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device to measure on.")] = "cpu",
+    space: Annotated[str | None, typer.Option(help="Search space to sample architectures from.")] = None,
+    samples: Annotated[int, typer.Option(help="Architectures to sample.")] = 20,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    models: Annotated[
+        list[Path] | None, typer.Option("--models", help="Validate these ONNX files instead (repeatable).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Timed runs per session per network.")] = 25,
+    sessions: Annotated[
+        int, typer.Option(help="Interleaved rounds: every network gets one fresh session per round.")
+    ] = 6,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Skip unknown operators.")] = False,
+    calibrate: Annotated[
+        int,
+        typer.Option(help="First calibrate on N other sampled networks, measured in the same rounds "
+                     "(LUT: 100 for README's figures; kernel predictor: 20-30)."),
+    ] = 0,
+    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
+    in_network: _InNetworkOption = True,
+    cold_weights: _ColdWeightsOption = True,
+    save_predictor: Annotated[
+        Path | None,
+        typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
+    extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
+    strict: _StrictOption = False,
+) -> None:
+    """Measure sampled architectures (or given models) end to end and compare with the predictor."""
+    from nasprof.errors import InputError
+    from nasprof.predictors import Predictor
+    from nasprof.predictors.validation import validate, validation_spec
+
+    p = Predictor.load(predictor, device=device)
+    _rules_check(p, strict)
+    all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
+    if extra_models and not models:
+        raise InputError(f"unexpected argument {extra_models[0]!r}; ONNX files go after --models")
+    if save_predictor is not None and not calibrate:
+        raise InputError("--save-predictor writes the predictor --calibrate fits; add --calibrate N")
+    spec = validation_spec(p, runs=runs, sessions=sessions)
+    with _StepBar("measuring networks") as bar:
+        report = validate(p, device, space=space, samples=samples, seed=seed, models=all_models or None,
+                          spec=spec, allow_partial=allow_partial, calibrate=calibrate,
+                          calibrate_seed=calibrate_seed, in_network=in_network, weight_cost=cold_weights,
+                          progress=bar)
+    if calibrate:
+        cal = report.metadata["calibration"]
+        loo = cal.get("leave_one_out") or cal["after"]
+        phrase = (_kernel_calibration(report.predictor) if report.predictor_kind == "kernel"
+                  else _lut_calibration(report.predictor))
+        console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
+                      f"({phrase}): leave-one-out RMSPE {loo['rmspe']:.1%}", highlight=False)
+        if report.predictor_kind == "kernel":
+            _calibration_warning(report.predictor)
+        if save_predictor is not None:
+            assert report.predictor is not None
+            report.predictor.save(save_predictor)
+            err_console.print(f"wrote {save_predictor}", highlight=False)
+    t = Table(title=f"{p.kind} predictor vs {device} (n={report.n})")
+    for col in ("network", "predicted ms", "measured ms", "error"):
+        t.add_column(col, justify="left" if col == "network" else "right", overflow="fold")
+    for r in report.worst(10):
+        t.add_row(r.name[:60], f"{r.predicted_ms:.3f}", f"{r.measured_ms:.3f}", f"{r.rel_error:+.1%}")
+    console.print(t)
+    console.print(f"RMSE {report.rmse_ms:.3f} ms · RMSPE {report.rmspe:.1%} · within ±5% "
+                  f"{report.within_5pct:.0%} · within ±10% {report.within_10pct:.0%}", highlight=False)
+    floor = report.noise_floor
+    if floor is not None:
+        console.print(f"noise floor (even vs odd measurement rounds): RMSPE {floor['rmspe']:.1%} · within "
+                      f"±5% {floor['within_5pct']:.0%} · within ±10% {floor['within_10pct']:.0%}",
+                      highlight=False)
+    if json_path is not None:
+        write_json(json_path, report.to_dict())
+    if csv_path is not None:
+        report.write_csv(csv_path)
+        err_console.print(f"wrote {csv_path}", highlight=False)
+    if plot_path is not None:
+        report.plot(plot_path)
+        err_console.print(f"wrote {plot_path}", highlight=False)
