@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 # torch is installed first with an exact pin: that is the CPU build on local disk; a looser pin would pull a
 # multi-GB CUDA build.
@@ -18,15 +18,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
+# The suite, then lint and a strict build of the docs site, so CI holds all three.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory lint docs
 
 lint: $(STAMP)
-	$(BIN)/ruff check nasprof tests benchmarks
+	$(BIN)/ruff check nasprof tests benchmarks docs
 	$(BIN)/mypy nasprof
+
+# Broken links, unknown API references and nav errors fail the build (--strict).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache site

@@ -61,9 +61,9 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$OUT/adb-server.txt" && break; sleep 0.1; done
 PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$OUT/adb-server.txt" | head -n1)
 step "" nasprof devices add pixel --backend android --serial FAKE0001 \
-  --runner "$OUT/runner/onnxruntime_perf_test" -o "adb_server=tcp:127.0.0.1:$PORT" --force
+  --runner "$OUT/runner/onnxruntime_perf_test" --set "adb_server=tcp:127.0.0.1:$PORT" --force
 step "" nasprof devices check pixel
-step "" nasprof measure "$OUT/candidate.onnx" --device pixel --runs 20 --sessions 2 -o runs_per_sample=4
+step "" nasprof measure "$OUT/candidate.onnx" --device pixel --runs 20 --sessions 2 --set runs_per_sample=4
 
 # -- 9: a microcontroller ---------------------------------------------------------------------------------
 step "9/9 Does MobileNetV2-0.35 (144px, last channel 448) fit an STM32F746? (estimate)" \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from nasprof.errors import InputError
@@ -57,3 +58,39 @@ def _umask() -> int:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file, also through symlinks and hard links."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare where they would resolve to
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output(path: str | Path, *, inputs: Iterable[str | Path | None] = (), label: str = "") -> Path:
+    """Refuse to write ``path`` before any work is done: when it is one of ``inputs`` (a command must never
+    overwrite what it reads), a directory, or in a directory that does not exist or cannot be written.
+    ``label`` names the output in the message (a CLI flag, or a library term)."""
+    path = Path(path)
+    name = f"{label} {path}" if label else str(path)
+    for given in inputs:
+        if given is not None and str(given) != "-" and same_file(path, given):
+            raise InputError(f"refusing to write {name}: it is an input of this command ({given}) and would "
+                             "be overwritten; write to another file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"cannot write {name}: it is a directory; give a file name")
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"cannot write {name}: {parent} is not a directory")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {name}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write {name}: permission denied")
+    try:  # a read-only file system (or /proc) answers only to a real attempt
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {name}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from nasprof.commands import devices, measure, predictor, search, space, table, validate
-from nasprof.commands._common import console, err_console, one_line
+from nasprof.commands._common import console, err_console, error_line
 from nasprof.errors import NasprofError
 
 
@@ -26,7 +26,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except NasprofError as exc:
-            err_console.print(f"[bold red]error:[/] {one_line(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(str(exc)), soft_wrap=True)
             raise typer.Exit(code=2) from None
 
 
@@ -78,12 +78,11 @@ def main() -> None:
     except click_exc.ClickException as exc:
         if no_args_is_help is not None and isinstance(exc, no_args_is_help):
             # A bare group (`nasprof space`): its help, as typer shows it.
-            err_console.print(exc.format_message(), highlight=False, markup=False)
+            err_console.print(exc.format_message())
             sys.exit(2)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        err_console.print(f"[bold red]error:[/] {one_line(exc.format_message())}{hint}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(error_line(exc.format_message() + hint), soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted", highlight=False)

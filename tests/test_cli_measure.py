@@ -81,16 +81,16 @@ def _bad_models(tmp_path: Path) -> dict[str, Path]:
         ("good", ["--int-range", "10"], "malformed --int-range '10'"),
         ("good", ["--json", "/nonexistent-dir/m.json"], "directory /nonexistent-dir does not exist"),
         # Found in QA: each of these used to time the model, hang, or end in a traceback.
-        ("good", ["--json", "/dev/null/m.json"], "directory /dev/null does not exist"),
+        ("good", ["--json", "/dev/null/m.json"], "/dev/null is not a directory"),
         ("good", ["--threads", "100000"], "--threads 100000 is far above the"),
         ("good", ["--seed", "-1"], "--seed must be >= 0, got -1"),
         ("good", ["--target-ci", "nan"], "--target-ci must be a positive fraction"),
         ("good", ["--target-ci", "0.01", "--max-runs", "0"], "--max-runs must be at least 1, got 0"),
-        ("good", ["-o", "alow_spinning=false"], "does not understand option(s) alow_spinning"),
+        ("good", ["--set", "alow_spinning=false"], "does not understand option(s) alow_spinning"),
         ("good", ["--memory-model", "tflm"], "does not understand option(s) memory_model"),
-        ("good", ["-o", "allow_spinning=no"], "option allow_spinning must be true or false, got 'no'"),
+        ("good", ["--set", "allow_spinning=no"], "option allow_spinning must be true or false, got 'no'"),
         ("good", ["--per-node", "--top", "-1"], "--top must be at least 1, got -1"),
-        ("good", ["-o", "m.json"], "allow_spinning=false; to write the result use --json PATH"),
+        ("good", ["--set", "m.json"], "malformed --set 'm.json': write KEY=VALUE"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, model: str, extra: list[str], message: str) -> None:
@@ -107,7 +107,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, model: str, extra: list[st
 
 def test_backend_option_and_int_range_reach_the_backend(conv_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    r = _run(str(conv_model), *FAST, "-o", "allow_spinning=false", "--int-range", "2:5", "--json", str(out))
+    r = _run(str(conv_model), *FAST, "--set", "allow_spinning=false", "--int-range", "2:5",
+             "--json", str(out))
     assert r.exit_code == 0, r.output
     md = json.loads(out.read_text())["metadata"]
     assert md["allow_spinning"] is False and md["int_range"] == [2, 5]

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import typer
 from rich.console import Console
+from rich.text import Text
 
-console = Console()
+# User text (paths, architecture strings, table keys, error messages) is never read as rich markup or emoji
+# codes: `[/red]` in a path would raise, `[red]` vanish and `:abc:` become an emoji. Styling goes through
+# ``Text`` objects (``warn``, ``styled``) instead.
+console = Console(markup=False, emoji=False, highlight=False)
 
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def styled(text: object, style: str) -> Text:
+    """``text`` (user text or not) in ``style``, never parsed as markup."""
+    return Text(str(text), style=style)
+
+
+def warn(message: str) -> None:
+    """A yellow ``warning:`` line on stderr; the message is printed as it is."""
+    err_console.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
+
+
+def error_line(message: str) -> Text:
+    """The one-line ``error: ...`` every failing command ends with."""
+    return Text.assemble(("error:", "bold red"), " ", one_line(message))
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -21,17 +43,23 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     err_console.print(f"wrote {path}", highlight=False)
 
 
+#: ``--set KEY=VALUE``: a backend setting (repeatable), the one spelling for it in every command.
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE",
+                 help="Backend setting, e.g. allow_spinning=false (repeatable)."),
+]
+
+
 def _parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs for backend-specific settings; values are JSON when they parse as JSON."""
+    """``--set KEY=VALUE`` pairs for backend-specific settings; values are JSON when they parse as JSON."""
     from nasprof.errors import InputError
 
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            # -o is --output elsewhere (export, predictor fit); here it is --option, so say where output goes.
-            hint = "; to write the result use --json PATH" if not sep else ""
-            raise InputError(f"malformed --option {item!r}: write KEY=VALUE, e.g. allow_spinning=false{hint}")
+            raise InputError(f"malformed --set {item!r}: write KEY=VALUE, e.g. allow_spinning=false")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
@@ -77,8 +105,8 @@ def _bar_columns() -> tuple[Any, ...]:
     )
 
     # Time left too: a large --budget or --samples is hours of measuring, better known at the first steps.
-    return (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("left"), TimeRemainingColumn())
+    return (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
 
 
 class _ProgressBar(_LazyBar):
@@ -138,3 +166,43 @@ def _kib(n: int) -> str:
 def one_line(text: str) -> str:
     """A message on one line, whatever the library wrote."""
     return " ".join(str(text).split())
+
+
+#: ``--json PATH``: the same result for scripts; ``-`` prints it instead of the table.
+JsonOption = Annotated[
+    Path | None,
+    typer.Option("--json", metavar="PATH",
+                 help="Write the result as JSON to PATH (- prints it instead of the table)."),
+]
+
+
+def to_stdout(path: Path | None) -> bool:
+    """Whether ``--json`` asked for standard output (``-``): the command then prints nothing else there."""
+    return path is not None and str(path) == "-"
+
+
+def emit_json(path: Path | None, doc: Any) -> bool:
+    """Write ``doc`` for ``--json PATH``; True when it went to standard output (``-``), so the caller shows
+    nothing else there."""
+    if path is None:
+        return False
+    if to_stdout(path):
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return True
+    write_json(path, doc)
+    return False
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | str | None] = ()) -> None:
+    """Refuse every output that cannot be written, or would overwrite an input or another output, before
+    the command does any work. ``outputs`` maps the option's name (``--json``) to its path; ``-`` (standard
+    output) and None are skipped."""
+    from nasprof._io import check_output, same_file
+    from nasprof.errors import InputError
+
+    given = [(flag, p) for flag, p in outputs.items() if p is not None and not to_stdout(p)]
+    for i, (flag, path) in enumerate(given):
+        check_output(path, inputs=inputs, label=flag)
+        for other_flag, other in given[:i]:
+            if same_file(path, other):
+                raise InputError(f"{other_flag} and {flag} both name {path}; give each its own file")

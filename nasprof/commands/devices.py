@@ -10,10 +10,15 @@ import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    JsonOption,
+    SetOption,
     _parse_options,
     _StepBar,
+    check_outputs,
     console,
+    emit_json,
     err_console,
+    styled,
 )
 
 devices_app = typer.Typer(help="Named devices: add, list, check.", no_args_is_help=True)
@@ -31,9 +36,7 @@ def devices_add_cmd(
     ] = None,
     board: Annotated[str | None, typer.Option(help="mcu: board name, e.g. stm32f746.")] = None,
     device_id: Annotated[int | None, typer.Option("--device-id", help="cuda: GPU index.")] = None,
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Other backend setting KEY=VALUE (repeatable).")
-    ] = None,
+    option: SetOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a device of that name, or shadow a built-in.")
     ] = False,
@@ -51,7 +54,7 @@ def devices_add_cmd(
     options.update({k: v for k, v in given.items() if v is not None})
     path = Path.cwd() / devcfg.PROJECT_FILE if project else None
     written = add_named_device(name, backend, options, force=force, devices_path=path)
-    err_console.print(f"added device [bold]{name}[/] ({backend}) to {written}", highlight=False)
+    err_console.print(f"added device {name} ({backend}) to {written}")
 
 
 @devices_app.command("remove")
@@ -60,28 +63,28 @@ def devices_remove_cmd(name: Annotated[str, typer.Argument(help="Named device to
     from nasprof.devices.resolve import remove_named_device
 
     written = remove_named_device(name)
-    err_console.print(f"removed device [bold]{name}[/] from {written}", highlight=False)
+    err_console.print(f"removed device {name} from {written}")
 
 
 @devices_app.command("list")
 def devices_list_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = None,
 ) -> None:
     """List every device (named ones, then built-ins) and whether it can be used here, or why not."""
+    check_outputs({"--json": as_json})
     from nasprof.devices import list_devices
     from nasprof.devices.config import devices_file
 
     rows = list_devices()
     path = devices_file()
-    if as_json:
-        console.print_json(json.dumps({"devices_file": str(path), "devices": [r.to_dict() for r in rows]}))
+    if emit_json(as_json, {"devices_file": str(path), "devices": [r.to_dict() for r in rows]}):
         return
     t = Table(title=f"devices (named devices from {path})")
     for col in ("name", "backend", "source", "available", "settings / why not"):
         t.add_column(col, overflow="fold")
     for r in rows:
         settings = ", ".join(f"{k}={v}" for k, v in r.options.items())
-        t.add_row(r.name, r.backend, r.source, "[green]yes[/]" if r.available else "[red]no[/]",
+        t.add_row(r.name, r.backend, r.source, styled("yes", "green") if r.available else styled("no", "red"),
                   settings if r.available else " — ".join(filter(None, [settings, r.reason])))
     console.print(t)
 
@@ -89,16 +92,16 @@ def devices_list_cmd(
 @devices_app.command("check")
 def devices_check_cmd(
     name: Annotated[str, typer.Argument(help="Device to check (see `nasprof devices list`).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = None,
 ) -> None:
     """Connect to a device and show what it reports (model, cores, clocks, thermal state, runtimes)."""
+    check_outputs({"--json": as_json})
     from nasprof.devices import get_device
 
     backend = get_device(name)
     backend.ensure_available()
     info = backend.describe()
-    if as_json:
-        console.print_json(json.dumps(info, default=str))
+    if emit_json(as_json, info):
         return
     t = Table(title=f"{name}: available", show_header=False)
     t.add_column("key", style="bold")
@@ -120,6 +123,7 @@ def devices_probe_cmd(
 ) -> None:
     """Run small probe graphs on a device and show the kernel rules it follows: which ops fuse, whether it
     has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go."""
+    check_outputs({"--json": json_path})
     from nasprof.predictors.kernel.probe import probe_rules
 
     with _StepBar("probing") as bar:

@@ -7,16 +7,23 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nasprof.commands._common import (
+    JsonOption,
+    SetOption,
     _fmt_ms,
     _kib,
     _parse_options,
     _ProgressBar,
     _tail,
+    check_outputs,
     console,
+    emit_json,
     err_console,
-    write_json,
+    styled,
+    to_stdout,
+    warn,
 )
 
 
@@ -43,7 +50,7 @@ def render_measurement(m: Any, model: Path | None = None, top: int = 15) -> None
     for key, label in (("cpu_model", ""), ("threads", "threads "), ("opt_level", "opt ")):
         if md.get(key) is not None:
             facts.append(f"{label}{md[key]}")
-    console.print(f"[bold]{title}[/]  " + " · ".join(facts), highlight=False)
+    console.print(Text.assemble((title, "bold"), "  " + " · ".join(facts)))
 
     # Vertical (statistic, value): readable in an 80-column terminal, unlike ten numeric columns.
     lat = Table(title="end-to-end latency" + (" — ESTIMATE" if m.estimated else ""), title_justify="left")
@@ -60,7 +67,7 @@ def render_measurement(m: Any, model: Path | None = None, top: int = 15) -> None
         lat.add_row("session medians", ", ".join(_fmt_ms(v) for v in m.session_medians_ms) + " ms")
     console.print(lat)
     for w in m.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        warn(f"{w}")
 
     if m.per_node:
         nodes = Table(title=f"top {min(top, len(m.per_node))} of {len(m.per_node)} nodes "
@@ -86,9 +93,10 @@ def render_measurement(m: Any, model: Path | None = None, top: int = 15) -> None
 def render_mcu_report(r: Any) -> None:
     """Print an MCU estimate (``McuReport.to_dict()``): fit, peak SRAM and where, Flash, per-layer memory."""
     b, sram, flash = r["board_spec"], r["sram"], r["flash"]
-    console.print(f"[bold]{Path(str(r['model'])).name} on {r['board']}[/] "
-                  f"({b['core']}, {b['clock_mhz']:g} MHz) · memory model {r['memory_model']} · "
-                  f"runtime {r['runtime']} · ESTIMATE", highlight=False)
+    head = f"{Path(str(r['model'])).name} on {r['board']}"
+    rest = f" ({b['core']}, {b['clock_mhz']:g} MHz) · memory model {r['memory_model']}"
+    rest += f" · runtime {r['runtime']}"
+    console.print(Text.assemble((head, "bold"), rest + " · ESTIMATE"))
     fit = Table(title="fit (KiB)", title_justify="left")
     for col in ("", "needed", "board", "headroom", "fits"):
         fit.add_column(col, justify="left" if col in ("", "fits") else "right")
@@ -97,7 +105,7 @@ def render_mcu_report(r: Any) -> None:
         ("Flash", r["flash_bytes"], b["flash_bytes"], r["flash_headroom_bytes"], r["fits_flash"]),
     ):
         fit.add_row(label, _kib(need), _kib(have), f"{_kib(room)} ({room / have:+.0%})",
-                    "[green]yes[/]" if ok else "[red]NO[/]")
+                    styled("yes", "green") if ok else styled("NO", "red"))
     console.print(fit)
     console.print(
         f"peak SRAM {r['peak_sram_bytes']:,} B at layer {sram['peak_index']} {r['peak_layer']} "
@@ -126,11 +134,9 @@ def render_mcu_report(r: Any) -> None:
     for name, ms in r["latency_ms"].items():
         lat.add_row(name + (" *" if name == r["runtime"] else ""), _fmt_ms(ms))
     console.print(lat)
-    err_console.print("[yellow]warning:[/] estimate: computed from a model of the runtime and board, "
-                      "not measured", highlight=False)
+    warn("estimate: computed from a model of the runtime and board, not measured")
     if r.get("partial"):
-        err_console.print(f"[yellow]warning:[/] partial estimate; not sized: {', '.join(r['unsized_ops'])}",
-                          highlight=False)
+        warn(f"partial estimate; not sized: {', '.join(r['unsized_ops'])}")
 
 
 def _mcu_options(memory_model: str | None, runtime: str | None, allow_partial: bool) -> dict[str, Any]:
@@ -173,12 +179,8 @@ def measure_cmd(
         typer.Option(help="Keep sampling until the 95% CI of the median is within ±this (e.g. 0.01)."),
     ] = None,
     max_runs: Annotated[int | None, typer.Option(help="Cap on samples with --target-ci.")] = None,
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Backend setting KEY=VALUE (repeatable).")
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the result as JSON here.")
-    ] = None,
+    option: SetOption = None,
+    json_path: JsonOption = None,
     memory_model: Annotated[
         str | None, typer.Option(help="MCU boards: per-layer | tflm | tinyengine (default per-layer).")
     ] = None,
@@ -196,6 +198,7 @@ def measure_cmd(
 
     On a microcontroller board (e.g. --device stm32f746) this estimates peak SRAM, Flash and latency instead.
     """
+    check_outputs({"--json": json_path, "--plot": plot}, [model])
     import nasprof
     from nasprof.profiler.progress import progress_to
 
@@ -210,12 +213,6 @@ def measure_cmd(
                              "(e.g. --device stm32f746)")
     from nasprof.errors import InputError
 
-    for opt, out in (("--json", json_path), ("--plot", plot)):
-        # Fail before measuring, not after minutes of timing.
-        if out is not None and not out.parent.is_dir():
-            raise InputError(f"cannot write {opt} {out}: directory {out.parent} does not exist")
-        if out is not None and out.is_dir():
-            raise InputError(f"cannot write {opt} {out}: it is a directory; give a file name")
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
     if top < 1:  # a negative slice would show all nodes but the last ones
@@ -227,7 +224,8 @@ def measure_cmd(
             opt_level=opt_level, seed=seed, target_rel_ci=target_ci, max_runs=max_runs,
             int_range=_parse_int_range(int_range), options=opts,
         )
-    render_measurement(m, model, top=top)
+    if not to_stdout(json_path):
+        render_measurement(m, model, top=top)
     mcu = m.memory if m.estimated and (m.memory or {}).get("kind") == "nasprof.mcu_estimate" else None
     if plot is not None and mcu is not None:
         from nasprof.devices.mcu.plot import plot_memory_profile
@@ -237,4 +235,4 @@ def measure_cmd(
         doc = m.to_dict()
         if mcu is not None:  # the report's fields at the top level; latency_ms becomes {runtime: ms}
             doc.update({k: v for k, v in mcu.items() if k not in ("schema_version", "kind")})
-        write_json(json_path, doc)
+        emit_json(json_path, doc)

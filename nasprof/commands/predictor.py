@@ -10,9 +10,13 @@ import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    JsonOption,
     _StepBar,
+    check_outputs,
     console,
+    emit_json,
     err_console,
+    warn,
 )
 
 predictor_app = typer.Typer(help="Latency predictors: fit and inspect.", no_args_is_help=True)
@@ -80,6 +84,7 @@ def predictor_fit_cmd(
     cold_weights: _ColdWeightsOption = True,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
+    check_outputs({"--output": output}, [table])
     from nasprof.errors import InputError
     from nasprof.predictors import KernelPredictor, LutPredictor
 
@@ -125,7 +130,7 @@ def predictor_fit_cmd(
                       highlight=False)
     console.print(f"kernel rules detected on {p.rules.identity()}", highlight=False)
     for line in p.rules.unexplained:
-        err_console.print(f"[yellow]warning:[/] the split does not reproduce probe {line}", highlight=False)
+        warn(f"the split does not reproduce probe {line}")
     _render_training_error(p.training_error)
     if p.calibration is not None:
         info = p.calibration.info
@@ -159,7 +164,7 @@ def _refit_warning(p: Any) -> None:
     """A kernel predictor that should be refitted (``KernelPredictor.refit_reason``)."""
     stale = getattr(p, "refit_reason", None)
     if stale:
-        err_console.print(f"[yellow]warning:[/] {stale}", highlight=False, soft_wrap=True)
+        warn(f"{stale}")
 
 
 def _rules_check(p: Any, strict: bool) -> None:
@@ -170,7 +175,7 @@ def _rules_check(p: Any, strict: bool) -> None:
     for msg in p.compatibility() if p.kind == "kernel" else []:
         if strict:
             raise PredictorError(f"{msg} (--strict)")
-        err_console.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+        warn(f"{msg}")
 
 
 def _calibration_warning(p: Any) -> None:
@@ -179,7 +184,7 @@ def _calibration_warning(p: Any) -> None:
     _refit_warning(p)
     w = p.calibration.info.get("warning") if p.calibration is not None else None
     if w:
-        err_console.print(f"[yellow]warning:[/] calibration: {w}", highlight=False, soft_wrap=True)
+        warn(f"calibration: {w}")
 
 
 def _kernel_calibration(p: Any) -> str:
@@ -216,15 +221,15 @@ def _render_training_error(training: dict[str, Any]) -> None:
 @predictor_app.command("show")
 def predictor_show_cmd(
     path: Annotated[Path, typer.Argument(help="Predictor file.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Show a predictor's kind, device, measurement settings, features and training error."""
+    check_outputs({"--json": json_out}, [path])
     from nasprof.predictors import Predictor
 
     p = Predictor.load(path)
     d = p.describe()
-    if json_out:
-        console.print_json(json.dumps(d))
+    if emit_json(json_out, d):
         return
     t = Table(title=str(path), show_header=False)
     t.add_column("field")

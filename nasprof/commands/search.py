@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    JsonOption,
     _StepBar,
+    check_outputs,
     console,
+    emit_json,
     err_console,
-    write_json,
 )
 
 
@@ -43,9 +45,7 @@ def search_cmd(
         str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Rows in the printed table.")] = 10,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the result (Pareto front, best) as JSON.")
-    ] = None,
+    json_out: JsonOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the front as a PNG.")] = None,
     export_best: Annotated[
         Path | None, typer.Option("--export-best", help="Export the best architecture to ONNX.")
@@ -53,15 +53,10 @@ def search_cmd(
 ) -> None:
     """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
+    check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best}, [predictor])
     from nasprof.errors import InputError
     from nasprof.search.api import search
 
-    # Fail before a long search, not after it, when an output cannot be written.
-    for opt, out in (("--json", json_out), ("--plot", plot), ("--export-best", export_best)):
-        if out is not None and not out.parent.is_dir():
-            raise InputError(f"{opt}: directory {out.parent} does not exist")
-        if out is not None and out.is_dir():
-            raise InputError(f"{opt}: {out} is a directory; give a file name")
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
     if export_best is not None and export_best.suffix.lower() != ".onnx":
@@ -76,14 +71,28 @@ def search_cmd(
             on_progress=lambda done, total: bar(done, total, "candidates"),
         )
     if result.best is None:
-        if json_out is not None:  # the overflow figures are still worth keeping
-            write_json(json_out, result.to_dict(top=top))
+        emit_json(json_out, result.to_dict(top=top))  # the overflow figures are still worth keeping
         limits = result.constraint or {}
         raise InputError(
             f"none of the {result.evaluated} candidates fits {limits.get('device')} "
             f"(SRAM {limits.get('sram_bytes')} B, Flash {limits.get('flash_bytes')} B); "
             "raise --budget or pick a larger board"
         )
+    if not emit_json(json_out, result.to_dict(top=top)):  # `--json -` prints it instead of the table
+        _render_search(result, top)
+    if plot is not None:
+        from nasprof.search.plot import plot_search
+
+        plot_search(result, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+    if export_best is not None:
+        from nasprof.search.api import export_best_arch
+
+        export_best_arch(result, export_best)
+        err_console.print(f"wrote {export_best}", highlight=False)
+
+
+def _render_search(result: Any, top: int) -> None:
     rw = result.reward
     table = Table(
         title=f"{result.space}: top {top} of {result.evaluated} by reward ({rw.name}: a={rw.alpha:g}, "
@@ -109,15 +118,3 @@ def search_cmd(
         f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
         highlight=False,
     )
-    if json_out is not None:
-        write_json(json_out, result.to_dict(top=top))
-    if plot is not None:
-        from nasprof.search.plot import plot_search
-
-        plot_search(result, plot)
-        err_console.print(f"wrote {plot}", highlight=False)
-    if export_best is not None:
-        from nasprof.search.api import export_best_arch
-
-        export_best_arch(result, export_best)
-        err_console.print(f"wrote {export_best}", highlight=False)

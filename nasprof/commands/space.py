@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nasprof.commands._common import (
+    JsonOption,
     _fmt_count,
+    check_outputs,
     console,
+    emit_json,
     err_console,
 )
 
@@ -20,14 +23,15 @@ space_app = typer.Typer(help="Search spaces: list, show, sample.", no_args_is_he
 
 @space_app.command("list")
 def space_list(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """List search spaces and network presets."""
+    check_outputs({"--json": json_out})
     from nasprof.space import get_preset, get_space, list_presets, list_spaces
 
     spaces = [get_space(n) for n in list_spaces()]
     presets = [(n, get_preset(n)) for n in list_presets()]
-    if json_out:
+    if json_out is not None:
         doc = {
             "spaces": [{"name": s.name, "blocks": s.num_blocks, "size": s.size(),
                         "distinct_layers_224": len(s.distinct_layers(224)), "description": s.description}
@@ -36,8 +40,8 @@ def space_list(
                 {"name": n, "macs": net.macs, "params": net.params, "resolution": 224} for n, net in presets
             ],
         }
-        console.print_json(json.dumps(doc))
-        return
+        if emit_json(json_out, doc):
+            return
     t = Table(title="search spaces")
     for col in ("name", "blocks", "size", "distinct layers @224", "description"):
         t.add_column(col, justify="right" if col in ("blocks", "size", "distinct layers @224") else "left")
@@ -56,16 +60,16 @@ def space_list(
 @space_app.command("show")
 def space_show(
     name: Annotated[str, typer.Argument(help="Space name (see `nasprof space list`).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Show a space's per-block choices and its size."""
+    check_outputs({"--json": json_out})
     from nasprof.space import get_space
 
     space = get_space(name)
     summary = space.summary()
     summary["distinct_layers_224"] = len(space.distinct_layers(224))
-    if json_out:
-        console.print_json(json.dumps(summary))
+    if emit_json(json_out, summary):
         return
     choices = summary["choices"]
     factors = list(dict.fromkeys(k for block in choices for k in block))
@@ -75,7 +79,7 @@ def space_show(
     def fmt(values: list[Any]) -> str:
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
-    console.print(f"[bold]{space.name}[/]: {space.description}", highlight=False)
+    console.print(Text.assemble((space.name, "bold"), f": {space.description}"))
     for f in shared:
         console.print(f"  {f} (every block): {fmt(choices[0][f])}", highlight=False)
     t = Table()
@@ -100,16 +104,17 @@ def space_sample(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same architectures.")] = 0,
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (list of architectures).")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Sample architectures uniformly from a space (seeded)."""
+    check_outputs({"--json": json_out})
     from nasprof.space import get_space
 
     archs = get_space(name).sample(n, seed=seed, resolution=resolution, width=width)
-    if json_out:
+    if json_out is not None:
         docs = [dict(a.to_dict(), macs=a.macs, params=a.params) for a in archs]
-        console.print_json(json.dumps(docs))
-        return
+        if emit_json(json_out, docs):
+            return
     t = Table(title=f"{n} samples from {name} (seed {seed})")
     for col in ("#", "MACs", "params", "architecture"):
         t.add_column(col, justify="left" if col == "architecture" else "right", overflow="fold")
@@ -123,16 +128,17 @@ def space_layers(
     name: Annotated[str, typer.Argument(help="Space name (see `nasprof space list`).")],
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (one object per layer).")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """List every distinct layer (table key) of a space: what a latency table must measure."""
+    check_outputs({"--json": json_out})
     from nasprof.space import get_space
 
     layers = get_space(name).distinct_layers(resolution, width=width)
-    if json_out:
+    if json_out is not None:
         docs = [dict(x.to_dict(), key=x.key, macs=x.macs, params=x.params) for x in layers]
-        console.print_json(json.dumps(docs))
-        return
+        if emit_json(json_out, docs):
+            return
     t = Table(title=f"{len(layers)} distinct layers of {name}")
     for col in ("key", "MACs", "params"):
         t.add_column(col, justify="left" if col == "key" else "right", overflow="fold")
@@ -153,6 +159,7 @@ def export_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer)."""
+    check_outputs({"--output": output}, [model])
     from nasprof.space import count_network, export_network, resolve_model
 
     if output.suffix.lower() != ".onnx":  # like --plot and .png: the name says what the file holds
@@ -172,10 +179,11 @@ def count_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, preset name, architecture string or JSON file.")],
     resolution: Annotated[int | None, typer.Option(help="Input resolution (presets: default 224).")] = None,
     width: Annotated[float | None, typer.Option(help="Width multiplier (presets: default 1.0).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """MACs and parameters per layer and in total (analytic for presets/architectures, read from the graph
     for ONNX files; the two agree exactly for nasprof exports)."""
+    check_outputs({"--json": json_out}, [model])
     from nasprof.space import count_network, count_onnx, resolve_model
 
     if model.endswith(".onnx"):
@@ -186,8 +194,7 @@ def count_cmd(
         counts = count_onnx(Path(model))
     else:
         counts = count_network(resolve_model(model, resolution=resolution, width=width))
-    if json_out:
-        console.print_json(json.dumps(counts.to_dict()))
+    if emit_json(json_out, counts.to_dict()):
         return
     t = Table(title=f"{counts.name} ({counts.source} count)")
     for col in ("layer", "detail", "MACs", "params"):

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nasprof.commands._common import (
+    JsonOption,
     _fmt_ms,
     _LazyBar,
+    check_outputs,
     console,
+    emit_json,
     err_console,
-    write_json,
+    styled,
+    warn,
 )
 
 table_app = typer.Typer(
@@ -29,9 +33,9 @@ class _BuildBar(_LazyBar):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
         super().__init__(
-            TextColumn("[bold]table build[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("table build", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"), transient=False,
+            TextColumn("{task.fields[note]}", markup=False), transient=False,
         )
         self.task = self.progress.add_task("build", total=None, rate="", eta="?", note="")
 
@@ -82,9 +86,10 @@ def table_build_cmd(
     mcu_memory: Annotated[
         str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
     ] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the build report as JSON.")] = None,
+    json_path: JsonOption = None,
 ) -> None:
     """Measure every distinct layer of SPACE at RESOLUTION on DEVICE into DB (resumable, shardable)."""
+    check_outputs({"--json": json_path}, [db])
     from nasprof.devices.base import MeasureSpec
     from nasprof.tables.builder import build_table
 
@@ -100,6 +105,8 @@ def table_build_cmd(
         err_console.print(f"interrupted: finished entries are stored in {db}; run the same command to resume",
                           highlight=False)
         raise typer.Exit(code=130) from None
+    if emit_json(json_path, report.to_dict()):
+        return
     t = Table(title=f"{db} — {report.space} @ {report.resolution} on {', '.join(report.devices)}",
               title_justify="left")
     t.add_column("")
@@ -121,8 +128,6 @@ def table_build_cmd(
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
-    if json_path is not None:
-        write_json(json_path, report.to_dict())
 
 
 @table_app.command("show")
@@ -133,9 +138,10 @@ def table_show_cmd(
     failed: Annotated[bool, typer.Option("--failed", help="Only failed entries.")] = False,
     unstable: Annotated[bool, typer.Option("--unstable", help="Only entries flagged unstable.")] = False,
     limit: Annotated[int, typer.Option(help="Rows shown (0 = all).")] = 20,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary and rows as JSON.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Summarise a table (entries, failures, coverage of its space, device) and list its entries."""
+    check_outputs({"--json": json_out}, [path])
     from nasprof.tables import LatencyTable
     from nasprof.tables.transfer import table_coverage
 
@@ -145,19 +151,19 @@ def table_show_cmd(
                 if (op is None or e.op == op) and (key_contains is None or key_contains in e.key)
                 and (not failed or not e.ok) and (not unstable or "unstable" in e.flags)]
     shown = rows if limit <= 0 else rows[:limit]
-    if json_out:
+    if json_out is not None:
         doc = {"path": str(path), "metadata": meta, "summary": summary,
                "coverage": None if coverage is None else {"measured": coverage[0], "distinct": coverage[1]},
                "matching": len(rows),
                "entries": [{k: v for k, v in e.to_row().items() if k != "samples_ms"} | {"n": e.n}
                            for e in shown]}
-        console.print_json(json.dumps(doc))
-        return
+        if emit_json(json_out, doc):
+            return
     env = meta.get("environment", {})
     facts = [f"device {meta.get('device')}", f"backend {meta.get('backend', env.get('backend', '?'))}"]
     facts += [f"{k} {env[k]}" for k in ("cpu_model", "threads", "opt_level") if env.get(k) is not None]
-    console.print(f"[bold]{path}[/]  space {meta.get('space')} @ {meta.get('resolution')} · " + " · ".join(
-        str(f) for f in facts), highlight=False)
+    where = f"  space {meta.get('space')} @ {meta.get('resolution')} · "
+    console.print(Text.assemble((str(path), "bold"), where + " · ".join(str(f) for f in facts)))
     cov = "" if coverage is None else (
         f" · coverage {coverage[0]}/{coverage[1]} ({coverage[0] / coverage[1]:.0%}) of the space")
     console.print(f"{summary['entries']} entries · {summary['ok']} ok · {summary['failed']} failed · "
@@ -174,7 +180,7 @@ def table_show_cmd(
             "" if e.p90_ms is None else _fmt_ms(e.p90_ms),
             "" if e.mad_ms is None else _fmt_ms(e.mad_ms),
             str(e.n), "" if e.macs is None else f"{e.macs / 1e6:.2f}",
-            f"[red]{e.error}[/]" if e.error else ",".join(e.flags),
+            styled(e.error, "red") if e.error else ",".join(e.flags),
         )
     console.print(t)
 
@@ -187,11 +193,15 @@ def table_export_cmd(
         str | None, typer.Option("--format", help="csv or parquet (default: from -o's suffix).")
     ] = None,
 ) -> None:
-    """Write every entry (raw samples included) and the table metadata to CSV or Parquet."""
-    from nasprof.tables.transfer import export_table
+    """Write every entry (raw samples included) and the table metadata to CSV (a plain CSV, its metadata in
+    PATH.meta.json beside it) or Parquet (metadata inside)."""
+    check_outputs({"--output": out}, [path])
+    from nasprof.tables.transfer import export_table, meta_path
 
-    export_table(path, out, fmt)
-    err_console.print(f"wrote {out}", highlight=False)
+    written = export_table(path, out, fmt)
+    side = meta_path(written)
+    extra = f" and its metadata {side}" if written.suffix.lower() != ".parquet" and side.exists() else ""
+    err_console.print(f"wrote {written}{extra}", highlight=False)
 
 
 @table_app.command("import")
@@ -203,6 +213,7 @@ def table_import_cmd(
     ] = None,
 ) -> None:
     """Validate an exported table and store it as a new SQLite table."""
+    check_outputs({"--output": out}, [src])
     from nasprof.tables.transfer import import_table
 
     n = import_table(src, out, fmt)
@@ -219,6 +230,7 @@ def table_merge_cmd(
     ] = False,
 ) -> None:
     """Merge two tables of one device into a new one (per key: success, then more samples, then newer)."""
+    check_outputs({"--output": out}, [a, b])
     from nasprof.tables.transfer import merge_tables
 
     r = merge_tables(a, b, out, force=force)
@@ -226,4 +238,4 @@ def table_merge_cmd(
         f"merged {r.entries} entries into {out} ({r.only_a} only in {a.name}, {r.only_b} only in {b.name}, "
         f"{r.both} in both: {r.from_b_in_conflicts} taken from {b.name})", highlight=False)
     for d in r.forced_differences:
-        err_console.print(f"[yellow]warning:[/] forced despite {d}", highlight=False)
+        warn(f"forced despite {d}")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nasprof.commands._common import (
+    JsonOption,
     _fmt_ms,
     _StepBar,
+    check_outputs,
     console,
+    emit_json,
     err_console,
-    write_json,
 )
 from nasprof.commands.predictor import (
     _calibration_warning,
@@ -40,10 +42,11 @@ def predict_cmd(
     allow_partial: Annotated[
         bool, typer.Option("--allow-partial", help="Exit 0 even if some operators cannot be predicted.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
+    json_out: JsonOption = None,
     strict: _StrictOption = False,
 ) -> None:
     """Predict the latency of an ONNX model or an architecture."""
+    check_outputs({"--json": json_out}, [predictor, target, fallback])
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
 
@@ -57,10 +60,8 @@ def predict_cmd(
     if target.endswith(".onnx") and not Path(target).is_file():
         raise InputError(f"model {target} does not exist")
     result = p.explain(target)
-    if json_out:
-        console.print_json(json.dumps({"target": target, "device": p.device, "predictor": p.kind,
-                                       **result.to_dict()}))
-    else:
+    doc = {"target": target, "device": p.device, "predictor": p.kind, **result.to_dict()}
+    if not emit_json(json_out, doc):
         by_kind: dict[str, list[float]] = {}
         for part in result.parts:
             by_kind.setdefault(part.kind if p.kind == "kernel" else part.source, []).append(part.latency_ms)
@@ -71,8 +72,8 @@ def predict_cmd(
             t.add_row(k, str(len(v)), _fmt_ms(sum(v)))
         t.add_row("per-call overhead", "1", _fmt_ms(result.overhead_ms))
         console.print(t)
-        console.print(f"predicted latency: [bold]{result.latency_ms:.3f} ms[/]"
-                      + (" (partial)" if result.missing else ""))
+        console.print(Text.assemble("predicted latency: ", (f"{result.latency_ms:.3f} ms", "bold"),
+                                    " (partial)" if result.missing else ""))
         if result.fallback:
             err_console.print(f"note: {len(result.fallback)} layer(s) predicted by the fallback predictor",
                               highlight=False)
@@ -111,13 +112,16 @@ def validate_cmd(
         Path | None,
         typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
     ] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    json_path: JsonOption = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
     extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
     strict: _StrictOption = False,
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor."""
+    check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path,
+                   "--save-predictor": save_predictor},
+                  [predictor, *(models or []), *(extra_models or [])])
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
     from nasprof.predictors.validation import validate, validation_spec
@@ -135,6 +139,23 @@ def validate_cmd(
                           spec=spec, allow_partial=allow_partial, calibrate=calibrate,
                           calibrate_seed=calibrate_seed, in_network=in_network, weight_cost=cold_weights,
                           progress=bar)
+    if calibrate and save_predictor is not None:
+        assert report.predictor is not None
+        report.predictor.save(save_predictor)
+        err_console.print(f"wrote {save_predictor}", highlight=False)
+    if report.predictor_kind == "kernel" and calibrate:
+        _calibration_warning(report.predictor)
+    if not emit_json(json_path, report.to_dict()):
+        _render_validation(report, p.kind, device, calibrate)
+    if csv_path is not None:
+        report.write_csv(csv_path)
+        err_console.print(f"wrote {csv_path}", highlight=False)
+    if plot_path is not None:
+        report.plot(plot_path)
+        err_console.print(f"wrote {plot_path}", highlight=False)
+
+
+def _render_validation(report: Any, kind: str, device: str, calibrate: int) -> None:
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]
@@ -142,13 +163,7 @@ def validate_cmd(
                   else _lut_calibration(report.predictor))
         console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
                       f"({phrase}): leave-one-out RMSPE {loo['rmspe']:.1%}", highlight=False)
-        if report.predictor_kind == "kernel":
-            _calibration_warning(report.predictor)
-        if save_predictor is not None:
-            assert report.predictor is not None
-            report.predictor.save(save_predictor)
-            err_console.print(f"wrote {save_predictor}", highlight=False)
-    t = Table(title=f"{p.kind} predictor vs {device} (n={report.n})")
+    t = Table(title=f"{kind} predictor vs {device} (n={report.n})")
     for col in ("network", "predicted ms", "measured ms", "error"):
         t.add_column(col, justify="left" if col == "network" else "right", overflow="fold")
     for r in report.worst(10):
@@ -161,11 +176,3 @@ def validate_cmd(
         console.print(f"noise floor (even vs odd measurement rounds): RMSPE {floor['rmspe']:.1%} · within "
                       f"±5% {floor['within_5pct']:.0%} · within ±10% {floor['within_10pct']:.0%}",
                       highlight=False)
-    if json_path is not None:
-        write_json(json_path, report.to_dict())
-    if csv_path is not None:
-        report.write_csv(csv_path)
-        err_console.print(f"wrote {csv_path}", highlight=False)
-    if plot_path is not None:
-        report.plot(plot_path)
-        err_console.print(f"wrote {plot_path}", highlight=False)

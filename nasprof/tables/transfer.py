@@ -4,8 +4,10 @@ Every writer here builds its output under a temporary name and links it into pla
 import or merge never leaves a half-written table, and an existing file is never overwritten.
 
 File formats:
-- CSV: the first line is ``# nasprof.latency_table <metadata JSON>``, then a header and one row per entry;
-  ``samples_ms`` is a JSON list, ``flags`` comma-separated. Read it with ``pd.read_csv(path, skiprows=1)``.
+- CSV: a plain CSV any reader opens with its defaults (``pd.read_csv(path)``, a spreadsheet): a header and
+  one row per entry; ``samples_ms`` is a JSON list, ``flags`` comma-separated. The table metadata goes to a
+  sidecar ``PATH.meta.json`` beside it, which ``import_table`` reads back. (CSVs written before the sidecar
+  carried it as a first line ``# nasprof.latency_table <JSON>``; they still import.)
 - Parquet: the same columns (``samples_ms`` as a list of doubles); the metadata JSON is stored in the file's
   key-value metadata under ``nasprof.latency_table``.
 """
@@ -26,7 +28,9 @@ from nasprof.tables.compat import environment_mismatch
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry
 from nasprof.tables.store import TABLE_KIND, LatencyTable
 
-__all__ = ["export_table", "import_table", "merge_tables", "table_coverage", "MergeReport", "FORMATS"]
+__all__ = [
+    "export_table", "import_table", "merge_tables", "table_coverage", "MergeReport", "FORMATS", "meta_path",
+]
 
 FORMATS = ("csv", "parquet")
 _META_PREFIX = f"# {TABLE_KIND} "
@@ -51,10 +55,23 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
+def meta_path(csv: str | Path) -> Path:
+    """The metadata sidecar of an exported CSV: ``t.csv`` -> ``t.csv.meta.json``."""
+    csv = Path(csv)
+    return csv.with_name(csv.name + ".meta.json")
+
+
 def export_table(table: LatencyTable | str | Path, out: str | Path, fmt: str | None = None) -> Path:
-    """Write every entry and the table metadata to ``out`` (csv or parquet; from the suffix by default)."""
+    """Write every entry and the table metadata to ``out`` (csv or parquet; from the suffix by default).
+    A CSV's metadata goes to its sidecar (``meta_path``)."""
+    from nasprof._io import check_output
+
     out = Path(out)
     fmt = _format_of(out, fmt)
+    source = table.path if isinstance(table, LatencyTable) else Path(table)
+    check_output(out, inputs=[source])
+    if fmt == "csv":
+        check_output(meta_path(out), inputs=[source])
     if isinstance(table, LatencyTable):
         df, meta = table.df, table.metadata
     else:
@@ -64,8 +81,9 @@ def export_table(table: LatencyTable | str | Path, out: str | Path, fmt: str | N
         from nasprof._io import atomic_write_text
 
         df = df.assign(samples_ms=[json.dumps(list(s)) for s in df["samples_ms"]])
-        text = _META_PREFIX + json.dumps(meta, sort_keys=True) + "\n" + df.to_csv(index=False)
-        return atomic_write_text(out, text)
+        doc = {"kind": TABLE_KIND, "csv": out.name, **meta}
+        atomic_write_text(meta_path(out), json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        return atomic_write_text(out, df.to_csv(index=False))
     pa = _pyarrow()
     tbl = pa.Table.from_pandas(df, preserve_index=False)
     tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}), TABLE_KIND.encode(): json.dumps(meta)})
@@ -78,6 +96,23 @@ def export_table(table: LatencyTable | str | Path, out: str | Path, fmt: str | N
     return out
 
 
+def _read_sidecar(src: Path) -> Any:
+    side = meta_path(src)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{src} is not an exported nasprof table: its metadata {side.name} is not beside it (an export "
+            "writes both; copy them together)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: unreadable table metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.pop("kind", TABLE_KIND) != TABLE_KIND:
+        raise InputError(f"{side} is not the metadata of a nasprof latency table")
+    meta.pop("csv", None)
+    return meta
+
+
 def _read_rows(src: Path, fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import pandas as pd
 
@@ -86,13 +121,14 @@ def _read_rows(src: Path, fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]
     if fmt == "csv":
         with open(src, encoding="utf-8") as f:
             first = f.readline()
-            if not first.startswith(_META_PREFIX):
-                raise InputError(f"{src} is not an exported nasprof table (first line must start with "
-                                 f"{_META_PREFIX.strip()!r}); export it with `nasprof table export`")
-            try:
-                meta = json.loads(first[len(_META_PREFIX):])
-            except ValueError as exc:
-                raise InputError(f"{src}: unreadable metadata line ({exc})") from None
+            if first.startswith(_META_PREFIX):  # written before the sidecar: the metadata is the first line
+                try:
+                    meta = json.loads(first[len(_META_PREFIX):])
+                except ValueError as exc:
+                    raise InputError(f"{src}: unreadable metadata line ({exc})") from None
+            else:
+                meta = _read_sidecar(src)
+                f.seek(0)
             try:
                 df = pd.read_csv(f, dtype=str, keep_default_na=False)
             except (ValueError, pd.errors.ParserError) as exc:

@@ -236,7 +236,7 @@ def test_cli_add_list_remove(dev_file: Path) -> None:
     r = _cli("add", "gpu1", "--backend", "cuda", "--device-id", "1")
     assert r.exit_code == 0, r.output
     assert load_devices()["gpu1"] == DeviceConfig("gpu1", "cuda", {"device_id": 1}, source=dev_file)
-    r = _cli("list", "--json")
+    r = _cli("list", "--json", "-")
     assert r.exit_code == 0, r.output
     import json
 

@@ -247,7 +247,7 @@ def test_cli_unknown_device_is_one_line_exit_2(args: list[str], tmp_path: Path,
 
 
 def test_cli_check_shows_what_the_device_reports() -> None:
-    r = CliRunner().invoke(app, ["devices", "check", "stm32f746", "--json"])
+    r = CliRunner().invoke(app, ["devices", "check", "stm32f746", "--json", "-"])
     assert r.exit_code == 0, r.output
     import json
 

@@ -153,7 +153,7 @@ def test_cli_bad_files_exit_2_with_one_line(saved: Path, tmp_path: Path, args: l
 
 
 def test_cli_show(saved: Path) -> None:
-    result = runner.invoke(app, ["predictor", "show", str(saved), "--json"])
+    result = runner.invoke(app, ["predictor", "show", str(saved), "--json", "-"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["kind"] == "kernel" and doc["device"] == "cpu" and "body" not in doc
@@ -161,7 +161,7 @@ def test_cli_show(saved: Path) -> None:
 
 def test_cli_predict_json_and_partial(saved: Path, tmp_path: Path) -> None:
     model = make_mixed_model(tmp_path / "m.onnx")
-    result = runner.invoke(app, ["predict", str(model), "--predictor", str(saved), "--json"])
+    result = runner.invoke(app, ["predict", str(model), "--predictor", str(saved), "--json", "-"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["latency_ms"] == pytest.approx(linear_kernel_predictor().predict(model), rel=1e-12)

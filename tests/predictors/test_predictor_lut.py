@@ -147,7 +147,7 @@ def test_cli_fit_and_predict(table_path: tuple[Path, dict[str, float]], archs: l
     )
     assert result.exit_code == 0, result.output
     arch = archs[0].to_string()
-    result = runner.invoke(app, ["predict", arch, "--predictor", str(out), "--json"])
+    result = runner.invoke(app, ["predict", arch, "--predictor", str(out), "--json", "-"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     layers = archs[0].layers()

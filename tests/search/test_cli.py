@@ -192,15 +192,15 @@ def test_export_best(predictors: dict[str, Path], tmp_path: Path) -> None:
         ({"plot": "front.svg"}, "PNG"),
         ({"space": "resnet"}, "unknown search space 'resnet'"),
         ({"seed": -1}, "--seed must be a non-negative integer"),
-        ({"json": "/nonexistent/dir/run.json"}, "--json: directory /nonexistent/dir does not exist"),
+        ({"json": "/nonexistent/dir/run.json"}, "directory /nonexistent/dir does not exist"),
         ({"target_ms": "nan"}, "--target-ms must be a positive latency"),
         # Found in QA: these used to run (a reward that favours slow models, an empty table, ONNX in a .txt)
         # or end in a traceback after the search.
         ({"alpha": 0.5}, "--alpha must be <= 0 (a positive exponent rewards slower models)"),
         ({"top": 0}, "--top must be at least 1, got 0"),
         ({"export_best": "best.txt"}, "--export-best writes ONNX; give a path ending in .onnx"),
-        ({"json": "."}, "--json: . is a directory; give a file name"),
-        ({"export_best": "."}, "--export-best: . is a directory; give a file name"),
+        ({"json": "."}, "cannot write --json .: it is a directory; give a file name"),
+        ({"export_best": "."}, "cannot write --export-best .: it is a directory; give a file name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

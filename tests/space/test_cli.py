@@ -20,7 +20,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_space_list_and_show() -> None:
-    code, out, _ = run("space", "list", "--json")
+    code, out, _ = run("space", "list", "--json", "-")
     assert code == 0
     doc = json.loads(out)
     assert [s["name"] for s in doc["spaces"]] == ["mnasnet", "mobilenetv2"]
@@ -32,12 +32,12 @@ def test_space_list_and_show() -> None:
     assert code == 0
     assert "size: 1247968747541495808 architectures" in " ".join(out.split())
 
-    code, out, _ = run("space", "show", "mobilenetv2", "--json")
+    code, out, _ = run("space", "show", "mobilenetv2", "--json", "-")
     assert json.loads(out)["choices"][0]["kernel"] == [3, 5, 7]
 
 
 def test_space_sample_is_seeded_and_parseable() -> None:
-    code, out, _ = run("space", "sample", "mnasnet", "--n", "3", "--seed", "4", "--json")
+    code, out, _ = run("space", "sample", "mnasnet", "--n", "3", "--seed", "4", "--json", "-")
     assert code == 0
     docs = json.loads(out)
     expected = get_space("mnasnet").sample(3, seed=4)
@@ -49,7 +49,7 @@ def test_space_sample_is_seeded_and_parseable() -> None:
 
 
 def test_space_layers_json() -> None:
-    code, out, _ = run("space", "layers", "mobilenetv2", "--resolution", "128", "--json")
+    code, out, _ = run("space", "layers", "mobilenetv2", "--resolution", "128", "--json", "-")
     assert code == 0
     docs = json.loads(out)
     assert len(docs) == len(get_space("mobilenetv2").distinct_layers(128))
@@ -76,13 +76,13 @@ def test_export_and_count_a_preset(tmp_path: Path) -> None:
     assert code == 0, out
     assert out_path.is_file() and f"wrote {out_path}" in " ".join(out.split())
 
-    code, out, _ = run("count", str(out_path), "--json")
+    code, out, _ = run("count", str(out_path), "--json", "-")
     assert code == 0
     graph = json.loads(out)
     net = get_preset("mobilenet_v2", width=0.35, resolution=96, last_channel=448)
     assert (graph["macs"], graph["params"]) == (net.macs, net.params)
 
-    code, out, _ = run("count", "mobilenet_v2", "--resolution", "96", "--width", "0.35", "--json")
+    code, out, _ = run("count", "mobilenet_v2", "--resolution", "96", "--width", "0.35", "--json", "-")
     analytic = json.loads(out)
     assert (
         analytic["source"] == "analytic"
@@ -99,7 +99,7 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
     assert code == 0, out
     json_path = tmp_path / "arch.json"
     json_path.write_text(arch.to_json())
-    code, out, _ = run("count", str(json_path), "--json")
+    code, out, _ = run("count", str(json_path), "--json", "-")
     assert json.loads(out)["macs"] == arch.macs
 
 
@@ -120,7 +120,7 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
          "cout must be a positive integer, got 0"),
         (("export", "mobilenet_v2", "--resolution", "32", "-o", "x.txt"), "give a path ending in .onnx"),
         (("export", "mobilenet_v2", "--resolution", "32", "-o", "/dev/null/x.onnx"),
-         "cannot write /dev/null/x.onnx: /dev/null is not a directory"),
+         "cannot write --output /dev/null/x.onnx: /dev/null is not a directory"),
         (("count", "empty.onnx"), "empty.onnx holds no ONNX graph"),
         (("space", "sample", "mnasnet", "--resolution", "0"), "must be an integer in [32, 1024], got 0"),
         (("space", "sample", "mnasnet", "--seed", "-1"), "seed must be a non-negative integer, got -1"),
@@ -165,5 +165,5 @@ def test_export_to_a_directory_is_one_line_and_keeps_it(tmp_path: Path) -> None:
     target.mkdir()
     code, out, err = run("export", "mobilenet_v2", "--resolution", "32", "-o", str(target))
     assert code == 2 and "Traceback" not in out + err
-    assert err == f"error: cannot write {target}: it is a directory; give a file name\n"
+    assert err == f"error: cannot write --output {target}: it is a directory; give a file name\n"
     assert target.is_dir() and not list(tmp_path.glob(".model.onnx.*"))  # no temporary file left behind

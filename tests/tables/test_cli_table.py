@@ -49,7 +49,7 @@ def test_show_summarises_entries_coverage_and_device(tmp_path: Path) -> None:
     out = " ".join(r.stdout.split())
     assert "4 entries · 3 ok · 1 failed · 0 unstable · coverage 3/70 (4%) of the space" in out
     assert "device cpu" in out and "Test CPU" in out
-    r = invoke("table", "show", tmp_path / "t.db", "--json", "--failed")
+    r = invoke("table", "show", tmp_path / "t.db", "--json", "-", "--failed")
     doc = json.loads(r.stdout)
     assert doc["summary"] == {"entries": 4, "ok": 3, "failed": 1, "unstable": 0, "remeasured": 0}
     assert doc["coverage"] == {"measured": 3, "distinct": 70}
@@ -59,11 +59,11 @@ def test_show_summarises_entries_coverage_and_device(tmp_path: Path) -> None:
 
 def test_show_filters(tmp_path: Path) -> None:
     keys = make_table(tmp_path / "t.db")
-    r = invoke("table", "show", tmp_path / "t.db", "--json", "--key-contains", keys[1])
+    r = invoke("table", "show", tmp_path / "t.db", "--json", "-", "--key-contains", keys[1])
     assert [e["key"] for e in json.loads(r.stdout)["entries"]] == [keys[1]]
-    r = invoke("table", "show", tmp_path / "t.db", "--json", "--op", "nope")
+    r = invoke("table", "show", tmp_path / "t.db", "--json", "-", "--op", "nope")
     assert json.loads(r.stdout)["matching"] == 0
-    r = invoke("table", "show", tmp_path / "t.db", "--json", "--limit", "2")
+    r = invoke("table", "show", tmp_path / "t.db", "--json", "-", "--limit", "2")
     doc = json.loads(r.stdout)
     assert doc["matching"] == 4 and len(doc["entries"]) == 2
 
@@ -89,20 +89,32 @@ def test_exported_csv_is_readable_with_pandas(tmp_path: Path) -> None:
 
     make_table(tmp_path / "t.db")
     invoke("table", "export", tmp_path / "t.db", "-o", tmp_path / "t.csv")
-    first = (tmp_path / "t.csv").read_text().splitlines()[0]
-    assert first.startswith("# nasprof.latency_table {")
-    df = pd.read_csv(tmp_path / "t.csv", skiprows=1)
-    assert len(df) == 4 and df["median_ms"].dropna().tolist() == [2.0, 2.0, 2.0]
+    df = pd.read_csv(tmp_path / "t.csv")  # pandas' defaults, as a spreadsheet would open it
+    assert list(df.columns)[0] == "key" and len(df) == 4
+    assert df["median_ms"].dropna().tolist() == [2.0, 2.0, 2.0]
+    meta = json.loads((tmp_path / "t.csv.meta.json").read_text())
+    assert meta["kind"] == "nasprof.latency_table" and meta["environment"] == ENV
+    # Without its sidecar the CSV is not taken for a nasprof table; a CSV of the old layout still imports.
+    (tmp_path / "lone.csv").write_text((tmp_path / "t.csv").read_text())
+    r = invoke("table", "import", tmp_path / "lone.csv", "-o", tmp_path / "lone.db")
+    assert "lone.csv.meta.json is not beside it" in one_line_error(r) and not (tmp_path / "lone.db").exists()
+    old = tmp_path / "old.csv"
+    meta.pop("csv")
+    old.write_text("# nasprof.latency_table " + json.dumps(meta) + "\n" + (tmp_path / "t.csv").read_text())
+    r = invoke("table", "import", old, "-o", tmp_path / "old.db")
+    assert r.exit_code == 0, r.output
+    assert len(LatencyTable.load(tmp_path / "old.db").df) == 4
 
 
 def test_import_rejects_inconsistent_rows_and_writes_nothing(tmp_path: Path) -> None:
     make_table(tmp_path / "t.db")
     invoke("table", "export", tmp_path / "t.db", "-o", tmp_path / "t.csv")
     lines = (tmp_path / "t.csv").read_text().splitlines()
-    header = lines[1].split(",")
-    row = lines[2].split(",")
+    header = lines[0].split(",")
+    row = lines[1].split(",")
     row[header.index("median_ms")] = "9.5"  # disagrees with the samples
-    (tmp_path / "bad.csv").write_text("\n".join(lines[:2] + [",".join(row)] + lines[3:]) + "\n")
+    (tmp_path / "bad.csv").write_text("\n".join(lines[:1] + [",".join(row)] + lines[2:]) + "\n")
+    (tmp_path / "bad.csv.meta.json").write_text((tmp_path / "t.csv.meta.json").read_text())
     r = invoke("table", "import", tmp_path / "bad.csv", "-o", tmp_path / "bad.db")
     assert "row 1" in one_line_error(r) and "disagrees" in r.stderr
     assert not (tmp_path / "bad.db").exists()

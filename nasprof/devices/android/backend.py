@@ -82,7 +82,7 @@ class AndroidBackend(Backend):
         return AndroidSettings.from_config(self.config)
 
     def _settings_for(self, spec: MeasureSpec) -> AndroidSettings:
-        """Device settings, with the per-measurement ones ``spec.options`` may override (``-o KEY=VALUE``)."""
+        """Device settings, with the per-measurement ones ``spec.options`` may override (``--set K=V``)."""
         extra = {k: v for k, v in spec.options.items() if k in SPEC_OPTIONS}
         return AndroidSettings.from_config({**self.config, **extra})
 
