@@ -143,7 +143,10 @@ def main() -> None:
             "latency_ms": r.latency_ms,
         })
     any_r = next(iter(reports.values()))
+    from nasprof.profiler.environment import host_summary
+
     doc = {
+        "host": host_summary(),
         "schema_version": 1,
         "benchmark": "mcu_memory",
         "model": f"MobileNetV2-{WIDTH} @ {RESOLUTION}, last channel {LAST_CHANNEL}, 1000 classes",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import nasprof
-from nasprof.profiler.environment import host_metadata
+from nasprof.profiler.environment import host_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "measure_fidelity.json"
 RESOLUTION = 160
@@ -176,8 +176,7 @@ def main() -> None:
         "benchmark": "measure_fidelity",
         "model": model_desc,
         "resolution": RESOLUTION,
-        "host": {k: host_metadata()[k] for k in ("cpu_model", "usable_cores", "load_average",
-                                                  "onnxruntime_version", "timestamp_utc", "hostname")},
+        "host": host_summary(),
         "a_fidelity": {"ratio": ratio, "target": "1.00 ± 0.02", "paired_ratios": paired,
                        "ratio_of_medians": float(np.median(ours) / np.median(bare)),
                        "nasprof_medians_ms": ours,

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from nasprof.predictors.lut.predictor import LutPredictor
+from nasprof.profiler.environment import host_summary  # noqa: E402
 from nasprof.space import Arch, get_space
 
 RESULTS = Path(__file__).parent / "results" / "predict_speed.json"
@@ -123,12 +122,7 @@ def main() -> None:
         "schema_version": 1,
         "benchmark": "predict_speed",
         "resolution": RESOLUTION,
-        "host": {
-            "machine": platform.machine(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
+        "host": host_summary(),
         "runs": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

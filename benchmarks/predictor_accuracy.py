@@ -44,14 +44,12 @@ from nasprof.errors import NasprofError  # noqa: E402
 from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
 from nasprof.predictors.kernel.sampling import measure_overhead  # noqa: E402
 from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
-from nasprof.profiler.environment import host_metadata  # noqa: E402
+from nasprof.profiler.environment import host_summary  # noqa: E402
 from nasprof.profiler.interleave import half_medians, measure_interleaved  # noqa: E402
 from nasprof.space import export_arch, get_space, list_presets  # noqa: E402
 from nasprof.tables import LatencyTable, build_table  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-#: What every result records of the host: which CPU (model and SIMD flags decide onnxruntime's kernels).
-HOST_KEYS = ("cpu_model", "cpu_flags", "usable_cores", "platform", "onnxruntime_version", "nasprof_version")
 # End-to-end references: 6 interleaved rounds of one fresh session each. Six sessions back to back gave a
 # 4.9% RMSPE between repeats on this host (the VM's speed drifts over seconds to minutes); 3 interleaved
 # rounds against 3 others gave 3.0%.
@@ -342,7 +340,7 @@ def main() -> None:
         "options": dict(E2E_SPEC.options),
         "cpu_count": os.cpu_count(),
         "load_avg_start": os.getloadavg(),
-        "host": {k: host_metadata()[k] for k in HOST_KEYS},
+        "host": host_summary(),
     }
     out = args.out or RESULTS / ("predictor_accuracy_quick.json" if args.quick else "predictor_accuracy.json")
     with tempfile.TemporaryDirectory(prefix="nasprof-bench-") as tmp_s:

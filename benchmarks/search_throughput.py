@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nasprof.predictors.lut.predictor import LutPredictor
+from nasprof.profiler.environment import host_summary  # noqa: E402
 from nasprof.search import Evaluator, NaswotProxy, Reward, get_proxy, get_strategy, pareto_front, run_search
 from nasprof.space import get_space
 
@@ -116,12 +115,7 @@ def main() -> None:
         "benchmark": "search_throughput",
         "resolution": RESOLUTION,
         "note": "LUT filled with MAC-derived latencies; speed depends on key count, not values",
-        "host": {
-            "machine": platform.machine(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
+        "host": host_summary(),
         "runs": rows,
         "vectorised": parts,
     }

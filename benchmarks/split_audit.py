@@ -64,7 +64,7 @@ def main() -> int:
 
     import onnxruntime as ort
 
-    from nasprof.profiler.environment import host_metadata
+    from nasprof.profiler.environment import host_summary
 
     report = probe_rules("cpu")  # the host's rules, detected the way a fit detects them
     rules = report.rules
@@ -101,7 +101,7 @@ def main() -> int:
         "rules": rules.to_dict(),
         "seed": args.seed,
         "onnxruntime": ort.__version__,
-        "host": {k: host_metadata()[k] for k in ("cpu_model", "cpu_flags", "usable_cores", "platform")},
+        "host": host_summary(),
         "note": args.note,
         "mismatches": [
             r for r in rows if not r["reorders_match"] or r["kernels_ours"] != r["kernels_onnxruntime"]

@@ -12,7 +12,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "cpu_flags", "host_metadata", "package_versions", "utc_timestamp", "SIMD_FLAGS"]
+__all__ = [
+    "cpu_model", "cpu_flags", "host_metadata", "host_summary", "package_versions", "utc_timestamp",
+    "SIMD_FLAGS",
+]
 
 
 @lru_cache(maxsize=1)
@@ -106,3 +109,12 @@ def host_metadata() -> dict[str, Any]:
         "executable": sys.executable,
         "timestamp_utc": utc_timestamp(),
     }
+
+
+def host_summary() -> dict[str, Any]:
+    """What every benchmark result records of its host: CPU model and SIMD flags (they decide which kernels
+    the runtime picks), cores, platform, library versions, load and time."""
+    meta = host_metadata()
+    keys = ("cpu_model", "cpu_flags", "usable_cores", "platform", "python_version", "nasprof_version",
+            "onnxruntime_version", "numpy_version", "load_average", "timestamp_utc")
+    return {k: meta[k] for k in keys}
