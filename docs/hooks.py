@@ -1,5 +1,6 @@
 """MkDocs hook: the CLI reference is generated from the typer app at build time, so it cannot drift from
-the code. A page holding the marker ``<!-- cli-reference -->`` gets every command's usage, help and options."""
+the code. A page holding the marker ``<!-- cli-reference -->`` gets every command's usage, help and
+options."""
 
 from __future__ import annotations
 

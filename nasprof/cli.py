@@ -8,6 +8,7 @@ this module only registers them. Library errors (``NasprofError``) end in one li
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -67,11 +68,18 @@ def _root(
     """Hardware profiling and latency tables for hardware-aware NAS."""
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """The ``nasprof`` entry point. Click's usage errors (a bad option value, a missing option) become one
     line and exit code 2 like the library's errors, instead of typer's five-line box."""
     # click's exception classes, wherever this typer takes click from (the package, or its vendored copy).
     click_exc = sys.modules[typer.BadParameter.__module__]
+    # SIGTERM (a scheduler, `kill`, a CI timeout) stops a command as Ctrl-C does: long jobs keep what they
+    # finished and say how to resume.
+    signal.signal(signal.SIGTERM, _terminate)
     no_args_is_help = getattr(click_exc, "NoArgsIsHelpError", None)
     try:
         rv = app(standalone_mode=False)
@@ -84,8 +92,8 @@ def main() -> None:
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         err_console.print(error_line(exc.format_message() + hint), soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted", highlight=False)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -15,10 +15,10 @@ from rich.text import Text
 # User text (paths, architecture strings, table keys, error messages) is never read as rich markup or emoji
 # codes: `[/red]` in a path would raise, `[red]` vanish and `:abc:` become an emoji. Styling goes through
 # ``Text`` objects (``warn``, ``styled``) instead.
-console = Console(markup=False, emoji=False, highlight=False)
+console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def styled(text: object, style: str) -> Text:
@@ -58,8 +58,9 @@ def _parse_options(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"malformed --set {item!r}: write KEY=VALUE, e.g. allow_spinning=false")
+        if not sep or not key.strip() or not key.strip().replace("_", "").replace("-", "").isalnum():
+            raise InputError(f"malformed --set {item!r}: write KEY=VALUE with a KEY of letters, digits and "
+                             "_, e.g. allow_spinning=false")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
@@ -70,22 +71,46 @@ def _parse_options(items: list[str] | None) -> dict[str, Any]:
 _Bar = TypeVar("_Bar", bound="_LazyBar")
 
 
+#: Without a terminal (a log, a pipe, CI) a bar cannot redraw: work that has run longer than this prints a
+#: plain line on stderr at every tenth of its progress instead, so a long run is never silent.
+PLAIN_PROGRESS_AFTER_S = 2.0
+
+
 class _LazyBar:
     """A rich progress bar on stderr that starts at its first report (errors raised while validating
-    print without a stray bar) and stops on leaving the ``with`` block. ``terminal_only`` keeps it out of
-    logs and pipes, where a bar is noise."""
+    print without a stray bar) and stops on leaving the ``with`` block. Without a terminal it prints a line
+    per 10% instead (``plain``), once the work has run ``PLAIN_PROGRESS_AFTER_S``."""
 
-    def __init__(self, *columns: Any, transient: bool = True, terminal_only: bool = False) -> None:
+    def __init__(self, *columns: Any, transient: bool = True) -> None:
+        import time
+
         from rich.progress import Progress
 
         self.progress = Progress(*columns, console=err_console, transient=transient)
-        self.enabled = err_console.is_terminal or not terminal_only
+        self.enabled = err_console.is_terminal
         self.started = False
+        self._t0 = time.monotonic()
+        self._tenths: dict[str, int] = {}
 
     def _start(self) -> None:
         if self.enabled and not self.started:
             self.progress.start()
             self.started = True
+
+    def plain(self, label: str, done: int, total: int | None) -> None:
+        """A line per tenth of ``label``'s progress on stderr when there is no terminal to draw a bar on."""
+        import time
+
+        if self.enabled or not total or total <= 0:
+            return
+        elapsed = time.monotonic() - self._t0
+        tenth = min(10, int(10 * done / total))
+        if elapsed < PLAIN_PROGRESS_AFTER_S or tenth <= self._tenths.get(label, 0):
+            return
+        self._tenths[label] = tenth
+        left = elapsed * (total - done) / done if done else 0.0
+        err_console.print(f"{label}: {done}/{total} ({done / total:.0%}), {elapsed:.0f} s elapsed, "
+                          f"about {left:.0f} s left")
 
     def __enter__(self: _Bar) -> _Bar:
         return self
@@ -113,7 +138,7 @@ class _ProgressBar(_LazyBar):
     """Renders ``nasprof.profiler.progress`` reports of a measurement (terminal only)."""
 
     def __init__(self) -> None:
-        super().__init__(*_bar_columns(), terminal_only=True)
+        super().__init__(*_bar_columns())
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -124,6 +149,7 @@ class _ProgressBar(_LazyBar):
             self.tasks[phase] = self.progress.add_task(phase, total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total,
                              description=f"{phase} ({stage})" if phase != stage else phase)
+        self.plain(phase, done, total)
 
 
 class _StepBar(_LazyBar):
@@ -139,6 +165,7 @@ class _StepBar(_LazyBar):
         if self.task is None:
             self.task = self.progress.add_task(self.label, total=total)
         self.progress.update(self.task, completed=done, total=total, description=f"{self.label} ({what})")
+        self.plain(self.label, done, total)
 
 
 def _fmt_ms(v: float) -> str:
@@ -206,3 +233,36 @@ def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | str |
         for other_flag, other in given[:i]:
             if same_file(path, other):
                 raise InputError(f"{other_flag} and {flag} both name {path}; give each its own file")
+
+
+#: Ceilings of count options: far beyond what any sane run needs (each is hours of work or GBs of memory on
+#: a 2-core host), low enough that a typo (10**12) is refused at once instead of running for ever.
+#: ``--force`` lifts them.
+CEILINGS: dict[str, tuple[int, str]] = {
+    "--runs": (1_000_000, "timed runs per session"),
+    "--warmup": (1_000_000, "warm-up runs per session"),
+    "--sessions": (10_000, "sessions"),
+    "--max-runs": (10_000_000, "samples"),
+    "--per-node-runs": (100_000, "profiled runs"),
+    "--budget": (10_000_000, "candidates or measurements"),
+    "--n": (1_000_000, "architectures"),
+    "--samples": (100_000, "networks"),
+    "--calibrate": (100_000, "networks"),
+}
+
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Run even above nasprof's ceilings of counts (see the CLI reference).")
+]
+
+
+def check_counts(force: bool, **counts: int | None) -> None:
+    """Refuse a count option above its ceiling (``CEILINGS``) unless ``force``; keyword names are the
+    options' names with underscores (``max_runs`` for ``--max-runs``)."""
+    from nasprof.errors import InputError
+
+    for name, value in counts.items():
+        flag = "--" + name.replace("_", "-")
+        ceiling, what = CEILINGS[flag]
+        if value is not None and value > ceiling and not force:
+            raise InputError(f"{flag} {value:,} is above the ceiling of {ceiling:,} {what}; a run that large "
+                             "takes hours or more memory than this host has: lower it, or pass --force")

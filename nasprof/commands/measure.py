@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nasprof.commands._common import (
+    ForceOption,
     JsonOption,
     SetOption,
     _fmt_ms,
@@ -17,6 +18,7 @@ from nasprof.commands._common import (
     _parse_options,
     _ProgressBar,
     _tail,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -193,12 +195,16 @@ def measure_cmd(
     allow_partial: Annotated[
         bool, typer.Option("--allow-partial", help="MCU boards: estimate past operators it cannot size.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Time MODEL end to end (profiling off, fresh sessions); optionally break it down per node.
 
     On a microcontroller board (e.g. --device stm32f746) this estimates peak SRAM, Flash and latency instead.
     """
     check_outputs({"--json": json_path, "--plot": plot}, [model])
+    check_counts(force, runs=runs, warmup=warmup,
+                 sessions=sessions,
+                 max_runs=max_runs, per_node_runs=per_node_runs)
     import nasprof
     from nasprof.profiler.progress import progress_to
 

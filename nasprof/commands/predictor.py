@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    ForceOption,
     JsonOption,
     _StepBar,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -82,9 +84,11 @@ def predictor_fit_cmd(
     calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
     in_network: _InNetworkOption = True,
     cold_weights: _ColdWeightsOption = True,
+    force: ForceOption = False,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     check_outputs({"--output": output}, [table])
+    check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
     from nasprof.errors import InputError
     from nasprof.predictors import KernelPredictor, LutPredictor
 

@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    ForceOption,
     JsonOption,
     _StepBar,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -50,10 +52,12 @@ def search_cmd(
     export_best: Annotated[
         Path | None, typer.Option("--export-best", help="Export the best architecture to ONNX.")
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
     check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best}, [predictor])
+    check_counts(force, budget=budget)
     from nasprof.errors import InputError
     from nasprof.search.api import search
 

@@ -10,8 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 from nasprof.commands._common import (
+    ForceOption,
     JsonOption,
     _fmt_count,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -105,9 +107,11 @@ def space_sample(
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
     json_out: JsonOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Sample architectures uniformly from a space (seeded)."""
     check_outputs({"--json": json_out})
+    check_counts(force, n=n)
     from nasprof.space import get_space
 
     archs = get_space(name).sample(n, seed=seed, resolution=resolution, width=width)

@@ -13,6 +13,7 @@ from nasprof.commands._common import (
     JsonOption,
     _fmt_ms,
     _LazyBar,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -49,6 +50,7 @@ class _BuildBar(_LazyBar):
         ) if s)
         self.progress.update(self.task, total=p.total, completed=p.done + p.taken_by_others,
                              rate=f"{p.rate_per_min:.1f}/min", eta=eta, note=note)
+        self.plain("table build", p.done + p.taken_by_others, p.total)
 
 
 @table_app.command("build")
@@ -59,7 +61,9 @@ def table_build_cmd(
     device: Annotated[
         str, typer.Option("--device", "-d", help="Device, or several identical ones: pixel,pixel2.")
     ] = "cpu",
-    limit: Annotated[int | None, typer.Option(help="Measure at most N pending entries.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Measure at most N (>= 1) pending entries (default: all).")
+    ] = None,
     shard: Annotated[str | None, typer.Option(help="Take share I of N (1-based), e.g. 2/4.")] = None,
     threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
     warmup: Annotated[
@@ -90,8 +94,19 @@ def table_build_cmd(
 ) -> None:
     """Measure every distinct layer of SPACE at RESOLUTION on DEVICE into DB (resumable, shardable)."""
     check_outputs({"--json": json_path}, [db])
+    check_counts(force, runs=runs, warmup=warmup, sessions=sessions, max_runs=max_runs)
     from nasprof.devices.base import MeasureSpec
+    from nasprof.errors import InputError
     from nasprof.tables.builder import build_table
+
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}; leave it out to measure every entry")
+    if not time_per_entry >= 0:  # NaN too
+        raise InputError(f"--time-per-entry must be >= 0 seconds (0: --runs for every entry), got "
+                         f"{time_per_entry}")
+    if target_ci and max_runs < runs * sessions:
+        raise InputError(f"--max-runs {max_runs} is below the {runs * sessions} samples every entry takes "
+                         "(--runs x --sessions); raise it or lower those")
 
     spec = MeasureSpec(threads=threads, warmup=warmup, runs=runs, sessions=sessions,
                        target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
@@ -137,20 +152,29 @@ def table_show_cmd(
     key_contains: Annotated[str | None, typer.Option(help="Only keys containing this text.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failed entries.")] = False,
     unstable: Annotated[bool, typer.Option("--unstable", help="Only entries flagged unstable.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows shown (0 = all).")] = 20,
+    limit: Annotated[int, typer.Option(help="Show at most N (>= 1) rows.")] = 20,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every matching row.")] = False,
     json_out: JsonOption = None,
 ) -> None:
     """Summarise a table (entries, failures, coverage of its space, device) and list its entries."""
     check_outputs({"--json": json_out}, [path])
+    if limit < 1:
+        from nasprof.errors import InputError
+
+        raise InputError(f"--limit must be at least 1, got {limit}; use --all to show every row")
     from nasprof.tables import LatencyTable
     from nasprof.tables.transfer import table_coverage
 
     with LatencyTable.load(path) as table:
         meta, summary, coverage = table.metadata, table.summary(), table_coverage(table)
-        rows = [e for e in table.entries()
+        rows = [e for e in table.entries(skip_corrupt=True)
                 if (op is None or e.op == op) and (key_contains is None or key_contains in e.key)
                 and (not failed or not e.ok) and (not unstable or "unstable" in e.flags)]
-    shown = rows if limit <= 0 else rows[:limit]
+        corrupt = table.corrupt_keys
+    if corrupt:
+        shown_keys = ", ".join(corrupt[:3]) + (" ..." if len(corrupt) > 3 else "")
+        warn(f"{len(corrupt)} corrupt row(s) left out ({shown_keys}): the file was changed outside nasprof")
+    shown = rows if show_all else rows[:limit]
     if json_out is not None:
         doc = {"path": str(path), "metadata": meta, "summary": summary,
                "coverage": None if coverage is None else {"measured": coverage[0], "distinct": coverage[1]},

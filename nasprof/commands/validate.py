@@ -10,9 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from nasprof.commands._common import (
+    ForceOption,
     JsonOption,
     _fmt_ms,
     _StepBar,
+    check_counts,
     check_outputs,
     console,
     emit_json,
@@ -117,11 +119,13 @@ def validate_cmd(
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
     extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
     strict: _StrictOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor."""
     check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path,
                    "--save-predictor": save_predictor},
                   [predictor, *(models or []), *(extra_models or [])])
+    check_counts(force, samples=samples, calibrate=calibrate, runs=runs, sessions=sessions)
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
     from nasprof.predictors.validation import validate, validation_spec

@@ -228,8 +228,8 @@ def add_device(
         raise InputError(f"{name!r} is a built-in device; pick another name, or pass --force to shadow it")
     options = validate_options(config.options)
     doc = _read_document(path)
-    devices = dict(doc.get("devices", {}))
     _parse_devices(path, doc)  # refuse to rewrite a file whose existing entries are malformed
+    devices = dict(doc.get("devices", {}))
     if name in devices and not force:
         raise InputError(f"device {name!r} already exists in {path}; pass --force to replace it, or "
                          f"`nasprof devices remove {name}` first")
@@ -241,6 +241,7 @@ def remove_device(name: str, *, path: Path | None = None) -> Path:
     """Remove ``name`` from the devices file; ``InputError`` when it is not there."""
     path = devices_file() if path is None else Path(path)
     doc = _read_document(path)
+    _parse_devices(path, doc)  # a malformed file is reported, not half rewritten
     devices = dict(doc.get("devices", {}))
     if name not in devices:
         known = ", ".join(sorted(devices)) or "none"

@@ -6,6 +6,7 @@ in-process onnxruntime backends); this module wires them together and says what 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,22 @@ class CpuBackend(Backend):
     """
 
     name: ClassVar[str] = "cpu"
+
+    def __init__(self, device: str | None = None, **config: Any) -> None:
+        super().__init__(device, **config)
+        # Settings stored with a named device are checked here, by the same rules as ``--set`` on one
+        # measurement, so a typo fails when the device is added, not silently ignored later.
+        unknown = sorted(set(config) - set(KNOWN_OPTIONS) - {"threads"})
+        if unknown:
+            from nasprof.errors import InputError
+
+            raise InputError(f"the cpu backend has no setting {', '.join(map(repr, unknown))}; it reads "
+                             f"threads, {', '.join(KNOWN_OPTIONS)}")
+        check_spec(MeasureSpec(options=self.device_options()))
+
+    def device_options(self) -> dict[str, Any]:
+        """The measurement options stored with the device (``allow_spinning``, ``int_range``)."""
+        return {k: v for k, v in self.config.items() if k in KNOWN_OPTIONS}
 
     def check_spec(self, spec: MeasureSpec) -> None:
         check_spec(spec)
@@ -46,6 +63,8 @@ class CpuBackend(Backend):
         from nasprof.profiler.ort_runner import allow_spinning, time_sessions
 
         self.ensure_available()
+        if self.device_options():  # the device's settings, overridden by the measurement's own
+            spec = replace(spec, options={**self.device_options(), **spec.options})
         self.check_spec(spec)
         info = load_model(model, spec.input_shapes)
         int_range = tuple(spec.options.get("int_range", DEFAULT_INT_RANGE))
@@ -92,6 +111,14 @@ def check_spec(spec: MeasureSpec) -> None:
     if unknown:
         raise InputError(f"the cpu backend does not understand option(s) {', '.join(unknown)}; "
                          f"it reads {', '.join(KNOWN_OPTIONS)}")
+    from nasprof.profiler.onnx_model import DEFAULT_INT_RANGE
+    from nasprof.profiler.ort_runner import allow_spinning
+
+    allow_spinning(spec)  # a value that is not true/false is refused here, before any work
+    rng = spec.options.get("int_range", DEFAULT_INT_RANGE)
+    if (not isinstance(rng, (list, tuple)) or len(rng) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng) or rng[1] <= rng[0]):
+        raise InputError(f"option int_range must be [LOW, HIGH] with integers LOW < HIGH, got {rng!r}")
     cores = _usable_cores()
     limit = MAX_THREADS_PER_CORE * cores
     if spec.threads > limit:

@@ -232,12 +232,27 @@ def load_predictor(path: str | Path, device: str | None = None) -> Predictor:
     body = doc.get("body")
     if not isinstance(body, dict):
         raise PredictorError(f"predictor file {path} is corrupt: no body")
+    _check_header(path, doc)
     try:
         return Predictor._kinds[kind]._from_body(body, doc)
     except PredictorError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise PredictorError(f"predictor file {path} is corrupt: {type(exc).__name__}: {exc}") from None
+
+
+def _check_header(path: Path, doc: Mapping[str, Any]) -> None:
+    """The common header's fields have the types a predictor needs (a hand-edited ``"device": 42`` is
+    refused here instead of predicting for a device nobody can name)."""
+    device = doc.get("device")
+    if not isinstance(device, str) or not device.strip():
+        raise PredictorError(f"predictor file {path} is corrupt: device {device!r} is not a device name")
+    for key in ("measure_spec", "training_error", "metadata"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise PredictorError(f"predictor file {path} is corrupt: {key} must be an object")
+    features = doc.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise PredictorError(f"predictor file {path} is corrupt: features must be a list of names")
 
 
 def environment() -> dict[str, str]:

@@ -223,6 +223,41 @@ def load_model(path: str | Path, input_shapes: Mapping[str, tuple[int, ...]] | N
     )
 
 
+#: Share of the memory available now that a model's random inputs may take: the session, its arena and the
+#: outputs need the rest (a model whose inputs alone fill memory would fail or swap mid-measurement).
+INPUT_MEMORY_SHARE = 0.25
+
+
+def _available_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_input_memory(specs: tuple[InputSpec, ...] | list[InputSpec]) -> int:
+    """The bytes the random inputs of ``specs`` take; refused with their size when they exceed
+    ``INPUT_MEMORY_SHARE`` of the memory available now."""
+    total = 0
+    for spec in specs:
+        n = 1
+        for d in spec.shape:
+            n *= int(d)
+        size = 8 if spec.dtype == "str" else np.dtype(spec.dtype).itemsize
+        total += n * size
+    avail = _available_bytes()
+    if avail is not None and total > INPUT_MEMORY_SHARE * avail:
+        shapes = ", ".join(f"{s.name} {'x'.join(map(str, s.shape))} {s.dtype}" for s in specs)
+        raise InputError(
+            f"the model's inputs alone take {total / 2**30:.1f} GiB ({shapes}), more than a quarter of the "
+            f"{avail / 2**30:.1f} GiB available; fix the input shapes to what the model runs at"
+        )
+    return total
+
+
 def random_inputs(
     info: ModelInfo | tuple[InputSpec, ...],
     seed: int = 0,
@@ -235,14 +270,17 @@ def random_inputs(
     if high <= low:
         raise InputError(f"integer input range [{low}, {high}) is empty; give LOW < HIGH")
     specs = info.inputs if isinstance(info, ModelInfo) else info
+    check_input_memory(specs)
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
         dt = np.dtype(spec.dtype) if spec.dtype != "str" else None
         if dt is None:
             feeds[spec.name] = rng.integers(low, high, size=spec.shape).astype(str).astype(object)
+        elif dt in (np.float32, np.float64):  # drawn in the input's own type: no float64 detour
+            feeds[spec.name] = rng.standard_normal(spec.shape, dtype=dt)
         elif dt.kind == "f":
-            feeds[spec.name] = rng.standard_normal(spec.shape).astype(dt)
+            feeds[spec.name] = rng.standard_normal(spec.shape, dtype=np.float32).astype(dt)
         elif dt.kind == "b":
             feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(bool)
         else:

@@ -350,6 +350,12 @@ def _open_table(
                 f"{db} was measured on {old.get('device')!r} in another environment ({'; '.join(diff)}); "
                 "use another --db, or --force to add to it anyway"
             )
+        corrupt = table.corrupt()
+        if corrupt:  # never extend a table that fails validation: what it holds cannot be trusted
+            raise TableError(
+                f"{db} has {len(corrupt)} corrupt row(s) (e.g. {corrupt[0]!r}): it was changed outside "
+                "nasprof; restore it from a copy or build into a new table"
+            )
     except NasprofError:
         table.close()
         raise

@@ -144,6 +144,8 @@ class LatencyTable:
         finally:
             probe.close()
         conn = _reader(path) if readonly else _connect(path, readonly=False)
+        if not readonly:
+            _check_writable(conn, path)
         return cls(path, conn, readonly=readonly)
 
     @classmethod
@@ -199,7 +201,7 @@ class LatencyTable:
     def get(self, key: str) -> TableEntry | None:
         with self._lock:
             row = self._conn.execute(f"SELECT {_select_cols()} FROM entries WHERE key = ?", (key,)).fetchone()
-        return None if row is None else _row_to_entry(row)
+        return None if row is None else _row_to_entry(row, self.path)
 
     def __contains__(self, key: object) -> bool:
         with self._lock:
@@ -213,11 +215,31 @@ class LatencyTable:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT key FROM entries ORDER BY key")]
 
-    def entries(self) -> Iterator[TableEntry]:
-        """All entries, sorted by key (read in one query; tables are thousands of rows, not millions)."""
+    def entries(self, *, skip_corrupt: bool = False) -> Iterator[TableEntry]:
+        """All entries, sorted by key (read in one query; tables are thousands of rows, not millions).
+
+        A row that is not a valid entry (a median that is not a number, samples that are not a JSON list of
+        positive numbers: a file edited or damaged outside nasprof) raises ``TableError`` naming its key;
+        with ``skip_corrupt`` it is left out and its key recorded in ``corrupt_keys``."""
         with self._lock:
             rows = self._conn.execute(f"SELECT {_select_cols()} FROM entries ORDER BY key").fetchall()
-        return (_row_to_entry(r) for r in rows)
+        self.corrupt_keys: list[str] = []
+        return self._checked(rows, skip_corrupt)
+
+    def _checked(self, rows: list[tuple[Any, ...]], skip_corrupt: bool) -> Iterator[TableEntry]:
+        for r in rows:
+            try:
+                yield _row_to_entry(r, self.path)
+            except TableError:
+                if not skip_corrupt:
+                    raise
+                self.corrupt_keys.append(str(r[0]))
+
+    def corrupt(self) -> list[str]:
+        """Keys of the rows that are not valid entries (see ``entries``); empty for a sound table."""
+        for _ in self.entries(skip_corrupt=True):
+            pass
+        return list(self.corrupt_keys)
 
     def __iter__(self) -> Iterator[TableEntry]:
         return self.entries()
@@ -386,6 +408,30 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         raise TableError(f"cannot open {path}: {exc}") from None
 
 
+def _may_write(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """Fail at open, not at the first entry minutes later, when the table cannot be written (a read-only
+    file or directory, a read-only file system)."""
+    problem = ""
+    if not _may_write(path):
+        problem = "the file is read-only"
+    elif not _may_write(path.parent if str(path.parent) else Path(".")):
+        problem = "its directory is read-only (SQLite writes a journal beside it)"
+    else:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                problem = str(exc)
+    if problem:
+        conn.close()
+        raise TableError(f"cannot write to the table {path}: {problem}; copy it somewhere writable")
+
+
 def _reader(path: Path) -> sqlite3.Connection:
     """A connection that only reads a verified nasprof table.
 
@@ -504,12 +550,25 @@ def _entry_to_row(e: TableEntry, now: str) -> dict[str, Any]:
     return row
 
 
-def _row_to_entry(row: tuple[Any, ...]) -> TableEntry:
+def _row_to_entry(row: tuple[Any, ...], path: Path | None = None) -> TableEntry:
     d = dict(zip(_STORED, row, strict=True))
     d.pop("n")
-    d["samples_ms"] = tuple(json.loads(d["samples_ms"]))
-    d["flags"] = tuple(f for f in d["flags"].split(",") if f)
-    # Statistics are derived: with samples present TableEntry recomputes them (and checks the median).
-    if d["samples_ms"]:
-        d.update(p90_ms=None, mad_ms=None, cv=None)
-    return TableEntry(**d)
+    try:
+        samples = json.loads(d["samples_ms"])
+        if not isinstance(samples, list):
+            raise ValueError(f"samples_ms is not a list: {d['samples_ms']!r}")
+        d["samples_ms"] = tuple(samples)
+        d["flags"] = tuple(f for f in str(d["flags"] or "").split(",") if f)
+        for col in _FLOAT_COLUMNS:
+            if d.get(col) is not None and not isinstance(d[col], (int, float)):
+                raise ValueError(f"{col} is {d[col]!r}, not a number")
+        # Statistics are derived: with samples present TableEntry recomputes them (and checks the median).
+        if d["samples_ms"]:
+            d.update(p90_ms=None, mad_ms=None, cv=None)
+        return TableEntry(**d)
+    except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        where = f"{path}: " if path is not None else ""
+        raise TableError(
+            f"{where}entry {d.get('key')!r} is corrupt ({exc}): the file was changed outside nasprof; "
+            "restore it from a copy or build the table again"
+        ) from None

@@ -313,5 +313,5 @@ def table_coverage(table: LatencyTable) -> tuple[int, int] | None:
         keys = {layer.key for layer in get_space(space).distinct_layers(res)}
     except (ImportError, NasprofError, ValueError, LookupError):
         return None  # a summary must not fail because the space changed or is unknown here
-    ok = {e.key for e in table.entries() if e.ok}
+    ok = {e.key for e in table.entries(skip_corrupt=True) if e.ok}
     return len(ok & keys), len(keys)

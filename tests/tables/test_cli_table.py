@@ -44,7 +44,7 @@ def one_line_error(result: object, code: int = 2) -> str:
 
 def test_show_summarises_entries_coverage_and_device(tmp_path: Path) -> None:
     keys = make_table(tmp_path / "t.db")
-    r = invoke("table", "show", tmp_path / "t.db", "--limit", "0")
+    r = invoke("table", "show", tmp_path / "t.db", "--all")
     assert r.exit_code == 0, r.stderr
     out = " ".join(r.stdout.split())
     assert "4 entries · 3 ok · 1 failed · 0 unstable · coverage 3/70 (4%) of the space" in out

@@ -171,9 +171,17 @@ def load_with_shapes(model_path: str | Path) -> Any:
     for inp in model.graph.input:
         if inp.name in inits:
             continue
-        for d in inp.type.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                d.dim_value = 1  # a free (batch) dimension: predict batch 1
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value"):
+                continue
+            if i > 0:  # a free height or width would be predicted at 1 pixel: a fraction of the real time
+                free = d.dim_param or "?"
+                raise ModelError(
+                    f"input {inp.name!r} of {model_path} has the free dimension {free!r} at position {i}; "
+                    "the kernel predictor needs fixed shapes beyond the batch: export the model with a fixed "
+                    "input size"
+                )
+            d.dim_value = 1  # a free batch dimension: predict batch 1
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:

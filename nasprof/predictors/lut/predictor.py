@@ -102,6 +102,14 @@ class LutPredictor(Predictor):
             raise PredictorError(f"table entries must be positive latencies in ms; bad: {', '.join(bad[:3])}")
         if not math.isfinite(overhead_ms) or overhead_ms < 0:
             raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
+        if entries and overhead_ms >= min(entries.values()):
+            # Every entry holds one call's overhead; one larger than an entry would make layers cost less
+            # than nothing and networks negative.
+            key = min(entries, key=entries.__getitem__)
+            raise PredictorError(
+                f"per-call overhead {overhead_ms:g} ms is not below the smallest entry ({key}: "
+                f"{entries[key]:g} ms), which contains it; measure the overhead on the table's device"
+            )
         self.scale = _check_factor("scale", scale)
         self.group_factors = {
             str(g): _check_factor(f"factor of {g}", v) for g, v in (group_factors or {}).items()
@@ -407,6 +415,15 @@ class LutPredictor(Predictor):
         entries = body["entries"]
         if not isinstance(entries, dict):
             raise PredictorError("predictor body 'entries' must map layer keys to ms")
+        space = body.get("space")
+        if space is not None:
+            from nasprof.space import list_spaces
+
+            if not isinstance(space, str) or space not in list_spaces():
+                raise PredictorError(
+                    f"predictor file is for search space {space!r}, which this nasprof does not have "
+                    f"(known: {', '.join(list_spaces())}); refit it on a table of a known space"
+                )
         res = body.get("resolution")
         factors = body.get("group_factors") or {}
         weights = body.get("weight_mb") or {}
