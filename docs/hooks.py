@@ -48,7 +48,19 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+CEILINGS_MARKER = "<!-- cli-ceilings -->"
+
+
+def ceilings_table() -> str:
+    from nasprof.commands._common import CEILINGS
+
+    rows = [f"| `{flag}` | {ceiling:,} {what} |" for flag, (ceiling, what) in CEILINGS.items()]
+    return "\n".join(["| option | ceiling |", "| --- | --- |", *rows])
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     if MARKER in markdown:
-        return markdown.replace(MARKER, cli_reference())
+        markdown = markdown.replace(MARKER, cli_reference())
+    if CEILINGS_MARKER in markdown:
+        markdown = markdown.replace(CEILINGS_MARKER, ceilings_table())
     return markdown
