@@ -41,8 +41,9 @@ warnings.filterwarnings("ignore")  # torch's exporter is chatty; nothing here de
 
 from nasprof.devices import MeasureSpec, get_device  # noqa: E402
 from nasprof.errors import NasprofError  # noqa: E402
-from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
+from nasprof.predictors import LutPredictor, error_summary  # noqa: E402
 from nasprof.predictors.kernel.sampling import measure_overhead  # noqa: E402
+from nasprof.predictors.kernel.trainer import fit_kernel_predictor  # noqa: E402
 from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
 from nasprof.profiler.environment import host_summary  # noqa: E402
 from nasprof.profiler.interleave import half_medians, measure_interleaved  # noqa: E402
@@ -231,7 +232,7 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
     )
 
     t0 = time.perf_counter()
-    plain = KernelPredictor.fit(
+    plain = fit_kernel_predictor(
         DEVICE, budget=budget, seed=seed,
         spec=MeasureSpec(threads=1, warmup=5, runs=25, sessions=1, options=dict(E2E_SPEC.options))
     )

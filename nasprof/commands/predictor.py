@@ -90,7 +90,7 @@ def predictor_fit_cmd(
     check_outputs({"--output": output}, [table])
     check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
     from nasprof.errors import InputError
-    from nasprof.predictors import KernelPredictor, LutPredictor
+    from nasprof.predictors import LutPredictor
 
     if (table is None) == (not kernels):
         raise InputError("give exactly one of --table PATH (lookup table) or --kernels (regression)")
@@ -99,14 +99,14 @@ def predictor_fit_cmd(
             overhead_ms = _measure_table_overhead(table)
         p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
         if calibrate:
-            from nasprof.predictors.validation import calibrate_lut
+            from nasprof.predictors.lut.calibration import calibrate_lut
 
             with _StepBar("calibrating") as bar:
                 p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,
                                   progress=bar)
         p.save(output)
         err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
-                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {_lut_calibration(p)}",
+                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {p.calibration_summary()}",
                           highlight=False)
         loo = p.training_error.get("leave_one_out")
         if loo is not None:
@@ -116,10 +116,11 @@ def predictor_fit_cmd(
                           f"±5% {loo['within_5pct']:.0%}, ±10% {loo['within_10pct']:.0%}", highlight=False)
         return
     from nasprof.devices import MeasureSpec
+    from nasprof.predictors.kernel.trainer import fit_kernel_predictor
 
     spec = MeasureSpec(threads=threads, warmup=5, runs=runs, sessions=1, opt_level=opt_level, seed=seed)
     with _StepBar("measuring kernels") as bar:
-        p = KernelPredictor.fit(
+        p = fit_kernel_predictor(
             device,
             budget=budget,
             spec=spec,
@@ -148,22 +149,6 @@ def predictor_fit_cmd(
         _calibration_warning(p)
 
 
-def _lut_calibration(p: Any) -> str:
-    """The LUT's calibration in a phrase: in-network ratios, family factors and cost per weight MB, or
-    its scale."""
-    import numpy as np
-
-    ratios = ""
-    if p.layer_ratios:
-        lo, mid, hi = np.percentile(list(p.layer_ratios.values()), [10, 50, 90])
-        ratios = f"in-network ratios p10/p50/p90 {lo:.2f}/{mid:.2f}/{hi:.2f} on {len(p.layer_ratios)} keys, "
-    if not p.group_factors:
-        return f"{ratios}scale {p.scale:.4f}"
-    factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(p.group_factors.items()))
-    return (f"{ratios}factors {factors} (others ×{p.scale:.3f}), {p.ms_per_weight_mb:.4f} ms per MB of "
-            f"weights, per-network constant {p.offset_ms:+.4f} ms")
-
-
 def _refit_warning(p: Any) -> None:
     """A kernel predictor that should be refitted (``KernelPredictor.refit_reason``)."""
     stale = getattr(p, "refit_reason", None)
@@ -184,19 +169,10 @@ def _rules_check(p: Any, strict: bool) -> None:
 
 def _calibration_warning(p: Any) -> None:
     """A stale kernel predictor, or a kernel calibration that predicts its own held-out networks worse than
-    no calibration."""
-    _refit_warning(p)
-    w = p.calibration.info.get("warning") if p.calibration is not None else None
-    if w:
-        warn(f"calibration: {w}")
-
-
-def _kernel_calibration(p: Any) -> str:
-    """A kernel predictor's calibration in a phrase: group factors, cold-weight cost, device speed."""
-    cal = p.calibration
-    factors = ", ".join(f"{g} ×{f:.2f}" for g, f in sorted(cal.factors.items()) if abs(f - 1.0) >= 0.005)
-    return (f"factors {factors or 'all ×1.00'}, cold weights {cal.ms_per_weight_mb:.4f} ms/MB, device speed "
-            f"×{cal.speed_ratio:.3f} (anchors)")
+    no calibration (``Predictor.warnings`` without the rules check, which ``_rules_check`` owns)."""
+    for w in p.warnings():
+        if w not in p.compatibility():
+            warn(w)
 
 
 def _measure_table_overhead(table: Path) -> float:
@@ -240,36 +216,9 @@ def predictor_show_cmd(
     t.add_column("value")
     for k in ("kind", "device", "schema_version", "measure_spec", "features", "metadata"):
         t.add_row(k, json.dumps(d.get(k)) if not isinstance(d.get(k), str) else d[k])
-    if p.kind == "lut":
-        t.add_row("entries", str(len(p.entries)))  # type: ignore[attr-defined]
-        t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
-        t.add_row("calibration", _lut_calibration(p))
-        loo = p.training_error.get("leave_one_out")
-        if loo is not None:
-            t.add_row("calibration RMSPE", f"{p.training_error['before']['rmspe']:.1%} uncalibrated, "
-                      f"{loo['rmspe']:.1%} leave-one-out ({p.training_error['networks']} networks)")
-    else:
-        t.add_row("kernel types", ", ".join(p.kernel_types))  # type: ignore[attr-defined]
-        t.add_row("overhead_ms", f"{p.overhead_ms:.4f}")  # type: ignore[attr-defined]
-        for k, v in p.rules.describe().items():  # type: ignore[attr-defined]
-            t.add_row(f"rules: {k}", str(v))
-        cal = p.calibration  # type: ignore[attr-defined]
-        if cal is not None:
-            t.add_row("calibration factors", json.dumps({g: round(v, 3) for g, v in cal.factors.items()}))
-            if cal.ms_per_mb:
-                t.add_row("calibration ms/MB moved",
-                          json.dumps({g: round(v, 4) for g, v in cal.ms_per_mb.items()}))
-            t.add_row("calibration cold weights",
-                      f"{cal.ms_per_weight_mb:.4f} ms per MB of weights of "
-                      + ", ".join(sorted(cal.weight_groups)))
-            t.add_row("calibration speed ratio", f"{cal.speed_ratio:.3f} (anchor kernels then vs now)")
-            t.add_row(
-                "calibration RMSPE",
-                f"{cal.info['before']['rmspe']:.1%} uncalibrated, {cal.info['leave_one_out']['rmspe']:.1%} "
-                f"leave-one-out ({cal.info['networks']} networks)",
-            )
+    for label, text in d["details"].items():
+        t.add_row(label, text)
     console.print(t)
     _render_training_error(p.training_error)
-    if p.kind == "kernel":
-        _calibration_warning(p)
-        _rules_check(p, strict=False)
+    for w in d["warnings"]:
+        warn(w)

@@ -24,8 +24,6 @@ from nasprof.commands.predictor import (
     _calibration_warning,
     _ColdWeightsOption,
     _InNetworkOption,
-    _kernel_calibration,
-    _lut_calibration,
     _refit_warning,
     _rules_check,
     _StrictOption,
@@ -163,8 +161,7 @@ def _render_validation(report: Any, kind: str, device: str, calibrate: int) -> N
     if calibrate:
         cal = report.metadata["calibration"]
         loo = cal.get("leave_one_out") or cal["after"]
-        phrase = (_kernel_calibration(report.predictor) if report.predictor_kind == "kernel"
-                  else _lut_calibration(report.predictor))
+        phrase = report.predictor.calibration_summary()
         console.print(f"calibrated on {cal['networks']} other networks measured in the same rounds "
                       f"({phrase}): leave-one-out RMSPE {loo['rmspe']:.1%}", highlight=False)
     t = Table(title=f"{kind} predictor vs {device} (n={report.n})")

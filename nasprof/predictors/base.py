@@ -183,12 +183,27 @@ class Predictor(abc.ABC):
         return p
 
     def describe(self) -> dict[str, Any]:
-        """The header fields (what ``nasprof predictor show`` prints)."""
+        """What ``nasprof predictor show`` prints: the header fields, plus ``details`` (label -> text: the
+        kind's own summary) and ``warnings`` (what the user should know before trusting it)."""
         d = self.to_dict()
         d.pop("body")
         d.pop("created_utc")
         d.pop("environment")
+        d["details"] = self.details()
+        d["warnings"] = self.warnings()
         return d
+
+    def details(self) -> dict[str, str]:
+        """The kind's summary for people, label -> text (entries, overhead, calibration, rules)."""
+        return {}
+
+    def calibration_summary(self) -> str:
+        """The calibration in one phrase ("" when uncalibrated)."""
+        return ""
+
+    def warnings(self) -> list[str]:
+        """Reasons to refit or distrust this file, one line each (none by default)."""
+        return []
 
 
 def load_predictor(path: str | Path, device: str | None = None) -> Predictor:

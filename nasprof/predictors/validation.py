@@ -31,7 +31,6 @@ __all__ = [
     "ValidationReport",
     "validate",
     "validation_spec",
-    "calibrate_lut",
     "VALIDATION_SCHEMA_VERSION",
 ]
 
@@ -227,6 +226,8 @@ def validate(
     anchor kernels for the device's speed), but in the same rounds as the validated networks;
     ``weight_cost`` fits its cold-weight cost γ."""
     from nasprof.devices import get_device
+    from nasprof.predictors.kernel.calibration import calibrate_in_rounds
+    from nasprof.predictors.lut.calibration import calibrate_on_measured, lut_calibration_archs
     from nasprof.profiler.interleave import half_medians, measure_interleaved
     from nasprof.space import export_many, get_space
 
@@ -247,7 +248,7 @@ def validate(
 
         calib = calibration_archs(calibrate, calibrate_seed)
     else:
-        calib = _lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
+        calib = lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
     if calibrate and space and not models and calibrate_seed == seed:
         raise InputError(
             "--calibrate-seed equals --seed: calibration and validation networks would be the same"
@@ -292,7 +293,7 @@ def validate(
         predicted = [predict(target) for _, _, target in targets]
         calibration: dict[str, Any] | None = None
         if kernel_calibration:
-            predictor, measured, info = _calibrate_kernels(
+            predictor, measured, info = calibrate_in_rounds(
                 predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress, weight_cost
             )
         else:
@@ -300,7 +301,7 @@ def validate(
             measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
             measured = measured_all[len(calib_paths) :]
             if calibrate:
-                predictor = _calibrate_measured(
+                predictor = calibrate_on_measured(
                     predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec,
                     in_network, progress,
                 )
@@ -327,106 +328,3 @@ def validate(
     return ValidationReport(
         tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
     )
-
-
-def _calibrate_kernels(
-    predictor: Any,
-    archs: Sequence[Any],
-    judged: Sequence[Path],
-    device: str,
-    spec: Any,
-    seed: int,
-    progress: Progress | None,
-    weight_cost: bool = True,
-) -> tuple[Any, list[Any], dict[str, Any]]:
-    """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
-    rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
-    measurements of ``judged``, calibration info)."""
-    from nasprof.predictors.kernel.calibration import measure_calibration_set, network_name
-
-    cs = measure_calibration_set(
-        archs, predictor.kernels, device, spec, progress=progress, anchors=predictor.anchors, also=judged,
-        seed=seed,
-    )
-    out = predictor.calibrate(
-        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio,
-        weight_cost=weight_cost,
-    )
-    cal = out.calibration  # its info already holds the speed ratio
-    return out, cs.also, {**cal.info, "ms_per_weight_mb": cal.ms_per_weight_mb, "factors": dict(cal.factors)}
-
-
-def _calibrate_measured(
-    predictor: Any,
-    archs: Sequence[Any],
-    measured: Sequence[Any],
-    paths: Sequence[Path],
-    backend: Any,
-    spec: Any,
-    in_network: bool,
-    progress: Progress | None,
-) -> Any:
-    """``predictor.calibrate`` on calibration networks already measured end to end (``measured``:
-    ``Measurement`` objects, one per path). With ``in_network``, each network first gets one profiled pass
-    for the in-network ratios; a device without per-node times calibrates without them, and the training
-    error says so."""
-    from nasprof.predictors.lut.in_network import profile_networks
-
-    profiles = profile_networks(paths, backend, spec, progress=progress) if in_network else None
-    out = predictor.calibrate(archs, [m.median_ms for m in measured], profiles=profiles)
-    if in_network and profiles is None:
-        out.training_error["in_network"] = "skipped: the device gives no per-node times"
-    return out
-
-
-def _lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
-    """``samples`` architectures of a LUT predictor's space at its resolution, minus those with a layer the
-    table lacks; ``PredictorError`` if none is left."""
-    from nasprof.space import get_space
-
-    if predictor.kind != "lut" or not predictor.space:
-        raise PredictorError(
-            "only a lookup-table predictor that knows its space (fitted from a table `nasprof table build` "
-            "made) is calibrated this way; calibrate a kernel predictor with `nasprof predictor fit "
-            "--kernels --calibrate N` or `nasprof validate --calibrate N`"
-        )
-    if samples < 1:
-        raise InputError(f"--calibrate must be at least 1, got {samples}")
-    archs = get_space(predictor.space).sample(samples, seed=seed, resolution=predictor.resolution)
-    usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
-    if not usable:
-        raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
-    return usable
-
-
-def calibrate_lut(
-    predictor: Any,
-    device: str,
-    *,
-    samples: int = 10,
-    seed: int = 1000,
-    spec: Any = None,
-    in_network: bool = True,
-    progress: Progress | None = None,
-) -> Any:
-    """Calibrate a ``LutPredictor`` (``LutPredictor.calibrate``: per-family factors and a cost per MB of
-    weights, or a single scale with fewer than ~20 networks) on ``samples`` architectures of its space,
-    measured end to end in interleaved rounds.
-
-    The seed defaults to 1000 so calibration architectures differ from a validation run's (seed 0).
-    Architectures with layers the table lacks are skipped; ``PredictorError`` if none is left.
-    With ``in_network`` (default) each network is also profiled once and the predictor first learns an
-    in-network ratio per table key (``LutPredictor.learn_layer_ratios``).
-    """
-    from nasprof.devices import get_device
-    from nasprof.profiler.interleave import measure_interleaved
-    from nasprof.space import export_many
-
-    usable = _lut_calibration_archs(predictor, samples, seed)
-    backend = get_device(device)
-    backend.ensure_available()
-    spec = spec or validation_spec(predictor)
-    with tempfile.TemporaryDirectory(prefix="nasprof-calibrate-") as tmp:
-        paths = export_many(usable, tmp)
-        ms = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
-        return _calibrate_measured(predictor, usable, ms, paths, backend, spec, in_network, progress)

@@ -11,11 +11,12 @@ from layout_cases import LAYOUT_CASES, layout_model
 
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
-from nasprof.predictors import KernelPredictor, Predictor
+from nasprof.predictors import Predictor
 from nasprof.predictors.kernel.probe import observed_signature, rules_from_observations, split_signature
 from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.sampling import build_kernel_model, resample_around, sample_kernels
 from nasprof.predictors.kernel.split import split_kernels
+from nasprof.predictors.kernel.trainer import fit_kernel_predictor
 
 #: The hand-written rules of the AVX-512 host (blocks of 16), for tests of the split's mechanics.
 RULES16 = KernelRules.fallback("all", 16)
@@ -100,7 +101,7 @@ def test_sampled_kernels_build_valid_models(tmp_path: Path) -> None:
 def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     spec = MeasureSpec(warmup=1, runs=3, sessions=1, per_node_runs=2)
     steps: list[int] = []
-    p = KernelPredictor.fit(
+    p = fit_kernel_predictor(
         "cpu",
         budget=20,
         spec=spec,

@@ -360,3 +360,28 @@ def measure_calibration_set(
     return CalibrationSet(
         kernels, nets, float(np.median(ratios)) if ratios else 1.0, ms[len(paths) + len(anchor_paths) :]
     )
+
+
+def calibrate_in_rounds(
+    predictor: Any,
+    archs: Sequence[Any],
+    judged: Sequence[Path],
+    device: str,
+    spec: Any,
+    seed: int,
+    progress: Progress | None,
+    weight_cost: bool = True,
+) -> tuple[Any, list[Any], dict[str, Any]]:
+    """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
+    rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
+    measurements of ``judged``, calibration info)."""
+    cs = measure_calibration_set(
+        archs, predictor.kernels, device, spec, progress=progress, anchors=predictor.anchors, also=judged,
+        seed=seed,
+    )
+    out = predictor.calibrate(
+        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio,
+        weight_cost=weight_cost,
+    )
+    cal = out.calibration  # its info already holds the speed ratio
+    return out, cs.also, {**cal.info, "ms_per_weight_mb": cal.ms_per_weight_mb, "factors": dict(cal.factors)}

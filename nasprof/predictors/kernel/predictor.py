@@ -1,4 +1,5 @@
-"""``KernelPredictor``: latency of any ONNX graph as the sum of per-kernel regressions.
+"""``KernelPredictor``: latency of an ONNX graph as the sum of per-kernel regressions (loading, predicting,
+explaining, saving; fitting one by measuring a device is ``nasprof.predictors.kernel.trainer``).
 
 Per kernel type the model is ``ms = base(x) · exp(forest(x))``: ``base`` is a non-negative linear fit on
 MACs and bytes moved (it extrapolates sensibly to kernels larger than any sampled), and a random forest
@@ -9,8 +10,8 @@ A network's latency is ``overhead_ms`` (one ``session.run`` call) plus the sum o
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from nasprof.errors import InputError, PredictorError
-from nasprof.predictors.base import Prediction, PredictionPart, Predictor, error_summary
+from nasprof.errors import PredictorError
+from nasprof.predictors.base import Prediction, PredictionPart, Predictor
 from nasprof.predictors.forest import TreeEnsemble
 from nasprof.predictors.kernel.calibration import Calibration
 from nasprof.predictors.kernel.features import (
@@ -32,7 +33,7 @@ from nasprof.predictors.kernel.features import (
 from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.split import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
 
-__all__ = ["KernelPredictor", "KernelRegressor", "fit_regressor"]
+__all__ = ["KernelPredictor", "KernelRegressor"]
 
 #: ``KernelRules.note`` of the fallback rules given to a file written before rules were detected.
 LEGACY_RULES_NOTE = "file written before kernel rules were detected on devices"
@@ -76,43 +77,6 @@ class KernelRegressor:
             float(d["ms_per_mb"]),
             None if f is None else TreeEnsemble.from_dict(f),
         )
-
-
-def fit_regressor(
-    x: np.ndarray, y_ms: np.ndarray, *, n_estimators: int = 100, seed: int = 0
-) -> tuple[KernelRegressor, np.ndarray]:
-    """Fit one kernel type; returns the regressor and out-of-bag predictions (ms) for each sample."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.linear_model import LinearRegression
-
-    from nasprof.predictors.forest import forest_to_dict
-
-    x = np.asarray(x, np.float64)
-    y = np.maximum(np.asarray(y_ms, np.float64), _MIN_KERNEL_MS)
-    lin_x = np.column_stack([x[:, FEATURES.index("macs")] / 1e6, x[:, FEATURES.index("bytes")] / 1e6])
-    # Weighted by 1/y so small kernels count as much as large ones (we care about relative error).
-    lin = LinearRegression(positive=True).fit(lin_x, y, sample_weight=1.0 / y)
-    intercept = max(float(lin.intercept_), _MIN_KERNEL_MS)
-    reg = KernelRegressor(intercept, float(lin.coef_[0]), float(lin.coef_[1]), None)
-    base = reg.base(x)
-    if len(y) < 8:  # too few samples for a forest to beat the linear model
-        return reg, base
-    target = np.log(y / base)
-    rf = RandomForestRegressor(
-        n_estimators=n_estimators,
-        min_samples_leaf=2,
-        max_features=0.6,
-        oob_score=True,
-        random_state=seed,
-        n_jobs=1,
-    )
-    with warnings.catch_warnings():
-        # Few samples leave some rows without out-of-bag trees; those get a 0 log-ratio (the linear base).
-        warnings.simplefilter("ignore", UserWarning)
-        rf.fit(x, target)
-    forest = TreeEnsemble.from_dict(forest_to_dict(rf))
-    oob = np.nan_to_num(np.asarray(rf.oob_prediction_, np.float64).ravel())
-    return KernelRegressor(reg.intercept_ms, reg.ms_per_mmac, reg.ms_per_mb, forest), base * np.exp(oob)
 
 
 class KernelPredictor(Predictor):
@@ -199,6 +163,42 @@ class KernelPredictor(Predictor):
         from nasprof.predictors.kernel.rules import local_mismatch
 
         return local_mismatch(self.rules)
+
+    # -- summaries --------------------------------------------------------------------------------------
+    def calibration_summary(self) -> str:
+        """Group factors, cold-weight cost and device speed in a phrase ("" when uncalibrated)."""
+        cal = self.calibration
+        if cal is None:
+            return ""
+        factors = ", ".join(f"{g} ×{f:.2f}" for g, f in sorted(cal.factors.items()) if abs(f - 1.0) >= 0.005)
+        return (f"factors {factors or 'all ×1.00'}, cold weights {cal.ms_per_weight_mb:.4f} ms/MB, device "
+                f"speed ×{cal.speed_ratio:.3f} (anchors)")
+
+    def details(self) -> dict[str, str]:
+        out = {"kernel types": ", ".join(self.kernel_types), "overhead_ms": f"{self.overhead_ms:.4f}"}
+        out.update({f"rules: {k}": str(v) for k, v in self.rules.describe().items()})
+        cal = self.calibration
+        if cal is not None:
+            out["calibration factors"] = json.dumps({g: round(v, 3) for g, v in cal.factors.items()})
+            if cal.ms_per_mb:
+                moved = {g: round(v, 4) for g, v in cal.ms_per_mb.items()}
+                out["calibration ms/MB moved"] = json.dumps(moved)
+            out["calibration cold weights"] = (f"{cal.ms_per_weight_mb:.4f} ms per MB of weights of "
+                                               + ", ".join(sorted(cal.weight_groups)))
+            out["calibration speed ratio"] = f"{cal.speed_ratio:.3f} (anchor kernels then vs now)"
+            out["calibration RMSPE"] = (f"{cal.info['before']['rmspe']:.1%} uncalibrated, "
+                                        f"{cal.info['leave_one_out']['rmspe']:.1%} leave-one-out "
+                                        f"({cal.info['networks']} networks)")
+        return out
+
+    def warnings(self) -> list[str]:
+        """Refit reasons, a calibration worse than none on its own held-out networks, and rules detected
+        on another CPU or onnxruntime (``compatibility``)."""
+        out = [self.refit_reason] if self.refit_reason else []
+        w = self.calibration.info.get("warning") if self.calibration is not None else None
+        if w:
+            out.append(f"calibration: {w}")
+        return out + self.compatibility()
 
     @property
     def features(self) -> list[str]:
@@ -297,136 +297,6 @@ class KernelPredictor(Predictor):
         )
         return self.with_calibration(cal)
 
-    # -- training ---------------------------------------------------------------------------------------
-    @classmethod
-    def fit(
-        cls,
-        device: str = "cpu",
-        *,
-        budget: int = 1500,
-        spec: Any = None,
-        seed: int = 0,
-        adaptive_share: float = 0.25,
-        n_estimators: int = 100,
-        progress: Any = None,
-        calibrate: int = 0,
-        calibrate_seed: int = 1000,
-        calibrate_spec: Any = None,
-        weight_cost: bool = True,
-        rules: KernelRules | None = None,
-    ) -> KernelPredictor:
-        """Sample kernel configurations, measure them on ``device``, fit one regressor per kernel type.
-
-        ``budget`` counts measurements; ``adaptive_share`` of it goes to configurations near the ones the
-        first fit predicts worst (out-of-bag error > 10%). ``progress(done, total, what)`` is called after
-        each measurement. ``calibrate`` > 0 then measures that many sampled architectures of the
-        ``mnasnet``/``mobilenetv2`` spaces end to end (``calibrate_spec``, 6 sessions by default) and fits
-        the in-network correction on them (see ``calibration``); ``weight_cost`` fits its cold-weight
-        cost γ (on by default: it predicts networks like the calibration networks better, and the presets
-        too since γ left the classifier out: ≥ 90% within ±10% in 6 of 6 runs with it, 4 of 6 without).
-        ``rules``: what the device executes; probed on ``device`` first when not given (a few seconds).
-        """
-        from nasprof.devices import MeasureSpec
-        from nasprof.predictors.kernel import sampling as ks
-
-        if calibrate == 1 or calibrate < 0:  # checked before spending the kernel budget
-            raise InputError(f"--calibrate needs at least 2 architectures, got {calibrate}")
-        if budget < len(ks.BUDGET_SHARES):
-            raise PredictorError(f"--budget {budget} is too small: use at least {len(ks.BUDGET_SHARES)}")
-        spec = spec or MeasureSpec(threads=1, warmup=5, runs=25, sessions=1)
-        if rules is None:
-            from nasprof.predictors.kernel.probe import probe_rules
-
-            rules = probe_rules(device, opt_level=spec.opt_level, threads=spec.threads).rules
-        elif rules.opt_level != spec.opt_level:
-            raise PredictorError(
-                f"the kernel rules were detected at level {rules.opt_level!r}, the samples would be measured "
-                f"at {spec.opt_level!r}; probe the device at the level you fit"
-            )
-        rng = np.random.default_rng(seed)
-        overhead = ks.measure_overhead(device, spec)
-        first = int(budget * (1 - adaptive_share))
-        counts = {t: max(1, int(first * share)) for t, share in ks.BUDGET_SHARES.items()}
-        while sum(counts.values()) > budget:  # tiny budgets: take from the largest share first
-            counts[max(counts, key=counts.__getitem__)] -= 1
-        configs = [k for t, n in counts.items() for k in ks.sample_kernels(t, n, rng, rules.nchwc_block)]
-        samples = ks.measure_kernels(configs, device, spec, progress=progress, total=budget)
-        remaining = budget - len(samples)
-        if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
-            bad: list[Kernel] = []
-            node_cost = ks.profiler_node_cost(samples, overhead)
-            for group in _by_type(samples).values():
-                _, y, oob = _fit_group(group, overhead, node_cost, n_estimators=30, seed=seed)
-                rel = np.abs(oob - y) / y
-                bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
-            if not bad:  # everything already within 10%: spread the rest like the first round
-                bad = [s.kernel for s in samples]
-            extra = [ks.resample_around(bad[i % len(bad)], rng) for i in range(remaining)]
-            samples += ks.measure_kernels(
-                extra, device, spec, progress=progress, done_before=len(samples), total=budget
-            )
-        regressors: dict[str, KernelRegressor] = {}
-        training: dict[str, Any] = {}
-        # The profiler adds a few µs to every node it times: taken off before a profiled pass is split
-        # between a kernel and its reorders (``KernelSample.reorder_times``).
-        node_cost = ks.profiler_node_cost(samples, overhead)
-        for t, group in _by_type(samples).items():
-            reg, y, oob = _fit_group(group, overhead, node_cost, n_estimators=n_estimators, seed=seed)
-            regressors[t] = reg
-            # Judged on the one-kernel models' end-to-end latency (what was measured), out-of-bag.
-            e2e = np.array([s.e2e_ms for s in group])
-            training[t] = error_summary(e2e - y + oob, e2e)
-        reorders = [
-            (k, ms)
-            for s in samples
-            for (k, _), ms in zip(s.reorders, s.reorder_times(overhead, node_cost), strict=True)
-        ]
-        if len(reorders) >= 2:
-            rx = feature_matrix([k for k, _ in reorders])
-            ry = np.maximum(np.array([ms for _, ms in reorders]), _MIN_KERNEL_MS)
-            regressors["reorder"], oob = fit_regressor(rx, ry, n_estimators=n_estimators, seed=seed)
-            training["reorder"] = {
-                **error_summary(oob, ry),
-                "source": "profiled reorder nodes, the profiler's cost per node taken off",
-            }
-        counts = {t: len(g) for t, g in _by_type(samples).items()}
-        fitted = cls(
-            regressors,
-            overhead_ms=overhead,
-            rules=rules,
-            anchors=pick_anchors(samples, np.random.default_rng([seed, 2])),
-            device=device,
-            measure_spec=_spec_dict(spec),
-            training_error={"method": "out-of-bag", "per_type": training},
-            metadata={
-                "budget": budget,
-                "seed": seed,
-                "samples": counts,
-                "reorder_samples": len(reorders),
-                "profiler_node_cost_ms": node_cost,
-            },
-        )
-        if calibrate <= 0:
-            return fitted
-        from nasprof.predictors.kernel.calibration import (
-            calibration_archs,
-            measure_calibration_set,
-            network_name,
-        )
-
-        archs = calibration_archs(calibrate, calibrate_seed)
-        # The end-to-end reference pools several fresh sessions: one session's placement is 2-4% off.
-        cspec = calibrate_spec or dataclasses.replace(spec, warmup=10, runs=30, sessions=6, per_node=False)
-        kernel_sets, measured, speed, _ = measure_calibration_set(
-            archs, fitted.kernels, device, cspec, progress=progress, anchors=fitted.anchors
-        )
-        out = fitted.calibrate(
-            kernel_sets, measured, names=[network_name(a) for a in archs], speed_ratio=speed,
-            weight_cost=weight_cost,
-        )
-        out.metadata["calibration"] = {"archs": calibrate, "seed": calibrate_seed, "spec": _spec_dict(cspec)}
-        return out
-
     # -- files ------------------------------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
         return {
@@ -475,24 +345,6 @@ def _split_rules(v: Any) -> int:
     return v
 
 
-#: Anchor kernels kept per predictor, and the end-to-end range they are drawn from: long enough that the
-#: timer and per-call overhead do not dominate, short enough to cost little in every calibration round.
-ANCHORS = 24
-_ANCHOR_MS = (0.03, 2.0)
-
-
-def pick_anchors(
-    samples: Sequence[Any], rng: np.random.Generator, n: int = ANCHORS
-) -> list[tuple[Kernel, float]]:
-    """``n`` training samples (kernel, end-to-end ms) spread over the kernel types in proportion to the
-    samples, preferring end-to-end times in ``_ANCHOR_MS``."""
-    pool = [s for s in samples if _ANCHOR_MS[0] <= s.e2e_ms <= _ANCHOR_MS[1]] or list(samples)
-    if not pool:
-        return []
-    idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
-    return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
-
-
 def _rules_of(body: Mapping[str, Any]) -> KernelRules:
     """The file's rules; files written before the rules were probed carry the level, whether the device
     inserted reorders and (later) its block, which the fallback rules take."""
@@ -507,40 +359,6 @@ def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:
     fields = {f.name for f in dataclasses.fields(Kernel)}
     args: dict[str, Any] = {k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in fields}
     return Kernel(**args)
-
-
-def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for s in samples:
-        out.setdefault(s.kernel.type, []).append(s)
-    return out
-
-
-def _fit_group(
-    group: Sequence[Any], overhead_ms: float, node_cost_ms: float, *, n_estimators: int, seed: int
-) -> tuple[KernelRegressor, np.ndarray, np.ndarray]:
-    """Fit one kernel type's samples: (regressor, each sample's own ms, its out-of-bag prediction ms).
-    The regressor sees one group of a grouped conv (``per_group``); times are scaled back to the kernel."""
-    kernels = [s.kernel for s in group]
-    y, mult = _kernel_ms(group, overhead_ms, node_cost_ms), multiplicity(kernels)
-    reg, oob = fit_regressor(feature_matrix(kernels), y / mult, n_estimators=n_estimators, seed=seed)
-    return reg, y, oob * mult
-
-
-def _kernel_ms(group: Sequence[Any], overhead_ms: float, node_cost_ms: float) -> np.ndarray:
-    """A kernel's own time: end-to-end without the per-call overhead and the layout reorders around it
-    (``KernelSample.own_ms``)."""
-    return np.maximum(np.array([s.own_ms(overhead_ms, node_cost_ms) for s in group]), _MIN_KERNEL_MS)
-
-
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    return {
-        "threads": spec.threads,
-        "warmup": spec.warmup,
-        "runs": spec.runs,
-        "sessions": spec.sessions,
-        "opt_level": spec.opt_level,
-    }
 
 
 def kernel_summary(kernels: Sequence[Kernel]) -> list[dict[str, Any]]:

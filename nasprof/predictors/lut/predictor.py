@@ -165,6 +165,30 @@ class LutPredictor(Predictor):
         """The entry without the per-call overhead, times the key's in-network ratio (1 without)."""
         return (self.entries[key] - self.overhead_ms) * self.layer_ratios.get(key, 1.0)
 
+    # -- summaries --------------------------------------------------------------------------------------
+    def calibration_summary(self) -> str:
+        """In-network ratios, family factors and cost per weight MB, or the single scale, in a phrase."""
+        ratios = ""
+        if self.layer_ratios:
+            lo, mid, hi = np.percentile(list(self.layer_ratios.values()), [10, 50, 90])
+            ratios = (f"in-network ratios p10/p50/p90 {lo:.2f}/{mid:.2f}/{hi:.2f} on "
+                      f"{len(self.layer_ratios)} keys, ")
+        if not self.group_factors:
+            return f"{ratios}scale {self.scale:.4f}"
+        factors = ", ".join(f"{g} ×{f:.3f}" for g, f in sorted(self.group_factors.items()))
+        return (f"{ratios}factors {factors} (others ×{self.scale:.3f}), {self.ms_per_weight_mb:.4f} ms per "
+                f"MB of weights, per-network constant {self.offset_ms:+.4f} ms")
+
+    def details(self) -> dict[str, str]:
+        out = {"entries": str(len(self.entries)), "overhead_ms": f"{self.overhead_ms:.4f}",
+               "calibration": self.calibration_summary()}
+        loo = self.training_error.get("leave_one_out")
+        if loo is not None:
+            before, n = self.training_error["before"]["rmspe"], self.training_error["networks"]
+            out["calibration RMSPE"] = (f"{before:.1%} uncalibrated, {loo['rmspe']:.1%} leave-one-out "
+                                        f"({n} networks)")
+        return out
+
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_table(cls, table: Any, *, overhead_ms: float | None = None) -> LutPredictor:
