@@ -224,7 +224,9 @@ def throughput(p: LutPredictor, archs: list[Any]) -> dict[str, float]:
     }
 
 
-def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: int) -> dict[str, Any]:
+def kernel_benchmark(
+    budget: int, seed: int, tmp: Path, noise: bool, n_calib: int, foreign: bool = False
+) -> dict[str, Any]:
     from nasprof.predictors.kernel.calibration import (
         calibration_archs,
         measure_calibration_set,
@@ -244,6 +246,13 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
             names.append(name)
         except NasprofError as exc:  # a preset that cannot be exported is reported, not fatal
             skipped[name] = str(exc)
+    n_presets = len(paths)
+    if foreign:  # classic CNNs in other tools' style (old opsets, Sum, LRN, standalone BN, Softmax)
+        from nasprof.testing.classic_cnns import CLASSIC_CNNS, build_classic
+
+        for name in CLASSIC_CNNS:
+            paths.append(build_classic(name, tmp / f"classic_{name}.onnx"))
+            names.append(name)
     # In-network calibration on sampled mnasnet/mobilenetv2 architectures and block-zoo networks (never the
     # presets), with the predictor's anchor kernels in the same rounds to measure the device's speed
     # change, and the presets in those rounds too (as `validate --calibrate` does): runs L-O measured the
@@ -278,6 +287,11 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
                 "missing": list(e.missing),
             }
         )
+    foreign_rows = rows[n_presets:]
+    rows, halves_f, halves = rows[:n_presets], halves[n_presets:], halves[:n_presets]
+    preds_f, plain_f, measured_f = preds[n_presets:], plain_preds[n_presets:], measured[n_presets:]
+    preds, plain_preds = preds[:n_presets], plain_preds[:n_presets]
+    nw_preds, measured = nw_preds[:n_presets], measured[:n_presets]
     complete = [i for i, r in enumerate(rows) if not r["missing"]]
     out = {
         "budget": budget,
@@ -300,6 +314,14 @@ def kernel_benchmark(budget: int, seed: int, tmp: Path, noise: bool, n_calib: in
     }
     if noise:
         out["noise_floor"] = error_summary([h[0] for h in halves if h], [h[1] for h in halves if h])
+    if foreign:
+        out["foreign"] = {
+            "networks": "nasprof.testing.classic_cnns (onnx.helper, other tools' style)",
+            "calibrated": error_summary(preds_f, measured_f),
+            "uncalibrated": error_summary(plain_f, measured_f),
+            "noise_floor": error_summary([h[0] for h in halves_f if h], [h[1] for h in halves_f if h]),
+            "rows": foreign_rows,
+        }
     return out
 
 
@@ -325,6 +347,8 @@ def main() -> None:
     ap.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                     help="backend option for every measurement, e.g. cuda_graph=true (repeatable)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved end-to-end rounds (default 6)")
+    ap.add_argument("--foreign", action="store_true",
+                    help="also predict and measure 9 classic CNNs built in other tools' style")
     args = ap.parse_args()
     global DEVICE, E2E_SPEC, TABLE_SPEC
     options = dict(o.split("=", 1) for o in args.option)
@@ -351,7 +375,8 @@ def main() -> None:
             doc["lut"] = lut_benchmark(n, args.seed, table, tmp, n_calib=args.calib, dump=args.dump)
             out.write_text(json.dumps(doc, indent=2) + "\n")  # keep the LUT figures if a later phase fails
         if not args.skip_kernel:
-            doc["kernel"] = kernel_benchmark(budget, args.seed, tmp, noise=True, n_calib=args.kernel_calib)
+            doc["kernel"] = kernel_benchmark(budget, args.seed, tmp, noise=True, n_calib=args.kernel_calib,
+                                             foreign=args.foreign)
     doc["load_avg_end"] = os.getloadavg()
     out.write_text(json.dumps(doc, indent=2) + "\n")
     if "lut" in doc:
@@ -404,6 +429,17 @@ def main() -> None:
                 f"  (uncalibrated {(r['uncalibrated_ms'] - r['measured_ms']) / r['measured_ms']:+.1%})"
                 + (f"  (missing {len(r['missing'])})" if r["missing"] else "")
             )
+    if "kernel" in doc and "foreign" in doc["kernel"]:
+        f = doc["kernel"]["foreign"]
+        for label in ("uncalibrated", "calibrated", "noise_floor"):
+            print(f"foreign {label:12s} n={f[label]['n']} within ±10% {f[label]['within_10pct']:.0%}  "
+                  f"RMSPE {f[label]['rmspe']:.1%}")
+        for r in f["rows"]:
+            err = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
+            raw = (r["uncalibrated_ms"] - r["measured_ms"]) / r["measured_ms"]
+            miss = f"  missing {r['missing'][:3]}" if r["missing"] else ""
+            print(f"  {r['name']:14s} predicted {r['predicted_ms']:8.3f} ms  measured "
+                  f"{r['measured_ms']:8.3f} ms  {err:+.1%}  (uncalibrated {raw:+.1%}){miss}")
     print(f"wrote {out}")
 
 

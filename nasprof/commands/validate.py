@@ -19,6 +19,7 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
+    styled,
 )
 from nasprof.commands.predictor import (
     _calibration_warning,
@@ -41,6 +42,10 @@ def predict_cmd(
     ] = None,
     allow_partial: Annotated[
         bool, typer.Option("--allow-partial", help="Exit 0 even if some operators cannot be predicted.")
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="List every part (kernel or table entry): its time and share, "
+                           "and what cannot be predicted.")
     ] = False,
     json_out: JsonOption = None,
     strict: _StrictOption = False,
@@ -71,9 +76,16 @@ def predict_cmd(
         for k, v in sorted(by_kind.items(), key=lambda kv: -sum(kv[1])):
             t.add_row(k, str(len(v)), _fmt_ms(sum(v)))
         t.add_row("per-call overhead", "1", _fmt_ms(result.overhead_ms))
+        if explain:
+            _render_parts(result)
         console.print(t)
-        console.print(Text.assemble("predicted latency: ", (f"{result.latency_ms:.3f} ms", "bold"),
-                                    " (partial)" if result.missing else ""))
+        partial = ""
+        if result.missing and result.covered_node_share is not None:
+            partial = (f" (partial): the predicted parts are {result.covered_node_share:.0%} of the graph's "
+                       f"nodes and {result.covered_macs_share:.0%} of its MACs")
+        elif result.missing:
+            partial = " (partial)"
+        console.print(Text.assemble("predicted latency: ", (f"{result.latency_ms:.3f} ms", "bold"), partial))
         if result.fallback:
             err_console.print(f"note: {len(result.fallback)} layer(s) predicted by the fallback predictor",
                               highlight=False)
@@ -84,6 +96,20 @@ def predict_cmd(
         )
         if not allow_partial:
             raise typer.Exit(code=2)
+
+
+def _render_parts(result: Any) -> None:
+    """Every part in graph order: its kind, time and share; a part that cannot be predicted is marked."""
+    t = Table(title="parts")
+    for col in ("part", "kind", "ms", "share", "source"):
+        t.add_column(col, justify="right" if col in ("ms", "share") else "left", overflow="fold")
+    for part in result.parts:
+        if part.source == "free":
+            continue
+        share = part.latency_ms / result.latency_ms if result.latency_ms > 0 else 0.0
+        source = styled("NOT PREDICTED", "bold red") if part.source == "missing" else part.source
+        t.add_row(part.name, part.kind, _fmt_ms(part.latency_ms), f"{share:.1%}", source)
+    console.print(t)
 
 
 def validate_cmd(

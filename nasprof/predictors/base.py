@@ -68,6 +68,10 @@ class Prediction:
     overhead_ms: float = 0.0
     missing: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()
+    #: Share of the graph's exported nodes / MACs the predicted parts stand for (kernel predictor; 1.0
+    #: when complete). A partial prediction is that much of the graph, not an estimate of all of it.
+    covered_node_share: float | None = None
+    covered_macs_share: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -80,6 +84,8 @@ class Prediction:
             "complete": self.complete,
             "missing": list(self.missing),
             "fallback": list(self.fallback),
+            **({} if self.covered_node_share is None else {"covered_node_share": self.covered_node_share,
+                                                            "covered_macs_share": self.covered_macs_share}),
             "parts": [
                 {"name": p.name, "kind": p.kind, "latency_ms": p.latency_ms, "source": p.source}
                 for p in self.parts
@@ -130,7 +136,13 @@ class Predictor(abc.ABC):
         p = self.explain(target)
         if p.missing:
             shown = ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else "")
-            raise PredictorError(f"{self.kind} predictor cannot predict {len(p.missing)} part(s): {shown}")
+            share = ""
+            if p.covered_node_share is not None:
+                left_nodes, left_macs = 1 - p.covered_node_share, 1 - (p.covered_macs_share or 0.0)
+                share = f" ({left_nodes:.0%} of the graph's nodes, {left_macs:.0%} of its MACs)"
+            raise PredictorError(
+                f"{self.kind} predictor cannot predict {len(p.missing)} part(s){share}: {shown}"
+            )
         return p.latency_ms
 
     def predict_many(self, targets: Iterable[Any]) -> np.ndarray:

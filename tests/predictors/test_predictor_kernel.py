@@ -70,13 +70,32 @@ def test_prediction_is_the_exact_sum_of_kernels(tmp_path: Path) -> None:
 
 
 def test_unseen_operators_are_listed(tmp_path: Path) -> None:
-    model = make_mixed_model(tmp_path / "m.onnx", unknown_op="Softmax")
+    model = make_mixed_model(tmp_path / "m.onnx", unknown_op="Hardmax")
     p = linear_kernel_predictor()
     e = p.explain(model)
-    assert e.missing == ("/head/Softmax (Softmax)",)
+    assert e.missing == ("/head/Hardmax (Hardmax)",)
     assert e.latency_ms > 0  # the rest is still predicted
-    with pytest.raises(PredictorError, match="cannot predict 1 part"):
+    assert 0.8 < e.covered_node_share < 1.0 and e.covered_macs_share > 0.99
+    with pytest.raises(PredictorError, match=r"cannot predict 1 part\(s\) \(\d+% of the graph's nodes"):
         p.predict(model)
+    # A Softmax is an activation kernel now; a file without an ``act`` regressor still names it.
+    soft = p.explain(make_mixed_model(tmp_path / "s.onnx", unknown_op="Softmax"))
+    assert soft.missing == ("/head/Softmax (act)",)
+
+
+def test_a_variant_the_regressor_never_saw_is_refused_not_extrapolated(tmp_path: Path) -> None:
+    from nasprof.predictors.kernel.predictor import KernelPredictor
+
+    lin = linear_kernel_predictor()
+    covered = {t: [""] for t in lin.regressors} | {"eltwise": ["Add"], "gap": ["GlobalAveragePool"]}
+    p = KernelPredictor(lin.regressors, overhead_ms=0.005, rules=lin.rules, device="cpu", covered=covered)
+    assert p.explain(make_mixed_model(tmp_path / "m.onnx")).missing == ()
+    q = KernelPredictor(lin.regressors, overhead_ms=0.005, rules=lin.rules, device="cpu",
+                        covered=covered | {"gap": ["GlobalMaxPool"]})
+    (miss,) = q.explain(make_mixed_model(tmp_path / "m.onnx")).missing
+    assert "gap GlobalAveragePool, never sampled" in miss
+    assert Predictor.load(q.save(tmp_path / "q.json")).covered == q.covered  # type: ignore[attr-defined]
+    assert "gap (GlobalMaxPool)" in q.details()["covers"]
 
 
 def test_kernel_predictor_refuses_architectures() -> None:

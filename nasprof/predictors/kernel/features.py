@@ -16,6 +16,7 @@ from nasprof.predictors.kernel.split import ACT_CODES, AVGPOOL_CEIL_PAD, Kernel
 __all__ = [
     "FEATURES",
     "FLOAT_BYTES",
+    "coverage_key",
     "channel_align",
     "per_group",
     "multiplicity",
@@ -67,6 +68,9 @@ _VARIANTS = {
     "DepthToSpace": 17,
     "SpaceToDepth": 18,
     AVGPOOL_CEIL_PAD: 19,
+    "BatchNormalization": 20,
+    "Resize": 21,
+    "GlobalMaxPool": 22,
 }
 
 #: Bytes per tensor element and per weight: exported networks are float32.
@@ -95,6 +99,17 @@ def _hw(shape: Sequence[int]) -> tuple[int, int, int]:
     if len(s) == 1:
         return s[0], 1, 1
     return 1, 1, 1
+
+
+def coverage_key(k: Kernel) -> str:
+    """The variant a regressor must have seen samples of to predict ``k``: the activation of an ``act``,
+    the op of an ``eltwise``/``memory``/``pool``/``gap`` kernel; "" for the rest (their features say
+    enough)."""
+    if k.type == "act":
+        return k.act
+    if k.type in ("eltwise", "memory", "pool", "gap"):
+        return k.variant
+    return ""
 
 
 def kernel_macs(k: Kernel) -> int:

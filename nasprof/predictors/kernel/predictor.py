@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from nasprof.predictors.forest import TreeEnsemble
 from nasprof.predictors.kernel.calibration import Calibration
 from nasprof.predictors.kernel.features import (
     FEATURES,
+    coverage_key,
     feature_matrix,
     kernel_bytes,
     kernel_macs,
@@ -94,9 +95,13 @@ class KernelPredictor(Predictor):
         calibration: Calibration | None = None,
         anchors: Sequence[tuple[Kernel, float]] = (),
         split_rules: int = SPLIT_RULES,
+        covered: Mapping[str, Iterable[str]] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        #: Kernel type -> the variants (op, activation) its regressor saw samples of; None: not recorded.
+        self.covered = (None if covered is None
+                        else {str(t): frozenset(map(str, v)) for t, v in covered.items()})
         if not math.isfinite(overhead_ms) or overhead_ms < 0:
             raise PredictorError(f"overhead_ms must be finite and >= 0, got {overhead_ms!r}")
         self.regressors = dict(regressors)
@@ -176,6 +181,10 @@ class KernelPredictor(Predictor):
 
     def details(self) -> dict[str, str]:
         out = {"kernel types": ", ".join(self.kernel_types), "overhead_ms": f"{self.overhead_ms:.4f}"}
+        if self.covered is not None:
+            out["covers"] = "; ".join(
+                f"{t} ({', '.join(sorted(v))})" if any(v) else t for t, v in sorted(self.covered.items())
+            )
         out.update({f"rules: {k}": str(v) for k, v in self.rules.describe().items()})
         cal = self.calibration
         if cal is not None:
@@ -224,14 +233,21 @@ class KernelPredictor(Predictor):
         parts: list[PredictionPart | None] = [None] * len(kernels)
         missing: list[str] = []
         by_type: dict[str, list[int]] = {}
+        nodes = macs = missing_nodes = missing_macs = 0
         for i, k in enumerate(kernels):
             if k.type == "free":
                 parts[i] = PredictionPart(k.name, "free", 0.0, "free")
-            elif k.type in self.regressors:
+                continue
+            n, m = max(len(k.covers), 1), kernel_macs(k)
+            nodes, macs = nodes + n, macs + m
+            if k.type in self.regressors and self.covers(k):
                 by_type.setdefault(k.type, []).append(i)
             else:
-                missing.append(f"{k.name} ({k.type})")
+                what = (k.type if k.type not in self.regressors
+                        else f"{k.type} {coverage_key(k)}, never sampled")
+                missing.append(f"{k.name} ({what})")
                 parts[i] = PredictionPart(k.name, k.type, 0.0, "missing")
+                missing_nodes, missing_macs = missing_nodes + n, missing_macs + m
         for t, idx in by_type.items():
             group = [kernels[i] for i in idx]
             ms = self.regressors[t].predict(feature_matrix(group)) * multiplicity(group)
@@ -240,7 +256,18 @@ class KernelPredictor(Predictor):
                 parts[i] = PredictionPart(kernels[i].name, t, v, "regression")
         done = tuple(p for p in parts if p is not None)
         total = self.overhead_ms + sum(p.latency_ms for p in done)
-        return Prediction(total, done, overhead_ms=self.overhead_ms, missing=tuple(missing))
+        return Prediction(
+            total, done, overhead_ms=self.overhead_ms, missing=tuple(missing),
+            covered_node_share=1.0 - missing_nodes / nodes if nodes else 1.0,
+            covered_macs_share=1.0 - missing_macs / macs if macs else 1.0,
+        )
+
+    def covers(self, k: Kernel) -> bool:
+        """Whether the regressor of ``k``'s type was trained on its variant (files that predate the record
+        of covered variants cover every variant of their types)."""
+        if self.covered is None or k.type not in self.covered:
+            return True
+        return coverage_key(k) in self.covered[k.type]
 
     def isolated(self, kernels: Sequence[Kernel]) -> list[tuple[Kernel, float]]:
         """(kernel, isolated prediction ms) for every kernel a regressor covers, without calibration."""
@@ -268,6 +295,7 @@ class KernelPredictor(Predictor):
             calibration=calibration,
             anchors=self.anchors,
             split_rules=self.split_rules,
+            covered=self.covered,
             device=self.device,
             measure_spec=self.measure_spec,
             training_error=info,
@@ -306,6 +334,8 @@ class KernelPredictor(Predictor):
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "anchors": [{"kernel": dataclasses.asdict(k), "e2e_ms": ms} for k, ms in self.anchors],
             "split_rules": self.split_rules,
+            "covered": (None if self.covered is None
+                        else {t: sorted(v) for t, v in sorted(self.covered.items())}),
         }
 
     @classmethod
@@ -326,7 +356,8 @@ class KernelPredictor(Predictor):
             rules=_rules_of(body),
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
-            split_rules=_split_rules(body.get("split_rules", 1)),  # absent before the rules were versioned
+            split_rules=_split_rules(body.get("split_rules", 1)),
+            covered=_covered_of(body.get("covered")),  # absent before the rules were versioned
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
@@ -343,6 +374,14 @@ def _split_rules(v: Any) -> int:
             f"v{SPLIT_RULES}; upgrade nasprof"
         )
     return v
+
+
+def _covered_of(v: Any) -> dict[str, list[str]] | None:
+    if v is None:  # written before covered variants were recorded
+        return None
+    if not isinstance(v, Mapping) or not all(isinstance(x, list) for x in v.values()):
+        raise PredictorError("predictor file has a malformed 'covered' record; refit it")
+    return {str(t): [str(x) for x in xs] for t, xs in v.items()}
 
 
 def _rules_of(body: Mapping[str, Any]) -> KernelRules:

@@ -74,7 +74,8 @@ def phase_two_probes(block: int) -> list[str]:
         + [f"conv:{c}" for c in offsets]
         + [f"concat:{c}" for c in halves]
         + [f"group:{c}" for c in halves]
-        + [f"avgpool_ceil_pad:{2 * block}", f"residual_plain:{2 * block}"]
+        + [f"avgpool_ceil_pad:{2 * block}", f"residual_plain:{2 * block}",
+           f"standalone_bn:{2 * block}"]
     )
 
 
@@ -91,6 +92,7 @@ def probe_graph(name: str) -> Any:
         "group": _chain("group"),
         "avgpool_ceil_pad": _chain("avgpool_ceil_pad"),
         "residual_plain": _residual_plain,
+        "standalone_bn": _standalone_bn,
         "conv_act": _conv_act,
         "gemm_act": _gemm_act,
         "conv_add": lambda p: _conv_add(""),
@@ -196,6 +198,24 @@ def _residual_plain(param: str) -> Any:
     gate = g.act("Sigmoid", g.conv(g.node("GlobalAveragePool", [a]), c, c))
     se = g.node("Mul", [a, gate])
     b = g.node("Add", [se, g.conv(g.node("Relu", ["x"]), _C_IN, c)])
+    return g.model([("x", (1, _C_IN, _HW, _HW))], g.conv(b, c, _C_IN))
+
+
+def _standalone_bn(param: str) -> Any:
+    """conv -> max pool -> BatchNormalization -> Relu -> conv: a batch norm no conv can fold (DenseNet's
+    pre-activation). Does it run as a kernel of its own, or as a blocked conv with the Relu fused?"""
+    import onnx.numpy_helper as nh
+
+    c = int(param)
+    g = _G()
+    a = g.node("MaxPool", [g.conv("x", _C_IN, c)], kernel_shape=[3, 3], strides=[1, 1], pads=[1] * 4)
+    stats = []
+    for v in (1.0, 0.0, 0.0, 1.0):  # scale, bias, mean, variance
+        g.n += 1
+        name = f"bn{g.n}"
+        g.inits.append(nh.from_array(np.full(c, v, np.float32), name))
+        stats.append(name)
+    b = g.node("Relu", [g.node("BatchNormalization", [a, *stats])])
     return g.model([("x", (1, _C_IN, _HW, _HW))], g.conv(b, c, _C_IN))
 
 
@@ -327,13 +347,15 @@ def rules_from_observations(
     if b:
         two = phase_two_probes(b)
         fam = {f: [p for p in two if p.startswith(f + ":")] for f in
-               ("dwconv", "conv", "concat", "group", "avgpool_ceil_pad", "residual_plain")}
+               ("dwconv", "conv", "concat", "group", "avgpool_ceil_pad", "residual_plain",
+                "standalone_bn")}
         rules = _fit(rules, "dwconv_align", _prefer(4, _ALIGNS), fam["dwconv"], seen, graphs)
         rules = _fit(rules, "conv_align", _prefer(4, _ALIGNS), fam["conv"], seen, graphs)
         rules = _fit(rules, "concat_align", _prefer(b, _ALIGNS), fam["concat"], seen, graphs)
         rules = _fit(rules, "group_align", _prefer(b, _ALIGNS), fam["group"], seen, graphs)
         rules = _fit(rules, "avgpool_ceil_pad_blocked", [False, True], fam["avgpool_ceil_pad"], seen, graphs)
         rules = _fit(rules, "residual_needs_blocked", [True, False], fam["residual_plain"], seen, graphs)
+        rules = _fit(rules, "bn_as_conv", [False, True], fam["standalone_bn"], seen, graphs)
     unexplained = []
     for p in [*phase_one_probes(), *phase_two_probes(b)]:
         if p not in seen:

@@ -62,6 +62,9 @@ class KernelRules:
     conv_add_acts: frozenset[str] = frozenset()
     #: Whether ``x * sigmoid(x)`` runs as one kernel.
     silu: bool = False
+    #: Whether a standalone BatchNormalization on a blocked tensor runs as a blocked 1×1 depthwise conv
+    #: (absorbing the activation after it), as onnxruntime's NCHWc transformer does on x86.
+    bn_as_conv: bool = False
     #: "probed" (detected on ``device``) or "fallback" (hand-written; why in ``note``).
     source: str = "fallback"
     note: str = ""
@@ -187,7 +190,8 @@ class KernelRules:
                 if not isinstance(v, Sequence) or isinstance(v, str):
                     raise PredictorError(f"kernel rules: {f.name} must be a list, got {v!r}")
                 v = frozenset(v) if f.name != "unexplained" else tuple(str(x) for x in v)
-            elif f.name in ("avgpool_ceil_pad_blocked", "residual_needs_blocked", "conv_add", "silu"):
+            elif f.name in ("avgpool_ceil_pad_blocked", "residual_needs_blocked", "conv_add", "silu",
+                            "bn_as_conv"):
                 if not isinstance(v, bool):
                     raise PredictorError(f"kernel rules: {f.name} must be true or false, got {v!r}")
             elif f.name == "device" and not isinstance(v, Mapping):
@@ -214,6 +218,7 @@ class KernelRules:
                     "concat blocked when every input divides by": self.concat_align,
                     "AveragePool(ceil, count_include_pad) blocked": self.avgpool_ceil_pad_blocked,
                     "residual Add needs a blocked operand": self.residual_needs_blocked,
+                    "standalone BatchNormalization runs as a blocked conv": self.bn_as_conv,
                 }
             )
         rows.update(

@@ -58,8 +58,9 @@ BUDGET_SHARES: dict[str, float] = {
     "memory": 0.04,
 }
 _SIZES = (7, 14, 28, 56, 112, 224)
-#: Keep single measurements short on slow hosts: skip configurations above this many MACs.
-_MAX_MACS = 600_000_000
+#: Keep single measurements short on slow hosts: skip configurations above this many MACs (VGG's largest
+#: 3x3 convs at 224 px are 1.85 G; a 2 G-MAC kernel takes about 40 ms here).
+_MAX_MACS = 2_000_000_000
 
 Progress = Callable[[int, int, str], None]
 
@@ -118,6 +119,8 @@ def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
     def _channels(rng: np.random.Generator, lo: int = 8, hi: int = 1280) -> int:
         return _aligned_channels(rng, lo, hi, block)
 
+    if kind == "conv" and rng.random() < CLASSIC_SHARE:
+        return _classic_conv(rng, _channels)
     if kind == "conv":
         u = rng.random()
         stem = u >= 0.90
@@ -158,7 +161,8 @@ def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
         )
     if kind == "dwconv":
         c = _unaligned(_channels(rng, 8, 1600), rng)
-        k, s = int(rng.choice([3, 5, 7])), int(rng.choice([1, 1, 2]))
+        # 1x1: a standalone BatchNormalization run as a blocked depthwise conv (``KernelRules.bn_as_conv``).
+        k, s = int(rng.choice([1, 3, 3, 3, 5, 5, 7, 7])), int(rng.choice([1, 1, 2]))
         act = str(rng.choice(["", "Relu", "Clip", "HardSwish"]))
         o = _out_hw(h, k, s)
         return Kernel(
@@ -175,12 +179,15 @@ def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
         )
     if kind == "fc":
         cin, cout = _channels(rng, 64, 2048), int(rng.choice([10, 100, 1000, _channels(rng, 64, 1280)]))
+        if rng.random() < 0.2:  # AlexNet/VGG classifiers: a flattened 6x6 or 7x7 map into 4096 units
+            cin, cout = 8 * int(np.exp(rng.uniform(np.log(128), np.log(3200)))), int(rng.choice([1000, 4096]))
         return Kernel(
             "fc", "k", ("k",), (cin,), (cout,), act=str(rng.choice(["", "Relu"])), params=cin * cout + cout
         )
     if kind == "gap":
         c = _channels(rng, 16, 1600)
-        return Kernel("gap", "k", ("k",), (c, h, h), (c, 1, 1), variant="GlobalAveragePool")
+        op = "GlobalMaxPool" if rng.random() < 0.2 else "GlobalAveragePool"
+        return Kernel("gap", "k", ("k",), (c, h, h), (c, 1, 1), variant=op)
     if kind == "pool":
         # Up to 1024 channels: pools follow wide layers too (SqueezeNet pools 512 channels, VGG 512); with a
         # cap of 256 those were extrapolated, at 2-5x their time.
@@ -197,24 +204,54 @@ def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
         return Kernel("pool", "k", ("k",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=op)
     if kind == "eltwise":
         c = _channels(rng, 8, 1280)
-        op, bcast = ("Mul", True) if rng.random() < 0.4 else ("Add", False)
+        u = rng.random()
+        # A standalone BatchNormalization (DenseNet's pre-activation, a BN after a pool or concat): a
+        # per-channel scale and shift, like a broadcast Mul and Add in one kernel.
+        op, bcast = ("Mul", True) if u < 0.35 else ("BatchNormalization", True) if u < 0.5 else ("Add", False)
         return Kernel("eltwise", "k", ("k",), (c, h, h), (c, h, h), variant=op, broadcast=bcast)
     if kind == "act":
         c = _channels(rng, 8, 1280)
-        act = str(
-            rng.choice(["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "QuickGelu", "QuickGelu"])
-        )
+        act = str(rng.choice(["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "QuickGelu", "QuickGelu",
+                              "LRN", "Softmax"]))
+        if act == "Softmax":  # over a classifier's outputs
+            n = int(rng.choice([10, 100, 1000, 1000, _channels(rng, 8, 4096)]))
+            return Kernel("act", "k", ("k",), (n,), (n,), act=act)
         return Kernel("act", "k", ("k",), (c, h, h), (c, h, h), act=act)
     if kind == "concat":
         c1, c2 = _channels(rng, 8, 512), _channels(rng, 8, 512)
         return Kernel("concat", "k", ("k",), (c1, h, h), (c1 + c2, h, h), variant=str(c1))
     if kind == "memory":
-        op = str(rng.choice(["Transpose", "Transpose", "Split", "Slice"]))
+        op = str(rng.choice(["Transpose", "Transpose", "Split", "Slice", "Pad", "Resize"]))
         g = int(rng.choice([2, 3, 4])) if op == "Transpose" else 1
         c = max(g, _channels(rng, 16, 1024) // (2 * g) * 2 * g)  # even per group, so halves exist
+        if op == "Pad":  # one pixel around (an explicit Pad before a conv or pool)
+            return Kernel("memory", "k", ("k",), (c, h, h), (c, h + 2, h + 2), variant=op)
+        if op == "Resize":  # nearest-neighbour 2x upsampling
+            h = min(h, 112)
+            return Kernel("memory", "k", ("k",), (c, h, h), (c, 2 * h, 2 * h), variant=op)
         out = (c, h, h) if op == "Transpose" else (c // 2, h, h)
         return Kernel("memory", "k", ("k",), (c, h, h), out, groups=g, variant=op)
     raise ValueError(f"no sampler for kernel type {kind!r}")
+
+
+#: Share of conv samples drawn from classic CNNs' shapes (VGG, ResNet, Inception, DenseNet): widths to 2,048,
+#: kernels to 11x11, large maps. Without them a predictor fitted on the mobile prior over-predicted such
+#: networks by 35-48% (its forests cannot extrapolate to convs 10x larger than any sample); mobile shapes
+#: keep the other 85%.
+CLASSIC_SHARE = 0.15
+
+
+def _classic_conv(rng: np.random.Generator, channels: Callable[..., int]) -> Kernel:
+    k = int(rng.choice([1, 1, 3, 3, 3, 5, 7, 11]))
+    s = 4 if k == 11 else int(rng.choice([1, 1, 1, 2]))
+    h = int(rng.choice([7, 14, 14, 28, 28, 56, 56, 112, 224] if k < 11 else [224, 227]))
+    cin = 3 if k >= 7 and rng.random() < 0.5 else channels(rng, 32, 2048)
+    cout = channels(rng, 32, 2048)
+    o = _out_hw(h, k, s)
+    act = str(rng.choice(["", "Relu", "Relu"]))
+    fused = act in ("", "Relu") and s == 1 and cin > 3 and rng.random() < 0.3
+    return Kernel("conv", "k", ("k",), (cin, h, h), (cout, o, o), kernel=k, stride=s, act=act,
+                  fused_add=fused, params=cout * cin * k * k + cout)
 
 
 def _macs_ok(k: Kernel) -> bool:
@@ -223,10 +260,29 @@ def _macs_ok(k: Kernel) -> bool:
     return kernel_macs(k) <= _MAX_MACS
 
 
+#: The variants every fit samples first, whatever its budget: a small fit must still cover what nearly
+#: every network has (a regressor refuses variants it never saw, ``KernelPredictor.covers``).
+_FIRST_VARIANTS: dict[str, tuple[str, ...]] = {
+    "gap": ("GlobalAveragePool",),
+    "pool": ("MaxPool", "AveragePool"),
+    "eltwise": ("Add", "Mul"),
+    "act": ("Relu", "Clip", "Sigmoid", "HardSwish"),
+    "memory": ("Transpose",),
+}
+
+
 def sample_kernels(kind: str, n: int, rng: np.random.Generator, block: int = 16) -> list[Kernel]:
     """``n`` configurations of kernel type ``kind``; ``block`` is the device's NCHWc block (0: none), which
-    sets how often channel counts fill it."""
+    sets how often channel counts fill it. The first ones cover ``_FIRST_VARIANTS`` of the kind."""
+    from nasprof.predictors.kernel.features import coverage_key
+
     out: list[Kernel] = []
+    for want in _FIRST_VARIANTS.get(kind, ())[:n]:
+        for _ in range(1000):  # the common variants are a good share of draws: found in a few
+            k = _sample_one(kind, rng, block)
+            if coverage_key(k) == want and _macs_ok(k):
+                out.append(k)
+                break
     while len(out) < n:
         k = _sample_one(kind, rng, block)
         if _macs_ok(k):
@@ -247,7 +303,7 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
         cin = near(k.in_shape[0])
         if k.type == "memory":  # keep the channel count divisible into groups and halves
             cin = max(2 * k.groups, cin // (2 * k.groups) * 2 * k.groups)
-            cout = cin if k.variant == "Transpose" else cin // 2
+            cout = cin if k.variant in ("Transpose", "Pad", "Resize") else cin // 2
         elif k.type in ("dwconv", "gap", "pool", "eltwise", "act"):
             cout = cin
         elif k.type == "concat":
@@ -314,6 +370,11 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         if op == "QuickGelu":  # x * sigmoid(x): onnxruntime fuses the pair into one QuickGelu kernel
             nodes.append(helper.make_node("Sigmoid", [x], [f"{x}_sig"], name="/Sigmoid"))
             nodes.append(helper.make_node("Mul", [x, f"{x}_sig"], [y], name="/Mul"))
+        elif op == "LRN":  # AlexNet/GoogLeNet's local response normalisation over 5 channels
+            nodes.append(helper.make_node("LRN", [x], [y], name="/LRN", size=5, alpha=1e-4, beta=0.75,
+                                          bias=1.0))
+        elif op == "Softmax":
+            nodes.append(helper.make_node("Softmax", [x], [y], name="/Softmax", axis=1))
         elif op == "Clip":
             inits.extend(
                 [
@@ -355,7 +416,8 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         nodes.append(helper.make_node("Gemm", ["x", "w", "b"], ["fc"], name="/Gemm", transB=1))
         cur = act(k.act, "fc")
     elif k.type == "gap":
-        nodes.append(helper.make_node("GlobalAveragePool", ["x"], ["gap"], name="/GlobalAveragePool"))
+        op = k.variant if k.variant in ("GlobalAveragePool", "GlobalMaxPool") else "GlobalAveragePool"
+        nodes.append(helper.make_node(op, ["x"], ["gap"], name=f"/{op}"))
         cur = "gap"
     elif k.type == "pool":
         ceil = k.variant == AVGPOOL_CEIL_PAD
@@ -369,6 +431,12 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
             )
         )
         cur = "pool"
+    elif k.type == "eltwise" and k.variant == "BatchNormalization":
+        inits += [init("scale", (cin,)), init("shift", (cin,)), init("mean", (cin,)),
+                  numpy_helper.from_array(np.ones(cin, np.float32), "var")]
+        nodes.append(helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["bn"],
+                                      name="/BatchNormalization"))
+        cur = "bn"
     elif k.type == "eltwise":
         other = [1, cin, 1, 1] if k.broadcast else [1, *k.in_shape]
         inputs.append(helper.make_tensor_value_info("y", f32, other))
@@ -425,6 +493,14 @@ def _memory_nodes(k: Kernel, nodes: list[Any], inits: list[Any]) -> str:
         inits.append(numpy_helper.from_array(np.array([half, c - half], np.int64), "split"))
         nodes.append(helper.make_node("Split", ["x", "split"], ["a", "b"], name="/Split", axis=1))
         return "a"  # the other half is a graph output too (see build_kernel_model)
+    if k.variant == "Pad":
+        inits.append(numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"))
+        nodes.append(helper.make_node("Pad", ["x", "pads"], ["a"], name="/Pad"))
+        return "a"
+    if k.variant == "Resize":
+        inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+        nodes.append(helper.make_node("Resize", ["x", "", "scales"], ["a"], name="/Resize", mode="nearest"))
+        return "a"
     if k.variant == "Slice":
         inits += [
             numpy_helper.from_array(np.array([0], np.int64), "starts"),

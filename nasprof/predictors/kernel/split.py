@@ -67,7 +67,12 @@ ACT_CODES: Mapping[str, int] = {
     "Tanh": 6,
     "LeakyRelu": 7,
     "QuickGelu": 8,
+    "LRN": 9,
+    "Softmax": 10,
+    "LogSoftmax": 11,
 }
+#: Activations the NCHWc layout has no kernel for: they run plain, between reorders.
+_PLAIN_ACTS = frozenset({"LRN", "Softmax", "LogSoftmax"})
 _ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
 
 
@@ -182,10 +187,26 @@ def load_with_shapes(model_path: str | Path) -> Any:
                     "input size"
                 )
             d.dim_value = 1  # a free batch dimension: predict batch 1
+    _drop_weight_data(model)
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
         raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
+
+
+#: Initializers up to this many elements keep their values (shape tensors, Reshape targets: shape inference
+#: propagates them); larger ones are weights, whose values no kernel decision reads.
+_KEEP_VALUES = 64
+
+
+def _drop_weight_data(model: Any) -> None:
+    """Clear the values of large initializers, keeping name, type and dims. Shape inference serialises the
+    whole model: with a network's megabytes of weights that was 85% of a prediction (34 of 40 ms for
+    MnasNet-A1); the split reads only initializers' names and dims."""
+    for t in model.graph.initializer:
+        if int(np.prod(t.dims)) > _KEEP_VALUES:
+            for field in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
+                t.ClearField(field)
 
 
 def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
@@ -203,6 +224,7 @@ def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
     const = set(g.inits)
     done: set[int] = set()
     kernels: list[Kernel] = []
+    alias: dict[str, str] = {}  # output of a removed Identity/Dropout -> the tensor it passes on
     for i, node in enumerate(g.nodes):
         if i in done:
             continue
@@ -214,11 +236,15 @@ def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
         if node.op_type == "Constant":
             const.update(node.output)
         if lvl >= 1 and node.op_type in ("Identity", "Dropout"):
+            if inputs and node.output:  # its consumers read its input: the tensor is one and the same
+                alias[node.output[0]] = alias.get(inputs[0], inputs[0])
             continue
         if node.op_type == "Conv":
             kernels.append(_conv_kernel(g, i, node, rules, const, done))
         else:
             kernels.append(_other_kernel(g, node, rules, const, done, i))
+    if alias:
+        kernels = [dataclasses.replace(k, inputs=tuple(alias.get(t, t) for t in k.inputs)) for k in kernels]
     kernels = _topological(kernels, const)
     if rules.nchwc_block:
         return _with_reorders(g, kernels, const, rules)
@@ -334,8 +360,10 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: Ker
             k.type in _NCHWC_TYPES
             # Layout-agnostic kernels keep a blocked tensor blocked (no reorder around an activation); an
             # element-wise op with one plain input runs plain (its blocked inputs are reordered out).
-            or (k.type in ("concat", "act") and all(t in blocked for t in k.inputs))
-            or (k.type == "eltwise" and not k.broadcast and all(t in blocked for t in k.inputs))
+            or (k.type == "concat" and all(t in blocked for t in k.inputs))
+            or (k.type == "act" and k.act not in _PLAIN_ACTS and all(t in blocked for t in k.inputs))
+            or (k.type == "eltwise" and not k.broadcast and k.variant != "BatchNormalization"
+                and all(t in blocked for t in k.inputs))
         ) and not (k.type == "gap" and k.variant != "GlobalAveragePool")  # ReduceMean has no NCHWc kernel
         # Only a concat's rule reads its inputs' widths.
         channels = []
@@ -384,7 +412,8 @@ def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
         nxt = g.sole_consumer(out)
         return nxt is not None and g.nodes[nxt].output[0] == k.output
 
-    j = next(j for j in g.consumers.get(residual, []) if g.nodes[j].op_type == "Add" and ends_chain(j))
+    j = next(j for j in g.consumers.get(residual, [])
+             if g.nodes[j].op_type in ("Add", "Sum") and ends_chain(j))
     add = g.nodes[j]
     conv_out = next(x for x in add.input if x != residual)
     at = len(k.covers) - (2 if k.act else 1)  # the Add's place in the chain
@@ -442,7 +471,7 @@ def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[st
             rules.conv_add
             and not act
             and not fused_add
-            and nxt.op_type == "Add"
+            and (nxt.op_type == "Add" or (nxt.op_type == "Sum" and len(nxt.input) == 2))
             and len(others) == 1
             and others[0] not in const
             and g.shapes.get(others[0]) == g.shapes.get(out)
@@ -519,8 +548,27 @@ def _other_kernel_shapes(
     spatial_mean = (
         op == "ReduceMean" and len(in_shape) == 3 and out_shape and int(np.prod(out_shape)) == in_shape[0]
     )
-    if op == "GlobalAveragePool" or spatial_mean:
+    if op in ("GlobalAveragePool", "GlobalMaxPool") or spatial_mean:
         return Kernel("gap", name, tuple(covers), in_shape, out_shape, variant=op)
+    if op == "Sum" and len(data_inputs) == 2:  # older exporters' residual: the same kernel as Add
+        op = "Add"
+    if op == "BatchNormalization" and data_inputs:
+        # Not after a conv (those fold into its weights): a per-channel scale and shift of its own, or, where
+        # the device runs it so (``bn_as_conv``), a blocked 1x1 depthwise conv with the activation after it.
+        c = in_shape[0] if in_shape else 0
+        if rules.bn_as_conv and rules.nchwc_block and c and c % rules.nchwc_block == 0:
+            act = ""
+            j = g.sole_consumer(out)
+            if j is not None and j not in done and g.nodes[j].op_type in rules.conv_acts:
+                act = g.nodes[j].op_type
+                done.add(j)
+                covers.append(g.nodes[j].name)
+                out = g.nodes[j].output[0]
+            return Kernel("dwconv", name, tuple(covers), in_shape, out_shape, kernel=1, groups=c, act=act,
+                          params=2 * c, output=out)
+        return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)
+    if op in ("Resize", "Upsample") and data_inputs:
+        return Kernel("memory", name, tuple(covers), _fold3(in_shape), _fold3(out_shape), variant="Resize")
     if op in ("MaxPool", "AveragePool"):
         ks = _attr(node, "kernel_shape", [1])
         st = _attr(node, "strides", [1])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from nasprof.errors import InputError, PredictorError
 from nasprof.predictors.base import error_summary
 from nasprof.predictors.forest import TreeEnsemble
-from nasprof.predictors.kernel.features import FEATURES, feature_matrix, multiplicity
+from nasprof.predictors.kernel.features import FEATURES, coverage_key, feature_matrix, multiplicity
 from nasprof.predictors.kernel.predictor import _MIN_KERNEL_MS, KernelPredictor, KernelRegressor
 from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.split import Kernel
@@ -119,6 +119,7 @@ def fit_kernel_predictor(
         overhead_ms=overhead,
         rules=rules,
         anchors=pick_anchors(samples, np.random.default_rng([seed, 2])),
+        covered=_covered(samples, regressors),
         device=device,
         measure_spec=_spec_dict(spec),
         training_error={"method": "out-of-bag", "per_type": training},
@@ -205,6 +206,18 @@ def pick_anchors(
         return []
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     return [(pool[i].kernel, float(pool[i].e2e_ms)) for i in sorted(idx)]
+
+
+def _covered(samples: Sequence[Any], regressors: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Kernel type -> the variants (``coverage_key``) its samples had: the predictor refuses others rather
+    than extrapolate a regressor to an op it never timed."""
+    out: dict[str, set[str]] = {t: set() for t in regressors}
+    for s in samples:
+        if s.kernel.type in out:
+            out[s.kernel.type].add(coverage_key(s.kernel))
+    if "reorder" in out:
+        out["reorder"] = {""}  # reorders are told apart by their shapes; either direction is covered
+    return {t: sorted(v) for t, v in out.items()}
 
 
 def _by_type(samples: Sequence[Any]) -> dict[str, list[Any]]:
