@@ -12,7 +12,11 @@ The answer depends on what is passed and on what was seen before, so each case i
 
 The table holds MAC-derived latencies for every distinct layer (speed depends on the keys, not the values).
 
-    .venv/bin/python benchmarks/predict_speed.py [--spaces mnasnet,mobilenetv2] [--n 5000]
+With ``--kernel-file K.json`` (a fitted kernel predictor, e.g. kept by ``predictor_accuracy.py
+--kernel-file``), also the kernel predictor on exported ONNX graphs: one ``predict`` per graph (load, shape
+inference, split, every regressor), median of 10 with the file already loaded, per step.
+
+    .venv/bin/python benchmarks/predict_speed.py [--spaces mnasnet,mobilenetv2] [--n 5000] [--kernel-file K]
 
 Writes benchmarks/results/predict_speed.json and prints a summary. Wall-clock, single process.
 """
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,10 +104,43 @@ def bench_space(name: str, n: int, tmp: Path) -> dict:
     return row
 
 
+def bench_kernel(path: Path, tmp: Path) -> list[dict[str, Any]]:
+    from nasprof.predictors import Predictor
+    from nasprof.predictors.kernel.split import load_with_shapes, split_kernels
+    from nasprof.space import export_arch
+
+    p: Any = Predictor.load(path)
+
+    def median_ms(f: Any, n: int = 10) -> float:
+        f()
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+        return 1000 * statistics.median(ts)
+
+    rows = []
+    for preset in ("mnasnet_a1", "mobilenet_v2", "resnet50"):
+        model = export_arch(preset, tmp / f"{preset}.onnx")
+        graph = load_with_shapes(model)
+        kernels = split_kernels(graph, p.rules)
+        rows.append({
+            "graph": preset,
+            "kernels": len(kernels),
+            "predict_ms": median_ms(lambda m=model: p.predict(m)),
+            "load_and_shapes_ms": median_ms(lambda m=model: load_with_shapes(m)),
+            "split_ms": median_ms(lambda g=graph: split_kernels(g, p.rules)),
+            "regressors_ms": median_ms(lambda k=kernels: p.explain_kernels(k)),
+        })
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spaces", default="mnasnet,mobilenetv2")
     ap.add_argument("--n", type=int, default=5000, help="architectures per batch")
+    ap.add_argument("--kernel-file", type=Path, default=None, help="a fitted kernel predictor to time too")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,9 +156,16 @@ def main() -> None:
                 f"{'':12s} single: repeat {row['single_repeat_us']:.1f} us, new arch (blocks met) "
                 f"{row['single_warm_us']:.1f} us, cold process {row['single_cold_us']:.1f} us"
             )
+        kernel_rows = bench_kernel(args.kernel_file, Path(tmp)) if args.kernel_file else []
+    for r in kernel_rows:
+        print(f"kernel predictor {r['graph']:12s} {r['predict_ms']:.1f} ms per graph ({r['kernels']} kernels:"
+              " "
+              f"load+shapes {r['load_and_shapes_ms']:.1f}, split {r['split_ms']:.1f}, regressors "
+              f"{r['regressors_ms']:.1f} ms)")
     doc = {
         "schema_version": 1,
         "benchmark": "predict_speed",
+        "kernel_predictor": kernel_rows,
         "resolution": RESOLUTION,
         "host": host_summary(),
         "runs": rows,

@@ -41,7 +41,7 @@ warnings.filterwarnings("ignore")  # torch's exporter is chatty; nothing here de
 
 from nasprof.devices import MeasureSpec, get_device  # noqa: E402
 from nasprof.errors import NasprofError  # noqa: E402
-from nasprof.predictors import LutPredictor, error_summary  # noqa: E402
+from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
 from nasprof.predictors.kernel.sampling import measure_overhead  # noqa: E402
 from nasprof.predictors.kernel.trainer import fit_kernel_predictor  # noqa: E402
 from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
@@ -225,7 +225,8 @@ def throughput(p: LutPredictor, archs: list[Any]) -> dict[str, float]:
 
 
 def kernel_benchmark(
-    budget: int, seed: int, tmp: Path, noise: bool, n_calib: int, foreign: bool = False
+    budget: int, seed: int, tmp: Path, noise: bool, n_calib: int, foreign: bool = False,
+    kernel_file: Path | None = None,
 ) -> dict[str, Any]:
     from nasprof.predictors.kernel.calibration import (
         calibration_archs,
@@ -234,10 +235,17 @@ def kernel_benchmark(
     )
 
     t0 = time.perf_counter()
-    plain = fit_kernel_predictor(
-        DEVICE, budget=budget, seed=seed,
-        spec=MeasureSpec(threads=1, warmup=5, runs=25, sessions=1, options=dict(E2E_SPEC.options))
-    )
+    if kernel_file is not None and kernel_file.exists():  # a fit kept from an earlier run of this host
+        loaded = KernelPredictor.load(kernel_file, device=DEVICE)
+        assert isinstance(loaded, KernelPredictor)
+        plain = loaded.with_calibration(None)
+    else:
+        plain = fit_kernel_predictor(
+            DEVICE, budget=budget, seed=seed,
+            spec=MeasureSpec(threads=1, warmup=5, runs=25, sessions=1, options=dict(E2E_SPEC.options))
+        )
+        if kernel_file is not None:
+            plain.save(kernel_file)
     fit_s = time.perf_counter() - t0
     names, paths, skipped = [], [], {}
     for name in list_presets():
@@ -347,6 +355,8 @@ def main() -> None:
     ap.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                     help="backend option for every measurement, e.g. cuda_graph=true (repeatable)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved end-to-end rounds (default 6)")
+    ap.add_argument("--kernel-file", type=Path, default=None,
+                    help="keep the fitted kernel predictor here, and reuse it when the file exists")
     ap.add_argument("--foreign", action="store_true",
                     help="also predict and measure 9 classic CNNs built in other tools' style")
     args = ap.parse_args()
@@ -376,7 +386,7 @@ def main() -> None:
             out.write_text(json.dumps(doc, indent=2) + "\n")  # keep the LUT figures if a later phase fails
         if not args.skip_kernel:
             doc["kernel"] = kernel_benchmark(budget, args.seed, tmp, noise=True, n_calib=args.kernel_calib,
-                                             foreign=args.foreign)
+                                             foreign=args.foreign, kernel_file=args.kernel_file)
     doc["load_avg_end"] = os.getloadavg()
     out.write_text(json.dumps(doc, indent=2) + "\n")
     if "lut" in doc:

@@ -107,7 +107,7 @@ def test_sampled_kernels_build_valid_models(tmp_path: Path) -> None:
     import onnx
 
     rng = np.random.default_rng(0)
-    for kind in ("conv", "dwconv", "fc", "gap", "pool", "eltwise", "act", "concat", "memory"):
+    for kind in ("conv", "dwconv", "fc", "gap", "pool", "eltwise", "act", "lrn", "concat", "memory"):
         k = sample_kernels(kind, 1, rng)[0]
         path = build_kernel_model(k, tmp_path / f"{kind}.onnx")
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)

@@ -108,8 +108,13 @@ def coverage_key(k: Kernel) -> str:
     if k.type == "act":
         return k.act
     if k.type in ("eltwise", "memory", "pool", "gap"):
-        return k.variant
+        return _SAME_COST.get(k.variant, k.variant)
     return ""
+
+
+#: Variants that compute the same thing with the same memory traffic as a sampled one: a spatial
+#: ReduceMean is a global average pool (torch's ``x.mean((2, 3))`` head), Sub and Div stream like Add and Mul.
+_SAME_COST = {"ReduceMean": "GlobalAveragePool", "Sub": "Add", "Div": "Mul"}
 
 
 def kernel_macs(k: Kernel) -> int:
@@ -121,6 +126,8 @@ def kernel_macs(k: Kernel) -> int:
         return cin * h * w * cout * oh * ow
     if k.type == "pool":
         return oh * ow * cout * k.kernel * k.kernel
+    if k.type == "lrn":  # a window of ``kernel`` channels per element
+        return cin * h * w * max(k.kernel, 1)
     return max(cin * h * w, cout * oh * ow)
 
 

@@ -56,6 +56,8 @@ BUDGET_SHARES: dict[str, float] = {
     "pool": 0.08,
     "concat": 0.04,
     "memory": 0.04,
+    # AlexNet's and GoogLeNet's local response normalisation: rare, but 30x an activation per element.
+    "lrn": 0.01,
 }
 _SIZES = (7, 14, 28, 56, 112, 224)
 #: Keep single measurements short on slow hosts: skip configurations above this many MACs (VGG's largest
@@ -212,11 +214,14 @@ def _sample_one(kind: str, rng: np.random.Generator, block: int) -> Kernel:
     if kind == "act":
         c = _channels(rng, 8, 1280)
         act = str(rng.choice(["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "QuickGelu", "QuickGelu",
-                              "LRN", "Softmax"]))
+                              "Softmax"]))
         if act == "Softmax":  # over a classifier's outputs
             n = int(rng.choice([10, 100, 1000, 1000, _channels(rng, 8, 4096)]))
             return Kernel("act", "k", ("k",), (n,), (n,), act=act)
         return Kernel("act", "k", ("k",), (c, h, h), (c, h, h), act=act)
+    if kind == "lrn":
+        c, h = _channels(rng, 16, 512), int(rng.choice([7, 14, 28, 56, 56, 112]))
+        return Kernel("lrn", "k", ("k",), (c, h, h), (c, h, h), kernel=5)
     if kind == "concat":
         c1, c2 = _channels(rng, 8, 512), _channels(rng, 8, 512)
         return Kernel("concat", "k", ("k",), (c1, h, h), (c1 + c2, h, h), variant=str(c1))
@@ -304,7 +309,7 @@ def resample_around(k: Kernel, rng: np.random.Generator) -> Kernel:
         if k.type == "memory":  # keep the channel count divisible into groups and halves
             cin = max(2 * k.groups, cin // (2 * k.groups) * 2 * k.groups)
             cout = cin if k.variant in ("Transpose", "Pad", "Resize") else cin // 2
-        elif k.type in ("dwconv", "gap", "pool", "eltwise", "act"):
+        elif k.type in ("dwconv", "gap", "pool", "eltwise", "act", "lrn"):
             cout = cin
         elif k.type == "concat":
             cout = cin + near(k.out_shape[0] - k.in_shape[0])
@@ -370,9 +375,6 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         if op == "QuickGelu":  # x * sigmoid(x): onnxruntime fuses the pair into one QuickGelu kernel
             nodes.append(helper.make_node("Sigmoid", [x], [f"{x}_sig"], name="/Sigmoid"))
             nodes.append(helper.make_node("Mul", [x, f"{x}_sig"], [y], name="/Mul"))
-        elif op == "LRN":  # AlexNet/GoogLeNet's local response normalisation over 5 channels
-            nodes.append(helper.make_node("LRN", [x], [y], name="/LRN", size=5, alpha=1e-4, beta=0.75,
-                                          bias=1.0))
         elif op == "Softmax":
             nodes.append(helper.make_node("Softmax", [x], [y], name="/Softmax", axis=1))
         elif op == "Clip":
@@ -444,6 +446,10 @@ def build_kernel_model(k: Kernel, path: Path) -> Path:
         cur = "z"
     elif k.type == "act":
         cur = act(k.act, "x")
+    elif k.type == "lrn":  # AlexNet/GoogLeNet's local response normalisation across channels
+        nodes.append(helper.make_node("LRN", ["x"], ["lrn"], name="/LRN", size=k.kernel or 5, alpha=1e-4,
+                                      beta=0.75, bias=1.0))
+        cur = "lrn"
     elif k.type == "concat":
         c1 = int(k.variant or cin)
         inputs = [
