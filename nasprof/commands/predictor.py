@@ -170,8 +170,9 @@ def _rules_check(p: Any, strict: bool) -> None:
 def _calibration_warning(p: Any) -> None:
     """A stale kernel predictor, or a kernel calibration that predicts its own held-out networks worse than
     no calibration (``Predictor.warnings`` without the rules check, which ``_rules_check`` owns)."""
+    rules_lines = set(p.compatibility())
     for w in p.warnings():
-        if w not in p.compatibility():
+        if w not in rules_lines:
             warn(w)
 
 

@@ -216,7 +216,9 @@ def _covered(samples: Sequence[Any], regressors: Mapping[str, Any]) -> dict[str,
         if s.kernel.type in out:
             out[s.kernel.type].add(coverage_key(s.kernel))
     if "reorder" in out:
-        out["reorder"] = {""}  # reorders are told apart by their shapes; either direction is covered
+        # Reorder samples come from the profiled passes around sampled kernels, not from ``samples``' own
+        # kernels; their variants differ only in direction, which the shapes tell apart.
+        out["reorder"] = {""}
     return {t: sorted(v) for t, v in out.items()}
 
 
