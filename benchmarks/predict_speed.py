@@ -13,8 +13,10 @@ The answer depends on what is passed and on what was seen before, so each case i
 The table holds MAC-derived latencies for every distinct layer (speed depends on the keys, not the values).
 
 With ``--kernel-file K.json`` (a fitted kernel predictor, e.g. kept by ``predictor_accuracy.py
---kernel-file``), also the kernel predictor on exported ONNX graphs: one ``predict`` per graph (load, shape
-inference, split, every regressor), median of 10 with the file already loaded, per step.
+--kernel-file``), also the kernel predictor on exported ONNX graphs: one ``predict`` per graph (read the
+structure, shapes, split, every regressor), median of 10 with the predictor file already loaded, per step,
+each step beside the general way of doing it measured in the same run (``onnx.load`` + shape inference; each
+kernel type's forest walked on its own); and ``explain_many`` over sampled graphs against one by one.
 
     .venv/bin/python benchmarks/predict_speed.py [--spaces mnasnet,mobilenetv2] [--n 5000] [--kernel-file K]
 
@@ -104,10 +106,31 @@ def bench_space(name: str, n: int, tmp: Path) -> dict:
     return row
 
 
-def bench_kernel(path: Path, tmp: Path) -> list[dict[str, Any]]:
+def _onnx_load_and_infer(model: Path) -> Any:
+    """The general path, measured beside the fast one: parse every byte with onnx.load, infer shapes."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    return onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+
+
+def _per_type(p: Any, kernels: list[Any]) -> None:
+    """The regressors asked one kernel type at a time (each forest walked on its own)."""
+    from nasprof.predictors.kernel.features import feature_matrix
+
+    by_type: dict[str, list[Any]] = {}
+    for k in kernels:
+        if k.type in p.regressors:
+            by_type.setdefault(k.type, []).append(k)
+    for t, group in by_type.items():
+        p.regressors[t].predict(feature_matrix(group))
+
+
+def bench_kernel(path: Path, tmp: Path, n_many: int) -> list[dict[str, Any]]:
     from nasprof.predictors import Predictor
-    from nasprof.predictors.kernel.split import load_with_shapes, split_kernels
-    from nasprof.space import export_arch
+    from nasprof.predictors.kernel.graph_io import load_graph, read_structure
+    from nasprof.predictors.kernel.split import split_kernels
+    from nasprof.space import export_arch, export_many, get_space
 
     p: Any = Predictor.load(path)
 
@@ -123,16 +146,28 @@ def bench_kernel(path: Path, tmp: Path) -> list[dict[str, Any]]:
     rows = []
     for preset in ("mnasnet_a1", "mobilenet_v2", "resnet50"):
         model = export_arch(preset, tmp / f"{preset}.onnx")
-        graph = load_with_shapes(model)
+        graph, shapes = load_graph(model)
         kernels = split_kernels(graph, p.rules)
         rows.append({
             "graph": preset,
             "kernels": len(kernels),
+            "file_mb": model.stat().st_size / 1e6,
             "predict_ms": median_ms(lambda m=model: p.predict(m)),
-            "load_and_shapes_ms": median_ms(lambda m=model: load_with_shapes(m)),
+            "read_structure_ms": median_ms(lambda m=model: read_structure(m)),
+            "load_graph_ms": median_ms(lambda m=model: load_graph(m)),
             "split_ms": median_ms(lambda g=graph: split_kernels(g, p.rules)),
             "regressors_ms": median_ms(lambda k=kernels: p.explain_kernels(k)),
+            # The same steps the general way, side by side in this run.
+            "onnx_load_and_infer_ms": median_ms(lambda m=model: _onnx_load_and_infer(m)),
+            "regressors_per_type_ms": median_ms(lambda k=kernels: _per_type(p, k)),
         })
+    archs = get_space("mnasnet").sample(n_many, seed=3)
+    (tmp / "many").mkdir()
+    paths = export_many(archs, tmp / "many")
+    one = median_ms(lambda: [p.explain(m) for m in paths], n=3) / len(paths)
+    many = median_ms(lambda: p.explain_many(paths), n=3) / len(paths)
+    rows.append({"graph": f"{n_many} sampled mnasnet", "one_by_one_ms_per_graph": one,
+                 "explain_many_ms_per_graph": many})
     return rows
 
 
@@ -141,6 +176,7 @@ def main() -> None:
     ap.add_argument("--spaces", default="mnasnet,mobilenetv2")
     ap.add_argument("--n", type=int, default=5000, help="architectures per batch")
     ap.add_argument("--kernel-file", type=Path, default=None, help="a fitted kernel predictor to time too")
+    ap.add_argument("--many", type=int, default=20, help="sampled graphs for the batched kernel figure")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,12 +192,17 @@ def main() -> None:
                 f"{'':12s} single: repeat {row['single_repeat_us']:.1f} us, new arch (blocks met) "
                 f"{row['single_warm_us']:.1f} us, cold process {row['single_cold_us']:.1f} us"
             )
-        kernel_rows = bench_kernel(args.kernel_file, Path(tmp)) if args.kernel_file else []
+        kernel_rows = bench_kernel(args.kernel_file, Path(tmp), args.many) if args.kernel_file else []
     for r in kernel_rows:
-        print(f"kernel predictor {r['graph']:12s} {r['predict_ms']:.1f} ms per graph ({r['kernels']} kernels:"
-              " "
-              f"load+shapes {r['load_and_shapes_ms']:.1f}, split {r['split_ms']:.1f}, regressors "
-              f"{r['regressors_ms']:.1f} ms)")
+        if "predict_ms" not in r:
+            print(f"kernel predictor {r['graph']}: {r['one_by_one_ms_per_graph']:.1f} ms per graph "
+                  f"one by one, {r['explain_many_ms_per_graph']:.1f} ms batched (explain_many)")
+            continue
+        print(f"kernel predictor {r['graph']:12s} {r['predict_ms']:.1f} ms per graph "
+              f"({r['kernels']} kernels: "
+              f"read {r['read_structure_ms']:.1f} (onnx.load + infer {r['onnx_load_and_infer_ms']:.1f}), "
+              f"load_graph {r['load_graph_ms']:.1f}, split {r['split_ms']:.1f}, regressors "
+              f"{r['regressors_ms']:.1f} (per type {r['regressors_per_type_ms']:.1f}) ms)")
     doc = {
         "schema_version": 1,
         "benchmark": "predict_speed",

@@ -41,8 +41,20 @@ def search_cmd(
         str, typer.Option("--proxy", help="Accuracy proxy: macs (log10 MACs) or naswot (needs torch).")
     ] = "macs",
     strategy: Annotated[
-        str, typer.Option("--strategy", help="evolution (aging evolution) or random.")
+        str,
+        typer.Option(
+            "--strategy",
+            help="evolution (aging evolution), random, rl (MnasNet's LSTM controller, PPO), or Optuna's tpe, "
+            "nsga2, cmaes, qmc (pip install 'nasprof[optuna]').",
+        ),
     ] = "evolution",
+    strategy_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategy-state",
+            help="With --strategy rl: resume the controller from this JSON file if it exists; save it after.",
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
     ] = None,
@@ -56,7 +68,8 @@ def search_cmd(
 ) -> None:
     """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
-    check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best}, [predictor])
+    check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best,
+                   "--strategy-state": strategy_state}, [predictor])
     check_counts(force, budget=budget)
     from nasprof.errors import InputError
     from nasprof.search.api import search
@@ -71,7 +84,7 @@ def search_cmd(
     with _StepBar("searching") as bar:
         result = search(
             space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
-            proxy=proxy, strategy=strategy, device=device,
+            proxy=proxy, strategy=strategy, device=device, state=strategy_state,
             on_progress=lambda done, total: bar(done, total, "candidates"),
         )
     if result.best is None:
@@ -122,3 +135,107 @@ def _render_search(result: Any, top: int) -> None:
         f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
         highlight=False,
     )
+
+
+def scale_cmd(
+    base: Annotated[
+        str, typer.Argument(help="Base network: a preset (efficientnet_b0, ...) or an arch string.")
+    ],
+    phi: Annotated[
+        str, typer.Option("--phi", help="Compound coefficients phi to size, comma-separated.")
+    ] = "0,1,2,3",
+    predictor: Annotated[
+        Path | None,
+        typer.Option("--predictor", help="Kernel predictor file: latency of each scaled network, and a grid "
+                     "search of (alpha, beta, gamma) by latency per MAC on its device."),
+    ] = None,
+    coefficients: Annotated[
+        str | None,
+        typer.Option("--coefficients", help="alpha,beta,gamma to use instead of a grid search "
+                     "(EfficientNet's: 1.2,1.1,1.15)."),
+    ] = None,
+    resolution: Annotated[int, typer.Option("--resolution", help="Resolution of the base network.")] = 224,
+    grid_step: Annotated[
+        float, typer.Option("--grid-step", help="Step of the (alpha, beta, gamma) grid.")
+    ] = 0.1,
+    target_ms: Annotated[
+        float | None, typer.Option("--target-ms", help="Latency limit in milliseconds (needs --predictor).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+    ] = None,
+    json_out: JsonOption = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the family against the target as PNG.")
+    ] = None,
+) -> None:
+    """Compound scaling (EfficientNet): depth alpha^phi, width beta^phi, resolution gamma^phi of a base
+    network, each member's MACs, latency and memory against the limits."""
+    from nasprof.errors import InputError
+    from nasprof.search.scaling import scale_family
+
+    check_outputs({"--json": json_out, "--plot": plot}, [predictor])
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
+    phis = _floats(phi, "--phi")
+    coefs = None
+    if coefficients is not None:
+        values = _floats(coefficients, "--coefficients")
+        if len(values) != 3:
+            raise InputError(f"--coefficients takes alpha,beta,gamma, got {coefficients!r}")
+        coefs = (values[0], values[1], values[2])
+    if target_ms is not None and predictor is None:
+        raise InputError(
+            "--target-ms needs --predictor (a kernel predictor) to predict each network's latency"
+        )
+    model = None
+    if predictor is not None:
+        from nasprof.predictors import load_predictor
+
+        model = load_predictor(predictor)
+    with _StepBar("scaling") as bar:
+        result = scale_family(
+            base, phis, coefficients=coefs, base_resolution=resolution, grid_step=grid_step, predictor=model,
+            target_ms=target_ms, board=device, progress=lambda done, total, what: bar(done, total, what),
+        )
+    if not emit_json(json_out, result.to_dict()):
+        _render_scaling(result)
+    if plot is not None:
+        from nasprof.search.plot import plot_scaling
+
+        plot_scaling(result, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    from nasprof.errors import InputError
+
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+
+
+def _render_scaling(result: Any) -> None:
+    a, b, g = result.coefficients
+    table = Table(title=f"{result.base} scaled by alpha={a:g} beta={b:g} gamma={g:g}")
+    cols = ["phi", "depth", "width", "px", "MMACs", "M params"]
+    fam = result.family
+    if any(c.latency_ms is not None for c in fam):
+        cols.append("latency ms")
+    if any(c.sram_bytes is not None for c in fam):
+        cols += ["SRAM KiB", "Flash KiB"]
+    cols.append("fits")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for c in fam:
+        row = [f"{c.phi:g}", f"{c.depth:.3f}", f"{c.width:.3f}", str(c.resolution), f"{c.macs / 1e6:.1f}",
+               f"{c.params / 1e6:.2f}"]
+        if "latency ms" in cols:
+            row.append("-" if c.latency_ms is None else f"{c.latency_ms:.3f}")
+        if "SRAM KiB" in cols:
+            row += [f"{(c.sram_bytes or 0) / 1024:.0f}", f"{(c.flash_bytes or 0) / 1024:.0f}"]
+        row.append("yes" if c.feasible else "no: " + "; ".join(c.violations))
+        table.add_row(*row)
+    console.print(table)
+    console.print(result.how, highlight=False)

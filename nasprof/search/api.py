@@ -82,6 +82,7 @@ def search(
     batch_size: int = DEFAULT_BATCH,
     strategy_options: Mapping[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    state: str | Path | None = None,
 ) -> SearchResult:
     """Search ``space`` (a name or a ``Space``) for the best reward under ``target_ms``.
 
@@ -110,10 +111,19 @@ def search(
     if resolution is None:
         resolution = getattr(model, "resolution", None)
     strat = get_strategy(strategy, space, seed=seed, resolution=resolution, **dict(strategy_options or {}))
+    if state is not None and not hasattr(strat, "resume"):
+        raise InputError(
+            f"--strategy-state keeps a learning controller's state; {strategy!r} has none (use rl)"
+        )
+    if state is not None and Path(state).exists():
+        strat.resume(state)  # type: ignore[attr-defined]
     batch = min(batch_size, acc.max_batch)
-    return run_search(
+    result = run_search(
         strat, evaluator, budget, batch_size=batch, space_name=space_name, on_progress=on_progress
     )
+    if state is not None:
+        strat.save(state)  # type: ignore[attr-defined]
+    return result
 
 
 def export_best_arch(result: SearchResult, path: str | Path) -> Path:

@@ -9,8 +9,9 @@ import numpy as np
 
 from nasprof.errors import InputError
 from nasprof.search.runner import SearchResult
+from nasprof.search.scaling import ScalingResult
 
-__all__ = ["plot_search"]
+__all__ = ["plot_search", "plot_scaling"]
 
 #: Above this many points the background scatter is subsampled (evenly, deterministically): a PNG of a
 #: million dots is slow to draw and shows nothing more.
@@ -83,6 +84,45 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_scaling(result: ScalingResult, path: str | Path) -> Path:
+    """Write a PNG of a compound-scaled family: MACs against predicted latency (or resolution when there
+    is no latency), each member labelled with its phi, the target dashed, members breaking a limit red."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from nasprof._io import atomic_write_bytes
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {path}")
+    fam = result.family
+    timed = all(c.latency_ms is not None for c in fam)
+    x = [float(c.latency_ms) if timed and c.latency_ms is not None else float(c.resolution) for c in fam]
+    y = [c.macs / 1e6 for c in fam]
+    fig = Figure(figsize=(6.5, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(x, y, "-", c="0.6", lw=1)
+    for c, xi, yi in zip(fam, x, y, strict=True):
+        ax.scatter([xi], [yi], s=40, c="#2e86c1" if c.feasible else "#c0392b", zorder=3)
+        ax.annotate(f"φ={c.phi:g}", (xi, yi), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    for c in result.grid:
+        if c.latency_ms is not None:
+            ax.scatter([c.latency_ms], [c.macs / 1e6], s=8, c="0.75", zorder=2)
+    if result.target_ms is not None:
+        ax.axvline(result.target_ms, ls="--", c="0.3", lw=1, label=f"target {result.target_ms:g} ms")
+        ax.legend(fontsize=8, loc="lower right")
+    a, b, g = result.coefficients
+    ax.set_xlabel("predicted latency (ms)" if timed else "resolution (px)")
+    ax.set_ylabel("MMACs")
+    ax.set_title(f"{result.base}: α={a:g}, β={b:g}, γ={g:g} (red: breaks a limit)", fontsize=10)
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

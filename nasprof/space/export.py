@@ -85,6 +85,9 @@ def export_module(
         _pin_shape(proto.graph.input[0], input_shape)
         _pin_shape(proto.graph.output[0], output_shape)  # type: ignore[arg-type]
         del proto.graph.value_info[:]  # traced at another size: intermediate shapes are stale
+    # Every intermediate shape in the file: the kernel predictor reads them instead of running shape
+    # inference on each prediction (a third of predicting a graph), and viewers show them.
+    proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from nasprof.errors import PredictorError
-from nasprof.predictors.forest import TreeEnsemble, forest_to_dict
+from nasprof.predictors.forest import ForestBank, TreeEnsemble, forest_to_dict
 
 
 @pytest.mark.parametrize("cls", [RandomForestRegressor, ExtraTreesRegressor])
@@ -41,3 +41,23 @@ def test_corrupt_tree_is_refused() -> None:
     del d["trees"][1]["value"]
     with pytest.raises(PredictorError, match="corrupt tree ensemble"):
         TreeEnsemble.from_dict(d)
+
+
+def test_forest_bank_is_bit_identical_to_each_ensemble() -> None:
+    """Ensembles of different sizes and depths walked together give each row its own ensemble's mean."""
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 5)) * np.array([224, 1280, 7, 1e8, 3])
+    ensembles = []
+    for i, (n, depth) in enumerate([(20, None), (7, 3), (1, 1), (12, 8)]):
+        y = np.sin(x[:, i]) + rng.random(300)
+        model = RandomForestRegressor(n_estimators=n, max_depth=depth, random_state=i).fit(x, y)
+        ensembles.append(TreeEnsemble.from_dict(forest_to_dict(model)))
+    bank = ForestBank(ensembles)
+    x_new = rng.random((400, 5)) * np.array([300, 1500, 9, 2e8, 4])
+    which = rng.integers(0, len(ensembles), 400)
+    got = bank.predict(x_new, which)
+    for i, ens in enumerate(ensembles):
+        assert np.array_equal(got[which == i], ens.predict(x_new[which == i]))
+    assert bank.predict(np.zeros((0, 5)), np.zeros(0)).shape == (0,)
+    with pytest.raises(PredictorError, match="expected 5 features"):
+        bank.predict(np.zeros((1, 4)), np.zeros(1))

@@ -135,6 +135,13 @@ def test_small_real_fit_round_trips(tmp_path: Path) -> None:
     assert np.isfinite(pred) and pred > p.overhead_ms
     q = Predictor.load(p.save(tmp_path / "k.json"), device="cpu")
     assert q.predict(model) == pred
+    # Batched across graphs, each answer is the one-graph answer; a graph with an uncovered op is named.
+    other = make_mixed_model(tmp_path / "m2.onnx")
+    assert q.predict_many([model, other]).tolist() == [pred, q.predict(other)]
+    assert [e.latency_ms for e in q.explain_many([model, other])] == [pred, q.predict(other)]
+    odd = make_mixed_model(tmp_path / "odd.onnx", unknown_op="Celu")
+    with pytest.raises(PredictorError, match="odd.onnx: kernel predictor cannot predict 1 part"):
+        q.predict_many([model, odd])
     assert q.training_error["method"] == "out-of-bag"
     # Anchor kernels (re-measured by calibration to tell speed drift from in-network effects) round-trip.
     assert 0 < len(p.anchors) <= 20 and q.anchors == p.anchors

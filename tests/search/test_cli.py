@@ -230,3 +230,26 @@ def test_naswot_proxy_on_real_architectures() -> None:
     direct = naswot_score(archs[0].network().build(seed=0), batch_size=4, resolution=32, seed=0)
     assert scores[0] == direct
     assert proxy.score_many(archs[:1], np.zeros(1, np.int64))[0] == scores[0]  # cached, same value
+
+
+def test_learning_strategies_from_the_cli(predictors: dict[str, Path], tmp_path: Path) -> None:
+    """rl keeps its controller between runs (--strategy-state); an Optuna sampler runs by name; a state file
+    with a strategy that has none is refused before any work."""
+    state = tmp_path / "rl.json"
+    first = search(predictors, strategy="rl", budget=60, strategy_state=state, json=tmp_path / "r1.json")
+    assert first.exit_code == 0, first.output
+    updates = json.loads(state.read_text())["updates"]
+    assert updates >= 1
+    again = search(predictors, strategy="rl", budget=60, strategy_state=state)
+    assert again.exit_code == 0, again.output
+    assert json.loads(state.read_text())["updates"] == 2 * updates  # resumed, then trained further
+    other_seed = search(predictors, strategy="rl", budget=60, strategy_state=state, seed=9)
+    assert other_seed.exit_code == 2 and "use the same --seed" in other_seed.output
+    tpe = search(predictors, strategy="tpe", budget=30, json=tmp_path / "t.json")
+    assert tpe.exit_code == 0, tpe.output
+    assert json.loads((tmp_path / "t.json").read_text())["strategy"] == "tpe"
+    refused = search(predictors, strategy="evolution", strategy_state=tmp_path / "e.json")
+    assert refused.exit_code == 2 and "has none (use rl)" in refused.output
+    assert not (tmp_path / "e.json").exists()
+    unknown = search(predictors, strategy="bayes")
+    assert unknown.exit_code == 2 and "use one of evolution, random, rl, tpe" in unknown.output

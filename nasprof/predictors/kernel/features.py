@@ -91,13 +91,13 @@ def channel_align(c: int) -> int:
 
 def _hw(shape: Sequence[int]) -> tuple[int, int, int]:
     """(C, H, W) of a CHW / C / anything shape: vectors count as C×1×1."""
-    s = tuple(int(v) for v in shape)
-    if len(s) >= 3:
-        return s[0], s[-2], s[-1]
-    if len(s) == 2:
-        return s[0] * s[1], 1, 1
-    if len(s) == 1:
-        return s[0], 1, 1
+    n = len(shape)  # called several times per kernel on every prediction: no generic tuple conversion
+    if n >= 3:
+        return int(shape[0]), int(shape[-2]), int(shape[-1])
+    if n == 2:
+        return int(shape[0]) * int(shape[1]), 1, 1
+    if n == 1:
+        return int(shape[0]), 1, 1
     return 1, 1, 1
 
 

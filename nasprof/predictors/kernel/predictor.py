@@ -21,7 +21,7 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.base import Prediction, PredictionPart, Predictor
-from nasprof.predictors.forest import TreeEnsemble
+from nasprof.predictors.forest import ForestBank, TreeEnsemble
 from nasprof.predictors.kernel.calibration import Calibration
 from nasprof.predictors.kernel.features import (
     FEATURES,
@@ -116,6 +116,7 @@ class KernelPredictor(Predictor):
         self.anchors = tuple(anchors)
         #: ``split.SPLIT_RULES`` when it was fitted (1 in files written before the version was stored).
         self.split_rules = int(split_rules)
+        self._bank_cache: tuple[ForestBank | None, dict[str, int], np.ndarray] | None = None
 
     @property
     def opt_level(self) -> str:
@@ -221,46 +222,115 @@ class KernelPredictor(Predictor):
         return split_kernels(model, self.rules)
 
     def explain(self, target: Any) -> Prediction:
+        return self.explain_kernels(self.kernels(self._onnx_path(target)))
+
+    @staticmethod
+    def _onnx_path(target: Any) -> str | Path:
         if not isinstance(target, (str, Path)) or not str(target).endswith(".onnx"):
             raise PredictorError(
                 f"a kernel predictor reads ONNX graphs; got {type(target).__name__} {str(target)[:60]!r} "
                 "(export the architecture first, or use a lookup-table predictor)"
             )
-        return self.explain_kernels(self.kernels(target))
+        return target
 
     def explain_kernels(self, kernels: Sequence[Kernel]) -> Prediction:
+        return self.explain_many_kernels([kernels])[0]
+
+    def explain_many(self, targets: Iterable[str | Path]) -> list[Prediction]:
+        """``explain`` for several ONNX graphs, their regressors asked once for all graphs' kernels."""
+        return self.explain_many_kernels([self.kernels(self._onnx_path(t)) for t in targets])
+
+    def predict_many(self, targets: Iterable[Any]) -> np.ndarray:
+        """Latencies (ms) of several ONNX graphs (or kernel lists), the regressors batched across graphs;
+        ``PredictorError`` names the first graph with parts no regressor covers."""
+        targets = list(targets)
+        graphs = [t if not isinstance(t, (str, Path)) else self.kernels(self._onnx_path(t)) for t in targets]
+        preds = self.explain_many_kernels(graphs)
+        for t, p in zip(targets, preds, strict=True):
+            if p.missing:
+                where = f"{t}: " if isinstance(t, (str, Path)) else ""
+                raise PredictorError(f"{where}kernel predictor cannot predict {len(p.missing)} part(s): "
+                                     + ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else ""))
+        return np.array([p.latency_ms for p in preds], dtype=np.float64)
+
+    def explain_many_kernels(self, graphs: Sequence[Sequence[Kernel]]) -> list[Prediction]:
+        """Predictions of several kernel lists; every covered kernel of every list in one regression."""
         cal = self.calibration
-        parts: list[PredictionPart | None] = [None] * len(kernels)
-        missing: list[str] = []
-        by_type: dict[str, list[int]] = {}
-        nodes = macs = missing_nodes = missing_macs = 0
-        for i, k in enumerate(kernels):
-            if k.type == "free":
-                parts[i] = PredictionPart(k.name, "free", 0.0, "free")
-                continue
-            n, m = max(len(k.covers), 1), kernel_macs(k)
-            nodes, macs = nodes + n, macs + m
-            if k.type in self.regressors and self.covers(k):
-                by_type.setdefault(k.type, []).append(i)
-            else:
-                what = (k.type if k.type not in self.regressors
-                        else f"{k.type} {coverage_key(k)}, never sampled")
-                missing.append(f"{k.name} ({what})")
-                parts[i] = PredictionPart(k.name, k.type, 0.0, "missing")
-                missing_nodes, missing_macs = missing_nodes + n, missing_macs + m
-        for t, idx in by_type.items():
-            group = [kernels[i] for i in idx]
-            ms = self.regressors[t].predict(feature_matrix(group)) * multiplicity(group)
-            for i, v in zip(idx, ms, strict=True):
-                v = float(v) if cal is None else cal.adjust(kernels[i], float(v))
-                parts[i] = PredictionPart(kernels[i].name, t, v, "regression")
-        done = tuple(p for p in parts if p is not None)
-        total = self.overhead_ms + sum(p.latency_ms for p in done)
-        return Prediction(
-            total, done, overhead_ms=self.overhead_ms, missing=tuple(missing),
-            covered_node_share=1.0 - missing_nodes / nodes if nodes else 1.0,
-            covered_macs_share=1.0 - missing_macs / macs if macs else 1.0,
-        )
+        rows: list[Kernel] = []
+        slots: list[tuple[int, int]] = []  # (graph, kernel index) of each row
+        parts_of: list[list[PredictionPart | None]] = []
+        missing_of: list[list[str]] = []
+        counts: list[tuple[int, int, int, int]] = []  # nodes, macs, missing nodes, missing macs
+        for gi, kernels in enumerate(graphs):
+            parts: list[PredictionPart | None] = [None] * len(kernels)
+            missing: list[str] = []
+            nodes = macs = missing_nodes = missing_macs = 0
+            for i, k in enumerate(kernels):
+                if k.type == "free":
+                    parts[i] = PredictionPart(k.name, "free", 0.0, "free")
+                    continue
+                n, m = max(len(k.covers), 1), kernel_macs(k)
+                nodes, macs = nodes + n, macs + m
+                if k.type in self.regressors and self.covers(k):
+                    rows.append(k)
+                    slots.append((gi, i))
+                else:
+                    what = (k.type if k.type not in self.regressors
+                            else f"{k.type} {coverage_key(k)}, never sampled")
+                    missing.append(f"{k.name} ({what})")
+                    parts[i] = PredictionPart(k.name, k.type, 0.0, "missing")
+                    missing_nodes, missing_macs = missing_nodes + n, missing_macs + m
+            parts_of.append(parts)
+            missing_of.append(missing)
+            counts.append((nodes, macs, missing_nodes, missing_macs))
+        ms = self.regress(rows)
+        for (gi, i), k, v in zip(slots, rows, ms.tolist(), strict=True):
+            v = v if cal is None else cal.adjust(k, v)
+            parts_of[gi][i] = PredictionPart(k.name, k.type, v, "regression")
+        out = []
+        for parts, missing, (nodes, macs, missing_nodes, missing_macs) in zip(
+            parts_of, missing_of, counts, strict=True
+        ):
+            done = tuple(p for p in parts if p is not None)
+            out.append(Prediction(
+                self.overhead_ms + sum(p.latency_ms for p in done), done, overhead_ms=self.overhead_ms,
+                missing=tuple(missing),
+                covered_node_share=1.0 - missing_nodes / nodes if nodes else 1.0,
+                covered_macs_share=1.0 - missing_macs / macs if macs else 1.0,
+            ))
+        return out
+
+    def regress(self, kernels: Sequence[Kernel]) -> np.ndarray:
+        """Isolated latency (ms, before calibration) of kernels whose types all have regressors: the linear
+        part per type, then every type's forest in one walk (``ForestBank``)."""
+        if not kernels:
+            return np.zeros(0)
+        bank, order, coef = self._bank()
+        which = np.array([order[k.type] for k in kernels], dtype=np.int64)
+        x = feature_matrix(kernels)
+        c = coef[which]  # (n, 4): intercept, ms per MMAC, ms per MB, forest index (-1: none)
+        ms = (c[:, 0] + c[:, 1] * x[:, FEATURES.index("macs")] / 1e6
+              + c[:, 2] * x[:, FEATURES.index("bytes")] / 1e6)
+        forest = c[:, 3].astype(np.int64)
+        has = forest >= 0
+        if bank is not None and has.any():
+            ms[has] = ms[has] * np.exp(bank.predict(x[has], forest[has]))
+        return ms * multiplicity(kernels)
+
+    def _bank(self) -> tuple[ForestBank | None, dict[str, int], np.ndarray]:
+        """The regressors as one forest bank and a coefficient row per type (built once per predictor)."""
+        if self._bank_cache is None:
+            types = sorted(self.regressors)
+            forests = [self.regressors[t].forest for t in types]
+            present = [f for f in forests if f is not None]
+            idx = iter(range(len(present)))
+            coef = np.array([
+                [r.intercept_ms, r.ms_per_mmac, r.ms_per_mb, -1 if r.forest is None else next(idx)]
+                for r in (self.regressors[t] for t in types)
+            ], dtype=np.float64).reshape(len(types), 4)
+            bank = ForestBank(present) if present else None
+            self._bank_cache = (bank, {t: i for i, t in enumerate(types)}, coef)
+        return self._bank_cache
 
     def covers(self, k: Kernel) -> bool:
         """Whether the regressor of ``k``'s type was trained on its variant (files that predate the record

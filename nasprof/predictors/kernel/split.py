@@ -14,14 +14,14 @@ A fused pattern fires only when the producer's output has exactly one consumer (
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nasprof.errors import ModelError
+from nasprof.predictors.kernel.graph_io import load_graph, tensor_shapes
 from nasprof.predictors.kernel.rules import LEVELS, KernelRules
 
 __all__ = [
@@ -108,21 +108,28 @@ class Kernel:
     output: str = ""
 
 
+class _Node:
+    """A node's fields read once from its protobuf (each protobuf field access builds a new object)."""
+
+    __slots__ = ("op_type", "name", "input", "output", "attribute")
+
+    def __init__(self, proto: Any) -> None:
+        self.op_type: str = proto.op_type
+        self.name: str = proto.name
+        self.input: list[str] = list(proto.input)
+        self.output: list[str] = list(proto.output)
+        self.attribute = proto.attribute
+
+
 class _Graph:
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         import onnx
 
         assert isinstance(model, onnx.ModelProto)
         g = model.graph
-        self.nodes = list(g.node)
-        self.inits = {t.name: t for t in g.initializer}
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            dims = vi.type.tensor_type.shape.dim
-            if all(d.HasField("dim_value") for d in dims):
-                self.shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
-        for t in g.initializer:
-            self.shapes[t.name] = tuple(int(d) for d in t.dims)
+        self.nodes = [_Node(n) for n in g.node]
+        self.inits = {t.name for t in g.initializer}
+        self.shapes: dict[str, tuple[int, ...]] = tensor_shapes(g) if shapes is None else shapes
         self.consumers: dict[str, list[int]] = {}
         for i, n in enumerate(self.nodes):
             for x in n.input:
@@ -158,54 +165,7 @@ def _fold3(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A CHW-like shape of rank > 3 with its leading dimensions multiplied into C."""
     if len(shape) <= 3:
         return shape
-    return (int(np.prod(shape[:-2])), *shape[-2:])
-
-
-def load_with_shapes(model_path: str | Path) -> Any:
-    """Load an ONNX file, pin symbolic batch dimensions to 1 and infer every tensor's shape."""
-    import onnx
-
-    try:
-        model = onnx.load(str(model_path))
-    except FileNotFoundError:
-        raise ModelError(f"model {model_path} does not exist") from None
-    except Exception as exc:  # onnx raises DecodeError and friends
-        raise ModelError(f"cannot read ONNX model {model_path}: {exc}") from None
-    inits = {t.name for t in model.graph.initializer}
-    for inp in model.graph.input:
-        if inp.name in inits:
-            continue
-        for i, d in enumerate(inp.type.tensor_type.shape.dim):
-            if d.HasField("dim_value"):
-                continue
-            if i > 0:  # a free height or width would be predicted at 1 pixel: a fraction of the real time
-                free = d.dim_param or "?"
-                raise ModelError(
-                    f"input {inp.name!r} of {model_path} has the free dimension {free!r} at position {i}; "
-                    "the kernel predictor needs fixed shapes beyond the batch: export the model with a fixed "
-                    "input size"
-                )
-            d.dim_value = 1  # a free batch dimension: predict batch 1
-    _drop_weight_data(model)
-    try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        raise ModelError(f"cannot infer tensor shapes of {model_path}: {exc}") from None
-
-
-#: Initializers up to this many elements keep their values (shape tensors, Reshape targets: shape inference
-#: propagates them); larger ones are weights, whose values no kernel decision reads.
-_KEEP_VALUES = 64
-
-
-def _drop_weight_data(model: Any) -> None:
-    """Clear the values of large initializers, keeping name, type and dims. Shape inference serialises the
-    whole model: with a network's megabytes of weights that was 85% of a prediction (34 of 40 ms for
-    MnasNet-A1); the split reads only initializers' names and dims."""
-    for t in model.graph.initializer:
-        if int(np.prod(t.dims)) > _KEEP_VALUES:
-            for field in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
-                t.ClearField(field)
+    return (int(math.prod(shape[:-2])), *shape[-2:])
 
 
 def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
@@ -216,9 +176,7 @@ def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
         if rules not in LEVELS:
             raise ModelError(f"unknown optimisation level {rules!r}: use one of {', '.join(LEVELS)}")
         rules = KernelRules.fallback(rules)
-    if isinstance(model, (str, Path)):
-        model = load_with_shapes(model)
-    g = _Graph(model)
+    g = _Graph(*load_graph(model)) if isinstance(model, (str, Path)) else _Graph(model)
     lvl = rules.level
     const = set(g.inits)
     done: set[int] = set()
@@ -442,7 +400,7 @@ def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[st
     k = int(w[2]) if len(w) >= 3 else 1
     strides = _attr(node, "strides", [1])
     stride = int(strides[0]) if strides else 1  # type: ignore[index]
-    params = int(np.prod(w)) if w else 0
+    params = int(math.prod(w)) if w else 0
     if len(node.input) > 2 and node.input[2]:  # type: ignore[attr-defined]
         params += int(w[0]) if w else 0
     out = node.output[0]  # type: ignore[attr-defined]
@@ -526,7 +484,7 @@ def _other_kernel_shapes(
         return Kernel("free", name, tuple(covers), in_shape, out_shape, variant=op)
     if op in ("Gemm", "MatMul") and len(data_inputs) == 1:
         wname = [x for x in node.input if x in const]  # type: ignore[attr-defined]
-        params = sum(int(np.prod(g.shapes.get(x, (0,)))) for x in wname)
+        params = sum(int(math.prod(g.shapes.get(x, (0,)))) for x in wname)
         act = ""
         j = g.sole_consumer(out)
         if j is not None and j not in done and g.nodes[j].op_type in rules.gemm_acts:
@@ -545,7 +503,7 @@ def _other_kernel_shapes(
             output=g.nodes[j].output[0] if act and j is not None else out,
         )
     spatial_mean = (
-        op == "ReduceMean" and len(in_shape) == 3 and out_shape and int(np.prod(out_shape)) == in_shape[0]
+        op == "ReduceMean" and len(in_shape) == 3 and out_shape and int(math.prod(out_shape)) == in_shape[0]
     )
     if op in ("GlobalAveragePool", "GlobalMaxPool") or spatial_mean:
         return Kernel("gap", name, tuple(covers), in_shape, out_shape, variant=op)
@@ -587,7 +545,7 @@ def _other_kernel_shapes(
     if op in _ELTWISE and len(data_inputs) == 2:
         a, b = (g.shapes.get(x) for x in data_inputs)
         bcast = a != b
-        main = a if a is not None and (b is None or np.prod(a) >= np.prod(b)) else b
+        main = a if a is not None and (b is None or math.prod(a) >= math.prod(b)) else b
         return Kernel("eltwise", name, tuple(covers), _chw(main), out_shape, variant=op, broadcast=bcast)
     if op in _ELTWISE and len(data_inputs) == 1:  # scaling by a constant
         return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)

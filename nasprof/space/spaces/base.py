@@ -7,7 +7,7 @@ times. Randomness comes from a ``numpy.random.Generator`` (an int seed is accept
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -138,6 +138,68 @@ class Space(abc.ABC):
 
     @abc.abstractmethod
     def block_from_dict(self, doc: Mapping[str, Any], index: int) -> Any: ...
+
+    # -- named decisions (Optuna trials, controllers, genotype vectors) -------------------------------------
+    # A search driver that proposes one value per named decision (an Optuna trial, an RL controller's
+    # tokens) needs the space as a list of categorical choices with an exact inverse. ``build`` asks for the
+    # decisions in order through a callback, so a decision that exists only for some earlier answers (a
+    # layer of a stage deeper than the chosen depth) is never asked: define-by-run, as Optuna expects.
+    def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every decision's name and allowed values, in the order ``build`` asks them."""
+        raise SpaceError(f"space {self.name!r} does not name its decisions")
+
+    def build(
+        self,
+        ask: Callable[[str, tuple[Any, ...]], Any],
+        resolution: int | None = None,
+        width: float = 1.0,
+    ) -> Arch:
+        """The architecture whose decisions ``ask(name, allowed values)`` answers (asked in order, only
+        those that exist given the earlier answers)."""
+        raise SpaceError(f"space {self.name!r} does not name its decisions")
+
+    def params(self, arch: Arch) -> dict[str, Any]:
+        """The decisions ``arch`` makes, by name: ``from_params(params(arch))`` is ``arch``."""
+        self.validate(arch)
+        answers: dict[str, Any] = {}
+        replay = self._replay(arch)
+
+        def ask(name: str, values: tuple[Any, ...]) -> Any:
+            answers[name] = replay[name]
+            return answers[name]
+
+        self.build(ask, arch.resolution, arch.width)
+        return answers
+
+    def _replay(self, arch: Arch) -> Mapping[str, Any]:
+        """Every decision's value in ``arch`` (inactive ones may be absent)."""
+        raise SpaceError(f"space {self.name!r} does not name its decisions")
+
+    def from_params(
+        self, params: Mapping[str, Any], resolution: int | None = None, width: float = 1.0
+    ) -> Arch:
+        """The architecture of named decisions (``params``); names of decisions that the other answers make
+        inactive are ignored, unknown names and values outside a decision's choices are refused."""
+        known = {name for name, _ in self.decisions()}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise SpaceError(
+                f"{self.name} has no decision named {unknown[0]!r}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + f"; its decisions look like {', '.join(sorted(known)[:3])}, ..."
+            )
+
+        def ask(name: str, values: tuple[Any, ...]) -> Any:
+            if name not in params:
+                raise SpaceError(f"{self.name} parameters lack the decision {name!r}")
+            v = params[name]
+            if v not in values or isinstance(v, bool):
+                raise SpaceError(
+                    f"{self.name} decision {name!r} is {v!r}; allowed: {', '.join(map(str, values))}"
+                )
+            return values[values.index(v)]  # the space's own value (6, not 6.0)
+
+        return self.build(ask, resolution, width)
 
     # -- shared behaviour ---------------------------------------------------------------------------------
     def sample(

@@ -20,7 +20,7 @@ projection shortcut. Activations are ReLU, SE squeezes to ``int(cin * 0.25)`` (t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -170,6 +170,23 @@ class MnasNetSpace(Space):
         # Valid by construction, so the table stays bounded by the space's distinct blocks.
         blocks[i] = self._canonical.setdefault(child, child)
         return Arch(self.name, arch.resolution, arch.width, tuple(blocks))
+
+    def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(f"b{i}.{f}", tuple(c[f])) for i, c in enumerate(self._choices) for f in FACTORS]
+
+    def build(
+        self, ask: Callable[[str, tuple[Any, ...]], Any], resolution: int | None = None, width: float = 1.0
+    ) -> Arch:
+        res = self.checked_resolution(resolution, width)
+        blocks = []
+        for i, c in enumerate(self._choices):
+            block = MnasBlock(*(ask(f"b{i}.{f}", tuple(c[f])) for f in FACTORS))
+            self.validate_block(i, block)
+            blocks.append(self._canonical.setdefault(block, block))
+        return Arch(self.name, res, width, tuple(blocks))
+
+    def _replay(self, arch: Arch) -> dict[str, Any]:
+        return {f"b{i}.{f}": getattr(b, f) for i, b in enumerate(arch.blocks) for f in FACTORS}
 
     def encode(self, arch: Arch) -> np.ndarray:
         self.validate(arch)

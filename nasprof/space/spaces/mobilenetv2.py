@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -125,6 +125,38 @@ class MobileNetV2Space(Space):
         blocks = list(arch.blocks)
         blocks[i] = self._stage(tuple(layers))
         return Arch(self.name, arch.resolution, arch.width, tuple(blocks))
+
+    def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        for i, (_, _, depths) in enumerate(STAGES):
+            out.append((f"s{i}.depth", depths))
+            for j in range(max(depths)):
+                out += [(f"s{i}.l{j}.kernel", KERNELS), (f"s{i}.l{j}.expand", EXPANDS)]
+        return out
+
+    def build(
+        self, ask: Callable[[str, tuple[Any, ...]], Any], resolution: int | None = None, width: float = 1.0
+    ) -> Arch:
+        res = self.checked_resolution(resolution, width)
+        stages = []
+        for i, (_, _, depths) in enumerate(STAGES):
+            depth = ask(f"s{i}.depth", depths)
+            # Layers past the chosen depth do not exist: their decisions are not asked.
+            layers = tuple(
+                (ask(f"s{i}.l{j}.kernel", KERNELS), ask(f"s{i}.l{j}.expand", EXPANDS)) for j in range(depth)
+            )
+            stage = Mbv2Stage(layers)
+            self.validate_block(i, stage)
+            stages.append(self._stage(stage.layers))
+        return Arch(self.name, res, width, tuple(stages))
+
+    def _replay(self, arch: Arch) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, stage in enumerate(arch.blocks):
+            out[f"s{i}.depth"] = stage.depth
+            for j, (k, e) in enumerate(stage.layers):
+                out[f"s{i}.l{j}.kernel"], out[f"s{i}.l{j}.expand"] = k, e
+        return out
 
     def encode(self, arch: Arch) -> np.ndarray:
         """Per stage and layer slot (max depth 4): 0 = absent, else 1 + index into (kernel, expand) pairs."""

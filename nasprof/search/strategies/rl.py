@@ -1,0 +1,310 @@
+"""MnasNet's search strategy: a recurrent controller trained by policy gradient (PPO) on the reward.
+
+As in MnasNet (Tan et al., 2019) and NASNet before it, an LSTM emits an architecture as a sequence of tokens,
+one per named decision of the space (``Space.decisions``: for ``mnasnet`` each block's op, kernel, SE ratio,
+skip, filters and layers; for ``mobilenetv2`` each stage's depth and each layer's kernel and expansion). Each
+step's input is the embedding of the previous token. The controller is trained with Proximal Policy
+Optimisation (Schulman et al., 2017): the clipped objective ``min(r·A, clip(r, 1-ε, 1+ε)·A)`` over a few
+epochs per batch, where ``r`` is the ratio of the token sequence's probability now and when sampled, and the
+advantage ``A`` is the reward minus a moving-average baseline, as in the paper. A decision that the sampled
+answers make inactive (a layer past a stage's depth) is masked out of the log-probability: it did not shape
+the architecture, so it earns no credit.
+
+Sampling is batched (all candidates of an ``ask`` step through the LSTM together) and draws from a seeded
+``torch.Generator``, so a seed gives the same proposals on the same host. The state (weights, optimiser
+moments, baseline, generator) saves to JSON and resumes. torch is imported when the strategy is built, so
+prediction and the other strategies start without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from nasprof.errors import InputError
+from nasprof.search.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from nasprof.search.evaluate import Scores
+    from nasprof.space import Arch
+
+__all__ = ["RLController"]
+
+#: Version of the saved controller state.
+STATE_VERSION = 1
+
+
+class RLController(Strategy):
+    """LSTM controller + PPO. ``ask(n)`` samples ``n`` token sequences; ``tell`` runs the PPO update."""
+
+    name: ClassVar[str] = "rl"
+
+    def __init__(
+        self,
+        space: Any,
+        *,
+        seed: int = 0,
+        resolution: int | None = None,
+        hidden: int = 64,
+        lr: float = 3.5e-4,
+        clip: float = 0.2,
+        epochs: int = 4,
+        baseline_decay: float = 0.95,
+        entropy_weight: float = 1e-3,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__(space, seed=seed, resolution=resolution)
+        for label, value, ok in (
+            ("hidden size", hidden, isinstance(hidden, int) and hidden >= 1),
+            ("learning rate", lr, math.isfinite(lr) and lr > 0),
+            ("PPO clip", clip, math.isfinite(clip) and 0 < clip < 1),
+            ("PPO epochs", epochs, isinstance(epochs, int) and epochs >= 1),
+            ("baseline decay", baseline_decay, math.isfinite(baseline_decay) and 0 <= baseline_decay < 1),
+            ("entropy weight", entropy_weight, math.isfinite(entropy_weight) and entropy_weight >= 0),
+            ("temperature", temperature, math.isfinite(temperature) and temperature > 0),
+        ):
+            if not ok:
+                raise InputError(f"RL controller: {label} {value!r} is out of range")
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency of nasprof
+            raise InputError("the rl strategy needs torch: pip install torch") from None
+        self._torch = torch
+        decisions = space.decisions()
+        self.names = [n for n, _ in decisions]
+        self.values = [tuple(v) for _, v in decisions]
+        self.sizes = [len(v) for v in self.values]
+        self.clip, self.epochs, self.temperature = clip, epochs, temperature
+        self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
+        self.baseline: float | None = None
+        self.updates = 0
+        self._gen = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)  # the initial weights, without touching the caller's global RNG
+            self.net = _Controller(torch, self.sizes, hidden)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self._pending: tuple[Any, Any, Any] | None = None  # tokens, mask, log-probs of the last ask
+
+    # -- ask / tell ---------------------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Arch]:
+        torch = self._torch
+        n = max(1, n)
+        with _one_thread(torch), torch.no_grad():
+            tokens, logp = self.net.sample(n, self._gen, self.temperature)
+        rows = tokens.tolist()
+        archs, mask = [], torch.zeros(tokens.shape, dtype=torch.bool)
+        index = {name: t for t, name in enumerate(self.names)}
+        for b, row in enumerate(rows):
+            used: list[int] = []
+
+            def answer(name: str, values: tuple[Any, ...], row: list[int] = row, used: list[int] = used
+                       ) -> Any:
+                t = index[name]
+                used.append(t)
+                return self.values[t][row[t]]
+
+            archs.append(self.space.build(answer, self.resolution))
+            mask[b, used] = True
+        self._pending = (tokens, mask, (logp * mask).sum(dim=1))
+        return archs
+
+    def tell(self, archs: Sequence[Arch], scores: Scores) -> None:
+        if self._pending is None or len(archs) != self._pending[0].shape[0] or len(scores) != len(archs):
+            raise InputError(f"told {len(scores)} scores for {len(archs)} architectures, not the last ask")
+        torch = self._torch
+        tokens, mask, old_logp = self._pending
+        self._pending = None
+        fitness = np.asarray(scores.fitness, dtype=np.float64)
+        finite = np.isfinite(fitness)  # a -inf reward (an infeasible candidate) ranks just below the worst
+        fitness = np.where(finite, fitness, fitness[finite].min() - 1.0 if finite.any() else 0.0)
+        batch_mean = float(fitness.mean())
+        if self.baseline is None:
+            self.baseline = batch_mean
+        advantage = fitness - self.baseline
+        # The baseline follows the reward with an exponential moving average (MnasNet); advantages are then
+        # scaled by their spread so the step size does not depend on the reward's units.
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * batch_mean
+        spread = float(advantage.std())
+        adv = torch.as_tensor(advantage / spread if spread > 1e-12 else advantage, dtype=torch.float32)
+        with _one_thread(torch):
+            self._update(tokens, mask, old_logp, adv)
+        self.updates += 1
+
+    def _update(self, tokens: Any, mask: Any, old_logp: Any, adv: Any) -> None:
+        torch = self._torch
+        for _ in range(self.epochs):
+            logp, entropy = self.net.evaluate(tokens, self.temperature)
+            new_logp = (logp * mask).sum(dim=1)
+            ratio = torch.exp(new_logp - old_logp)
+            clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
+            loss = -torch.minimum(ratio * adv, clipped * adv).mean()
+            loss = loss - self.entropy_weight * (entropy * mask).sum(dim=1).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+
+    def probabilities(self) -> list[np.ndarray]:
+        """The controller's current distribution of each decision, given its most likely earlier tokens."""
+        torch = self._torch
+        with torch.no_grad():
+            return self.net.greedy_probs(self.temperature)
+
+    # -- saving and resuming ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, Adam moments, baseline, generator state (JSON-ready)."""
+        return {
+            "schema_version": STATE_VERSION,
+            "strategy": self.name,
+            "space": self.space.name,
+            "seed": self.seed,
+            "decisions": [[n, len(v)] for n, v in zip(self.names, self.values, strict=True)],
+            "baseline": self.baseline,
+            "updates": self.updates,
+            "generator": self._gen.get_state().tolist(),
+            "weights": {k: v.tolist() for k, v in self.net.state_dict().items()},
+            "optimizer": _optimizer_to_json(self.opt.state_dict()),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        from nasprof._io import atomic_write_text
+
+        return atomic_write_text(Path(path), json.dumps(self.state()) + "\n")
+
+    def resume(self, path: str | Path) -> None:
+        """Load the state saved by ``save``; refused when it belongs to another space, seed or controller."""
+        torch = self._torch
+        try:
+            doc = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"RL state {path} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read RL state {path}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("strategy") != self.name:
+            raise InputError(f"{path} is not an RL controller state")
+        if doc.get("schema_version") != STATE_VERSION:
+            raise InputError(f"{path} has RL state version {doc.get('schema_version')!r}; this nasprof reads "
+                             f"{STATE_VERSION}")
+        if doc.get("space") != self.space.name or doc.get("seed") != self.seed:
+            raise InputError(
+                f"{path} is the controller of space {doc.get('space')!r} with seed {doc.get('seed')!r}; this "
+                f"search is space {self.space.name!r} with seed {self.seed}: use the same --seed, or start "
+                "without the state"
+            )
+        if doc.get("decisions") != [[n, len(v)] for n, v in zip(self.names, self.values, strict=True)]:
+            raise InputError(f"{path} was saved for other decisions of {self.space.name!r}; start afresh")
+        try:
+            weights = {k: torch.tensor(v, dtype=torch.float32) for k, v in doc["weights"].items()}
+            self.net.load_state_dict(weights)
+            self.opt.load_state_dict(_optimizer_from_json(torch, doc["optimizer"]))
+            self._gen.set_state(torch.tensor(doc["generator"], dtype=torch.uint8))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(f"RL state {path} is corrupt ({exc}); start without it") from None
+        self.baseline = None if doc.get("baseline") is None else float(doc["baseline"])
+        self.updates = int(doc.get("updates", 0))
+
+
+@contextlib.contextmanager
+def _one_thread(torch: Any) -> Iterator[None]:
+    """One intra-op thread for the controller's small tensors: on 2 cores, a second thread's spin-waits
+    made PPO's update twice as slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _optimizer_to_json(sd: dict[str, Any]) -> dict[str, Any]:
+    state = {
+        str(k): {name: (v.tolist() if hasattr(v, "tolist") else v) for name, v in s.items()}
+        for k, s in sd["state"].items()
+    }
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def _optimizer_from_json(torch: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    state = {
+        int(k): {name: torch.tensor(v, dtype=torch.float32) for name, v in s.items()}
+        for k, s in doc["state"].items()
+    }
+    return {"state": state, "param_groups": doc["param_groups"]}
+
+
+class _Controller:
+    """The LSTM policy: one embedding row per (decision, choice) plus a start token, one LSTM, and per
+    decision an output layer over its own choices (padded to the largest choice count). Built around torch
+    at run time so this module imports without it.
+
+    Scoring sampled sequences (PPO's epochs) runs the LSTM over the whole teacher-forced sequence in one
+    call and every decision's output layer in one ``einsum``, the padding masked out: a dozen tensor
+    operations instead of a Python loop over the decisions."""
+
+    def __new__(cls, torch: Any, sizes: Sequence[int], hidden: int) -> Any:
+        module: Any = torch.nn.Module
+
+        class Controller(module):  # type: ignore[misc,valid-type]
+            def __init__(self) -> None:
+                super().__init__()
+                nn = torch.nn
+                self.sizes = list(sizes)
+                steps, width = len(self.sizes), max(self.sizes)
+                starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+                # Row 0 is the start token; choice j of decision t is row 1 + starts[t] + j.
+                self.embed = nn.Embedding(1 + int(sum(self.sizes)), hidden)
+                self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+                bound = 1.0 / math.sqrt(hidden)  # nn.Linear's initialisation
+                self.weight = nn.Parameter(torch.empty(steps, width, hidden).uniform_(-bound, bound))
+                self.bias = nn.Parameter(torch.empty(steps, width).uniform_(-bound, bound))
+                pad = np.zeros((steps, width), dtype=np.float32)
+                for t, k in enumerate(self.sizes):
+                    pad[t, k:] = -np.inf
+                self.register_buffer("pad", torch.as_tensor(pad), persistent=False)
+                self.register_buffer("offsets", torch.as_tensor(starts + 1), persistent=False)
+                self.row_offsets = (starts + 1).tolist()
+
+            def sample(self, n: int, gen: Any, temperature: float) -> tuple[Any, Any]:
+                x = self.embed(torch.zeros(n, 1, dtype=torch.long))
+                state = None
+                tokens, logps = [], []
+                for t, k in enumerate(self.sizes):
+                    out, state = self.lstm(x, state)
+                    logits = (out[:, 0] @ self.weight[t, :k].T + self.bias[t, :k]) / temperature
+                    logp = torch.log_softmax(logits, dim=1)
+                    tok = torch.multinomial(logp.exp(), 1, generator=gen)
+                    tokens.append(tok[:, 0])
+                    logps.append(logp.gather(1, tok)[:, 0])
+                    x = self.embed(tok + self.row_offsets[t])
+                return torch.stack(tokens, dim=1), torch.stack(logps, dim=1)
+
+            def evaluate(self, tokens: Any, temperature: float) -> tuple[Any, Any]:
+                n = tokens.shape[0]
+                rows = tokens + self.offsets
+                inputs = torch.cat([torch.zeros(n, 1, dtype=torch.long), rows[:, :-1]], dim=1)
+                out, _ = self.lstm(self.embed(inputs))  # (n, T, hidden)
+                logits = (torch.einsum("nth,tkh->ntk", out, self.weight) + self.bias) / temperature + self.pad
+                logp = torch.log_softmax(logits, dim=2)
+                chosen = logp.gather(2, tokens[:, :, None])[:, :, 0]
+                p = logp.exp()
+                entropy = -(p * logp.masked_fill(p == 0, 0.0)).sum(dim=2)
+                return chosen, entropy
+
+            def greedy_probs(self, temperature: float) -> list[np.ndarray]:
+                x = self.embed(torch.zeros(1, 1, dtype=torch.long))
+                state = None
+                out_probs = []
+                for t, k in enumerate(self.sizes):
+                    out, state = self.lstm(x, state)
+                    logits = (out[:, 0] @ self.weight[t, :k].T + self.bias[t, :k]) / temperature
+                    p = torch.softmax(logits, dim=1)
+                    out_probs.append(p[0].numpy().astype(np.float64))
+                    x = self.embed(p.argmax(dim=1, keepdim=True) + self.row_offsets[t])
+                return out_probs
+
+        return Controller()
