@@ -236,16 +236,16 @@ def test_learning_strategies_from_the_cli(predictors: dict[str, Path], tmp_path:
     """rl keeps its controller between runs (--strategy-state); an Optuna sampler runs by name; a state file
     with a strategy that has none is refused before any work."""
     state = tmp_path / "rl.json"
-    first = search(predictors, strategy="rl", budget=60, strategy_state=state, json=tmp_path / "r1.json")
+    first = search(predictors, strategy="rl", budget=30, strategy_state=state, json=tmp_path / "r1.json")
     assert first.exit_code == 0, first.output
     updates = json.loads(state.read_text())["updates"]
     assert updates >= 1
-    again = search(predictors, strategy="rl", budget=60, strategy_state=state)
+    again = search(predictors, strategy="rl", budget=30, strategy_state=state)
     assert again.exit_code == 0, again.output
     assert json.loads(state.read_text())["updates"] == 2 * updates  # resumed, then trained further
-    other_seed = search(predictors, strategy="rl", budget=60, strategy_state=state, seed=9)
+    other_seed = search(predictors, strategy="rl", budget=30, strategy_state=state, seed=9)
     assert other_seed.exit_code == 2 and "use the same --seed" in other_seed.output
-    tpe = search(predictors, strategy="tpe", budget=30, json=tmp_path / "t.json")
+    tpe = search(predictors, strategy="tpe", budget=15, json=tmp_path / "t.json")
     assert tpe.exit_code == 0, tpe.output
     assert json.loads((tmp_path / "t.json").read_text())["strategy"] == "tpe"
     refused = search(predictors, strategy="evolution", strategy_state=tmp_path / "e.json")

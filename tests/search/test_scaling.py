@@ -60,8 +60,8 @@ def _linear_predictor() -> KernelPredictor:
 
 def test_family_with_a_predictor_and_a_grid_search() -> None:
     p = _linear_predictor()
-    res = scale_family("mobilenet_v2", (0, 1), base_resolution=64, grid_step=0.2, predictor=p, target_ms=1e6)
-    assert 1 <= len(res.grid) <= 10 and "grid search" in res.how
+    res = scale_family("mobilenet_v2", (0, 1), base_resolution=64, grid_step=0.4, predictor=p, target_ms=1e6)
+    assert 2 <= len(res.grid) <= 4 and "grid search" in res.how
     # The winner has the lowest predicted latency per MAC of the grid.
     best = min(res.grid, key=lambda c: c.latency_ms / c.macs)  # type: ignore[operator]
     assert res.coefficients == (best.alpha, best.beta, best.gamma)
