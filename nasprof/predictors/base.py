@@ -134,16 +134,21 @@ class Predictor(abc.ABC):
     def predict(self, target: Any) -> float:
         """Latency of ``target`` in milliseconds; ``PredictorError`` if any part cannot be predicted."""
         p = self.explain(target)
-        if p.missing:
-            shown = ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else "")
-            share = ""
-            if p.covered_node_share is not None:
-                left_nodes, left_macs = 1 - p.covered_node_share, 1 - (p.covered_macs_share or 0.0)
-                share = f" ({left_nodes:.0%} of the graph's nodes, {left_macs:.0%} of its MACs)"
-            raise PredictorError(
-                f"{self.kind} predictor cannot predict {len(p.missing)} part(s){share}: {shown}"
-            )
+        self._check_complete(p)
         return p.latency_ms
+
+    def _check_complete(self, p: Prediction, where: str = "") -> None:
+        """``PredictorError`` listing what ``p`` could not predict (``where`` prefixes the message)."""
+        if not p.missing:
+            return
+        shown = ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else "")
+        share = ""
+        if p.covered_node_share is not None:
+            left_nodes, left_macs = 1 - p.covered_node_share, 1 - (p.covered_macs_share or 0.0)
+            share = f" ({left_nodes:.0%} of the graph's nodes, {left_macs:.0%} of its MACs)"
+        raise PredictorError(
+            f"{where}{self.kind} predictor cannot predict {len(p.missing)} part(s){share}: {shown}"
+        )
 
     def predict_many(self, targets: Iterable[Any]) -> np.ndarray:
         """Latencies (ms) of many targets; subclasses vectorise this."""

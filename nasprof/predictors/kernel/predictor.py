@@ -247,10 +247,7 @@ class KernelPredictor(Predictor):
         graphs = [t if not isinstance(t, (str, Path)) else self.kernels(self._onnx_path(t)) for t in targets]
         preds = self.explain_many_kernels(graphs)
         for t, p in zip(targets, preds, strict=True):
-            if p.missing:
-                where = f"{t}: " if isinstance(t, (str, Path)) else ""
-                raise PredictorError(f"{where}kernel predictor cannot predict {len(p.missing)} part(s): "
-                                     + ", ".join(p.missing[:5]) + (" ..." if len(p.missing) > 5 else ""))
+            self._check_complete(p, f"{t}: " if isinstance(t, (str, Path)) else "")
         return np.array([p.latency_ms for p in preds], dtype=np.float64)
 
     def explain_many_kernels(self, graphs: Sequence[Sequence[Kernel]]) -> list[Prediction]:
