@@ -48,6 +48,13 @@ def search_cmd(
             "nsga2, cmaes, qmc (pip install 'nasprof[optuna]').",
         ),
     ] = "evolution",
+    population: Annotated[
+        int | None, typer.Option("--population", help="With --strategy evolution: population size (100).")
+    ] = None,
+    tournament: Annotated[
+        int | None,
+        typer.Option("--tournament", help="With --strategy evolution: members per tournament (25)."),
+    ] = None,
     strategy_state: Annotated[
         Path | None,
         typer.Option(
@@ -80,11 +87,21 @@ def search_cmd(
         raise InputError(f"--export-best writes ONNX; give a path ending in .onnx, got {export_best}")
     if top < 1:
         raise InputError(f"--top must be at least 1, got {top}")
+    options: dict[str, int] = {}
+    for flag, key, value in (("--population", "population_size", population),
+                             ("--tournament", "sample_size", tournament)):
+        if value is not None:
+            if strategy != "evolution":
+                raise InputError(f"{flag} sets aging evolution; --strategy {strategy} has no population")
+            options[key] = value
+    if tournament is not None and population is None and tournament > 100:
+        raise InputError(f"--tournament {tournament} is larger than the default population of 100; "
+                         "raise --population too")
 
     with _StepBar("searching") as bar:
         result = search(
             space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
-            proxy=proxy, strategy=strategy, device=device, state=strategy_state,
+            proxy=proxy, strategy=strategy, device=device, state=strategy_state, strategy_options=options,
             on_progress=lambda done, total: bar(done, total, "candidates"),
         )
     if result.best is None:
@@ -131,7 +148,8 @@ def _render_search(result: Any, top: int) -> None:
     for i, c in enumerate(ranked, 1):
         console.print(f"{i:>3}  {c.arch}", highlight=False, soft_wrap=True)
     console.print(
-        f"evaluated {result.evaluated} in {result.seconds:.2f} s ({result.per_second:,.0f}/s), "
+        f"evaluated {result.evaluated} in {result.seconds:.2f} s ({result.per_second:,.0f}/s, "
+        f"{'integer genotypes' if result.path == 'genotypes' else 'architecture objects'}), "
         f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
         highlight=False,
     )

@@ -20,6 +20,7 @@ from nasprof.search.rewards import Reward
 
 if TYPE_CHECKING:
     from nasprof.space import Arch
+    from nasprof.space.genotype import ChainLayout, Codes
 
 __all__ = ["LatencyModel", "Scores", "Evaluator", "arch_macs"]
 
@@ -91,6 +92,11 @@ class Evaluator:
         reward: Reward,
         constraint: MemoryConstraint | None = None,
     ) -> None:
+        from nasprof.predictors.layerwise import Layerwise
+
+        self.latency_model = latency
+        # Checked once: a runtime Protocol check costs ~40 µs, as much as scoring a small batch of genotypes.
+        self._layerwise = isinstance(latency, Layerwise)
         if isinstance(latency, LatencyModel):
             self._latency: Callable[[Sequence[Arch]], ArrayLike] = latency.predict_many
         elif callable(latency):
@@ -119,3 +125,37 @@ class Evaluator:
             feasible = np.ones(n, dtype=bool)
         reward = self.reward(acc, lat, feasible)
         return Scores(lat, acc, np.asarray(reward, dtype=np.float64), macs, feasible, sram, flash, violation)
+
+    # -- integer genotypes ---------------------------------------------------------------------------------
+    @property
+    def scores_codes(self) -> bool:
+        """True when a batch of integer genotypes can be scored without building architectures: a layerwise
+        predictor (a lookup table), a proxy that reads only MACs, and no memory constraint."""
+        return (
+            self._layerwise
+            and not self.proxy.needs_archs
+            and self.constraint is None
+        )
+
+    def score_codes(self, codes: Codes, layout: ChainLayout) -> Scores:
+        """``Scores`` of a batch of integer genotypes (``nasprof.space.genotype``) — equal to scoring their
+        decoded architectures; needs ``scores_codes``."""
+        from nasprof.predictors.layerwise import fill_unpriced, layerwise_table
+
+        if not self.scores_codes:
+            raise InputError(
+                "integer genotypes are scored with a lookup-table predictor, a MACs-only proxy and no "
+                "memory constraint; score architectures instead"
+            )
+        model: Any = self.latency_model
+        table = layerwise_table(model, layout, {"macs": _layer_macs})
+        values = fill_unpriced(model, codes, layout, table(codes))
+        lat, macs = values[0], values[1].astype(np.int64)
+        acc = np.asarray(self.proxy.score_many((), macs), dtype=np.float64)
+        feasible = np.ones(lat.size, dtype=bool)
+        reward = np.asarray(self.reward(acc, lat), dtype=np.float64)
+        return Scores(lat, acc, reward, macs, feasible)
+
+
+def _layer_macs(layer: Any) -> float:
+    return float(layer.macs)

@@ -47,6 +47,9 @@ class AccuracyProxy(abc.ABC):
     name: ClassVar[str] = ""
     #: Largest batch worth scoring at once: a slow proxy asks for small batches so progress shows.
     max_batch: ClassVar[int] = 1 << 16
+    #: False when ``score_many`` reads only ``macs``: the search may then score integer genotypes without
+    #: building their architectures (``archs`` is then an empty sequence).
+    needs_archs: ClassVar[bool] = True
 
     @abc.abstractmethod
     def score_many(self, archs: Sequence[Arch], macs: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -62,6 +65,7 @@ class MacsProxy(AccuracyProxy):
     """log10(MACs): more computation ranks higher (TinyNAS heuristic). Costs nothing beyond the MAC count."""
 
     name: ClassVar[str] = "macs"
+    needs_archs: ClassVar[bool] = False
 
     def score_many(self, archs: Sequence[Arch], macs: NDArray[np.int64]) -> NDArray[np.float64]:
         m = np.asarray(macs, dtype=np.float64)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -20,13 +20,20 @@ from nasprof.search.pareto import pareto_front
 from nasprof.search.rewards import Reward
 from nasprof.search.strategies.base import Strategy
 
-__all__ = ["Candidate", "SearchResult", "run_search", "SEARCH_SCHEMA_VERSION"]
+if TYPE_CHECKING:
+    from nasprof.space.genotype import ChainLayout, Codes
 
-#: History: 1 — first version (evaluated, per_second, reward, pareto, best, top, seed, ...).
-SEARCH_SCHEMA_VERSION = 1
+__all__ = ["Candidate", "DecodedArchs", "SearchResult", "run_search", "SEARCH_SCHEMA_VERSION"]
+
+#: History: 1 — first version (evaluated, per_second, reward, pareto, best, top, seed, ...);
+#: 2 — ``path``: ``genotypes`` (scored as integer genotypes) or ``architectures``.
+SEARCH_SCHEMA_VERSION = 2
 
 #: Candidates per ``ask``: big enough that numpy and ``predict_many`` amortise their per-call cost.
 DEFAULT_BATCH = 256
+#: Candidates per ``ask_codes`` at least, on the integer-genotype path: a batch there costs ~100 µs of
+#: Python whatever its size. A strategy still caps its own batch (evolution: ``max_batch``).
+CODES_BATCH = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,44 @@ class Candidate:
         return d
 
 
+class DecodedArchs(Sequence[str]):
+    """Architecture strings of a batch of integer genotypes, decoded when read (and remembered)."""
+
+    def __init__(self, layout: ChainLayout, codes: Codes) -> None:
+        self.layout = layout
+        self.codes = codes
+        self._strings: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = range(len(self))[i]  # IndexError and negative indices as for a tuple
+        s = self._strings.get(j)
+        if s is None:
+            arch = self.layout.genotypes.decode(self.codes[j], self.layout.resolution, self.layout.width)[0]
+            s = self._strings[j] = arch.to_string()
+        return s
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[j] for j in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecodedArchs) and other.layout is self.layout:
+            return bool(np.array_equal(self.codes, other.codes))
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     """Everything a search evaluated, in order, plus its Pareto front and best candidate.
@@ -72,7 +117,9 @@ class SearchResult:
     seed: int
     budget: int
     reward: Reward
-    archs: tuple[str, ...]
+    #: Architecture strings in evaluation order (a ``DecodedArchs`` on the integer-genotype path: built on
+    #: demand, since a million-candidate search shows a handful).
+    archs: Sequence[str]
     scores: Scores
     seconds: float
     constraint: dict[str, Any] | None = None
@@ -80,6 +127,11 @@ class SearchResult:
     @property
     def evaluated(self) -> int:
         return len(self.archs)
+
+    @property
+    def path(self) -> str:
+        """``genotypes`` when the search scored integer genotypes, ``architectures`` when it built objects."""
+        return "genotypes" if isinstance(self.archs, DecodedArchs) else "architectures"
 
     @property
     def per_second(self) -> float:
@@ -148,6 +200,7 @@ class SearchResult:
             "feasible": self.feasible_count,
             "seconds": self.seconds,
             "per_second": self.per_second,
+            "path": self.path,
             "reward": self.reward.to_dict(),
             "constraint": self.constraint,
             "best": None if best is None else best.to_dict(),
@@ -170,9 +223,73 @@ def run_search(
         raise InputError(f"--budget must be a positive number of candidates, got {budget!r}")
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    archs: list[str] = []
+    layout = _codes_layout(strategy, evaluator)
+    archs: Sequence[str]
     parts: list[Scores] = []
     start = time.perf_counter()
+    if layout is not None:
+        archs = _run_codes(strategy, evaluator, layout, budget, max(batch_size, CODES_BATCH), parts,
+                           on_progress)
+    else:
+        archs = _run_archs(strategy, evaluator, budget, batch_size, parts, on_progress)
+    seconds = time.perf_counter() - start
+    constraint = evaluator.constraint.to_dict() if evaluator.constraint is not None else None
+    return SearchResult(
+        space=space_name or str(getattr(strategy.space, "name", "?")),
+        strategy=strategy.name,
+        proxy=evaluator.proxy.name,
+        seed=strategy.seed,
+        budget=int(budget),
+        reward=evaluator.reward,
+        archs=archs,
+        scores=Scores.concat(parts),
+        seconds=seconds,
+        constraint=constraint,
+    )
+
+
+def _codes_layout(strategy: Strategy, evaluator: Evaluator) -> ChainLayout | None:
+    """The space's ``ChainLayout`` when this search can run on integer genotypes, else None."""
+    if not (strategy.supports_codes and evaluator.scores_codes) or strategy.genotypes is None:
+        return None
+    layout: ChainLayout = strategy.space.chain_layout(strategy.resolution)
+    return layout
+
+
+def _run_codes(
+    strategy: Strategy,
+    evaluator: Evaluator,
+    layout: ChainLayout,
+    budget: int,
+    batch_size: int,
+    parts: list[Scores],
+    on_progress: Callable[[int, int], None] | None,
+) -> DecodedArchs:
+    chunks: list[Codes] = []
+    done = 0
+    while done < budget:
+        codes = strategy.ask_codes(min(batch_size, budget - done))[: budget - done]
+        if not len(codes):
+            raise InputError(f"strategy {strategy.name!r} proposed no candidates")
+        scores = evaluator.score_codes(codes, layout)
+        strategy.tell_codes(codes, scores)
+        chunks.append(codes)
+        parts.append(scores)
+        done += len(codes)
+        if on_progress is not None:
+            on_progress(done, budget)
+    return DecodedArchs(layout, np.concatenate(chunks))
+
+
+def _run_archs(
+    strategy: Strategy,
+    evaluator: Evaluator,
+    budget: int,
+    batch_size: int,
+    parts: list[Scores],
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[str, ...]:
+    archs: list[str] = []
     while len(archs) < budget:
         batch = strategy.ask(min(batch_size, budget - len(archs)))
         if not batch:
@@ -184,17 +301,4 @@ def run_search(
         parts.append(scores)
         if on_progress is not None:
             on_progress(len(archs), budget)
-    seconds = time.perf_counter() - start
-    constraint = evaluator.constraint.to_dict() if evaluator.constraint is not None else None
-    return SearchResult(
-        space=space_name or str(getattr(strategy.space, "name", "?")),
-        strategy=strategy.name,
-        proxy=evaluator.proxy.name,
-        seed=strategy.seed,
-        budget=int(budget),
-        reward=evaluator.reward,
-        archs=tuple(archs),
-        scores=Scores.concat(parts),
-        seconds=seconds,
-        constraint=constraint,
-    )
+    return tuple(archs)

@@ -76,7 +76,8 @@ def test_search_prints_writes_and_is_reproducible(predictors: dict[str, Path], t
         assert doc.pop("seconds") > 0 and doc.pop("per_second") > 0
     assert a == b  # same seed, same result
 
-    assert a["schema_version"] == 1 and a["evaluated"] == 400 and a["seed"] == 3
+    assert a["schema_version"] == 2 and a["evaluated"] == 400 and a["seed"] == 3
+    assert a["path"] == "genotypes"  # a lookup table and the macs proxy: scored as integer genotypes
     assert a["reward"] == {"name": "soft", "alpha": -0.07, "beta": -0.07, "target_ms": 4.0}
     assert a["pareto"] and set(a["pareto"][0]) >= {"arch", "latency_ms", "accuracy", "reward", "macs"}
     lat = [p["latency_ms"] for p in a["pareto"]]
@@ -253,3 +254,19 @@ def test_learning_strategies_from_the_cli(predictors: dict[str, Path], tmp_path:
     assert not (tmp_path / "e.json").exists()
     unknown = search(predictors, strategy="bayes")
     assert unknown.exit_code == 2 and "use one of evolution, random, rl, tpe" in unknown.output
+
+
+def test_evolution_population_and_tournament_flags(predictors: dict[str, Path], tmp_path: Path) -> None:
+    r = search(predictors, space="mnasnet", budget=600, population=40, tournament=5, json=tmp_path / "e.json")
+    assert r.exit_code == 0, r.output
+    assert "integer genotypes" in r.stdout
+    assert json.loads((tmp_path / "e.json").read_text())["path"] == "genotypes"
+    for opts, message in (
+        ({"strategy": "random", "population": 40}, "--population sets aging evolution"),
+        ({"population": 1}, "population size must be at least 2"),
+        ({"population": 10, "tournament": 11}, "tournament size must be in"),
+        ({"tournament": 101}, "raise --population too"),
+        ({"population": 10**8}, "population size must be at most"),
+    ):
+        r = search(predictors, space="mnasnet", **opts)
+        assert r.exit_code == 2 and message in r.output, (opts, r.output)

@@ -357,6 +357,29 @@ class LutPredictor(Predictor):
             out[i, : len(r)] = r
         return out
 
+    # -- integer genotypes (nasprof.predictors.layerwise) -------------------------------------------------
+    @property
+    def network_constant_ms(self) -> float:
+        """What every network pays once: the per-call overhead and the calibrated per-network constant."""
+        return self._base_ms
+
+    def layer_latency(self, layer: Any) -> float:
+        """What ``layer`` adds to a network (ms); NaN when the table lacks its key."""
+        i = self._index.get(layer.key)
+        return math.nan if i is None else float(self._lat[i])
+
+    def predict_codes(self, codes: Any, *, width: float = 1.0) -> np.ndarray:
+        """Latencies (ms) of a batch of integer genotypes of the predictor's space
+        (``nasprof.space.genotype``) at its resolution: one gather per block, no ``Arch`` objects
+        (except for keys the table lacks)."""
+        from nasprof.predictors.layerwise import predict_codes
+        from nasprof.space import get_space
+
+        if not self.space:
+            raise PredictorError("this predictor records no search space; predict architectures instead")
+        layout = get_space(self.space).chain_layout(self.resolution, width)
+        return predict_codes(self, codes, layout)
+
     # -- prediction -------------------------------------------------------------------------------------
     def predict(self, target: Any) -> float:
         if self.fallback is not None:

@@ -13,6 +13,7 @@ from nasprof.errors import InputError
 if TYPE_CHECKING:
     from nasprof.search.evaluate import Scores
     from nasprof.space import Arch
+    from nasprof.space.genotype import Codes, Genotypes
 
 __all__ = ["Strategy"]
 
@@ -27,6 +28,10 @@ class Strategy(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: True when the strategy also proposes integer genotypes (``ask_codes``/``tell_codes``, see
+    #: ``nasprof.space.genotype``) for a space that has them; ``ask`` then decodes the same proposals, so
+    #: both paths give the same candidates for the same seed and scores.
+    supports_codes: ClassVar[bool] = False
 
     def __init__(self, space: Any, *, seed: int = 0, resolution: int | None = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -44,6 +49,30 @@ class Strategy(abc.ABC):
 
     def tell(self, archs: Sequence[Arch], scores: Scores) -> None:  # noqa: B027 - optional hook
         """Receive the scores of the last ``ask``. Stateless strategies ignore them."""
+
+    def ask_codes(self, n: int) -> Codes:
+        """Up to ``n`` (at least 1) new candidates as integer genotypes (``supports_codes`` strategies)."""
+        raise InputError(f"strategy {self.name!r} does not propose integer genotypes")
+
+    def tell_codes(self, codes: Codes, scores: Scores) -> None:  # noqa: B027 - optional hook
+        """Receive the scores of the last ``ask_codes``."""
+
+    @property
+    def genotypes(self) -> Genotypes | None:
+        """The space's integer genotypes, or None for a space without named decisions."""
+        if "_genotypes" not in self.__dict__:
+            from nasprof.errors import SpaceError
+
+            factory = getattr(self.space, "genotypes", None)
+            try:
+                self._genotypes = factory() if factory is not None else None
+            except SpaceError:
+                self._genotypes = None
+        return self._genotypes
+
+    def _decode(self, codes: Codes) -> list[Arch]:
+        assert self.genotypes is not None
+        return self.genotypes.decode(codes, self.resolution)
 
     def _sample(self, n: int) -> list[Arch]:
         """``n`` random architectures; the space's sampler gets a seed drawn from our generator."""

@@ -11,11 +11,15 @@ search (a lucky early winner cannot dominate forever).
 Batching: ``ask(n)`` returns at most ``max_batch`` children bred from the same population, so a batch of
 children is scored with one ``predict_many`` call. This is the synchronous counterpart of the paper's
 parallel workers; ``max_batch`` defaults to a quarter of the population so children still see a recent one.
+
+For a space with named decisions the population is an integer-genotype array (``nasprof.space.genotype``)
+and a batch is bred with a few array operations: the search loop then scores children without building
+architectures (``ask_codes``/``tell_codes``), and ``ask``/``tell`` decode the same children. Other spaces
+(anything with ``sample``/``mutate``/``crossover``) keep a population of architecture objects.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,14 +31,19 @@ from nasprof.search.strategies.base import Strategy
 if TYPE_CHECKING:
     from nasprof.search.evaluate import Scores
     from nasprof.space import Arch
+    from nasprof.space.genotype import Codes
 
 __all__ = ["RegularizedEvolution"]
+
+#: Largest population: it is held as arrays, and a tournament ranks it on every ask.
+MAX_POPULATION = 1_000_000
 
 
 class RegularizedEvolution(Strategy):
     """Aging evolution. Until the population is full, ``ask`` returns random architectures."""
 
     name: ClassVar[str] = "evolution"
+    supports_codes: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -50,6 +59,8 @@ class RegularizedEvolution(Strategy):
         super().__init__(space, seed=seed, resolution=resolution)
         if population_size < 2:
             raise InputError(f"population size must be at least 2, got {population_size}")
+        if population_size > MAX_POPULATION:
+            raise InputError(f"population size must be at most {MAX_POPULATION:,}, got {population_size:,}")
         if not 1 <= sample_size <= population_size:
             raise InputError(
                 f"tournament size must be in [1, population size {population_size}], got {sample_size}"
@@ -62,45 +73,123 @@ class RegularizedEvolution(Strategy):
         self.max_batch = max_batch if max_batch is not None else max(1, population_size // 4)
         if self.max_batch < 1:
             raise InputError(f"max batch must be at least 1, got {self.max_batch}")
-        self._archs: deque[Arch] = deque(maxlen=population_size)
-        self._fitness: deque[float] = deque(maxlen=population_size)
+        # A ring buffer: slot ``_next`` holds the oldest member once the population is full.
+        self._fitness = np.zeros(population_size, dtype=np.float64)
+        self._size = self._next = 0
+        gt = self.genotypes
+        self._codes = None if gt is None else np.zeros((population_size, gt.num_blocks), dtype=np.int32)
+        self._members: list[Any] = [None] * population_size  # architecture objects (spaces without codes)
+        self._pending: Codes | None = None
+        self._rank_cdf: dict[int, np.ndarray] = {}
 
     @property
     def population(self) -> list[tuple[Arch, float]]:
         """The current population, oldest first, with each member's fitness (``Scores.fitness``)."""
-        return list(zip(self._archs, self._fitness, strict=True))
+        order = [(self._next + j) % self.population_size for j in range(self._size)]
+        if self._codes is not None:
+            members = self._decode(self._codes[order]) if order else []
+        else:
+            members = [self._members[i] for i in order]
+        return list(zip(members, self._fitness[order].tolist(), strict=True))
 
+    # -- integer genotypes ---------------------------------------------------------------------------------
+    def ask_codes(self, n: int) -> Codes:
+        gt = self.genotypes
+        if gt is None or self._codes is None:
+            return super().ask_codes(n)
+        missing = self.population_size - self._size
+        if missing > 0:
+            return gt.sample(max(1, min(n, missing)), self.rng)
+        k = max(1, min(n, self.max_batch))
+        first = self._tournaments(k)
+        second = self._tournaments(k)
+        cross = self.rng.random(k) < self.crossover_prob
+        parents = self._codes[first]
+        if cross.any():
+            parents[cross] = gt.crossover(parents[cross], self._codes[second[cross]], self.rng)
+        return gt.mutate(parents, self.rng)
+
+    def tell_codes(self, codes: Codes, scores: Scores) -> None:
+        if len(codes) != len(scores):
+            raise InputError(f"told {len(scores)} scores for {len(codes)} genotypes")
+        assert self._codes is not None
+        self._push(np.asarray(codes, dtype=np.int32), scores.fitness)
+
+    def _push(self, items: Any, fitness: np.ndarray) -> None:
+        """Add members, each replacing the oldest once the population is full (the "aging")."""
+        m, p = len(fitness), self.population_size
+        if m > p:  # only the last p survive
+            items, fitness, m = items[m - p :], fitness[m - p :], p
+        fill = min(m, p - self._size)  # free slots first; the ring's oldest slot stays 0 until full
+        ring = (self._next + np.arange(m - fill)) % p
+        slots = np.concatenate([np.arange(self._size, self._size + fill), ring])
+        self._size += fill
+        self._next = int((self._next + m - fill) % p)
+        self._fitness[slots] = fitness
+        if self._codes is not None:
+            self._codes[slots] = items
+        else:
+            for slot, item in zip(slots.tolist(), items, strict=True):
+                self._members[slot] = item
+
+    # -- architecture objects ------------------------------------------------------------------------------
     def ask(self, n: int) -> list[Arch]:
-        missing = self.population_size - len(self._archs)
+        if self._codes is not None:
+            self._pending = self.ask_codes(n)
+            return self._decode(self._pending)
+        missing = self.population_size - self._size
         if missing > 0:
             return self._sample(max(1, min(n, missing)))
         k = max(1, min(n, self.max_batch))
-        fitness = np.fromiter(self._fitness, dtype=np.float64, count=len(self._fitness))
-        first = self._tournaments(fitness, k)
-        second = self._tournaments(fitness, k)
+        first = self._tournaments(k)
+        second = self._tournaments(k)
         cross = self.rng.random(k) < self.crossover_prob
         children = []
         for a, b, c in zip(first.tolist(), second.tolist(), cross.tolist(), strict=True):
-            parent = self._archs[a]
+            parent = self._members[a]
             if c:
-                parent = self.space.crossover(parent, self._archs[b], self.rng)
+                parent = self.space.crossover(parent, self._members[b], self.rng)
             children.append(self.space.mutate(parent, self.rng))
         return children
 
     def tell(self, archs: Sequence[Arch], scores: Scores) -> None:
         if len(archs) != len(scores):
             raise InputError(f"told {len(scores)} scores for {len(archs)} architectures")
-        self._archs.extend(archs)  # deque(maxlen) drops the oldest: the "aging" in aging evolution
-        self._fitness.extend(scores.fitness.tolist())
+        if self._codes is None:
+            self._push(list(archs), scores.fitness)
+            return
+        pending, self._pending = self._pending, None
+        if pending is None or len(pending) != len(archs):
+            # Architectures that this strategy did not just propose: take them as they are.
+            assert self.genotypes is not None
+            pending = self.genotypes.encode(archs)
+        self.tell_codes(pending, scores)
 
-    def _tournaments(self, fitness: np.ndarray, k: int) -> np.ndarray:
+    def _tournaments(self, k: int) -> np.ndarray:
         """Population indices of the winners of ``k`` independent tournaments.
 
-        Each tournament draws ``sample_size`` distinct members (the smallest of one uniform key per member,
-        i.e. a uniform sample without replacement) and keeps the best; all ``k`` at once in numpy, since
-        ``Generator.choice(replace=False)`` per child would cost more than scoring the child.
+        A tournament draws ``sample_size`` distinct members uniformly and keeps the best. Its winner is the
+        member of fitness rank r (0 = best) exactly when the other ``sample_size - 1`` picks all rank below
+        it: P(r) = C(P-1-r, S-1) / C(P, S). So each winner's rank is drawn from that distribution (one
+        uniform number per tournament) instead of drawing ``sample_size`` members per tournament; ties in
+        fitness go to the member that entered the population first.
         """
-        keys = self.rng.random((k, fitness.size))
-        picks = np.argpartition(keys, self.sample_size - 1, axis=1)[:, : self.sample_size]
-        # argmax keeps the first pick among equals; infeasible members (fitness < 0) lose to feasible ones.
-        return picks[np.arange(k), np.argmax(fitness[picks], axis=1)]
+        size = self._size
+        cdf = self._rank_cdf.get(size)
+        if cdf is None:
+            cdf = self._rank_cdf[size] = _winner_rank_cdf(size, self.sample_size)
+        ranked = np.argsort(-self._fitness[:size], kind="stable")
+        ranks = np.searchsorted(cdf, self.rng.random(k), side="right")
+        return ranked[np.minimum(ranks, size - 1)]
+
+
+def _winner_rank_cdf(population: int, sample: int) -> np.ndarray:
+    """Cumulative P(winner has rank <= r) for a tournament of ``sample`` distinct picks of ``population``."""
+    # C(P-1-r, S-1) / C(P, S) for r = 0..P-S, as a running product (no big binomials): the ratio of
+    # consecutive terms is (P-S-r) / (P-1-r).
+    r = np.arange(population - sample + 1, dtype=np.float64)
+    first = sample / population
+    ratios = np.ones_like(r)
+    ratios[1:] = (population - sample - r[:-1]) / (population - 1 - r[:-1])
+    pmf = first * np.cumprod(ratios)
+    return np.cumsum(pmf)

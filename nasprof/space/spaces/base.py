@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from nasprof.space.arch import Arch
 from nasprof.space.blocks.base import BlockSpec
 from nasprof.space.layer import Layer, shared_layer
 from nasprof.space.network import Network
+
+if TYPE_CHECKING:
+    from nasprof.space.genotype import ChainLayout, Genotypes
 
 __all__ = ["Space", "as_rng", "chain_layers", "dedupe_layers"]
 
@@ -200,6 +203,27 @@ class Space(abc.ABC):
             return values[values.index(v)]  # the space's own value (6, not 6.0)
 
         return self.build(ask, resolution, width)
+
+    # -- integer genotypes (nasprof.space.genotype) --------------------------------------------------------
+    def genotypes(self) -> Genotypes:
+        """The space's integer-genotype view (sampling, mutation, decode) — built once per space."""
+        gt = self.__dict__.get("_genotypes")
+        if gt is None:
+            from nasprof.space.genotype import Genotypes
+
+            gt = self.__dict__["_genotypes"] = Genotypes(self)
+        return gt
+
+    def chain_layout(self, resolution: int | None = None, width: float = 1.0) -> ChainLayout:
+        """Every block's layers per (entering shape, code) at one resolution and width — built once each."""
+        res = self.checked_resolution(resolution, width)
+        layouts: dict[tuple[int, float], ChainLayout] = self.__dict__.setdefault("_layouts", {})
+        layout = layouts.get((res, float(width)))
+        if layout is None:
+            from nasprof.space.genotype import ChainLayout
+
+            layout = layouts[(res, float(width))] = ChainLayout(self.genotypes(), res, width)
+        return layout
 
     # -- shared behaviour ---------------------------------------------------------------------------------
     def sample(
