@@ -23,6 +23,16 @@ PUBLISHED = {
     "resnet50": (4.1e9, 25.6e6),
     "efficientnet_b0": (0.39e9, 5.3e6),
     "shufflenet_v1": (140e6, 1.9e6),
+    "mobilenet_v1": (569e6, 4.2e6),
+    "shufflenet_v2": (146e6, 2.3e6),
+    "resnext50_32x4d": (4.2e9, 25.0e6),
+    # v1.5 like our ResNet-50 (timm's seresnet50: 4.1 G, 28.1 M); the paper's 3.87 G is v1 (stride on 1x1).
+    "se_resnet50": (4.1e9, 28.1e6),
+    # pycls's model zoo (flops there are multiply-adds).
+    "regnetx_200mf": (0.2e9, 2.7e6),
+    "regnetx_400mf": (0.4e9, 5.2e6),
+    "regnety_400mf": (0.4e9, 4.3e6),
+    "regnety_600mf": (0.6e9, 6.1e6),
 }
 # Our convention counts the BN-folded graph (one bias per conv channel instead of BN's gamma and beta) and
 # rounds nothing; the papers round to 2-3 digits. 3% covers both (the largest gap: MobileNetV2's params,
@@ -34,6 +44,9 @@ EXACT = {
     "mobilenet_v2": (300_774_272, 3_487_816),
     "squeezenet1_0": (818_924_576, 1_248_424),
     "repvgg_a0": (1_361_451_008, 8_309_384),
+    "mobilenet_v1": (568_740_352, 4_221_032),
+    "shufflenet_v2": (144_907_992, 2_270_514),
+    "regnety_400mf": (401_842_848, 4_330_568),
 }
 
 
@@ -50,6 +63,14 @@ def test_presets_are_listed() -> None:
             "squeezenet1_0",
             "efficientnet_b0",
             "repvgg_a0",
+            "mobilenet_v1",
+            "shufflenet_v2",
+            "resnext50_32x4d",
+            "se_resnet50",
+            "regnetx_200mf",
+            "regnetx_400mf",
+            "regnety_400mf",
+            "regnety_600mf",
         ]
     )
 
@@ -82,7 +103,7 @@ def test_preset_export_runs_like_torch_and_counts_agree(name: str, tmp_path: Pat
     # Small resolutions keep the suite fast; SqueezeNet's unpadded stem and ceil pools need a bit more.
     resolution = 96 if name == "squeezenet1_0" else 64
     # Half width for the three largest (8-26 M params): same structure, a quarter of the weights to fill.
-    width = 0.5 if name in ("resnet18", "resnet50", "repvgg_a0") else 1.0
+    width = 0.5 if name in ("resnet18", "resnet50", "repvgg_a0", "resnext50_32x4d", "se_resnet50") else 1.0
     net = get_preset(name, resolution=resolution, width=width)
     path = export_arch(name, tmp_path / f"{name}.onnx", resolution=resolution, width=width, seed=0)
 
@@ -168,3 +189,26 @@ def test_graph_counter_on_a_foreign_model_with_symbolic_batch(tmp_path: Path) ->
         "head.0": (8 * 10, 10 * 8 + 10),
         "head.1": (10 * 5, 10 * 5),
     }
+
+
+def test_regnet_quantisation_matches_pycls_and_refuses_bad_parameters() -> None:
+    from nasprof.space.presets.regnet import PARAMS, RegNetParams, regnet_stages
+
+    # pycls's stage widths and depths for its model-zoo configurations.
+    assert regnet_stages(PARAMS["regnetx_200mf"]) == [(24, 1, 8), (56, 1, 8), (152, 4, 8), (368, 7, 8)]
+    assert regnet_stages(PARAMS["regnety_600mf"]) == [(48, 1, 16), (112, 3, 16), (256, 7, 16), (608, 4, 16)]
+    for kwargs, message in (
+        ({"depth": 0}, "depth must be"),
+        ({"w0": 20}, "multiple of 8"),
+        ({"wm": 1.0}, "wm"),
+        ({"group_width": 0}, "group width"),
+    ):
+        args = {"depth": 13, "w0": 24, "wa": 36.44, "wm": 2.49, "group_width": 8, **kwargs}
+        with pytest.raises(SpaceError, match=message):
+            RegNetParams(**args)  # type: ignore[arg-type]
+
+
+def test_shufflenet_v2_published_multipliers() -> None:
+    # Table 5 of the paper: 41 M, 146 M, 299 M, 591 M FLOPs (multiply-adds) at 0.5x, 1x, 1.5x, 2x.
+    for width, mflops in ((0.5, 41), (1.0, 146), (1.5, 299), (2.0, 591)):
+        assert abs(get_preset("shufflenet_v2", width=width).macs / 1e6 - mflops) / mflops < TOLERANCE

@@ -3,7 +3,10 @@ match, else ``proj`` (strided 1x1 conv + BN).
 
 ``resnet_basic``: 3x3 + BN + ReLU, 3x3 + BN, add, ReLU.
 ``resnet_bottleneck``: 1x1 to ``mid`` (default ``cout // 4``) + BN + ReLU, 3x3 (stride, ``groups``) + BN +
-ReLU, 1x1 to ``cout`` + BN, add, ReLU.
+ReLU, 1x1 to ``cout`` + BN, add, ReLU. With ``se`` > 0 it carries squeeze-excite, where the two families
+that use it put it: after the 3x3 on the ``mid`` channels, squeezing to ``int(cin * se)`` (RegNetY, as pycls
+builds it: ``se=0.25``), or, with variant ``"se_out"``, after the last 1x1 on the ``cout`` channels before
+the addition, squeezing to ``int(cout * se)`` (SE-ResNet, Hu et al.: ``se=1/16``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from nasprof.space.blocks._common import check_skip, skip_macs, skip_params
 from nasprof.space.blocks.base import (
     BlockFamily,
     BlockSpec,
+    _fmt,
     check_divisible,
     conv_macs,
     conv_out,
@@ -73,8 +77,18 @@ def bottleneck_mid(spec: BlockSpec) -> int:
     return spec.mid or spec.cout // 4
 
 
+def bottleneck_se(spec: BlockSpec) -> tuple[int, int]:
+    """(channels excited, squeeze width) of a bottleneck's squeeze-excite; (0, 0) without one."""
+    if not spec.se:
+        return 0, 0
+    if spec.variant == "se_out":
+        return spec.cout, max(1, int(spec.cout * spec.se))
+    return bottleneck_mid(spec), max(1, int(spec.cin * spec.se))
+
+
 @register_block("resnet_bottleneck")
 class ResNetBottleneck(BlockFamily):
+    variants = ("", "se_out")
     key_fields = (
         ("mid", "mid"),
         ("kernel", "kernel"),
@@ -89,6 +103,13 @@ class ResNetBottleneck(BlockFamily):
     def check(self, spec: BlockSpec) -> None:
         _check_residual(spec)
         check_divisible(spec, "mid", bottleneck_mid(spec), spec.groups)
+        if spec.variant == "se_out" and not spec.se:
+            raise SpaceError(f"{spec.op}: variant 'se_out' places squeeze-excite; set se (e.g. 0.0625)")
+
+    def key(self, spec: BlockSpec, input_shape: tuple[int, int, int]) -> str:
+        # ``se`` joins the key only when set, so keys of plain bottlenecks (stored tables) do not change.
+        key = super().key(spec, input_shape)
+        return f"{key}-se:{_fmt(spec.se)}" if spec.se else key
 
     def output_hw(self, spec: BlockSpec, h: int, w: int) -> tuple[int, int]:
         return conv_out(h, spec.kernel, spec.stride), conv_out(w, spec.kernel, spec.stride)
@@ -101,6 +122,7 @@ class ResNetBottleneck(BlockFamily):
             + conv_macs(mid, mid, spec.kernel, ho, wo, spec.groups)
             + conv_macs(mid, spec.cout, 1, ho, wo)
             + skip_macs(spec, ho, wo)
+            + _se_macs(spec)
         )
 
     def params(self, spec: BlockSpec) -> int:
@@ -110,6 +132,7 @@ class ResNetBottleneck(BlockFamily):
             + conv_params(mid, mid, spec.kernel, spec.groups)
             + conv_params(mid, spec.cout, 1)
             + skip_params(spec)
+            + _se_params(spec)
         )
 
     def build(self, spec: BlockSpec) -> torch.nn.Module:
@@ -121,4 +144,17 @@ class ResNetBottleneck(BlockFamily):
         return [
             (BlockSpec(self.name, 32, 32, kernel=3, skip="id"), (32, 8, 8)),
             (BlockSpec(self.name, 16, 64, kernel=3, stride=2, skip="proj"), (16, 9, 9)),
+            (BlockSpec(self.name, 16, 32, kernel=3, stride=2, groups=4, mid=32, se=0.25, skip="proj"),
+             (16, 9, 9)),
+            (BlockSpec(self.name, 64, 64, kernel=3, se=0.0625, variant="se_out", skip="id"), (64, 6, 6)),
         ]
+
+
+def _se_macs(spec: BlockSpec) -> int:
+    channels, squeeze = bottleneck_se(spec)
+    return 2 * channels * squeeze  # two 1x1 convs on the pooled 1x1 map
+
+
+def _se_params(spec: BlockSpec) -> int:
+    channels, squeeze = bottleneck_se(spec)
+    return conv_params(channels, squeeze, 1) + conv_params(squeeze, channels, 1) if channels else 0

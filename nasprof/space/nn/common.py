@@ -69,9 +69,9 @@ class ConvBN(nn.Module):
 class SqueezeExcite(nn.Module):
     """Global pool -> 1x1 reduce + act -> 1x1 expand -> gate, multiplied onto the input."""
 
-    def __init__(self, spec: BlockSpec, channels: int) -> None:
+    def __init__(self, spec: BlockSpec, channels: int, squeeze: int | None = None) -> None:
         super().__init__()
-        sq = se_channels(spec, channels)
+        sq = se_channels(spec, channels) if squeeze is None else squeeze
         self.reduce = nn.Conv2d(channels, sq, 1)
         self.act = make_act("swish" if spec.act == "swish" else "relu")
         self.expand = nn.Conv2d(sq, channels, 1)

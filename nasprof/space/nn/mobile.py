@@ -89,3 +89,32 @@ class ShuffleBlock(nn.Module):
         if self.stride == 2:
             return self.act(torch.cat([self.pool(x), y], 1))
         return self.act(x + y)
+
+
+class ShuffleV2Block(nn.Module):
+    """ShuffleNet V2's unit (see ``nasprof.space.blocks.shuffle_v2``)."""
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        half, k = spec.cout // 2, spec.kernel
+        self.stride, self.split_at = spec.stride, half
+        right_in = spec.cin if spec.stride == 2 else half
+        self.right = nn.Sequential(
+            ConvBN(right_in, half, 1, act="relu"),
+            ConvBN(half, half, k, spec.stride, half),
+            ConvBN(half, half, 1, act="relu"),
+        )
+        self.left: nn.Module = nn.Identity()
+        if spec.stride == 2:
+            self.left = nn.Sequential(
+                ConvBN(spec.cin, spec.cin, k, spec.stride, spec.cin), ConvBN(spec.cin, half, 1, act="relu")
+            )
+        self.shuffle = ChannelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            # Constant slices, not chunk(): chunk exports a Split whose sizes shape inference cannot read.
+            out = torch.cat([x[:, : self.split_at], self.right(x[:, self.split_at :])], 1)
+        else:
+            out = torch.cat([self.left(x), self.right(x)], 1)
+        return self.shuffle(out)

@@ -7,8 +7,8 @@ from torch import nn
 
 from nasprof.space.blocks.base import BlockSpec
 from nasprof.space.blocks.repvgg import has_identity
-from nasprof.space.blocks.resnet import bottleneck_mid
-from nasprof.space.nn.common import ConvBN, Residual, bn_affine, make_act
+from nasprof.space.blocks.resnet import bottleneck_mid, bottleneck_se
+from nasprof.space.nn.common import ConvBN, Residual, SqueezeExcite, bn_affine, make_act
 
 
 class BasicBlock(Residual):
@@ -30,9 +30,16 @@ class Bottleneck(Residual):
         self.conv2 = ConvBN(mid, mid, spec.kernel, spec.stride, spec.groups, act="relu")
         self.conv3 = ConvBN(mid, spec.cout, 1)
         self.act = make_act("relu")
+        channels, squeeze = bottleneck_se(spec)
+        self.se_out = spec.variant == "se_out"
+        self.se: nn.Module = SqueezeExcite(spec, channels, squeeze) if channels else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.add_skip(x, self.conv3(self.conv2(self.conv1(x)))))
+        if self.se_out:
+            y = self.se(self.conv3(self.conv2(self.conv1(x))))
+        else:
+            y = self.conv3(self.se(self.conv2(self.conv1(x))))
+        return self.act(self.add_skip(x, y))
 
 
 class RepVGGBlock(nn.Module):

@@ -34,6 +34,7 @@ def _load() -> None:
         efficientnet,
         mnasnet,
         mobilenet,
+        regnet,
         repvgg,
         resnet,
         shufflenet,

@@ -1,4 +1,6 @@
-"""MobileNetV2 (Sandler et al., 2018) and MobileNetV3 Large/Small (Howard et al., 2019), as torchvision
+"""MobileNetV1 (Howard et al., 2017: 3x3 conv then 13 depthwise separable layers, ReLU, the last one at
+stride 1 — the paper's table says s2 for it, a known typo: the map is already 7x7), MobileNetV2 (Sandler et
+al., 2018) and MobileNetV3 Large/Small (Howard et al., 2019), as torchvision
 builds them: channels ``make_divisible(c * width, 8)``; MobileNetV2's last channel is
 ``make_divisible(1280 * max(1, width), 8)`` unless ``last_channel`` overrides it (MCUNet's MobileNetV2-0.35
 at 144 uses 448); MobileNetV3 scales every width, its SE squeezes to ``make_divisible(mid / 4, 8)`` with a
@@ -10,6 +12,26 @@ from nasprof.space.blocks.base import BlockSpec, make_divisible
 from nasprof.space.network import Network
 from nasprof.space.presets import register_preset
 from nasprof.space.presets._util import classifier, mbconv
+
+# (channels, stride) of the depthwise separable layers — Table 1 of the MobileNetV1 paper.
+V1_SETTINGS = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+)
+
+
+@register_preset("mobilenet_v1")
+def mobilenet_v1(width: float = 1.0, resolution: int = 224, num_classes: int = 1000) -> Network:
+    cin = make_divisible(32 * width, 8)
+    stem = BlockSpec("conv", 3, cin, kernel=3, stride=2, act="relu")
+    blocks = []
+    for c, s in V1_SETTINGS:
+        cout = make_divisible(c * width, 8)
+        blocks.append(BlockSpec("dwsep", cin, cout, kernel=3, stride=s, act="relu"))
+        cin = cout
+    head = (classifier(cin, num_classes),)
+    return Network(f"mobilenet_v1_{width:g}", resolution, (stem,), tuple(blocks), head)
+
 
 # (expand t, channels c, repeats n, stride s) — Table 2 of the MobileNetV2 paper.
 V2_SETTINGS = (
