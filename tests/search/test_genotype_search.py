@@ -59,7 +59,7 @@ def _pair(name: str, strategy: str, budget: int, target: float) -> tuple:
 
 
 @pytest.mark.parametrize(("name", "strategy"), [("mnasnet", "random"), ("mobilenetv2", "random"),
-                                                ("mnasnet", "evolution")])
+                                                ("mnasnet", "evolution"), ("regnet", "evolution")])
 def test_both_paths_propose_and_score_the_same_candidates(name: str, strategy: str) -> None:
     fast, slow = _pair(name, strategy, 700, target=1.5)
     assert isinstance(fast.archs, DecodedArchs) and isinstance(slow.archs, tuple)

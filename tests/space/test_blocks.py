@@ -31,6 +31,8 @@ def test_every_family_has_examples() -> None:
         "mbconv",
         "fire",
         "shuffle",
+        "shuffle_v2",
+        "acnet",
         "resnet_basic",
         "resnet_bottleneck",
         "resnext",

@@ -15,7 +15,7 @@ from nasprof.space import Arch, Mbv2Stage, MnasBlock, get_space
 SHAPES = [(224, 1.0), (160, 0.5), (96, 1.4), (32, 0.35)]
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
 @pytest.mark.parametrize(("resolution", "width"), SHAPES)
 def test_fast_layers_equal_the_network_layers(name: str, resolution: int, width: float) -> None:
     space = get_space(name)
@@ -27,7 +27,7 @@ def test_fast_layers_equal_the_network_layers(name: str, resolution: int, width:
         assert arch.macs == arch.network().macs and arch.params == arch.network().params
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
 def test_block_layers_are_cached_slices_of_the_network(name: str) -> None:
     space = get_space(name)
     arch = space.sample(1, seed=2)[0]

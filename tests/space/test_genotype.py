@@ -11,7 +11,7 @@ from nasprof.errors import SpaceError
 from nasprof.space import get_space
 from nasprof.space.genotype import Genotypes
 
-SPACES = ["mnasnet", "mobilenetv2"]
+SPACES = ["mnasnet", "mobilenetv2", "regnet"]
 RES = 128
 
 
@@ -80,7 +80,7 @@ def _fake_cost(layer: object) -> float:
 
 
 @pytest.mark.parametrize(("name", "res", "width"), [("mnasnet", RES, 1.0), ("mobilenetv2", RES, 1.0),
-                                                     ("mnasnet", 160, 0.75)])
+                                                     ("regnet", RES, 1.0), ("mnasnet", 160, 0.75)])
 def test_chain_tables_sum_exactly_the_layers_of_each_architecture(name: str, res: int, width: float) -> None:
     space = get_space(name)
     gt = space.genotypes()

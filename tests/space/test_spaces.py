@@ -19,9 +19,23 @@ A1_LIKE = (
 
 
 def test_spaces_are_listed() -> None:
-    assert list_spaces() == ["mnasnet", "mobilenetv2"]
-    with pytest.raises(SpaceError, match="unknown search space 'nas'; known: mnasnet, mobilenetv2"):
+    assert list_spaces() == ["mnasnet", "mobilenetv2", "regnet"]
+    with pytest.raises(SpaceError, match="unknown search space 'nas'; known: mnasnet, mobilenetv2, regnet"):
         get_space("nas")
+
+REGNET = "regnet:224:1.0|d1_w24_b1_g8_se0|d2_w64_b1_g16_se0|d4_w160_b1_g16_se0.25|d12_w384_b2_g32_se0.25"
+
+
+def test_regnet_size_and_stage_layers() -> None:
+    # per stage: depths x 4 widths x 2 bottlenecks x 3 group widths x 2 SE ratios
+    assert get_space("regnet").size() == (2 * 48) * (3 * 48) * (3 * 48) * (3 * 48)
+    arch = Arch.from_string(REGNET)
+    specs = arch.network().blocks
+    assert len(specs) == 1 + 2 + 4 + 12
+    last = specs[-1]  # width 384, bottleneck 2 -> 192, group width 32 -> 6 groups, SE on the input width
+    assert (last.cin, last.cout, last.mid, last.groups, last.se, last.skip) == (384, 384, 192, 6, 0.25, "id")
+    first = specs[0]  # stride 2 and a projection at every stage's first block
+    assert (first.cin, first.cout, first.stride, first.skip, first.groups) == (32, 24, 2, "proj", 3)
 
 
 def test_mnasnet_size_is_the_product_of_per_block_choices() -> None:
@@ -35,7 +49,7 @@ def test_mobilenetv2_size() -> None:
     assert get_space("mobilenetv2").size() == per_stage**5 * 6 == 53_334_230_327_543_808
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
 def test_sampling_is_seeded(name: str) -> None:
     space = get_space(name)
     a, b, c = space.sample(20, seed=7), space.sample(20, seed=7), space.sample(20, seed=8)
@@ -44,7 +58,7 @@ def test_sampling_is_seeded(name: str) -> None:
     assert len({x.to_string() for x in a}) == 20
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
 def test_string_and_json_round_trip(name: str, tmp_path: Path) -> None:
     for arch in get_space(name).sample(10, seed=1, resolution=192, width=0.75):
         assert Arch.from_string(arch.to_string()) == arch
@@ -124,7 +138,7 @@ def test_encode_is_a_fixed_length_index_vector() -> None:
     assert get_space("mobilenetv2").encode(get_space("mobilenetv2").sample(1, seed=0)[0]).shape == (21,)
 
 
-@pytest.mark.parametrize(("name", "count"), [("mnasnet", 2149), ("mobilenetv2", 70)])
+@pytest.mark.parametrize(("name", "count"), [("mnasnet", 2149), ("mobilenetv2", 70), ("regnet", 649)])
 def test_distinct_layers_cover_every_sampled_architecture(name: str, count: int) -> None:
     space = get_space(name)
     distinct = space.distinct_layers(224)
@@ -164,6 +178,9 @@ def test_distinct_layers_follow_width_and_resolution() -> None:
             "mobilenetv2:224:1.0|3x6|k3e6_k3e6|k3e6_k3e6|k3e6_k3e6|k3e6_k3e6|k3e6",
             "malformed mobilenetv2 stage 0",
         ),
+        (REGNET.replace("d4_w160", "d5_w160"), "stage 2: depth 5 is outside the space; allowed: 2, 4, 7"),
+        (REGNET.replace("g16_se0|", "g12_se0|"), "group 12 is outside the space; allowed: 8, 16, 32"),
+        (REGNET.replace("d1_w24", "d1w24"), "malformed regnet stage 0"),
         (A1_LIKE.replace(":224:", ":8:"), "resolution must be an integer in [32, 1024]"),
     ],
 )
@@ -194,7 +211,7 @@ def test_arch_with_a_foreign_block_is_rejected() -> None:
         replace(arch, blocks=(replace(arch.blocks[0], op="transformer"), *arch.blocks[1:]))
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
 def test_out_of_range_resolution_width_and_seed_are_refused(name: str) -> None:
     # Found in QA: resolution 0 silently meant the default (`resolution or default`), width 0 gave a table of
     # 8-channel layers, and a negative seed ended in numpy's bare ValueError.

@@ -1,6 +1,7 @@
 """The block zoo: one module per family, each registering itself with ``@register_block``."""
 
 from nasprof.space.blocks import (  # noqa: F401 - imported for their registration side effect
+    acnet,
     conv,
     dwsep,
     fire,
@@ -9,6 +10,7 @@ from nasprof.space.blocks import (  # noqa: F401 - imported for their registrati
     resnet,
     resnext,
     shuffle,
+    shuffle_v2,
     stem_head,
 )
 from nasprof.space.blocks.base import (

@@ -6,10 +6,21 @@ from nasprof.errors import SpaceError
 from nasprof.space.spaces.base import Space
 from nasprof.space.spaces.mnasnet import MnasBlock, MnasNetSpace
 from nasprof.space.spaces.mobilenetv2 import Mbv2Stage, MobileNetV2Space
+from nasprof.space.spaces.regnet import RegNetSpace, RegStage
 
-__all__ = ["Space", "MnasBlock", "MnasNetSpace", "Mbv2Stage", "MobileNetV2Space", "get_space", "list_spaces"]
+__all__ = [
+    "Space",
+    "MnasBlock",
+    "MnasNetSpace",
+    "Mbv2Stage",
+    "MobileNetV2Space",
+    "RegStage",
+    "RegNetSpace",
+    "get_space",
+    "list_spaces",
+]
 
-_SPACES: dict[str, Space] = {s.name: s for s in (MnasNetSpace(), MobileNetV2Space())}
+_SPACES: dict[str, Space] = {s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace())}
 
 
 def get_space(name: str) -> Space:
