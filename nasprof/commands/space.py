@@ -1,4 +1,4 @@
-"""`nasprof space list|show|sample|layers`, `nasprof export` and `nasprof count`."""
+"""`nasprof space list|show|sample|layers|quality|edf`, `nasprof export` and `nasprof count`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nasprof.commands._common import (
     ForceOption,
     JsonOption,
     _fmt_count,
+    _StepBar,
     check_counts,
     check_outputs,
     console,
@@ -149,6 +150,147 @@ def space_layers(
     for layer in layers:
         t.add_row(layer.key, _fmt_count(layer.macs), _fmt_count(layer.params))
     console.print(t)
+
+
+def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
+    from nasprof.errors import InputError
+
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}, "
+                         f"got {text!r}") from None
+    if not values:
+        raise InputError(f"{flag} needs at least one value")
+    return values
+
+
+def _load_predictors(paths: list[Path] | None) -> list[Any]:
+    from nasprof.predictors import Predictor
+
+    return [Predictor.load(p) for p in paths or []]
+
+
+PlotOption = Annotated[Path | None, typer.Option("--plot", help="Write the curves as a PNG.")]
+PredictorsOption = Annotated[
+    list[Path] | None,
+    typer.Option("--predictor", help="Lookup-table predictor file; repeat for one per resolution or space."),
+]
+
+
+@space_app.command("quality")
+def space_quality_cmd(
+    name: Annotated[str, typer.Argument(help="Space name (see `nasprof space list`).")],
+    widths: Annotated[
+        str, typer.Option("--widths", help="Width multipliers, comma-separated.")
+    ] = "0.5,0.75,1.0",
+    resolutions: Annotated[
+        str, typer.Option("--resolutions", help="Input resolutions, comma-separated.")
+    ] = "96,128,160,192,224",
+    n: Annotated[int, typer.Option("--n", help="Models sampled per grid cell.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
+    device: Annotated[
+        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+    ] = None,
+    predictor: PredictorsOption = None,
+    target_ms: Annotated[
+        float | None, typer.Option("--target-ms", help="Latency limit in milliseconds (needs --predictor).")
+    ] = None,
+    min_share: Annotated[
+        float, typer.Option("--min-share", help="Share of a cell's models that must fit for it to be chosen.")
+    ] = 0.1,
+    json_out: JsonOption = None,
+    plot: PlotOption = None,
+    force: ForceOption = False,
+) -> None:
+    """TinyNAS's design-space choice: per width x resolution cell, the share of sampled models that fit the
+    constraints and their MACs; recommends the cell whose fitting models have the most MACs on average."""
+    check_outputs({"--json": json_out, "--plot": plot}, list(predictor or []))
+    check_counts(force, n=n)
+    from nasprof.search.quality import space_quality
+
+    with _StepBar("sampling") as bar:
+        result = space_quality(
+            name, _numbers(widths, "--widths"), _numbers(resolutions, "--resolutions", int), n=n, seed=seed,
+            device=device, predictors=_load_predictors(predictor), target_ms=target_ms, min_share=min_share,
+            on_progress=lambda done, total: bar(done, total, "cells"),
+        )
+    if plot is not None:
+        from nasprof.search.plot import plot_quality
+
+        plot_quality(result, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+    if emit_json(json_out, result.to_dict()):
+        return
+    limits = result.constraint or {}
+    memory = (f"{limits['device']} (SRAM {limits['sram_bytes'] // 1024} KiB, "
+              f"Flash {limits['flash_bytes'] // 1024} KiB)") if limits else ""
+    what = [memory, f"latency ≤ {result.target_ms:g} ms" if result.target_ms else ""]
+    t = Table(title=f"{result.space}: {result.n} models per cell under {' and '.join(x for x in what if x)}")
+    for col in ("width", "px", "fit", "mean MMACs", "p10 / p50 / p90 MMACs", ""):
+        t.add_column(col, justify="right")
+    for i, c in enumerate(result.cells):
+        q = c.summary()["macs_quantiles"]
+        spread = " / ".join(f"{q[k] / 1e6:.1f}" for k in ("p10", "p50", "p90")) if q else "-"
+        mean = f"{c.mean_macs / 1e6:.1f}" if c.mean_macs is not None else "-"
+        t.add_row(f"{c.width:g}", str(c.resolution), f"{c.share:.0%}", mean, spread,
+                  "recommended" if i == result.recommended else "")
+    console.print(t)
+    best = result.best
+    if best is None:
+        top = max(result.cells, key=lambda c: c.share)
+        console.print(f"no cell has {result.min_share:.0%} of its models fitting (best: width "
+                      f"{top.width:g} at {top.resolution} px, {top.share:.1%}); lower --min-share or relax "
+                      "the constraint", highlight=False)
+    else:
+        mmacs = (best.mean_macs or 0.0) / 1e6
+        console.print(f"recommended: width {best.width:g} at {best.resolution} px ({best.share:.0%} of its "
+                      f"models fit, mean {mmacs:.1f} MMACs)", highlight=False)
+
+
+@space_app.command("edf")
+def space_edf_cmd(
+    spaces: Annotated[str, typer.Option("--spaces", help="Two or more space names, comma-separated.")],
+    metric: Annotated[str, typer.Option("--metric", help="macs, params, sram (needs --device) or latency "
+                                                         "(needs a --predictor per space).")] = "macs",
+    n: Annotated[int, typer.Option("--n", help="Models sampled per space.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
+    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: each space's).")] = None,
+    width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
+    device: Annotated[
+        str | None, typer.Option("--device", help="MCU board whose SRAM the sram metric uses (stm32f746).")
+    ] = None,
+    predictor: PredictorsOption = None,
+    json_out: JsonOption = None,
+    plot: PlotOption = None,
+    force: ForceOption = False,
+) -> None:
+    """RegNet's comparison of design spaces: the empirical distribution function of a metric over random
+    models of each space, and the Kolmogorov-Smirnov distance between every pair."""
+    check_outputs({"--json": json_out, "--plot": plot}, list(predictor or []))
+    check_counts(force, n=n)
+    from nasprof.search.quality import space_edf
+
+    result = space_edf([x.strip() for x in spaces.split(",") if x.strip()], metric, n=n, seed=seed,
+                       resolution=resolution, width=width, device=device,
+                       predictors=_load_predictors(predictor))
+    if plot is not None:
+        from nasprof.search.plot import plot_edf
+
+        plot_edf(result, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+    doc = result.to_dict()
+    if emit_json(json_out, doc):
+        return
+    t = Table(title=f"{result.metric} ({result.unit}) of {result.n} random models per space")
+    for col in ("space", "p10", "median", "p90"):
+        t.add_column(col, justify="left" if col == "space" else "right")
+    for name, d in doc["spaces"].items():
+        q = d["quantiles"]
+        t.add_row(name, f"{q['p10']:.4g}", f"{d['median']:.4g}", f"{q['p90']:.4g}")
+    console.print(t)
+    for row in doc["ks"]:
+        console.print(f"KS distance {row['a']} / {row['b']}: {row['distance']:.3f}", highlight=False)
 
 
 def export_cmd(

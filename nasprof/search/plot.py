@@ -1,17 +1,20 @@
-"""The latency / accuracy-proxy scatter of a search with its Pareto front highlighted (PNG)."""
+"""PNG plots of search results: the latency / proxy scatter with its front, a compound-scaled family, a
+design-space grid's MACs CDFs and spaces' distribution functions."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nasprof.errors import InputError
+from nasprof.search.quality import EdfResult, QualityResult
 from nasprof.search.runner import SearchResult
 from nasprof.search.scaling import ScalingResult
 
-__all__ = ["plot_search", "plot_scaling"]
+__all__ = ["plot_search", "plot_scaling", "plot_quality", "plot_edf"]
 
 #: Above this many points the background scatter is subsampled (evenly, deterministically): a PNG of a
 #: million dots is slow to draw and shows nothing more.
@@ -127,3 +130,64 @@ def plot_scaling(result: ScalingResult, path: str | Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _figure(path: str | Path) -> tuple[Path, Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {path}")
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    return path, fig, fig.add_subplot()
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from nasprof._io import atomic_write_bytes
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_quality(result: QualityResult, path: str | Path) -> Path:
+    """TinyNAS's figure: per grid cell, the cumulative distribution of the MACs of the models that fit
+    (a curve further right = more computation under the constraint); the recommended cell drawn bold."""
+    path, fig, ax = _figure(path)
+    for i, c in enumerate(result.cells):
+        m = c.fitting_macs
+        if not m.size:
+            continue
+        y = np.arange(1, m.size + 1) / m.size
+        best = i == result.recommended
+        ax.step(m / 1e6, y, where="post", lw=2.4 if best else 1.0, zorder=3 if best else 2,
+                label=f"w{c.width:g} r{c.resolution} ({c.share:.0%} fit){' *' if best else ''}")
+    limits = result.constraint or {}
+    what = [f"{limits['device']}" if limits else "", f"≤ {result.target_ms:g} ms" if result.target_ms else ""]
+    ax.set_xlabel("MMACs of the models that fit")
+    ax.set_ylabel("cumulative share")
+    ax.set_title(f"{result.space}: {', '.join(x for x in what if x)}; * recommended", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_edf(result: EdfResult, path: str | Path) -> Path:
+    """RegNet's figure: the empirical distribution function of a metric for each space."""
+    path, fig, ax = _figure(path)
+    scale = 1e6 if result.metric in ("macs", "params") else (1024.0 if result.metric == "sram" else 1.0)
+    unit = {"macs": "MMACs", "params": "M parameters", "sram": "SRAM KiB", "latency": "ms"}[result.metric]
+    for name, v in result.values.items():
+        x = np.sort(v) / scale
+        y = np.arange(1, x.size + 1) / x.size
+        ax.step(x, y, where="post", label=f"{name} (median {np.median(x):.3g})")
+    ks = ", ".join(f"{a}/{b} {d:.2f}" for (a, b), d in result.ks().items())
+    ax.set_xlabel(unit)
+    ax.set_ylabel("share of models ≤ x")
+    ax.set_title(f"EDF of {result.metric}, {result.n} models per space (KS: {ks})", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

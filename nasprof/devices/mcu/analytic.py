@@ -6,8 +6,9 @@ the same layer (same ops in the same order, same tensor shapes, weights, biases,
 gives the same bytes on both paths (tests/devices/test_mcu_analytic.py checks this on whole search spaces).
 
 Covered: ``conv``, ``dwsep`` and ``mbconv`` (default variant) with squeeze-excite or not, skip none / id /
-pool, activations relu, relu6, hswish or none: every block of the ``mobilenetv2`` and ``mnasnet`` spaces but
-their head. Anything else returns ``None`` and callers fall back to the ONNX path.
+pool, activations relu, relu6, hswish or none, and the classifier ``head`` (global mean, optional hidden
+linear, linear): every layer of the ``mobilenetv2`` and ``mnasnet`` spaces. Anything else returns ``None``
+and callers fall back to the ONNX path.
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ class _Builder:
                               macs=c * -(-h // k) * -(-w // k) * k * k, kernel=(k, k), stride=(k, k)))
         return out
 
+    def global_mean(self, name: str, src: str) -> str:
+        # x.mean((2, 3)): a ReduceMean to (C,), no Flatten
+        c, h, w = self.shapes[src]
+        out = self._out(name, (c,))
+        self.ops.append(McuOp(name, "ReduceMean", "pool", (src,), (out,), macs=c * h * w))
+        return out
+
+    def dense(self, name: str, src: str, cout: int, act: str) -> str:
+        (cin,) = self.shapes[src]
+        out = self._out(name, (cout,))
+        self.ops.append(McuOp(
+            name, "Gemm", "dense", (src,), (out,), macs=cin * cout, weight_elems=cout * cin, bias_elems=cout,
+            quant_channels=cout, fused=() if act == "none" else (f"{name}:{act}",)))
+        return out
+
     def add(self, name: str, body: str, shortcut: str) -> str:
         out = self._out(name, self.shapes[body])
         c, h, w = self.shapes[body]
@@ -101,6 +117,11 @@ def graph_from_layer(layer: Any) -> McuGraph | None:
     elif spec.op == "dwsep":
         x = b.conv("dw", "input", spec.cin, spec.kernel, spec.stride, spec.cin, spec.act)
         out = b.conv("pw", se(x, spec.cin), spec.cout, 1, 1, 1, spec.act)
+    elif spec.op == "head":
+        x = b.global_mean("pool", "input")
+        if spec.mid:
+            x = b.dense("hidden", x, spec.mid, spec.act)
+        return b.graph(b.dense("fc", x, spec.cout, "none"), str(getattr(layer, "key", "")))
     elif spec.op == "mbconv":
         mid = spec.mid or round(spec.cin * spec.expand)
         x = "input" if mid == spec.cin else b.conv("expand", "input", mid, 1, 1, 1, spec.act)
