@@ -36,7 +36,9 @@ def main() -> None:
                 "seconds": round(seconds, 3), "seconds_per_cell": round(seconds / cells, 3),
                 "recommended": None if best is None else {"width": best.width, "resolution": best.resolution,
                                                           "share": best.share, "mean_macs": best.mean_macs},
-                "cells_summary": [{k: v for k, v in c.summary().items() if k != "macs_cdf"} for c in res.cells],
+                "cells_summary": [
+                    {k: v for k, v in c.summary().items() if k != "macs_cdf"} for c in res.cells
+                ],
             })
             print(f"{name:12s} {label:6s} {seconds / cells:.2f} s per cell of {N}; recommended "
                   f"{best.width if best else '-'} x {best.resolution if best else '-'}")

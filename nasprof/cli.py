@@ -40,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("measure")(measure.measure_cmd)
+app.command("compare")(measure.compare_cmd)
 app.command("export")(space.export_cmd)
 app.command("count")(space.count_cmd)
 app.command("predict")(validate.predict_cmd)
