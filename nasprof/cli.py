@@ -41,6 +41,7 @@ app = typer.Typer(
 )
 app.command("measure")(measure.measure_cmd)
 app.command("compare")(measure.compare_cmd)
+app.command("doctor")(devices.doctor_cmd)
 app.command("export")(space.export_cmd)
 app.command("count")(space.count_cmd)
 app.command("predict")(validate.predict_cmd)

@@ -55,6 +55,12 @@ class Backend(abc.ABC):
         """What the device reports about itself (model, cores, clocks, runtime versions). Cheap to call."""
         return {"backend": self.name, "device": self.device, **self.config}
 
+    def readiness(self) -> list[Any]:
+        """Checks of the device's state before measuring (``nasprof doctor --device``), as
+        ``nasprof.profiler.doctor.Check`` items. The default has none: the host's own checks cover a
+        device that runs in this process."""
+        return []
+
     def check_spec(self, spec: MeasureSpec) -> None:
         """Raise ``InputError`` for a spec this backend would refuse on every model (unknown options, say).
 

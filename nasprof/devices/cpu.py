@@ -69,8 +69,12 @@ class CpuBackend(Backend):
         info = load_model(model, spec.input_shapes)
         int_range = tuple(spec.options.get("int_range", DEFAULT_INT_RANGE))
         feeds = random_inputs(info, seed=spec.seed, int_range=(int(int_range[0]), int(int_range[1])))
+        from nasprof.profiler.doctor import STEAL_WARN, cpu_times, steal_share
+
         started = host_metadata()  # before timing: load average and timestamp describe the run's start
+        before = cpu_times()
         timed = time_sessions(info.path, feeds, spec, providers=[_PROVIDER])
+        steal = steal_share(before, cpu_times())
         profiled = profile_nodes(info.path, feeds, spec, providers=[_PROVIDER]) if spec.per_node else None
 
         metadata: dict[str, Any] = {
@@ -82,7 +86,14 @@ class CpuBackend(Backend):
             "allow_spinning": allow_spinning(spec),
             **run_metadata(info, spec, timed, (int(int_range[0]), int(int_range[1]))),
         }
+        metadata["steal_share"] = steal
         metadata["host_warnings"] = host_warnings(started, spec.threads)
+        if steal is not None and steal > STEAL_WARN:
+            # CPU time the hypervisor handed to other guests while this one timed: the samples carry it.
+            metadata["host_warnings"].append(
+                f"{steal:.1%} of CPU time was stolen by the hypervisor during the timed runs (a shared VM): "
+                "expect noise; repeat the measurement and quote spreads, or use a dedicated host"
+            )
         return to_measurement(self.device, self.name, timed, metadata, profiled)
 
     def describe(self) -> dict[str, Any]:

@@ -308,6 +308,15 @@ class FakeDevice:
         return 0
 
     def _cmd_dumpsys(self, args: list[str], cwd: str, out: bytearray, err: bytearray) -> int:
+        if args[:1] == ["battery"]:
+            # What a phone on a USB cable reports unless told otherwise (``FakeAdb.set_power``).
+            power = self.control / "power"
+            source = power.read_text().strip() if power.exists() else "usb"
+            out += ("Current Battery Service state:\n"
+                    f"  AC powered: {str(source == 'ac').lower()}\n"
+                    f"  USB powered: {str(source == 'usb').lower()}\n"
+                    "  Wireless powered: false\n  status: 2\n  level: 80\n  temperature: 300\n").encode()
+            return 0
         if args[:1] != ["thermalservice"]:
             err += f"Can't find service: {args[0] if args else ''}\n".encode()
             return 0  # dumpsys exits 0 even for unknown services

@@ -352,6 +352,10 @@ class FakeAdb:
         """Thermal status for the next reads (the last one sticks): ``set_thermal(s, 2, 2, 0)``."""
         (self.control(serial) / "thermal_status").write_text(" ".join(map(str, statuses)) + "\n")
 
+    def set_power(self, serial: str, source: str) -> None:
+        """What ``dumpsys battery`` says powers the phone: ``usb`` (the default), ``ac`` or ``none``."""
+        (self.control(serial) / "power").write_text(source + "\n")
+
     def set_perf_test_format(self, serial: str, fmt: str) -> None:
         (self.control(serial) / "perf_test_format").write_text(fmt + "\n")
 

@@ -4,6 +4,7 @@ local onnxruntime. Each test that changes a phone's state (thermal, unplugging) 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import threading
@@ -29,7 +30,7 @@ except DeviceUnavailableError as exc:  # pragma: no cover - adbutils is a depend
     pytest.skip(f"no adb client binary: {exc}", allow_module_level=True)
 
 SERIALS = ("PIXEL_1", "PIXEL_2", "SPACE_1", "FMT_1", "HOT_1", "HOT_2", "GONE_1", "CONTRACT", "BUILD_1",
-           "BUILD_2", "CLI_1", "ARM_1")
+           "BUILD_2", "CLI_1", "ARM_1", "DOCTOR_1")
 #: 4 timed runs in one session, 2 per perf_test process: 2 samples.
 SPEC = MeasureSpec(threads=1, warmup=1, runs=4, sessions=1)
 
@@ -210,6 +211,30 @@ def test_waits_for_the_phone_to_cool_down(fake: FakeAdb, runner: Path, model: Pa
     commands = fake.commands("HOT_1")
     first_run = next(i for i, c in enumerate(commands) if " taskset " in c)
     assert commands[:first_run].count("dumpsys thermalservice") == 3
+
+
+def test_readiness_of_a_phone(fake: FakeAdb, runner: Path, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.set_thermal("DOCTOR_1", 2)
+    checks = {c.name: c for c in phone(fake, "DOCTOR_1", runner).readiness()}
+    thermal, charging = checks["phone thermal status"], checks["phone charging"]
+    assert (thermal.status, thermal.value) == ("warn", "2 (moderate)")
+    assert (charging.status, charging.value) == ("warn", "USB powered")
+    assert checks["phone big cores"].status in ("info", "unknown")
+    fake.set_thermal("DOCTOR_1", 0)
+    fake.set_power("DOCTOR_1", "none")
+    checks = {c.name: c for c in phone(fake, "DOCTOR_1", runner).readiness()}
+    assert checks["phone thermal status"].status == checks["phone charging"].status == "ok"
+    devices = tmp_path / "devices.toml"
+    devices.write_text(f'[devices.doc]\nbackend = "android"\nserial = "DOCTOR_1"\nrunner = "{runner}"\n'
+                       f'adb_server = "{fake.server}"\n')
+    monkeypatch.setenv("NASPROF_DEVICES", str(devices))
+    from nasprof.cli import app
+
+    r = CliRunner().invoke(app, ["doctor", "--device", "doc", "--window", "0.05", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    names = [c["name"] for c in json.loads(r.stdout)["checks"]]
+    assert "steal time" in names and "phone charging" in names
 
 
 def test_a_phone_that_stays_hot_is_an_error(fake: FakeAdb, runner: Path, model: Path) -> None:

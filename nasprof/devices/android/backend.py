@@ -95,6 +95,12 @@ class AndroidBackend(Backend):
             )
         return Adb(s.serial, s.adb, s.adb_server)
 
+    def readiness(self) -> list[Any]:
+        from nasprof.devices.android.device_info import phone_checks
+
+        self.ensure_available()
+        return phone_checks(self._adb())
+
     # -- contract -----------------------------------------------------------------------------------------
     def available(self) -> tuple[bool, str]:
         try:

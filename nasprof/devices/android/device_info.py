@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nasprof.devices.android.adb import Adb, quote_command
 from nasprof.errors import DeviceError, DeviceUnavailableError, InputError
@@ -24,6 +25,8 @@ __all__ = [
     "read_topology",
     "read_thermal_status",
     "wait_until_cool",
+    "parse_battery",
+    "phone_checks",
 ]
 
 _CPU_DIR = "/sys/devices/system/cpu"
@@ -189,3 +192,49 @@ def wait_until_cool(
         status = read_status()
         polls += 1
     return ThermalWait(initial_status=first, final_status=status, waited_s=clock() - start, polls=polls)
+
+
+def parse_battery(text: str) -> dict[str, str]:
+    """``dumpsys battery`` (``  AC powered: false`` lines) -> ``{"AC powered": "false", ...}``."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and key and not key.startswith("Current Battery Service"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def phone_checks(adb: Adb) -> list[Any]:
+    """What androidx-benchmark checks before it measures: thermal status, charging, the big cores' clocks.
+
+    Each item is a ``nasprof.profiler.doctor.Check``; what the phone does not report reads *unknown*."""
+    from nasprof.profiler.doctor import Check
+
+    checks = []
+    status = read_thermal_status(adb)
+    if status is None:
+        checks.append(Check("phone thermal status", "unknown", "dumpsys thermalservice gave no status"))
+    else:
+        name = THERMAL_NAMES.get(status, str(status))
+        checks.append(Check("phone thermal status", "ok" if status == 0 else "warn", f"{status} ({name})",
+                            "" if status == 0 else "let the phone cool down: it throttles its clocks"))
+    battery = adb.shell(quote_command("dumpsys", "battery"), doing="reading the battery state")
+    fields = parse_battery(battery.stdout) if battery.ok else {}
+    powered = [k for k in ("AC powered", "USB powered", "Wireless powered") if fields.get(k) == "true"]
+    if not fields:
+        checks.append(Check("phone charging", "unknown", "dumpsys battery gave nothing"))
+    else:
+        checks.append(Check("phone charging", "warn" if powered else "ok",
+                            ", ".join(powered) or "not charging",
+                            "charging heats the phone and changes its clocks; unplug it, or disable charging "
+                            "(e.g. `dumpsys battery unplug`) while measuring" if powered else ""))
+    try:
+        topo = read_topology(adb)
+    except DeviceError as exc:
+        checks.append(Check("phone big cores", "unknown", str(exc)))
+    else:
+        big = [c for c in topo.select("big") if c in topo.max_freq_khz]
+        value = ", ".join(f"cpu{c} {topo.max_freq_khz[c] // 1000} MHz" for c in big) or "no cpufreq readable"
+        # Runs are pinned to these cores by default (--set cores=big): listed so a report shows which.
+        checks.append(Check("phone big cores", "info" if big else "unknown", value))
+    return checks
