@@ -68,6 +68,13 @@ def render_measurement(m: Any, model: Path | None = None, top: int = 15) -> None
     if m.sessions > 1:
         lat.add_row("session medians", ", ".join(_fmt_ms(v) for v in m.session_medians_ms) + " ms")
     console.print(lat)
+    mem = md.get("peak_memory") or {}
+    if mem.get("peak_rss_bytes"):
+        added = mem.get("added_bytes")
+        extra = (f" ({added / 2**20:.1f} MiB above the process before the sessions)" if added is not None
+                 else " (the process's lifetime peak)")
+        peak = mem["peak_rss_bytes"] / 2**20
+        console.print(f"peak memory: {peak:.1f} MiB resident{extra}", highlight=False)
     for w in m.warnings:
         warn(f"{w}")
 

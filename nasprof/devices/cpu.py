@@ -72,8 +72,11 @@ class CpuBackend(Backend):
         from nasprof.profiler.doctor import STEAL_WARN, cpu_times, steal_share
 
         started = host_metadata()  # before timing: load average and timestamp describe the run's start
+        from nasprof.profiler.memory import PeakMemory
+
         before = cpu_times()
-        timed = time_sessions(info.path, feeds, spec, providers=[_PROVIDER])
+        with PeakMemory() as peak:  # from before the first session to after the last run
+            timed = time_sessions(info.path, feeds, spec, providers=[_PROVIDER])
         steal = steal_share(before, cpu_times())
         profiled = profile_nodes(info.path, feeds, spec, providers=[_PROVIDER]) if spec.per_node else None
 
@@ -87,6 +90,7 @@ class CpuBackend(Backend):
             **run_metadata(info, spec, timed, (int(int_range[0]), int(int_range[1]))),
         }
         metadata["steal_share"] = steal
+        metadata["peak_memory"] = peak.report()
         metadata["host_warnings"] = host_warnings(started, spec.threads)
         if steal is not None and steal > STEAL_WARN:
             # CPU time the hypervisor handed to other guests while this one timed: the samples carry it.
