@@ -214,14 +214,39 @@ def table_export_cmd(
     path: Annotated[Path, typer.Argument(help="Latency table (.db).")],
     out: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv or parquet (default: from -o's suffix).")
+        str | None,
+        typer.Option("--format", help="csv, parquet or ofa (OFA/ProxylessNAS YAML); default: -o's suffix."),
     ] = None,
+    style: Annotated[
+        str, typer.Option("--style", help="With --format ofa: auto, proxyless or mbv3 (the key layout).")
+    ] = "auto",
 ) -> None:
     """Write every entry (raw samples included) and the table metadata to CSV (a plain CSV, its metadata in
-    PATH.meta.json beside it) or Parquet (metadata inside)."""
+    PATH.meta.json beside it) or Parquet (metadata inside); or the layers OFA's and ProxylessNAS's latency
+    estimators know, in their YAML layout."""
     check_outputs({"--output": out}, [path])
     from nasprof.tables.transfer import export_table, meta_path
 
+    kind = (fmt or ("ofa" if out.suffix.lower() in (".yaml", ".yml") else "")).lower()
+    if kind == "ofa":
+        from nasprof.tables.ofa import export_ofa
+        from nasprof.tables.store import LatencyTable
+
+        with LatencyTable.load(path) as table:
+            result = export_ofa(list(table.entries()), out, style)
+        err_console.print(f"wrote {result.path}: {result.written} layers in OFA's {result.style} layout",
+                          highlight=False)
+        if result.skipped:
+            reasons: dict[str, int] = {}
+            for _, why in result.skipped:
+                reasons[why] = reasons.get(why, 0) + 1
+            for why, count in sorted(reasons.items(), key=lambda x: -x[1]):
+                warn(f"{count} layer(s) left out: {why} (listed at the top of the file)")
+        return
+    if style != "auto":
+        from nasprof.errors import InputError
+
+        raise InputError("--style applies to --format ofa only")
     written = export_table(path, out, fmt)
     side = meta_path(written)
     extra = f" and its metadata {side}" if written.suffix.lower() != ".parquet" and side.exists() else ""
