@@ -303,6 +303,11 @@ def export_cmd(
         int | None, typer.Option(help="mobilenet_v2 only: override the last channel.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="Quantise statically to int8 (QDQ; calibrated on seeded random inputs, "
+                                    "per-channel weights)."),
+    ] = False,
 ) -> None:
     """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer)."""
     check_outputs({"--output": output}, [model])
@@ -315,10 +320,21 @@ def export_cmd(
     options = {} if last_channel is None else {"last_channel": last_channel}
     net = resolve_model(model, resolution=resolution, width=width, **options)
     with err_console.status(f"exporting {net.name} at {net.resolution}x{net.resolution}"):
-        path = export_network(net, output, seed=seed)
+        if int8:
+            import tempfile
+
+            from nasprof.space.quantize import quantize_int8
+
+            with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
+                fp32 = export_network(net, Path(tmp) / "fp32.onnx", seed=seed)
+                q = quantize_int8(fp32, output, seed=seed)
+            path = q.path
+        else:
+            path = export_network(net, output, seed=seed)
     counts = count_network(net)
-    console.print(f"wrote {path}: {net.name}, input {list(net.input_shape)}, {len(counts.layers)} layers, "
-                  f"{_fmt_count(counts.macs)} MACs, {_fmt_count(counts.params)} params", highlight=False)
+    console.print(f"wrote {path}: {net.name}{' (int8, QDQ)' if int8 else ''}, input {list(net.input_shape)}, "
+                  f"{len(counts.layers)} layers, {_fmt_count(counts.macs)} MACs, {_fmt_count(counts.params)} "
+                  "params", highlight=False)
 
 
 def count_cmd(

@@ -90,6 +90,11 @@ def table_build_cmd(
     mcu_memory: Annotated[
         str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
     ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="Quantise every layer statically to int8 (QDQ) before measuring it; the "
+                                    "table records precision int8."),
+    ] = False,
     json_path: JsonOption = None,
 ) -> None:
     """Measure every distinct layer of SPACE at RESOLUTION on DEVICE into DB (resumable, shardable)."""
@@ -115,7 +120,7 @@ def table_build_cmd(
             report = build_table(space, resolution, device, db, limit=limit, shard=shard, spec=spec,
                                  retry_failed=retry_failed, remeasure=remeasure, force=force,
                                  time_per_entry_s=time_per_entry or None, memory_board=mcu_memory,
-                                 progress=bar)
+                                 progress=bar, int8=int8)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished entries are stored in {db}; run the same command to resume",
                           highlight=False)

@@ -315,7 +315,7 @@ def _distinct_layers(space: Any, resolution: int) -> list[Any]:
 
 def _open_table(
     db: Path, space: Any, resolution: int, backends: list[Backend], spec: MeasureSpec, distinct: int,
-    force: bool, time_per_entry_s: float | None,
+    force: bool, time_per_entry_s: float | None, precision: str = "fp32",
 ) -> LatencyTable:
     envs = [environment_of(b, spec) for b in backends]
     for b, env in zip(backends[1:], envs[1:], strict=True):
@@ -335,10 +335,15 @@ def _open_table(
         "distinct_layers": distinct,
         "measure_spec": {k: v for k, v in asdict(spec).items() if k not in ("input_shapes", "options")},
         "time_per_entry_s": time_per_entry_s,
+        # fp32 or int8 (QDQ, statically quantised): one table holds one precision.
+        "precision": precision,
     }
     table = LatencyTable.open(db, create=True, metadata=meta)
     old = table.metadata
     try:
+        if old.get("precision", "fp32") != precision:
+            raise TableError(f"{db} holds {old.get('precision', 'fp32')} entries, not {precision}; one table "
+                             "holds one precision: use another --db")
         if old.get("space") not in (None, space.name) or old.get("resolution") not in (None, resolution):
             raise TableError(
                 f"{db} holds space {old.get('space')!r} at resolution {old.get('resolution')}, not "
@@ -378,6 +383,7 @@ def build_table(
     time_per_entry_s: float | None = DEFAULT_TIME_PER_ENTRY_S,
     memory_board: str | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
+    int8: bool = False,
 ) -> BuildReport:
     """Measure every pending distinct layer of ``space`` at ``resolution`` on ``device`` into ``db``.
 
@@ -389,7 +395,9 @@ def build_table(
     so it spends about that long in timed inference (``spec.runs`` is then the floor; None or 0 keeps
     ``spec.runs`` for every entry). ``export_jobs=0`` exports in the measuring thread instead of a child
     process. Entries carry peak SRAM / Flash bytes when the device is an MCU board, or for
-    ``memory_board`` (an MCU board name) when asked. Returns a ``BuildReport``; raises
+    ``memory_board`` (an MCU board name) when asked. ``int8``: every layer is statically quantised to int8
+    (QDQ, ``nasprof.space.quantize``) before it is measured, and the table records ``precision: int8``.
+    Returns a ``BuildReport``; raises
     ``SpaceError``/``InputError`` for bad arguments and ``TableError``/``SchemaError`` for a db that is
     not a compatible table (left untouched)."""
     t_start = time.perf_counter()
@@ -411,7 +419,8 @@ def build_table(
         b.check_spec(spec)  # a refused option fails here, not once per entry
     selected = select_layers(all_layers, shard_t)
     distinct = len({layer.key for layer in all_layers})
-    table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s)
+    table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s,
+                        "int8" if int8 else "fp32")
     try:
         pending_keys = set(table.pending([x.key for x in selected], include_failed=retry_failed))
         todo = [x for x in selected if x.key in pending_keys]
@@ -423,7 +432,8 @@ def build_table(
         with tempfile.TemporaryDirectory(prefix="nasprof-build-") as tmp:
             workdir = Path(tmp)
             exporter: Any = (
-                ProcessExporter(workdir / "export.log") if export_jobs > 0 and todo else InlineExporter()
+                ProcessExporter(workdir / "export.log", int8) if export_jobs > 0 and todo
+                else InlineExporter(int8)
             )
             queue = _Queue(todo, exporter, workdir, EXPORT_AHEAD if export_jobs > 0 else 1)
 

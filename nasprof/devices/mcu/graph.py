@@ -274,6 +274,9 @@ def graph_from_onnx(model: Any, *, allow_partial: bool = False, name: str = "") 
                 alias[node.output[0]] = res(act_in[0])
             else:
                 consts.update(node.output)
+                # A QDQ graph's weights reach their Conv through DequantizeLinear: keep their shape.
+                if node.input and node.input[0] in inits:
+                    inits[node.output[0]] = inits[node.input[0]]
             continue
         if not act_in:  # computed from weights only (e.g. a Shape->Gather chain folded late): Flash data
             consts.update(node.output)

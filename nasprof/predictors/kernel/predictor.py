@@ -80,6 +80,11 @@ class KernelRegressor:
         )
 
 
+#: Kernel types of a quantised graph (QDQ format, or onnxruntime's fused int8 ops).
+_INT8_TYPES = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                         "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"})
+
+
 class KernelPredictor(Predictor):
     """Predicts ONNX graphs kernel by kernel; ``regressors`` maps kernel type -> ``KernelRegressor``."""
 
@@ -219,7 +224,17 @@ class KernelPredictor(Predictor):
         return sorted(self.regressors)
 
     def kernels(self, model: str | Path) -> list[Kernel]:
-        return split_kernels(model, self.rules)
+        kernels = split_kernels(model, self.rules)
+        quantized = sum(1 for k in kernels if k.type in _INT8_TYPES)
+        if quantized:
+            # onnxruntime fuses QDQ pairs into int8 kernels (QLinearConv, ...) whose costs the float
+            # regressors do not describe: predicting them as float convs would be silently wrong.
+            raise PredictorError(
+                f"{Path(model).name} is an int8 (QDQ) graph ({quantized} quantise/dequantise nodes); this "
+                "kernel predictor models float kernels only: measure it, or build an int8 table "
+                "(`nasprof table build --int8`) and fit a lookup-table predictor"
+            )
+        return kernels
 
     def explain(self, target: Any) -> Prediction:
         return self.explain_kernels(self.kernels(self._onnx_path(target)))

@@ -220,6 +220,7 @@ class LutPredictor(Predictor):
                 "table": str(tbl.path),
                 "entries": len(entries),
                 "failed_entries": sum(1 for e in tbl.entries() if not e.ok),
+                "precision": meta.get("precision", "fp32"),
             },
         )
 
