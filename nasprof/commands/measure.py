@@ -23,6 +23,7 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
+    parse_thread_list,
     styled,
     to_stdout,
     warn,
@@ -166,7 +167,9 @@ def measure_cmd(
         str, typer.Option("--device", "-d", help="Device name (see `nasprof devices list`).")
     ] = "cpu",
     threads: Annotated[
-        int | None, typer.Option(help="Intra-op threads [default: the device's setting, else 1].")
+        str | None,
+        typer.Option(help="Intra-op threads [default: the device's setting, else 1]; a comma-separated list "
+                          "(1,2,4) measures once per count and compares them."),
     ] = None,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session before timing.")] = 20,
     runs: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
@@ -230,9 +233,26 @@ def measure_cmd(
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
     if top < 1:  # a negative slice would show all nodes but the last ones
         raise InputError(f"--top must be at least 1, got {top}")
+    thread_list = parse_thread_list(threads)
+    if thread_list is not None and len(thread_list) > 1:
+        if per_node or plot is not None:
+            raise InputError("a --threads sweep gives one summary per count; measure one count for "
+                             "--per-node or --plot")
+        sweep = []
+        with _ProgressBar() as bar, progress_to(bar):
+            for t in thread_list:
+                sweep.append(nasprof.measure(
+                    model, device=device, threads=t, warmup=warmup, runs=runs, sessions=sessions,
+                    input_shapes=list(input_shape or []), opt_level=opt_level, seed=seed,
+                    target_rel_ci=target_ci, max_runs=max_runs, int_range=_parse_int_range(int_range),
+                    options=opts,
+                ))
+        _render_sweep(model, thread_list, sweep, json_path)
+        return
     with _ProgressBar() as bar, progress_to(bar):
         m = nasprof.measure(
-            model, device=device, threads=threads, warmup=warmup, runs=runs, sessions=sessions,
+            model, device=device, threads=thread_list[0] if thread_list else None, warmup=warmup, runs=runs,
+            sessions=sessions,
             input_shapes=list(input_shape or []), per_node=per_node, per_node_runs=per_node_runs,
             opt_level=opt_level, seed=seed, target_rel_ci=target_ci, max_runs=max_runs,
             int_range=_parse_int_range(int_range), options=opts,
@@ -249,6 +269,25 @@ def measure_cmd(
         if mcu is not None:  # the report's fields at the top level; latency_ms becomes {runtime: ms}
             doc.update({k: v for k, v in mcu.items() if k not in ("schema_version", "kind")})
         emit_json(json_path, doc)
+
+
+def _render_sweep(model: Path, counts: list[int], sweep: list[Any], json_path: Path | None) -> None:
+    """One row per thread count: median, p90, CV and the speed-up over the first count."""
+    doc = {"schema_version": 1, "kind": "nasprof.sweep", "setting": "threads", "values": counts,
+           "measurements": [m.to_dict() for m in sweep]}
+    if emit_json(json_path, doc):
+        return
+    base = sweep[0].median_ms
+    t = Table(title=f"{model.name} on {sweep[0].device}: threads sweep")
+    for col in ("threads", "median ms", "p90 ms", "CV", f"speed-up over {counts[0]}", "samples"):
+        t.add_column(col, justify="right")
+    for n, m in zip(counts, sweep, strict=True):
+        t.add_row(str(n), _fmt_ms(m.median_ms), _fmt_ms(m.p90_ms), f"{m.cv:.1%}",
+                  f"{base / m.median_ms:.2f}x", str(m.n))
+    console.print(t)
+    for n, m in zip(counts, sweep, strict=True):
+        for w in m.warnings:
+            warn(f"{n} threads: {w}")
 
 
 def compare_cmd(

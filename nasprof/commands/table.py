@@ -18,6 +18,7 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
+    parse_thread_list,
     styled,
     warn,
 )
@@ -65,7 +66,10 @@ def table_build_cmd(
         int | None, typer.Option(help="Measure at most N (>= 1) pending entries (default: all).")
     ] = None,
     shard: Annotated[str | None, typer.Option(help="Take share I of N (1-based), e.g. 2/4.")] = None,
-    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
+    threads: Annotated[
+        str, typer.Option(help="Intra-op threads; a comma-separated list (1,2,4) builds one table per count, "
+                               "DB.threadsN.db.")
+    ] = "1",
     warmup: Annotated[
         int, typer.Option(help="Untimed runs per session (a ceiling with --time-per-entry).")
     ] = 10,
@@ -113,18 +117,32 @@ def table_build_cmd(
         raise InputError(f"--max-runs {max_runs} is below the {runs * sessions} samples every entry takes "
                          "(--runs x --sessions); raise it or lower those")
 
-    spec = MeasureSpec(threads=threads, warmup=warmup, runs=runs, sessions=sessions,
-                       target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
-    try:
-        with _BuildBar() as bar:
-            report = build_table(space, resolution, device, db, limit=limit, shard=shard, spec=spec,
-                                 retry_failed=retry_failed, remeasure=remeasure, force=force,
-                                 time_per_entry_s=time_per_entry or None, memory_board=mcu_memory,
-                                 progress=bar, int8=int8)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished entries are stored in {db}; run the same command to resume",
-                          highlight=False)
-        raise typer.Exit(code=130) from None
+    counts = parse_thread_list(threads) or [1]
+    targets = [(n, db if len(counts) == 1 else db.with_name(f"{db.stem}.threads{n}{db.suffix}"))
+               for n in counts]
+    reports = []
+    for n, target in targets:
+        spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
+                           target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
+        try:
+            with _BuildBar() as bar:
+                reports.append(build_table(space, resolution, device, target, limit=limit, shard=shard,
+                                           spec=spec, retry_failed=retry_failed, remeasure=remeasure,
+                                           force=force, time_per_entry_s=time_per_entry or None,
+                                           memory_board=mcu_memory, progress=bar, int8=int8))
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted: finished entries are stored in {target}; run the same command "
+                              "to resume", highlight=False)
+            raise typer.Exit(code=130) from None
+    if len(reports) > 1:
+        doc = {"kind": "nasprof.sweep", "setting": "threads", "values": counts,
+               "reports": [r.to_dict() for r in reports]}
+        if emit_json(json_path, doc):
+            return
+        for (n, target), r in zip(targets, reports, strict=True):
+            console.print(f"{n} thread(s): {target} — {r.written} measured", highlight=False)
+        return
+    report = reports[0]
     if emit_json(json_path, report.to_dict()):
         return
     t = Table(title=f"{db} — {report.space} @ {report.resolution} on {', '.join(report.devices)}",
