@@ -268,8 +268,9 @@ def check_counts(force: bool, **counts: int | None) -> None:
                              "takes hours or more memory than this host has: lower it, or pass --force")
 
 
-def parse_thread_list(text: str | None) -> list[int] | None:
-    """``--threads``: one count (``2``) or a comma-separated sweep (``1,2,4``); None when not given."""
+def parse_thread_list(text: str | None, flag: str = "--threads") -> list[int] | None:
+    """``--threads`` (or ``--batch``): one count (``2``) or a comma-separated sweep (``1,2,4``); None when
+    not given."""
     from nasprof.errors import InputError
 
     if text is None:
@@ -277,9 +278,9 @@ def parse_thread_list(text: str | None) -> list[int] | None:
     try:
         values = [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise InputError(f"--threads takes a count or a comma-separated list (1,2,4), got {text!r}") from None
+        raise InputError(f"{flag} takes a count or a comma-separated list (1,2,4), got {text!r}") from None
     if not values or any(v < 1 for v in values):
-        raise InputError(f"--threads needs counts >= 1, got {text!r}")
+        raise InputError(f"{flag} needs counts >= 1, got {text!r}")
     if len(set(values)) != len(values):
-        raise InputError(f"--threads lists a count twice: {text!r}")
+        raise InputError(f"{flag} lists a count twice: {text!r}")
     return values

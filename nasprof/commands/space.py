@@ -303,6 +303,9 @@ def export_cmd(
         int | None, typer.Option(help="mobilenet_v2 only: override the last channel.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Images per inference (a fixed input dimension).")
+    ] = 1,
     int8: Annotated[
         bool,
         typer.Option("--int8", help="Quantise statically to int8 (QDQ; calibrated on seeded random inputs, "
@@ -326,15 +329,16 @@ def export_cmd(
             from nasprof.space.quantize import quantize_int8
 
             with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
-                fp32 = export_network(net, Path(tmp) / "fp32.onnx", seed=seed)
+                fp32 = export_network(net, Path(tmp) / "fp32.onnx", seed=seed, batch=batch)
                 q = quantize_int8(fp32, output, seed=seed)
             path = q.path
         else:
-            path = export_network(net, output, seed=seed)
+            path = export_network(net, output, seed=seed, batch=batch)
     counts = count_network(net)
-    console.print(f"wrote {path}: {net.name}{' (int8, QDQ)' if int8 else ''}, input {list(net.input_shape)}, "
-                  f"{len(counts.layers)} layers, {_fmt_count(counts.macs)} MACs, {_fmt_count(counts.params)} "
-                  "params", highlight=False)
+    shape = [batch, *net.input_shape[1:]]
+    console.print(f"wrote {path}: {net.name}{' (int8, QDQ)' if int8 else ''}, input {shape}, "
+                  f"{len(counts.layers)} layers, {_fmt_count(counts.macs)} MACs per image, "
+                  f"{_fmt_count(counts.params)} params", highlight=False)
 
 
 def count_cmd(

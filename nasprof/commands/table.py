@@ -70,6 +70,10 @@ def table_build_cmd(
         str, typer.Option(help="Intra-op threads; a comma-separated list (1,2,4) builds one table per count, "
                                "DB.threadsN.db.")
     ] = "1",
+    batch: Annotated[
+        str, typer.Option(help="Images per inference; a comma-separated list (1,8) builds one table per "
+                               "size, DB.batchN.db.")
+    ] = "1",
     warmup: Annotated[
         int, typer.Option(help="Untimed runs per session (a ceiling with --time-per-entry).")
     ] = 10,
@@ -118,10 +122,15 @@ def table_build_cmd(
                          "(--runs x --sessions); raise it or lower those")
 
     counts = parse_thread_list(threads) or [1]
-    targets = [(n, db if len(counts) == 1 else db.with_name(f"{db.stem}.threads{n}{db.suffix}"))
-               for n in counts]
+    batches = parse_thread_list(batch, "--batch") or [1]
+
+    def name(n: int, b: int) -> Path:
+        parts = ([f"threads{n}"] if len(counts) > 1 else []) + ([f"batch{b}"] if len(batches) > 1 else [])
+        return db if not parts else db.with_name(".".join([db.stem, *parts]) + db.suffix)
+
+    targets = [(n, b, name(n, b)) for n in counts for b in batches]
     reports = []
-    for n, target in targets:
+    for n, b, target in targets:
         spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
                            target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
         try:
@@ -129,18 +138,19 @@ def table_build_cmd(
                 reports.append(build_table(space, resolution, device, target, limit=limit, shard=shard,
                                            spec=spec, retry_failed=retry_failed, remeasure=remeasure,
                                            force=force, time_per_entry_s=time_per_entry or None,
-                                           memory_board=mcu_memory, progress=bar, int8=int8))
+                                           memory_board=mcu_memory, progress=bar, int8=int8, batch=b))
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished entries are stored in {target}; run the same command "
                               "to resume", highlight=False)
             raise typer.Exit(code=130) from None
     if len(reports) > 1:
-        doc = {"kind": "nasprof.sweep", "setting": "threads", "values": counts,
-               "reports": [r.to_dict() for r in reports]}
+        doc = {"kind": "nasprof.sweep", "threads": counts, "batch": batches,
+               "reports": [{"threads": n, "batch": b, "db": str(t), **r.to_dict()}
+                           for (n, b, t), r in zip(targets, reports, strict=True)]}
         if emit_json(json_path, doc):
             return
-        for (n, target), r in zip(targets, reports, strict=True):
-            console.print(f"{n} thread(s): {target} — {r.written} measured", highlight=False)
+        for (n, b, target), r in zip(targets, reports, strict=True):
+            console.print(f"{n} thread(s), batch {b}: {target} — {r.written} measured", highlight=False)
         return
     report = reports[0]
     if emit_json(json_path, report.to_dict()):

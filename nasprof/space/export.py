@@ -124,15 +124,23 @@ def _pin_shape(value_info: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
         dim.dim_value = int(size)
 
 
-def export_network(net: Network, path: str | Path, seed: int = 0) -> Path:
+def _check_batch(batch: int) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1024:
+        raise SpaceError(f"batch must be an integer in [1, 1024], got {batch!r}")
+    return batch
+
+
+def export_network(net: Network, path: str | Path, seed: int = 0, batch: int = 1) -> Path:
+    """``net`` to ONNX with a fixed input of ``batch`` images (the batch dimension is part of the file)."""
     model = net.build(seed=seed)
     meta = {
         "nasprof.name": net.name,
         "nasprof.resolution": str(net.resolution),
         "nasprof.width": str(net.width),
+        "nasprof.batch": str(_check_batch(batch)),
     }
     meta.update({f"nasprof.{k}": v for k, v in net.info.items()})
-    return export_module(model, net.input_shape, path, meta)
+    return export_module(model, (batch, *net.input_shape[1:]), path, meta)
 
 
 def export_arch(
@@ -142,6 +150,7 @@ def export_arch(
     resolution: int | None = None,
     width: float | None = None,
     seed: int = 0,
+    batch: int = 1,
     **preset_options: Any,
 ) -> Path:
     """Export an ``Arch``, a ``Network`` (e.g. a preset) or a name/string that ``resolve_model`` accepts
@@ -156,7 +165,7 @@ def export_arch(
         from nasprof.space.presets import resolve_model
 
         net = resolve_model(arch_or_preset, resolution=resolution, width=width, **preset_options)
-    return export_network(net, path, seed=seed)
+    return export_network(net, path, seed=seed, batch=batch)
 
 
 #: Free space ``export_many`` keeps beyond its estimate (other writers share the disk).
@@ -196,7 +205,7 @@ def _gb(n_bytes: float) -> str:
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.0f} MB"
 
 
-def export_layer(layer: Layer, path: str | Path, seed: int = 0) -> Path:
+def export_layer(layer: Layer, path: str | Path, seed: int = 0, batch: int = 1) -> Path:
     """One block at its input shape, scoped ``/blocks.0/...`` (what the table builder measures).
 
     Traced at no more than ``TRACE_SIZE`` x ``TRACE_SIZE`` and pinned to the layer's shapes (3-5x faster for
@@ -204,9 +213,10 @@ def export_layer(layer: Layer, path: str | Path, seed: int = 0) -> Path:
     model = instantiate(lambda: NetworkModule([], [layer.spec.build()], []), seed)
     c, h, w = layer.input_shape
     oc, oh, ow = layer.output_shape
-    out = (1, oc) if layer.spec.op == "head" else (1, oc, oh, ow)
-    meta = {"nasprof.key": layer.key}
+    n = _check_batch(batch)
+    out = (n, oc) if layer.spec.op == "head" else (n, oc, oh, ow)
+    meta = {"nasprof.key": layer.key, "nasprof.batch": str(n)}
     trace_hw = (min(h, TRACE_SIZE), min(w, TRACE_SIZE))
     if any(getattr(m, "needs_static_trace", False) for m in model.modules()):
         trace_hw = (h, w)  # shape-reading ops (channel shuffle) would otherwise become dynamic
-    return export_module(model, (1, c, h, w), path, meta, trace_hw=trace_hw, output_shape=out)
+    return export_module(model, (n, c, h, w), path, meta, trace_hw=trace_hw, output_shape=out)

@@ -315,7 +315,7 @@ def _distinct_layers(space: Any, resolution: int) -> list[Any]:
 
 def _open_table(
     db: Path, space: Any, resolution: int, backends: list[Backend], spec: MeasureSpec, distinct: int,
-    force: bool, time_per_entry_s: float | None, precision: str = "fp32",
+    force: bool, time_per_entry_s: float | None, precision: str = "fp32", batch: int = 1,
 ) -> LatencyTable:
     envs = [environment_of(b, spec) for b in backends]
     for b, env in zip(backends[1:], envs[1:], strict=True):
@@ -337,6 +337,8 @@ def _open_table(
         "time_per_entry_s": time_per_entry_s,
         # fp32 or int8 (QDQ, statically quantised): one table holds one precision.
         "precision": precision,
+        # Images per inference: every entry was exported and timed with this batch.
+        "batch": batch,
     }
     table = LatencyTable.open(db, create=True, metadata=meta)
     old = table.metadata
@@ -344,6 +346,9 @@ def _open_table(
         if old.get("precision", "fp32") != precision:
             raise TableError(f"{db} holds {old.get('precision', 'fp32')} entries, not {precision}; one table "
                              "holds one precision: use another --db")
+        if old.get("batch", 1) != batch:
+            raise TableError(f"{db} holds entries timed at batch {old.get('batch', 1)}, not {batch}; one "
+                             "table holds one batch size: use another --db")
         if old.get("space") not in (None, space.name) or old.get("resolution") not in (None, resolution):
             raise TableError(
                 f"{db} holds space {old.get('space')!r} at resolution {old.get('resolution')}, not "
@@ -384,6 +389,7 @@ def build_table(
     memory_board: str | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
     int8: bool = False,
+    batch: int = 1,
 ) -> BuildReport:
     """Measure every pending distinct layer of ``space`` at ``resolution`` on ``device`` into ``db``.
 
@@ -396,7 +402,8 @@ def build_table(
     ``spec.runs`` for every entry). ``export_jobs=0`` exports in the measuring thread instead of a child
     process. Entries carry peak SRAM / Flash bytes when the device is an MCU board, or for
     ``memory_board`` (an MCU board name) when asked. ``int8``: every layer is statically quantised to int8
-    (QDQ, ``nasprof.space.quantize``) before it is measured, and the table records ``precision: int8``.
+    (QDQ, ``nasprof.space.quantize``) before it is measured, and the table records ``precision: int8``;
+    ``batch``: images per inference (exports carry it; the table records it).
     Returns a ``BuildReport``; raises
     ``SpaceError``/``InputError`` for bad arguments and ``TableError``/``SchemaError`` for a db that is
     not a compatible table (left untouched)."""
@@ -419,8 +426,10 @@ def build_table(
         b.check_spec(spec)  # a refused option fails here, not once per entry
     selected = select_layers(all_layers, shard_t)
     distinct = len({layer.key for layer in all_layers})
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1024:
+        raise InputError(f"--batch must be an integer in [1, 1024], got {batch!r}")
     table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s,
-                        "int8" if int8 else "fp32")
+                        "int8" if int8 else "fp32", batch)
     try:
         pending_keys = set(table.pending([x.key for x in selected], include_failed=retry_failed))
         todo = [x for x in selected if x.key in pending_keys]
@@ -432,8 +441,8 @@ def build_table(
         with tempfile.TemporaryDirectory(prefix="nasprof-build-") as tmp:
             workdir = Path(tmp)
             exporter: Any = (
-                ProcessExporter(workdir / "export.log", int8) if export_jobs > 0 and todo
-                else InlineExporter(int8)
+                ProcessExporter(workdir / "export.log", int8, batch) if export_jobs > 0 and todo
+                else InlineExporter(int8, batch)
             )
             queue = _Queue(todo, exporter, workdir, EXPORT_AHEAD if export_jobs > 0 else 1)
 

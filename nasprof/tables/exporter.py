@@ -38,8 +38,8 @@ class ExportResult:
 class InlineExporter:
     """Exports in the calling thread when asked (no prefetch): simplest, used with ``export_jobs=0``."""
 
-    def __init__(self, int8: bool = False) -> None:
-        self.int8 = int8
+    def __init__(self, int8: bool = False, batch: int = 1) -> None:
+        self.int8, self.batch = int8, batch
         self._pending: dict[int, tuple[Any, Path]] = {}
         self._next = 0
         self._lock = threading.Lock()
@@ -53,7 +53,7 @@ class InlineExporter:
     def result(self, ticket: int) -> ExportResult:
         with self._lock:
             layer, path = self._pending.pop(ticket)
-        return _export(layer, path, self.int8)
+        return _export(layer, path, self.int8, self.batch)
 
     def close(self) -> None:
         self._pending.clear()
@@ -62,9 +62,9 @@ class InlineExporter:
 class ProcessExporter:
     """Exports in one child process, replies in order; ``result(ticket)`` blocks until that one is done."""
 
-    def __init__(self, log_path: Path, int8: bool = False) -> None:
+    def __init__(self, log_path: Path, int8: bool = False, batch: int = 1) -> None:
         self._log_path = log_path
-        self.int8 = int8
+        self.int8, self.batch = int8, batch
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._replies: Any = None
@@ -101,7 +101,7 @@ class ProcessExporter:
                 self._start()
             self._next += 1
             try:
-                req = {"layer": layer.to_dict(), "path": str(path), "int8": self.int8}
+                req = {"layer": layer.to_dict(), "path": str(path), "int8": self.int8, "batch": self.batch}
             except Exception as exc:  # recorded with the entry like any export failure
                 error = f"export failed: cannot serialise layer: {exc}"
                 self._done[self._next] = ExportResult(path, 0.0, error)
@@ -161,7 +161,7 @@ class ProcessExporter:
             self._reap()
 
 
-def _export(layer: Any, path: Path, int8: bool = False) -> ExportResult:
+def _export(layer: Any, path: Path, int8: bool = False, batch: int = 1) -> ExportResult:
     import warnings
 
     from nasprof.space import export_layer
@@ -170,7 +170,7 @@ def _export(layer: Any, path: Path, int8: bool = False) -> ExportResult:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings would break the progress bar
-            export_layer(layer, path)
+            export_layer(layer, path, batch=batch)
     except Exception as exc:  # any export failure is recorded with the entry, the build goes on
         return ExportResult(path, time.perf_counter() - t0, f"export failed: {type(exc).__name__}: {exc}")
     if int8:
@@ -201,7 +201,8 @@ def _serve(reply_fd: int) -> None:
             except Exception as exc:
                 res = ExportResult(Path(req["path"]), 0.0, f"export failed: bad layer: {exc}")
             else:
-                res = _export(layer, Path(req["path"]), bool(req.get("int8", False)))
+                res = _export(layer, Path(req["path"]), bool(req.get("int8", False)),
+                              int(req.get("batch", 1)))
             out.write(json.dumps({"id": req["id"], "export_s": res.export_s, "error": res.error}) + "\n")
             out.flush()
 

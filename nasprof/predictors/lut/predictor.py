@@ -221,6 +221,7 @@ class LutPredictor(Predictor):
                 "entries": len(entries),
                 "failed_entries": sum(1 for e in tbl.entries() if not e.ok),
                 "precision": meta.get("precision", "fp32"),
+                "batch": meta.get("batch", 1),
             },
         )
 
