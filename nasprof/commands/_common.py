@@ -268,8 +268,8 @@ def check_counts(force: bool, **counts: int | None) -> None:
                              "takes hours or more memory than this host has: lower it, or pass --force")
 
 
-def parse_thread_list(text: str | None, flag: str = "--threads") -> list[int] | None:
-    """``--threads`` (or ``--batch``): one count (``2``) or a comma-separated sweep (``1,2,4``); None when
+def parse_count_list(text: str | None, flag: str = "--threads") -> list[int] | None:
+    """``--threads`` or ``--batch``: one count (``2``) or a comma-separated sweep (``1,2,4``); None when
     not given."""
     from nasprof.errors import InputError
 

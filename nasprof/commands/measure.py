@@ -23,7 +23,7 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
-    parse_thread_list,
+    parse_count_list,
     styled,
     to_stdout,
     warn,
@@ -233,7 +233,7 @@ def measure_cmd(
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
     if top < 1:  # a negative slice would show all nodes but the last ones
         raise InputError(f"--top must be at least 1, got {top}")
-    thread_list = parse_thread_list(threads)
+    thread_list = parse_count_list(threads)
     if thread_list is not None and len(thread_list) > 1:
         if per_node or plot is not None:
             raise InputError("a --threads sweep gives one summary per count; measure one count for "

@@ -18,7 +18,7 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
-    parse_thread_list,
+    parse_count_list,
     styled,
     warn,
 )
@@ -121,8 +121,8 @@ def table_build_cmd(
         raise InputError(f"--max-runs {max_runs} is below the {runs * sessions} samples every entry takes "
                          "(--runs x --sessions); raise it or lower those")
 
-    counts = parse_thread_list(threads) or [1]
-    batches = parse_thread_list(batch, "--batch") or [1]
+    counts = parse_count_list(threads) or [1]
+    batches = parse_count_list(batch, "--batch") or [1]
 
     def name(n: int, b: int) -> Path:
         parts = ([f"threads{n}"] if len(counts) > 1 else []) + ([f"batch{b}"] if len(batches) > 1 else [])

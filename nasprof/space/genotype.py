@@ -3,8 +3,8 @@
 A search that proposes 10^6 candidates a second cannot build an ``Arch`` (and its layers) per candidate. Here
 an architecture is one row of an ``(n, blocks)`` int32 array: per block, the index of its choice among the
 block's combinations (its decisions' choice indices read as one mixed-radix number, the first decision most
-significant). Sampling every decision uniformly is then sampling every code uniformly — one
-``Generator.integers`` call per batch — and mutation and crossover are a few array operations.
+significant). Sampling every decision uniformly is then sampling every code uniformly — one uniform draw
+per code — and mutation and crossover are a few array operations.
 
 ``Genotypes`` (sampling, mutation, crossover, decode, encode) needs nothing from a space but its named
 decisions (``Space.decisions``/``Space.build``), grouped into blocks by the name's prefix (``b3.kernel`` ->

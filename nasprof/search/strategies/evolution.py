@@ -100,10 +100,7 @@ class RegularizedEvolution(Strategy):
         missing = self.population_size - self._size
         if missing > 0:
             return gt.sample(max(1, min(n, missing)), self.rng)
-        k = max(1, min(n, self.max_batch))
-        first = self._tournaments(k)
-        second = self._tournaments(k)
-        cross = self.rng.random(k) < self.crossover_prob
+        first, second, cross = self._select(n)
         parents = self._codes[first]
         if cross.any():
             parents[cross] = gt.crossover(parents[cross], self._codes[second[cross]], self.rng)
@@ -140,10 +137,7 @@ class RegularizedEvolution(Strategy):
         missing = self.population_size - self._size
         if missing > 0:
             return self._sample(max(1, min(n, missing)))
-        k = max(1, min(n, self.max_batch))
-        first = self._tournaments(k)
-        second = self._tournaments(k)
-        cross = self.rng.random(k) < self.crossover_prob
+        first, second, cross = self._select(n)
         children = []
         for a, b, c in zip(first.tolist(), second.tolist(), cross.tolist(), strict=True):
             parent = self._members[a]
@@ -164,6 +158,14 @@ class RegularizedEvolution(Strategy):
             assert self.genotypes is not None
             pending = self.genotypes.encode(archs)
         self.tell_codes(pending, scores)
+
+    def _select(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For up to ``max_batch`` children: each one's parent, its crossover partner, and whether it is
+        crossed over (the same draws on the genotype and the object path)."""
+        k = max(1, min(n, self.max_batch))
+        first = self._tournaments(k)
+        second = self._tournaments(k)
+        return first, second, self.rng.random(k) < self.crossover_prob
 
     def _tournaments(self, k: int) -> np.ndarray:
         """Population indices of the winners of ``k`` independent tournaments.
