@@ -84,6 +84,12 @@ def test_table_export_onto_its_own_table(table: Path) -> None:
     assert len(LatencyTable.load(table)) == 3
 
 
+def test_table_export_whose_format_contradicts_the_file_name(table: Path, tmp_path: Path) -> None:
+    refused(["table", "export", table, "-o", tmp_path / "x.yaml", "--format", "csv"], [table], "contradicts")
+    refused(["table", "export", table, "-o", tmp_path / "x.csv", "--format", "ofa"], [table], "contradicts")
+    assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "x.csv").exists()
+
+
 def test_predictor_fit_onto_its_table(table: Path) -> None:
     refused(["predictor", "fit", "--table", table, "-o", table], [table], "would be overwritten")
 

@@ -23,9 +23,12 @@ def test_measure_threads_sweep(tmp_path: Path) -> None:
     assert [m["metadata"]["threads"] for m in doc["measurements"]] == [1, 2]
     r = runner.invoke(app, ["measure", str(model), "--threads", "1,2", "--runs", "5"])
     assert r.exit_code == 0 and "threads sweep" in r.stdout and "speed-up over 1" in r.stdout
-    for bad, message in (("0,1", "counts >= 1"), ("1,x", "comma-separated list"), ("2,2", "twice")):
+    for bad, message in (("0,1", "counts >= 1"), ("1,x", "comma-separated list"), ("2,2", "twice"),
+                         ("1,", "comma-separated list")):
         r = runner.invoke(app, ["measure", str(model), "--threads", bad])
         assert r.exit_code == 2 and message in r.output, (bad, r.output)
+    r = runner.invoke(app, ["measure", str(model), "--threads", "2", "--device", "stm32f746"])
+    assert r.exit_code == 2 and "means nothing to a microcontroller" in r.output, r.output
     r = runner.invoke(app, ["measure", str(model), "--threads", "1,2", "--per-node"])
     assert r.exit_code == 2 and "one count for --per-node" in r.output
 

@@ -275,8 +275,8 @@ def parse_count_list(text: str | None, flag: str = "--threads") -> list[int] | N
 
     if text is None:
         return None
-    try:
-        values = [int(x) for x in str(text).split(",") if x.strip()]
+    try:  # an empty item (``1,`` or ``1,,2``) is a typo, not a shorter list
+        values = [int(x) for x in str(text).split(",")]
     except ValueError:
         raise InputError(f"{flag} takes a count or a comma-separated list (1,2,4), got {text!r}") from None
     if not values or any(v < 1 for v in values):

@@ -234,6 +234,13 @@ def measure_cmd(
     if top < 1:  # a negative slice would show all nodes but the last ones
         raise InputError(f"--top must be at least 1, got {top}")
     thread_list = parse_count_list(threads)
+    if thread_list is not None and device is not None:
+        from nasprof.devices import get_device
+        from nasprof.devices.mcu import McuBackend
+
+        if isinstance(get_device(device), McuBackend):  # one core, nothing run: the flag would be ignored
+            raise InputError(f"--threads means nothing to a microcontroller estimate ({device} has one core "
+                             "and nothing is run); drop --threads")
     if thread_list is not None and len(thread_list) > 1:
         if per_node or plot is not None:
             raise InputError("a --threads sweep gives one summary per count; measure one count for "
@@ -324,9 +331,10 @@ def compare_cmd(
     for col in ("measurement", "median ms", "ratio", "95% CI", "p (Mann-Whitney)", "verdict"):
         t.add_column(col, justify="left" if col in ("measurement", "verdict") else "right")
     for c in comparisons:
-        style = {"faster": "green", "slower": "red"}.get(c.verdict, "")
-        t.add_row(c.other, _fmt_ms(c.other_median_ms), f"{c.ratio:.3f}", f"{c.ci95[0]:.3f}–{c.ci95[1]:.3f}",
-                  f"{c.p_value:.2g}", Text(c.verdict, style=style))
+        style = {"faster": "green", "slower": "red"}.get(c.verdict.removeprefix("estimated "), "")
+        ci = "—" if c.estimated else f"{c.ci95[0]:.3f}–{c.ci95[1]:.3f}"
+        p = "— (estimates)" if c.estimated else f"{c.p_value:.2g}"
+        t.add_row(c.other, _fmt_ms(c.other_median_ms), f"{c.ratio:.3f}", ci, p, Text(c.verdict, style=style))
     console.print(t)
     for c in comparisons:
         for d in c.differences:

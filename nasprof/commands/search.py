@@ -53,7 +53,8 @@ def search_cmd(
     ] = None,
     tournament: Annotated[
         int | None,
-        typer.Option("--tournament", help="With --strategy evolution: members per tournament (25)."),
+        typer.Option("--tournament", help="With --strategy evolution: members per tournament (25, or a quarter of a "
+                                           "smaller --population)."),
     ] = None,
     strategy_state: Annotated[
         Path | None,
@@ -94,6 +95,9 @@ def search_cmd(
             if strategy != "evolution":
                 raise InputError(f"{flag} sets aging evolution; --strategy {strategy} has no population")
             options[key] = value
+    if population is not None and tournament is None and population < 100:
+        # Real et al.'s default is a quarter of the population (25 of 100): keep that ratio for small ones.
+        options["sample_size"] = max(1, population // 4)
     if tournament is not None and population is None and tournament > 100:
         raise InputError(f"--tournament {tournament} is larger than the default population of 100; "
                          "raise --population too")

@@ -182,11 +182,13 @@ PredictorsOption = Annotated[
 def space_quality_cmd(
     name: Annotated[str, typer.Argument(help="Space name (see `nasprof space list`).")],
     widths: Annotated[
-        str, typer.Option("--widths", help="Width multipliers, comma-separated.")
-    ] = "0.5,0.75,1.0",
+        str | None, typer.Option("--widths", help="Width multipliers, comma-separated (default 0.5,0.75,1.0; "
+                                                  "with --predictor 1.0, the width tables are built at).")
+    ] = None,
     resolutions: Annotated[
-        str, typer.Option("--resolutions", help="Input resolutions, comma-separated.")
-    ] = "96,128,160,192,224",
+        str | None, typer.Option("--resolutions", help="Input resolutions, comma-separated (default "
+                                                       "96,128,160,192,224; with --predictor, theirs).")
+    ] = None,
     n: Annotated[int, typer.Option("--n", help="Models sampled per grid cell.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
     device: Annotated[
@@ -209,10 +211,16 @@ def space_quality_cmd(
     check_counts(force, n=n)
     from nasprof.search.quality import space_quality
 
+    predictors = _load_predictors(predictor)
+    if widths is None:
+        widths = "1.0" if predictors else "0.5,0.75,1.0"
+    if resolutions is None:
+        known = sorted({int(r) for p in predictors if (r := getattr(p, "resolution", None)) is not None})
+        resolutions = ",".join(map(str, known)) or "96,128,160,192,224"
     with _StepBar("sampling") as bar:
         result = space_quality(
             name, _numbers(widths, "--widths"), _numbers(resolutions, "--resolutions", int), n=n, seed=seed,
-            device=device, predictors=_load_predictors(predictor), target_ms=target_ms, min_share=min_share,
+            device=device, predictors=predictors, target_ms=target_ms, min_share=min_share,
             on_progress=lambda done, total: bar(done, total, "cells"),
         )
     if plot is not None:
@@ -255,7 +263,8 @@ def space_edf_cmd(
                                                          "(needs a --predictor per space).")] = "macs",
     n: Annotated[int, typer.Option("--n", help="Models sampled per space.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
-    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: each space's).")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        help="Input resolution (default: each space's; for latency, its predictor's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
     device: Annotated[
         str | None, typer.Option("--device", help="MCU board whose SRAM the sram metric uses (stm32f746).")

@@ -262,6 +262,9 @@ def table_export_cmd(
 
     kind = (fmt or ("ofa" if out.suffix.lower() in (".yaml", ".yml") else "")).lower()
     if kind == "ofa":
+        from nasprof.tables.transfer import check_suffix
+
+        check_suffix(out, "ofa")
         from nasprof.tables.ofa import export_ofa
         from nasprof.tables.store import LatencyTable
 

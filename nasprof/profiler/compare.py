@@ -8,7 +8,8 @@ in both, the difference per block and per op type says where the time went.
 Comparing only makes sense when the runs differ in what is being compared, not in how they were timed: two
 measurements from different devices, backends, thread counts, optimisation levels or timing calls are refused
 unless ``force`` (the differences are then listed in the result). An estimate (the MCU backend) is never
-compared with a measurement.
+compared with a measurement; two estimates are deterministic values, so their comparison is the plain ratio
+with no interval, no test and a verdict of *estimated faster / slower / equal*.
 
 The samples of one session are not independent (a noisy minute slows a run of them), so the bootstrap
 resamples whole sessions when both measurements have at least 5 of them, and single samples otherwise (the
@@ -65,14 +66,21 @@ class Comparison:
     differences: tuple[str, ...] = ()
     per_block: tuple[dict[str, Any], ...] = field(default=())
     per_op_type: tuple[dict[str, Any], ...] = field(default=())
+    #: Both sides are estimates (one deterministic value each): no interval, no test (``p_value`` is NaN).
+    estimated: bool = False
 
     @property
     def significant(self) -> bool:
+        if self.estimated:
+            return self.ratio != 1.0
         lo, hi = self.ci95
         return self.p_value < self.alpha and not (lo <= 1.0 <= hi)
 
     @property
     def verdict(self) -> str:
+        if self.estimated:
+            return "estimated equal" if self.ratio == 1.0 else (
+                "estimated faster" if self.ratio < 1.0 else "estimated slower")
         if not self.significant:
             return "not significant"
         return "faster" if self.ratio < 1.0 else "slower"
@@ -85,7 +93,8 @@ class Comparison:
             "other_median_ms": self.other_median_ms,
             "ratio": self.ratio,
             "ci95": list(self.ci95),
-            "p_value": self.p_value,
+            "p_value": None if math.isnan(self.p_value) else self.p_value,
+            "estimated": self.estimated,
             "alpha": self.alpha,
             "verdict": self.verdict,
             "resampled": self.resampled,
@@ -187,27 +196,32 @@ def compare_measurements(
             raise InputError(f"{names[i]} was not timed like {names[0]} ({'; '.join(diffs)}); "
                              "pass --force to compare anyway")
         by_session = min(base.sessions, m.sessions) >= _MIN_SESSIONS
-        rng = np.random.default_rng(seed)
-        ratios = _resample_medians(m, by_session, rng) / _resample_medians(base, by_session, rng)
-        lo, hi = (float(v) for v in np.quantile(ratios, [0.025, 0.975]))
-        if base.estimated or len(set(base.samples_ms + m.samples_ms)) == 1:
-            p = 1.0 if base.median_ms == m.median_ms else 0.0  # estimates: one deterministic value each
+        ratio = m.median_ms / base.median_ms
+        if base.estimated:
+            # One deterministic value each: resampling and a test would dress up a plain ratio as statistics.
+            lo = hi = ratio
+            p = math.nan
         else:
-            p = float(mannwhitneyu(base.samples_ms, m.samples_ms, alternative="two-sided").pvalue)
+            rng = np.random.default_rng(seed)
+            ratios = _resample_medians(m, by_session, rng) / _resample_medians(base, by_session, rng)
+            lo, hi = (float(v) for v in np.quantile(ratios, [0.025, 0.975]))
+            p = 1.0 if len(set(base.samples_ms + m.samples_ms)) == 1 else float(
+                mannwhitneyu(base.samples_ms, m.samples_ms, alternative="two-sided").pvalue)
         both_nodes = base.per_node is not None and m.per_node is not None
         out.append(Comparison(
             baseline=names[0],
             other=names[i],
             baseline_median_ms=base.median_ms,
             other_median_ms=m.median_ms,
-            ratio=m.median_ms / base.median_ms,
+            ratio=ratio,
             ci95=(lo, hi),
             p_value=p,
             alpha=alpha,
-            resampled="sessions" if by_session else "samples",
+            resampled="none" if base.estimated else "sessions" if by_session else "samples",
             differences=tuple(diffs),
             per_block=_deltas(base.per_block, m.per_block, "block") if both_nodes else (),
             per_op_type=_deltas(base.per_op_type, m.per_op_type, "op_type") if both_nodes else (),
+            estimated=base.estimated,
         ))
     return out
 

@@ -146,7 +146,16 @@ def _latency_of(predictors: Sequence[Any], space: Any, codes: Any, resolution: i
             if recorded not in (None, space.name):
                 raise PredictorError(f"the predictor for {resolution} px was built for space {recorded!r}, "
                                      f"not {space.name!r}")
-            return predict_codes(p, codes, space.chain_layout(resolution, width))
+            try:
+                return predict_codes(p, codes, space.chain_layout(resolution, width))
+            except PredictorError as exc:
+                if width == 1.0:
+                    raise
+                # Tables are built from a space's width-1.0 layers: other widths' layers are not in them.
+                raise PredictorError(
+                    f"the predictor for {resolution} px cannot price width {width:g} ({exc}); latency tables "
+                    "hold the layers of width 1.0, so use --widths 1.0 with a lookup-table predictor"
+                ) from None
     known = sorted({str(getattr(p, "resolution", "?")) for p in predictors})
     raise PredictorError(
         f"no lookup-table predictor for {resolution} px (given: {', '.join(known) or 'none'}); a latency "
@@ -308,7 +317,12 @@ def space_edf(
     values: dict[str, NDArray[np.float64]] = {}
     for i, name in enumerate(names):
         space = get_space(name)
-        res = space.checked_resolution(resolution, width)
+        mine = [p for p in predictors if getattr(p, "space", None) == name]
+        if metric == "latency" and not mine:
+            raise PredictorError(f"no lookup-table predictor for space {name!r} among the --predictor files")
+        # A latency EDF is taken where the space's predictor was built, unless a resolution is asked for.
+        asked = resolution if resolution is not None or metric != "latency" else mine[0].resolution
+        res = space.checked_resolution(asked, width)
         codes = space.genotypes().sample(n, np.random.default_rng([seed, i]))
         layout = space.chain_layout(res, width)
         if metric == "macs":
@@ -319,11 +333,6 @@ def space_edf(
             assert constraint is not None
             v = constraint.usage(space.genotypes().decode(codes, res, width))[0].astype(np.float64)
         else:
-            mine = [p for p in predictors if getattr(p, "space", None) == name]
-            if not mine:
-                raise PredictorError(
-                    f"no lookup-table predictor for space {name!r} among the --predictor files"
-                )
             v = _latency_of(mine, space, codes, res, width)
         values[name] = np.asarray(v, dtype=np.float64)
     return EdfResult(metric, int(n), int(seed), resolution, float(width), values)

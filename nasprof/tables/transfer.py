@@ -39,7 +39,22 @@ _INT_COLS = {"cin", "cout", "kernel", "stride", "groups", "mid", "in_c", "in_h",
 _FLOAT_COLS = {"expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_s", "measure_s"}
 
 
+#: File suffixes that name a format: a --format that contradicts one is refused (a file called x.yaml holding CSV
+#: would mislead every later reader).
+SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".yaml": "ofa", ".yml": "ofa"}
+
+
+def check_suffix(path: Path, fmt: str) -> None:
+    """``InputError`` when ``path``'s suffix names a format other than ``fmt``."""
+    named = SUFFIX_FORMATS.get(path.suffix.lower())
+    if named is not None and named != fmt:
+        raise InputError(f"--format {fmt} contradicts the suffix of {path} (a {named} file name); "
+                         f"drop --format or name the file for {fmt}")
+
+
 def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt:
+        check_suffix(path, fmt.lower())
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise InputError(f"unknown table format {fmt!r} for {path}: use csv or parquet")

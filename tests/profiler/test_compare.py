@@ -65,6 +65,17 @@ def test_refusals() -> None:
         compare_measurements([base, base], alpha=0.0)
 
 
+def test_two_estimates_compare_as_a_plain_ratio_without_statistics() -> None:
+    a = Measurement("stm32f746", "mcu", (5.0,), estimated=True)
+    b = Measurement("stm32f746", "mcu", (4.0,), estimated=True)
+    (c,) = compare_measurements([a, b])
+    assert c.ratio == pytest.approx(0.8) and c.ci95 == (c.ratio, c.ratio)
+    assert c.verdict == "estimated faster" and c.resampled == "none"
+    d = c.to_dict()
+    assert d["p_value"] is None and d["estimated"] is True
+    assert compare_measurements([a, a])[0].verdict == "estimated equal"
+
+
 def test_compare_of_two_thousand_sample_measurements_is_fast() -> None:
     # The target (<= 0.5 s) is a benchmark figure; this only guards against an accidental O(n^2) path.
     a, b = _m(1.0, n=1000, sessions=10), _m(1.02, n=1000, sessions=10, seed=5)

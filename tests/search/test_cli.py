@@ -261,6 +261,8 @@ def test_evolution_population_and_tournament_flags(predictors: dict[str, Path], 
     assert r.exit_code == 0, r.output
     assert "integer genotypes" in r.stdout
     assert json.loads((tmp_path / "e.json").read_text())["path"] == "genotypes"
+    # A small population alone keeps Real et al.'s ratio (a quarter) instead of failing on the default 25.
+    assert search(predictors, space="mnasnet", budget=100, population=10).exit_code == 0
     for opts, message in (
         ({"strategy": "random", "population": 40}, "--population sets aging evolution"),
         ({"population": 1}, "population size must be at least 2"),

@@ -54,6 +54,28 @@ def test_quality_with_a_latency_limit_from_a_lookup_table() -> None:
         space_quality(space, [0.5], [96, 128], n=10, predictors=[lut], target_ms=target)
 
 
+def test_cli_with_predictors_defaults_to_their_width_and_resolutions(tmp_path: Path) -> None:
+    # A table is built from a space's width-1.0 layers at one resolution: the grid defaults to exactly that.
+    files = []
+    for name in ("mnasnet", "mobilenetv2"):
+        space = get_space(name)
+        lut = LutPredictor({x.key: 0.01 + x.macs / 1e7 for x in space.distinct_layers(96)},
+                           space=name, resolution=96, device="synthetic")
+        files.append(lut.save(tmp_path / f"{name}.json"))
+    runner = CliRunner()
+    r = runner.invoke(app, ["space", "quality", "mnasnet", "--predictor", str(files[0]), "--target-ms", "60",
+                            "--n", "50", "--json", str(tmp_path / "q.json")])
+    assert r.exit_code == 0, r.output
+    cells = json.loads((tmp_path / "q.json").read_text())["cells"]
+    assert [(c["width"], c["resolution"]) for c in cells] == [(1.0, 96)]
+    r = runner.invoke(app, ["space", "quality", "mnasnet", "--predictor", str(files[0]), "--target-ms", "60",
+                            "--n", "5", "--widths", "0.5"])
+    assert r.exit_code == 2 and "use --widths 1.0" in r.stderr, r.output
+    r = runner.invoke(app, ["space", "edf", "--spaces", "mnasnet,mobilenetv2", "--metric", "latency", "--n",
+                            "30", "--predictor", str(files[0]), "--predictor", str(files[1])])
+    assert r.exit_code == 0 and "KS distance" in r.stdout, r.output
+
+
 def test_no_model_fitting_names_the_closest_cell() -> None:
     # The 1000-way classifier alone (1.28 MB of int8 weights) overflows this board's 512 KiB of Flash.
     closest = r"closest is width [\d.]+ at \d+ px, whose smallest model is 2\d\d% over"
