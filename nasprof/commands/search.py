@@ -53,8 +53,8 @@ def search_cmd(
     ] = None,
     tournament: Annotated[
         int | None,
-        typer.Option("--tournament", help="With --strategy evolution: members per tournament (25, or a quarter of a "
-                                           "smaller --population)."),
+        typer.Option("--tournament", help="With --strategy evolution: members per tournament "
+                                          "(25, or a quarter of a smaller --population)."),
     ] = None,
     strategy_state: Annotated[
         Path | None,

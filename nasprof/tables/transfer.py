@@ -39,8 +39,8 @@ _INT_COLS = {"cin", "cout", "kernel", "stride", "groups", "mid", "in_c", "in_h",
 _FLOAT_COLS = {"expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_s", "measure_s"}
 
 
-#: File suffixes that name a format: a --format that contradicts one is refused (a file called x.yaml holding CSV
-#: would mislead every later reader).
+#: File suffixes that name a format: a --format that contradicts one is refused (a file called x.yaml that
+#: holds CSV would mislead every later reader).
 SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".yaml": "ofa", ".yml": "ofa"}
 
 
