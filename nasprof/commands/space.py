@@ -98,6 +98,8 @@ def space_show(
         f"distinct layers at 224: {summary['distinct_layers_224']}",
         highlight=False,
     )
+    if summary.get("formula"):
+        console.print(f"size formula: {summary['formula']}", highlight=False)
 
 
 @space_app.command("sample")

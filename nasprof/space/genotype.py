@@ -73,8 +73,9 @@ class Genotypes:
         self._sizes_f = self.sizes.astype(np.float64)
         if int(self.sizes.max()) > MAX_BLOCK_CODES:
             raise SpaceError(
-                f"space {space.name!r} has a block of {int(self.sizes.max())} combinations; integer "
-                f"genotypes hold at most {MAX_BLOCK_CODES} per block"
+                f"space {space.name!r} has a block of {float(self.sizes.max()):.3g} combinations; integer "
+                f"genotypes hold at most {MAX_BLOCK_CODES} per block, so what samples them (space quality, "
+                "space edf) does not cover this space (searches run on architecture objects instead)"
             )
 
     # -- codes <-> decisions -----------------------------------------------------------------------------

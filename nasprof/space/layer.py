@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from nasprof.errors import SpaceError
 from nasprof.space.blocks.base import BlockSpec
 
-__all__ = ["Layer", "shared_layer"]
+__all__ = ["Layer", "priced_layers", "shared_layer"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,13 @@ class Layer:
         return self.spec.key(self.input_shape)
 
     @cached_property
+    def parts(self) -> tuple[Layer, ...]:
+        """The layers a latency table prices this one by: itself, or a multi-branch cell's operations at
+        their shapes (``BlockFamily.parts``)."""
+        parts = self.spec.family.parts(self.spec, self.input_shape)
+        return (self,) if parts is None else tuple(parts)
+
+    @cached_property
     def macs(self) -> int:
         return self.spec.macs(self.input_shape[1], self.input_shape[2])
 
@@ -80,3 +87,11 @@ def shared_layer(spec: BlockSpec, input_shape: tuple[int, int, int]) -> Layer:
     MACs): a search over 10^5 architectures then builds each distinct layer once.
     """
     return Layer(spec, input_shape)
+
+
+def priced_layers(layers: Iterable[Layer]) -> list[Layer]:
+    """``layers`` with every multi-branch cell replaced by its operations: the rows a latency table holds."""
+    out: list[Layer] = []
+    for layer in layers:
+        out.extend(layer.parts)
+    return out

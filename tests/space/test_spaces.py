@@ -19,8 +19,9 @@ A1_LIKE = (
 
 
 def test_spaces_are_listed() -> None:
-    assert list_spaces() == ["mnasnet", "mobilenetv2", "regnet"]
-    with pytest.raises(SpaceError, match="unknown search space 'nas'; known: mnasnet, mobilenetv2, regnet"):
+    assert list_spaces() == ["mnasnet", "mobilenetv2", "nasnet", "regnet"]
+    known = "mnasnet, mobilenetv2, nasnet, regnet"
+    with pytest.raises(SpaceError, match=f"unknown search space 'nas'; known: {known}"):
         get_space("nas")
 
 REGNET = "regnet:224:1.0|d1_w24_b1_g8_se0|d2_w64_b1_g16_se0|d4_w160_b1_g16_se0.25|d12_w384_b2_g32_se0.25"
@@ -49,7 +50,7 @@ def test_mobilenetv2_size() -> None:
     assert get_space("mobilenetv2").size() == per_stage**5 * 6 == 53_334_230_327_543_808
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet", "nasnet"])
 def test_sampling_is_seeded(name: str) -> None:
     space = get_space(name)
     a, b, c = space.sample(20, seed=7), space.sample(20, seed=7), space.sample(20, seed=8)
@@ -58,7 +59,7 @@ def test_sampling_is_seeded(name: str) -> None:
     assert len({x.to_string() for x in a}) == 20
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet", "nasnet"])
 def test_string_and_json_round_trip(name: str, tmp_path: Path) -> None:
     for arch in get_space(name).sample(10, seed=1, resolution=192, width=0.75):
         assert Arch.from_string(arch.to_string()) == arch
@@ -211,7 +212,7 @@ def test_arch_with_a_foreign_block_is_rejected() -> None:
         replace(arch, blocks=(replace(arch.blocks[0], op="transformer"), *arch.blocks[1:]))
 
 
-@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet"])
+@pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2", "regnet", "nasnet"])
 def test_out_of_range_resolution_width_and_seed_are_refused(name: str) -> None:
     # Found in QA: resolution 0 silently meant the default (`resolution or default`), width 0 gave a table of
     # 8-channel layers, and a negative seed ended in numpy's bare ValueError.

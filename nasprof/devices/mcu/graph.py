@@ -37,7 +37,7 @@ _ELEMENTWISE = {"Add": "add", "Sub": "add", "Mul": "mul", "Div": "mul", "Relu": 
                 "Clip": "activation", "LeakyRelu": "activation", "HardSwish": "activation",
                 "HardSigmoid": "activation", "Sigmoid": "activation", "Tanh": "activation",
                 "BatchNormalization": "activation", "Softmax": "softmax", "Pad": "pad",
-                "Transpose": "transpose", "Concat": "concat"}
+                "Transpose": "transpose", "Concat": "concat", "Slice": "concat", "Split": "concat"}
 _POOLS = {"GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "ReduceMean"}
 
 
@@ -352,8 +352,10 @@ def graph_from_onnx(model: Any, *, allow_partial: bool = False, name: str = "") 
         elif op_type in _ELEMENTWISE:
             kind = _ELEMENTWISE[op_type]
             wl = sum(math.prod(inits[t]) for t in node.input if t in inits)
-            # One "MAC" per output element: the cost of writing it (a copy for concat/pad/transpose).
-            op = McuOp(nname, op_type, kind, ins, outs, macs=out_elems, weight_elems=wl)
+            # One "MAC" per output element: the cost of writing it (a copy for concat/pad/transpose/slice;
+            # a split writes all its outputs).
+            written = sum(math.prod(tensors[o].shape) for o in outs) if op_type == "Split" else out_elems
+            op = McuOp(nname, op_type, kind, ins, outs, macs=written, weight_elems=wl)
         elif allow_partial:
             unsized.append(f"{nname} ({op_type})")
             op = McuOp(nname, op_type, "unknown", ins, outs, macs=out_elems, partial=True)
@@ -361,7 +363,8 @@ def graph_from_onnx(model: Any, *, allow_partial: bool = False, name: str = "") 
             unsized.append(f"{nname} ({op_type})")
             continue
         ops.append(op)
-        produced_by[outs[0]] = len(ops) - 1
+        for o in outs:
+            produced_by[o] = len(ops) - 1
 
     if unsized and not allow_partial:
         raise UnsupportedOpsError(unsized)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nasprof.errors import InputError, PredictorError
+from nasprof.space.layer import priced_layers
 
 __all__ = ["calibrate_lut", "calibrate_on_measured", "lut_calibration_archs"]
 
@@ -53,7 +54,7 @@ def lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
     if samples < 1:
         raise InputError(f"--calibrate must be at least 1, got {samples}")
     archs = get_space(predictor.space).sample(samples, seed=seed, resolution=predictor.resolution)
-    usable = [a for a in archs if all(layer.key in predictor.entries for layer in a.layers())]
+    usable = [a for a in archs if all(layer.key in predictor.entries for layer in priced_layers(a.layers()))]
     if not usable:
         raise PredictorError(f"none of {samples} sampled architectures is fully in the table; build it first")
     return usable

@@ -47,6 +47,7 @@ from nasprof.predictors.base import Prediction, PredictionPart, Predictor
 from nasprof.predictors.kernel.features import FLOAT_BYTES
 from nasprof.predictors.lut.in_network import RATIO_RANGE, TooFewLayersError
 from nasprof.space.arch import Arch
+from nasprof.space.layer import priced_layers
 
 __all__ = ["LutPredictor"]
 
@@ -255,7 +256,7 @@ class LutPredictor(Predictor):
     def layer_keys(self, target: Any) -> list[str]:
         arch = self._arch(target)
         self._check(arch)
-        return [layer.key for layer in arch.layers()]
+        return [layer.key for layer in priced_layers(arch.layers())]
 
     def _ids_of_keys(self, keys: Sequence[str]) -> tuple[int, ...]:
         """Key ids of ``keys``; ``PredictorError`` names the first key the table lacks."""
@@ -273,7 +274,7 @@ class LutPredictor(Predictor):
     ) -> tuple[tuple[int, ...], tuple[int, int, int]] | None:
         """(key ids, shape leaving) of one segment's layers; None if the table lacks one of their keys."""
         index = self._index
-        ids = tuple(index.get(layer.key, -1) for layer in layers)
+        ids = tuple(index.get(layer.key, -1) for layer in priced_layers(layers))
         if -1 in ids:
             return None  # not cached: the caller's slow path names the missing key(s)
         return ids, (layers[-1].output_shape if layers else shape)
@@ -402,7 +403,7 @@ class LutPredictor(Predictor):
 
     def explain(self, target: Any) -> Prediction:
         arch = self._arch(target)
-        layers = list(arch.layers())
+        layers = priced_layers(arch.layers())
         parts: list[PredictionPart] = []
         missing: list[str] = []
         fallback: list[str] = []

@@ -6,6 +6,7 @@ from nasprof.space.blocks import (  # noqa: F401 - imported for their registrati
     dwsep,
     fire,
     mbconv,
+    nasnet,
     repvgg,
     resnet,
     resnext,

@@ -117,7 +117,7 @@ class BlockSpec:
             )
         if self.skip not in SKIPS:
             raise SpaceError(f"{self.op}: unknown skip {self.skip!r}; use one of {', '.join(SKIPS)}")
-        if self.variant not in family.variants:
+        if not family.accepts_variant(self.variant):
             allowed = ", ".join(repr(v) for v in family.variants)
             raise SpaceError(f"{self.op}: unknown variant {self.variant!r}; use one of {allowed}")
         family.check(self)
@@ -186,6 +186,16 @@ class BlockFamily(abc.ABC):
 
     def check(self, spec: BlockSpec) -> None:  # noqa: B027 - optional hook, default accepts everything
         """Raise ``SpaceError`` if ``spec`` is inconsistent for this family (called on construction)."""
+
+    def accepts_variant(self, variant: str) -> bool:
+        """Whether ``variant`` is one of the family's flavours (a family whose variant is a grammar, such as
+        a NASNet cell's genotype, parses it here)."""
+        return variant in self.variants
+
+    def parts(self, spec: BlockSpec, input_shape: tuple[int, int, int]) -> tuple[Any, ...] | None:
+        """The single-input ``Layer``s a latency table prices this block by, when it is not priced whole
+        (a multi-branch cell is keyed by its operations at shape); None: the block is its own table row."""
+        return None
 
     @abc.abstractmethod
     def output_hw(self, spec: BlockSpec, h: int, w: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from nasprof.errors import SpaceError
 from nasprof.space.spaces.base import Space
 from nasprof.space.spaces.mnasnet import MnasBlock, MnasNetSpace
 from nasprof.space.spaces.mobilenetv2 import Mbv2Stage, MobileNetV2Space
+from nasprof.space.spaces.nasnet import NasNetSpace
 from nasprof.space.spaces.regnet import RegNetSpace, RegStage
 
 __all__ = [
@@ -14,13 +15,16 @@ __all__ = [
     "MnasNetSpace",
     "Mbv2Stage",
     "MobileNetV2Space",
+    "NasNetSpace",
     "RegStage",
     "RegNetSpace",
     "get_space",
     "list_spaces",
 ]
 
-_SPACES: dict[str, Space] = {s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace())}
+_SPACES: dict[str, Space] = {
+    s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace(), NasNetSpace())
+}
 
 
 def get_space(name: str) -> Space:
