@@ -1,6 +1,6 @@
 """Are irregular cells hardware-unfriendly? NASNet cells against MBConv chains of the same MACs, measured.
 
-    python benchmarks/nasnet_cells.py              # ~4 min on 2 cores
+    python benchmarks/nasnet_cells.py              # ~3 min on 2 cores
     python benchmarks/nasnet_cells.py --pairs 4 --resolution 128
 
 Pairs: ``--pairs`` random ``nasnet`` networks plus NASNet-A's cells, each matched with the ``mnasnet`` network
@@ -83,8 +83,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=6, help="random NASNet networks (NASNet-A is added)")
     ap.add_argument("--resolution", type=int, default=160)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=15, help="timed runs per network per round")
-    ap.add_argument("--rounds", type=int, default=4, help="rounds (even: two halves give the noise floor)")
+    ap.add_argument("--runs", type=int, default=40, help="timed runs per network per round")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds (even: two halves give the noise floor)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nasnet_cells.json")
     args = ap.parse_args()
