@@ -108,6 +108,7 @@ def predictor_fit_cmd(
         err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
                           f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {p.calibration_summary()}",
                           highlight=False)
+        _warn_incomplete(p)
         loo = p.training_error.get("leave_one_out")
         if loo is not None:
             before = p.training_error["before"]
@@ -223,3 +224,22 @@ def predictor_show_cmd(
     _render_training_error(p.training_error)
     for w in d["warnings"]:
         warn(w)
+
+
+def _warn_incomplete(p: Any) -> None:
+    """A table that misses layers of its space fits a predictor that fails on the architectures using them:
+    say so now, not at the first search."""
+    if not p.space or not p.resolution:
+        return
+    from nasprof.errors import SpaceError
+    from nasprof.space import get_space
+
+    try:
+        keys = {layer.key for layer in get_space(p.space).distinct_layers(p.resolution)}
+    except SpaceError:  # a table of an unknown or retired space: nothing to compare with
+        return
+    missing = len(keys - set(p.entries))
+    if missing:
+        warn(f"the table lacks {missing} of the {len(keys)} distinct layers of {p.space} at "
+             f"{p.resolution} px: architectures that use them cannot be predicted; finish it with `nasprof table build` (same "
+             "--db resumes)")

@@ -89,6 +89,10 @@ def count_onnx(path: str | Path) -> ModelCount:
     if not graph.node:  # protobuf parses an empty (or all-default) file as an empty model without complaint
         raise ModelError(f"{path} holds no ONNX graph (empty or not an ONNX file); export a model first")
     inits = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
+    for node in graph.node:
+        # A QDQ (int8) graph's weights reach their Conv through DequantizeLinear: still weights.
+        if node.op_type == "DequantizeLinear" and node.input and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
     shapes: dict[str, tuple[int, ...]] = dict(inits)
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         dims = vi.type.tensor_type.shape.dim

@@ -146,6 +146,7 @@ def test_cli_fit_and_predict(table_path: tuple[Path, dict[str, float]], archs: l
         app, ["predictor", "fit", "--table", str(table_path[0]), "-o", str(out), "--overhead-ms", "0.125"]
     )
     assert result.exit_code == 0, result.output
+    assert "the table lacks" in result.stderr  # a partial table: said at fit time, not at the first search
     arch = archs[0].to_string()
     result = runner.invoke(app, ["predict", arch, "--predictor", str(out), "--json", "-"])
     assert result.exit_code == 0, result.output

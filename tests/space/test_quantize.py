@@ -29,6 +29,11 @@ def test_quantised_export_runs_and_stays_close_to_float(tmp_path: Path) -> None:
     cos = float((ref * got).sum() / np.linalg.norm(ref) / np.linalg.norm(got))
     assert cos > 0.9
     assert quantize_int8(fp32, tmp_path / "again.onnx").path.read_bytes() == q.path.read_bytes()  # seeded
+    from nasprof.space import count_onnx
+
+    # Weights behind DequantizeLinear are still the model's parameters (they used to count as 0).
+    qc, fc = count_onnx(q.path), count_onnx(fp32)
+    assert (qc.macs, qc.params) == (fc.macs, fc.params)
 
 
 def test_models_that_cannot_be_quantised_say_why(tmp_path: Path) -> None:

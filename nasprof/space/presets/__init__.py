@@ -60,6 +60,14 @@ def get_preset(name: str, width: float = 1.0, resolution: int = 224, **options: 
     try:
         net = _PRESETS[name](width=width, resolution=resolution, **options)
     except TypeError as exc:
+        import inspect
+
+        accepted = set(inspect.signature(_PRESETS[name]).parameters) - {"width", "resolution"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            flag = "--" + unknown[0].replace("_", "-")
+            raise SpaceError(f"preset {name} has no option {unknown[0]!r} ({flag}); it takes "
+                             f"{', '.join(sorted(accepted)) or 'no options'}") from None
         raise SpaceError(f"preset {name}: {exc}") from None
     info = {"preset": name, **{k: str(v) for k, v in options.items()}}
     return Network(net.name, net.resolution, net.stem, net.blocks, net.head, net.in_channels, width, info)
