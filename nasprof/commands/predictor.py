@@ -241,5 +241,5 @@ def _warn_incomplete(p: Any) -> None:
     missing = len(keys - set(p.entries))
     if missing:
         warn(f"the table lacks {missing} of the {len(keys)} distinct layers of {p.space} at "
-             f"{p.resolution} px: architectures that use them cannot be predicted; finish it with `nasprof table build` (same "
-             "--db resumes)")
+             f"{p.resolution} px: architectures that use them cannot be predicted; finish it with "
+             "`nasprof table build` (same --db resumes)")
