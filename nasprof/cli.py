@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nasprof.commands import devices, measure, predictor, search, space, table, validate
+from nasprof.commands import devices, measure, mobile, predictor, search, space, table, validate
 from nasprof.commands._common import console, err_console, error_line
 from nasprof.errors import NasprofError
 
@@ -44,6 +44,8 @@ app.command("compare")(measure.compare_cmd)
 app.command("doctor")(devices.doctor_cmd)
 app.command("export")(space.export_cmd)
 app.command("count")(space.count_cmd)
+app.command("check-mobile")(mobile.check_mobile_cmd)
+space.space_app.command("ops-config")(mobile.ops_config_cmd)
 app.command("predict")(validate.predict_cmd)
 app.command("validate")(validate.validate_cmd)
 app.command("search")(search.search_cmd)

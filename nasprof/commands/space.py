@@ -322,32 +322,56 @@ def export_cmd(
         typer.Option("--int8", help="Quantise statically to int8 (QDQ; calibrated on seeded random inputs, "
                                     "per-channel weights)."),
     ] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="onnx or ort (onnxruntime-mobile's ORT format); default: "
+                                                  "-o's suffix.")
+    ] = None,
+    opt_level: Annotated[
+        str, typer.Option("--opt-level", help="With --format ort: graph optimisation level: disable, basic, "
+                                              "extended, all.")
+    ] = "all",
+    ort_style: Annotated[
+        str, typer.Option("--ort-style", help="With --format ort: fixed (optimised here) or runtime "
+                                              "(optimised by the phone's minimal build).")
+    ] = "fixed",
 ) -> None:
-    """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer)."""
+    """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer), or
+    to the ORT format that minimal onnxruntime builds load."""
     check_outputs({"--output": output}, [model])
+    from nasprof.errors import InputError
     from nasprof.space import count_network, export_network, resolve_model
 
-    if output.suffix.lower() != ".onnx":  # like --plot and .png: the name says what the file holds
-        from nasprof.errors import InputError
-
-        raise InputError(f"--output writes ONNX; give a path ending in .onnx, got {output}")
+    kind = (fmt or output.suffix.lstrip(".")).lower()
+    if kind not in ("onnx", "ort") or output.suffix.lower() != f".{kind}":
+        # like --plot and .png: the name says what the file holds
+        suffix = kind if kind in ("onnx", "ort") else "onnx"
+        raise InputError(f"--output writes {'ORT format' if kind == 'ort' else 'ONNX'}; give a path ending "
+                         f"in .{suffix}, got {output}")
+    if kind == "onnx" and (opt_level != "all" or ort_style != "fixed"):
+        raise InputError("--opt-level and --ort-style apply to --format ort")
     options = {} if last_channel is None else {"last_channel": last_channel}
     net = resolve_model(model, resolution=resolution, width=width, **options)
     with err_console.status(f"exporting {net.name} at {net.resolution}x{net.resolution}"):
-        if int8:
-            import tempfile
+        import tempfile
 
-            from nasprof.space.quantize import quantize_int8
+        with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
+            onnx_out = output if kind == "onnx" else Path(tmp) / "model.onnx"
+            if int8:
+                from nasprof.space.quantize import quantize_int8
 
-            with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
                 fp32 = export_network(net, Path(tmp) / "fp32.onnx", seed=seed, batch=batch)
-                q = quantize_int8(fp32, output, seed=seed)
-            path = q.path
-        else:
-            path = export_network(net, output, seed=seed, batch=batch)
+                path = quantize_int8(fp32, onnx_out, seed=seed).path
+            else:
+                path = export_network(net, onnx_out, seed=seed, batch=batch)
+            if kind == "ort":
+                from nasprof.space.ort_format import convert_to_ort
+
+                path = convert_to_ort(path, output, opt_level=opt_level, style=ort_style)
     counts = count_network(net)
     shape = [batch, *net.input_shape[1:]]
-    console.print(f"wrote {path}: {net.name}{' (int8, QDQ)' if int8 else ''}, input {shape}, "
+    what = (" (int8, QDQ)" if int8 else "")
+    what += f" (ORT format, {opt_level}, {ort_style})" if kind == "ort" else ""
+    console.print(f"wrote {path}: {net.name}{what}, input {shape}, "
                   f"{len(counts.layers)} layers, {_fmt_count(counts.macs)} MACs per image, "
                   f"{_fmt_count(counts.params)} params", highlight=False)
 
