@@ -20,6 +20,7 @@ from nasprof.commands._common import (
     emit_json,
     err_console,
     styled,
+    warn,
 )
 
 devices_app = typer.Typer(help="Named devices: add, list, check.", no_args_is_help=True)
@@ -95,13 +96,18 @@ def devices_check_cmd(
     name: Annotated[str, typer.Argument(help="Device to check (see `nasprof devices list`).")],
     as_json: JsonOption = None,
 ) -> None:
-    """Connect to a device and show what it reports (model, cores, clocks, thermal state, runtimes)."""
+    """Connect to a device and show what it reports (model, cores, clocks, thermal state, runtimes); for a
+    phone, also which model files its runner loads (a minimal onnxruntime build takes only ORT format),
+    recorded in the devices file as model_format."""
     check_outputs({"--json": as_json})
     from nasprof.devices import get_device
 
     backend = get_device(name)
     backend.ensure_available()
     info = backend.describe()
+    formats = getattr(backend, "model_formats", None)
+    if callable(formats):
+        info.update(_record_model_format(name, backend, formats()))
     if emit_json(as_json, info):
         return
     t = Table(title=f"{name}: available", show_header=False)
@@ -110,6 +116,28 @@ def devices_check_cmd(
     for key, value in info.items():
         t.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
     console.print(t)
+
+
+def _record_model_format(name: str, backend: Any, accepted: tuple[str, ...]) -> dict[str, Any]:
+    """What a runner loads, kept in the devices file so that `measure` pushes a file it can run."""
+    from nasprof.devices.config import DeviceConfig, add_device, load_devices
+    from nasprof.errors import DeviceError
+
+    if not accepted:
+        raise DeviceError(f"the runner of {name} loads neither an ONNX nor an ORT-format model; check that "
+                          "it is onnxruntime_perf_test built for the device")
+    configured = str(backend.config.get("model_format", "onnx"))
+    out: dict[str, Any] = {"model_formats_accepted": list(accepted), "model_format": configured}
+    if configured not in accepted:
+        chosen = "onnx" if "onnx" in accepted else "ort"
+        entry = load_devices().get(name)
+        if entry is not None:
+            add_device(DeviceConfig(name, entry.backend, {**entry.options, "model_format": chosen}),
+                       path=entry.source, force=True)
+            warn(f"{name}: its runner loads only {' and '.join(accepted)} models; recorded model_format = "
+                 f"{chosen!r} in {entry.source}")
+        out["model_format"] = chosen
+    return out
 
 
 @devices_app.command("probe")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import redirect_stdout
@@ -29,7 +30,8 @@ from typing import Any
 from nasprof._io import atomic_write_bytes
 from nasprof.errors import InputError, ModelError
 
-__all__ = ["ORT_STYLES", "convert_to_ort", "cached_ort", "ops_config", "read_ops_config", "space_ops_config",
+__all__ = ["ORT_STYLES", "convert_to_ort", "cached_ort", "default_cache_dir", "ops_config", "read_ops_config",
+           "space_ops_config",
            "SpaceOpsConfig", "MobileUsability", "mobile_usability"]
 
 #: Optimisation styles of an ORT-format file (see the module docstring).
@@ -78,7 +80,15 @@ def convert_to_ort(model: str | Path, output: str | Path, *, opt_level: str = "a
         return atomic_write_bytes(output, target.read_bytes())
 
 
-def cached_ort(model: str | Path, cache_dir: str | Path, *, opt_level: str = "all",
+def default_cache_dir() -> Path:
+    """Where converted files are kept: ``$NASPROF_CACHE_DIR/ort``, else the XDG cache directory."""
+    base = os.environ.get("NASPROF_CACHE_DIR")
+    if not base:
+        base = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nasprof")
+    return Path(base) / "ort"
+
+
+def cached_ort(model: str | Path, cache_dir: str | Path | None = None, *, opt_level: str = "all",
                style: str = "fixed") -> Path:
     """The ORT-format version of ``model``, converted once per content and settings: a table build meets the
     same layer file again (resumed builds, several devices) and converts it once."""
@@ -87,7 +97,7 @@ def cached_ort(model: str | Path, cache_dir: str | Path, *, opt_level: str = "al
     _check(opt_level, style)
     data = Path(model).read_bytes()
     digest = hashlib.sha256(data + f"|{opt_level}|{style}|{ort.__version__}".encode()).hexdigest()[:24]
-    cache = Path(cache_dir)
+    cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / f"{digest}.{opt_level}.{style}.ort"
     if not target.is_file():

@@ -92,6 +92,7 @@ class FakeDevice:
             "thermal_status": "0",
             "perf_test_format": "modern",
             "layout": "host",
+            "build": "full",
         }
         for name, text in defaults.items():
             if not (self.control / name).exists():
@@ -383,6 +384,9 @@ class FakeDevice:
             "NASPROF_FAKE_LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH", ""),
             "NASPROF_FAKE_PERF_TEST_FORMAT": (self.control / "perf_test_format").read_text().strip(),
             "NASPROF_FAKE_LAYOUT": (self.control / "layout").read_text().strip(),
+            "NASPROF_FAKE_BUILD": (self.control / "build").read_text().strip(),
+            "NASPROF_FAKE_OPS_CONFIG": str(self.control / "ops.config")
+            if (self.control / "ops.config").is_file() else "",
         }
         unplug_at = self._exec_fault()
         proc = subprocess.Popen(

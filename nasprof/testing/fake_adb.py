@@ -366,6 +366,19 @@ class FakeAdb:
             raise ValueError(f"layout must be 'host' or 'plain', got {layout!r}")
         (self.control(serial) / "layout").write_text(layout + "\n")
 
+    def set_build(self, serial: str, build: str, ops_config: str | None = None) -> None:
+        """``full``: the runner loads .onnx and .ort files with every operator; ``minimal``: a reduced-size
+        build that loads only ORT-format files and, with ``ops_config`` (a reduced-build config's text),
+        only those operators."""
+        if build not in ("full", "minimal"):
+            raise ValueError(f"build must be 'full' or 'minimal', got {build!r}")
+        (self.control(serial) / "build").write_text(build + "\n")
+        cfg = self.control(serial) / "ops.config"
+        if ops_config is None:
+            cfg.unlink(missing_ok=True)
+        else:
+            cfg.write_text(ops_config)
+
     def unplug(self, serial: str) -> None:
         (self.control(serial) / "vanish").write_text("gone\n")
 

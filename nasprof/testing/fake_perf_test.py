@@ -7,6 +7,9 @@ runs the model with the *local* onnxruntime and prints the output of the real to
 ("P50 Latency is 0.0587108sec"); ``no-percentiles`` is ``modern`` from a build that ignores ``-s``. The
 device's ``.fake/layout`` file set to ``plain`` turns onnxruntime's NCHWc transformer off, so the phone lays
 models out as onnxruntime on ARM64 does (no blocked layout); its other fusions stay this host's.
+The device's ``.fake/build`` set to ``minimal`` makes it a reduced-size build: it loads only ORT-format files
+and, when ``.fake/ops.config`` exists, only the operators that config lists, failing with the messages of
+onnxruntime's minimal build otherwise.
 With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
 itself names it.
 
@@ -102,6 +105,32 @@ def _report(fmt: str, created_s: float, first_ms: float, lat_s: list[float], sta
     return "\n".join(lines) + "\n"
 
 
+def _minimal_build_refusal(model: Path, shown: str) -> str:
+    """What a minimal onnxruntime build says about ``model``: nothing when it can run it."""
+    if os.environ.get("NASPROF_FAKE_BUILD", "full") != "minimal":
+        return ""
+    with open(model, "rb") as f:
+        is_ort = f.read(8)[4:8] == b"ORTM"
+    if not is_ort:
+        return (f"[ONNXRuntimeError] : 1 : FAIL : Load model from {shown} failed:ONNX format model is not "
+                "supported in this build.")
+    config = os.environ.get("NASPROF_FAKE_OPS_CONFIG", "")
+    if not config:
+        return ""
+    import tempfile
+
+    from nasprof.space.ort_format import ops_config, read_ops_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        needed = read_ops_config(ops_config([model], Path(tmp) / "needed.config"))
+    have = read_ops_config(config)
+    for (domain, opset), ops in sorted(needed.items()):
+        for op in sorted(ops - have.get((domain, opset), frozenset())):
+            return (f"[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for "
+                    f"{op}({opset}) node with name '{op}_0'")
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts, positional = _parse(list(sys.argv[1:] if argv is None else argv))
     if not positional:
@@ -114,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not model.is_file():
         sys.stderr.write(f"[ONNXRuntimeError] : 3 : NO_SUCHFILE : Load model from {positional[0]} failed:"
                          " File doesn't exist\n")
+        return 255
+    refusal = _minimal_build_refusal(model, positional[0])
+    if refusal:
+        sys.stderr.write(refusal + "\n")
         return 255
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(opts.get("x", ["1"])[-1])

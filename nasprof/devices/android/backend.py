@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import re
 import shlex
 import tempfile
 import uuid
@@ -60,6 +61,8 @@ __all__ = ["AndroidBackend"]
 
 #: MeasureSpec.opt_level -> perf_test's -o value.
 _OPT_LEVEL = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
+#: onnxruntime's message for an operator a (minimal) build has no kernel for.
+_MISSING_OP_RE = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
 SAMPLES_KIND = (
     "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
 )
@@ -143,6 +146,42 @@ class AndroidBackend(Backend):
             out["runner_error"] = str(exc)
         return out
 
+    def model_formats(self) -> tuple[str, ...]:
+        """The model files the runner loads (``onnx``, ``ort`` or both), found by running it once on a tiny
+        model of each format: a full build loads both, a minimal build only ORT-format files."""
+        from nasprof.space import BlockSpec, Layer, export_layer
+        from nasprof.space.ort_format import convert_to_ort
+
+        s = self.settings
+        runner = RunnerFiles.from_config(s.runner, s.libs, s.runner_version, device=self.device)
+        adb = self._adb()
+        adb.require_attached()
+        push_runner(adb, runner, s.remote_dir)
+        run_dir = posixpath.join(s.remote_dir, f"probe-{uuid.uuid4().hex[:12]}")
+        accepted = []
+        with tempfile.TemporaryDirectory(prefix="nasprof-format-") as tmp:
+            tiny = Layer(BlockSpec("conv", 3, 8, kernel=3), (3, 8, 8))
+            onnx_file = export_layer(tiny, Path(tmp) / "p.onnx")
+            files = {"onnx": onnx_file, "ort": convert_to_ort(onnx_file, Path(tmp) / "p.ort")}
+            try:
+                mk = adb.shell(quote_command("mkdir", "-p", run_dir), doing="creating the probe directory")
+                if not mk.ok:
+                    raise DeviceError(f"cannot create {run_dir} on {adb.serial}: {mk.tail()}")
+                for fmt, path in files.items():
+                    remote = posixpath.join(run_dir, f"probe.{fmt}")
+                    adb.push(path, remote)
+                    run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
+                        f"./{runner.runner.name}", "-m", "times", "-r", "1", "-x", "1", "-e",
+                        s.execution_provider, "-I", remote)
+                    r = adb.shell(f"{quote_command('cd', s.remote_dir)} && {run}", timeout_s=s.run_timeout_s,
+                                  doing=f"trying the runner on an {fmt} model")
+                    # A missing operator means the file itself was loaded: the format is accepted.
+                    if r.ok or _MISSING_OP_RE.search(r.stderr + r.stdout):
+                        accepted.append(fmt)
+            finally:
+                self._cleanup(adb, run_dir)
+        return tuple(accepted)
+
     @staticmethod
     def _prop_fields(props: Mapping[str, str]) -> dict[str, str]:
         keys = {
@@ -182,9 +221,14 @@ class AndroidBackend(Backend):
             )
         mask = CpuTopology.mask(cpus)
         started = utc_timestamp()
+        local_model = info.path
+        if s.model_format == "ort":  # a minimal build loads ORT-format files only: convert (once per content)
+            from nasprof.space.ort_format import cached_ort
+
+            local_model = cached_ort(info.path, opt_level=spec.opt_level, style=s.ort_style)
         pushed = push_runner(adb, runner, s.remote_dir)
         run_dir = posixpath.join(s.remote_dir, f"run-{uuid.uuid4().hex[:12]}")
-        remote_model = posixpath.join(run_dir, "model.onnx")
+        remote_model = posixpath.join(run_dir, f"model.{s.model_format}")
 
         per_node = None
         profiled_ms: list[float] = []
@@ -192,7 +236,7 @@ class AndroidBackend(Backend):
             mk = adb.shell(quote_command("mkdir", "-p", run_dir), doing="creating the run directory")
             if not mk.ok:
                 raise DeviceError(f"cannot create {run_dir} on {adb.serial}: {mk.tail()}")
-            adb.push(info.path, remote_model)
+            adb.push(local_model, remote_model)
             if s.fixed_performance_mode:
                 self._performance_mode(adb, True)
 
@@ -230,6 +274,8 @@ class AndroidBackend(Backend):
             "taskset_mask": mask,
             "threads": spec.threads,
             "execution_provider": s.execution_provider,
+            "model_format": s.model_format,
+            "ort_style": s.ort_style if s.model_format == "ort" else None,
             "opt_level": spec.opt_level,
             "perf_test_opt_level": _OPT_LEVEL[spec.opt_level],
             "per_node_opt_level": spec.opt_level if spec.per_node else None,
@@ -344,6 +390,21 @@ class AndroidBackend(Backend):
                 f"the runner cannot be executed on {adb.serial} ({result.tail(2)}); build "
                 f"onnxruntime_perf_test for {abi} (./build.sh --android --android_abi {abi} ...) and point "
                 "--runner at it"
+            )
+        missing = _MISSING_OP_RE.search(text)
+        if missing:
+            raise ModelError(
+                f"the runner on {adb.serial} lacks operator {missing.group(1)} (opset "
+                f"{missing.group(2)}): it is a minimal build without it; rebuild it with an operator "
+                "config that covers the models "
+                "(`nasprof space ops-config SPACE -o required_operators.config`, then onnxruntime's "
+                "./build.sh --minimal_build --include_ops_by_config required_operators.config)"
+            )
+        if "ONNX format model is not supported" in text:
+            raise ModelError(
+                f"the runner on {adb.serial} is a minimal build that loads only ORT-format models; set "
+                f"model_format = \"ort\" for {self.device} (`nasprof devices check {self.device}` finds and "
+                "records it)"
             )
         if "ONNXRuntimeError" in text or "Load model" in text:
             raise ModelError(

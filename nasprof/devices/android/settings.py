@@ -14,7 +14,8 @@ __all__ = ["AndroidSettings", "DEFAULT_REMOTE_DIR", "SPEC_OPTIONS"]
 DEFAULT_REMOTE_DIR = "/data/local/tmp/nasprof"
 #: Settings a single measurement may override through ``MeasureSpec.options``.
 SPEC_OPTIONS = frozenset(
-    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s"}
+    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s",
+     "model_format", "ort_style"}
 )
 
 
@@ -40,6 +41,11 @@ class AndroidSettings:
     run_timeout_s: float = 600.0
     #: ``cmd power set-fixed-performance-mode-enabled`` around the runs (Android 11+): steadier clocks.
     fixed_performance_mode: bool = False
+    #: What the runner loads: ``onnx`` (a full build) or ``ort`` (a minimal build: models are converted to
+    #: ORT format first); ``nasprof devices check`` finds it out and records it.
+    model_format: str = "onnx"
+    #: ORT-format optimisation style when ``model_format`` is ``ort``: fixed or runtime.
+    ort_style: str = "fixed"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AndroidSettings:
@@ -59,6 +65,12 @@ class AndroidSettings:
                 f"remote_dir {remote_dir!r} must be an absolute directory of its own on the device, "
                 f"e.g. {DEFAULT_REMOTE_DIR}"
             )
+        model_format = str(config.get("model_format", "onnx"))
+        ort_style = str(config.get("ort_style", "fixed"))
+        if model_format not in ("onnx", "ort"):
+            raise InputError(f"android device option model_format must be onnx or ort, got {model_format!r}")
+        if ort_style not in ("fixed", "runtime"):
+            raise InputError(f"android device option ort_style must be fixed or runtime, got {ort_style!r}")
         libs = config.get("libs")
         if isinstance(libs, str):
             libs = [libs]
@@ -77,4 +89,6 @@ class AndroidSettings:
             thermal_poll_s=number("thermal_poll_s", 10.0, 0.0),
             run_timeout_s=number("run_timeout_s", 600.0, 1.0),
             fixed_performance_mode=config.get("fixed_performance_mode", False) is True,
+            model_format=model_format,
+            ort_style=ort_style,
         )
