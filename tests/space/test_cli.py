@@ -113,7 +113,8 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
         (("count", "missing.onnx"), "does not exist"),
         (("export", "model.onnx", "-o", "x.onnx"), "is an ONNX file, not a preset"),
         (("count", "squeezenet1_0", "--resolution", "16"), "inconsistent shapes"),
-        (("export", "resnet18", "--last-channel", "448", "-o", "x.onnx"), "has no option 'last_channel' (--last-channel)"),
+        (("export", "resnet18", "--last-channel", "448", "-o", "x.onnx"),
+         "has no option 'last_channel' (--last-channel)"),
         # Found in QA: these used to succeed silently (a default in place of 0, ONNX in a .txt, an empty
         # table) or end in a traceback.
         (("export", "mobilenet_v2", "--last-channel", "0", "--resolution", "32", "-o", "x.onnx"),
