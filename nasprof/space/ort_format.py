@@ -39,6 +39,12 @@ ORT_STYLES = ("fixed", "runtime")
 _LEVELS = ("disable", "basic", "extended", "all")
 
 
+def _first_line(exc: BaseException) -> str:
+    """onnxruntime's error messages run to many lines; the first says what went wrong."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _check(opt_level: str, style: str) -> None:
     if opt_level not in _LEVELS:
         raise InputError(f"unknown optimisation level {opt_level!r}; use one of {', '.join(_LEVELS)}")
@@ -75,8 +81,7 @@ def convert_to_ort(model: str | Path, output: str | Path, *, opt_level: str = "a
             ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"],
                                  disabled_optimizers=["NchwcTransformer"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot convert {model} to ORT format: {reason}") from None
+            raise ModelError(f"cannot convert {model} to ORT format: {_first_line(exc)}") from None
         return atomic_write_bytes(output, target.read_bytes())
 
 
@@ -267,8 +272,7 @@ def mobile_usability(model: str | Path) -> list[MobileUsability]:
             ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
             proto = onnx.shape_inference.infer_shapes(onnx.load(str(basic)))
         except Exception as exc:  # onnxruntime/onnx raise their own types for unreadable models
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot read {model} as an ONNX model: {reason}") from None
+            raise ModelError(f"cannot read {model} as an ONNX model: {_first_line(exc)}") from None
     checks = {
         "nnapi": lambda m: check_nnapi_partitions(m, True),
         "coreml (mlprogram)": lambda m: check_coreml_partitions(m, True, "coreml_supported_mlprogram_ops.md"),

@@ -193,23 +193,16 @@ class NasOp(BlockFamily):
         return out
 
 
-def op_spec(variant: str, cin: int, cout: int, stride: int = 1) -> BlockSpec:
-    return _op_spec(variant, cin, cout, stride)
-
-
 @lru_cache(maxsize=1 << 14)
-def _op_spec(variant: str, cin: int, cout: int, stride: int) -> BlockSpec:
+def op_spec(variant: str, cin: int, cout: int, stride: int = 1) -> BlockSpec:
+    """One ``nasnet_op`` spec (shared instances: cells ask for the same operations again and again)."""
     return BlockSpec("nasnet_op", cin, cout, stride=stride, variant=variant)
 
 
+@lru_cache(maxsize=1 << 14)
 def cell_plan(spec: BlockSpec) -> dict[str, Any]:
     """What a ``nasnet_cell`` spec computes: ``pre0`` (or None), ``pre1``, per block the two op specs (None
     for a plain identity) with the state each reads, the output states and the ``carry`` op (or None)."""
-    return _cell_plan(spec)
-
-
-@lru_cache(maxsize=1 << 14)
-def _cell_plan(spec: BlockSpec) -> dict[str, Any]:
     g = parse_genotype(spec.variant)
     c, s = spec.cout, spec.stride
     s1 = spec.cin - spec.mid

@@ -29,7 +29,15 @@ import numpy as np
 from nasprof.errors import SpaceError
 from nasprof.space.arch import Arch
 from nasprof.space.blocks.base import BlockSpec, conv_out, make_divisible
-from nasprof.space.blocks.nasnet import COMBINES, OPS, CellBlock, CellGenotype, check_block, parse_genotype
+from nasprof.space.blocks.nasnet import (
+    COMBINES,
+    OPS,
+    CellBlock,
+    CellGenotype,
+    check_block,
+    op_spec,
+    parse_genotype,
+)
 from nasprof.space.layer import Layer, shared_layer
 from nasprof.space.network import Network
 from nasprof.space.spaces.base import Space, as_rng, chain_layers, dedupe_layers
@@ -211,17 +219,12 @@ class NasNetSpace(Space):
             out.append((i, c, nxt, k == 0, k == len(cells) - 1))
         return out
 
-    @staticmethod
-    def _cell_spec(genotype: str, cin: int, c: int, nxt: int, reduction: bool, first: bool,
-                   last: bool) -> BlockSpec:
-        return _cell_spec(genotype, cin, c, nxt, reduction, first, last)
-
     def _record_specs(self, index: int, cell: CellGenotype, cin: int, width: float) -> tuple[BlockSpec, ...]:
         specs = []
         for i, c, nxt, first, last in self._positions(width):
             if i != index:
                 continue
-            spec = self._cell_spec(cell.to_string(), cin, c, nxt, KINDS[i] == "reduction", first, last)
+            spec = _cell_spec(cell.to_string(), cin, c, nxt, KINDS[i] == "reduction", first, last)
             specs.append(spec)
             cin = spec.family.output_channels(spec)
         return tuple(specs)
@@ -270,16 +273,17 @@ class NasNetSpace(Space):
             for s1 in sorted(s1_options):
                 cin = s1 if first else s1 + c
                 if first:
-                    layers.append(shared_layer(_op("pre", cin, c, 1), (cin, hw, hw)))
-                layers.append(shared_layer(_op("pre", s1, c, 1), (s1, hw, hw)))
+                    layers.append(shared_layer(op_spec("pre", cin, c, 1), (cin, hw, hw)))
+                layers.append(shared_layer(op_spec("pre", s1, c, 1), (s1, hw, hw)))
                 if not last:
-                    carry = _op("id", s1, nxt, 2) if reduction else _op("pre", s1, nxt, 1)
+                    carry = op_spec("id", s1, nxt, 2) if reduction else op_spec("pre", s1, nxt, 1)
                     layers.append(shared_layer(carry, (s1, hw, hw)))
             for op in OPS:
                 stride = 2 if reduction else 1
-                if not (op == "id" and stride == 1):
-                    layers.append(shared_layer(_op(op, c, c, stride), (c, hw, hw)))  # on a cell input
-                layers.append(shared_layer(_op(op, 2 * c, c, 1), (2 * c, out_hw, out_hw)))  # a concat block
+                if not (op == "id" and stride == 1):  # on a cell input
+                    layers.append(shared_layer(op_spec(op, c, c, stride), (c, hw, hw)))
+                # on a concat block's output
+                layers.append(shared_layer(op_spec(op, 2 * c, c, 1), (2 * c, out_hw, out_hw)))
             # A cell outputs 1 to BLOCKS unread block states of c or 2c channels: any multiple of c up to 2B.
             s1_options = {m * c for m in range(1, 2 * BLOCKS + 1)}
             hw = out_hw
@@ -314,12 +318,6 @@ class NasNetSpace(Space):
             raise SpaceError(f"nasnet cell {index}: malformed values {doc!r}") from None
         self.validate_block(index, g)
         return self._intern(g)
-
-
-def _op(variant: str, cin: int, cout: int, stride: int) -> BlockSpec:
-    from nasprof.space.blocks.nasnet import op_spec
-
-    return op_spec(variant, cin, cout, stride)
 
 
 @lru_cache(maxsize=1 << 14)
