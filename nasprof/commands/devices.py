@@ -95,19 +95,39 @@ def devices_list_cmd(
 def devices_check_cmd(
     name: Annotated[str, typer.Argument(help="Device to check (see `nasprof devices list`).")],
     as_json: JsonOption = None,
+    space: Annotated[
+        str | None, typer.Option("--space", help="Phones: check that the runner has every operator this "
+                                                 "space's table needs.")
+    ] = None,
+    resolution: Annotated[int | None, typer.Option(help="Input resolution for --space (default: the "
+                                                        "space's).")] = None,
+    width: Annotated[float, typer.Option(help="Global width multiplier for --space.")] = 1.0,
+    int8: Annotated[bool, typer.Option("--int8", help="For --space: int8 (QDQ) tables, as `table build "
+                                                       "--int8`.")] = False,
 ) -> None:
     """Connect to a device and show what it reports (model, cores, clocks, thermal state, runtimes); for a
     phone, also which model files its runner loads (a minimal onnxruntime build takes only ORT format),
-    recorded in the devices file as model_format."""
+    recorded in the devices file as model_format, and whether it has the execution provider configured.
+    With --space, whether a minimal runner has every operator of that space."""
     check_outputs({"--json": as_json})
     from nasprof.devices import get_device
+    from nasprof.errors import InputError
 
     backend = get_device(name)
     backend.ensure_available()
-    info = backend.describe()
     formats = getattr(backend, "model_formats", None)
+    if space is not None and not callable(formats):
+        raise InputError(f"--space checks a phone's runner; {name} is a {backend.name} device, which runs "
+                         "every operator of its onnxruntime")
+    info = backend.describe()
     if callable(formats):
-        info.update(_record_model_format(name, backend, formats()))
+        accepted = formats()
+        info.update(_record_model_format(name, backend, accepted))
+        if space is not None:
+            from nasprof.devices.android.ops_check import check_space_coverage
+
+            info["space_coverage"] = check_space_coverage(backend, space, resolution=resolution, width=width,
+                                                          int8=int8, formats=accepted).to_dict()
     if emit_json(as_json, info):
         return
     t = Table(title=f"{name}: available", show_header=False)
@@ -151,7 +171,8 @@ def devices_probe_cmd(
     ] = None,
 ) -> None:
     """Run small probe graphs on a device and show the kernel rules it follows: which ops fuse, whether it
-    has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go."""
+    has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go; with a
+    mobile execution provider, which kernels it ran and which fell back to the CPU."""
     check_outputs({"--json": json_path})
     from nasprof.predictors.kernel.probe import probe_rules
 
@@ -166,6 +187,11 @@ def devices_probe_cmd(
     t.add_column("value", overflow="fold")
     for k, v in report.rules.describe().items():
         t.add_row(k, str(v))
+    by_provider = report.kernels_by_provider()
+    if len(by_provider) > 1 or any(p != "CPUExecutionProvider" for p in by_provider):
+        # A mobile provider is configured: what it took, and what fell back to the CPU.
+        for prov, ops in by_provider.items():
+            t.add_row(f"kernels on {prov}", ", ".join(ops))
     console.print(t)
     if json_path is not None:
         report.save_json(json_path)

@@ -163,6 +163,8 @@ class SpaceOpsConfig:
     layer_models: int
     network_models: int
     ops: dict[tuple[str, int], frozenset[str]]
+    #: The ORT-format models, when ``models_dir`` kept them.
+    models: tuple[Path, ...] = ()
 
 
 def _signature(layer: Any) -> tuple[Any, ...]:
@@ -186,11 +188,13 @@ def space_ops_config(
     style: str = "fixed",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    models_dir: str | Path | None = None,
 ) -> SpaceOpsConfig:
     """The operator config a minimal onnxruntime build needs to run every layer file a table build of
     ``space`` measures (one layer per operator signature), ``samples`` whole networks of the space (the
     graphs ``validate`` runs, with the fusions across layers) and the ``presets``, as ORT-format models at
-    ``opt_level`` and ``style``; ``int8`` quantises them first, as ``table build --int8`` does."""
+    ``opt_level`` and ``style``; ``int8`` quantises them first, as ``table build --int8`` does. With
+    ``models_dir`` the ORT-format models are kept there (``SpaceOpsConfig.models``)."""
     from nasprof.space.export import export_layer, export_network
     from nasprof.space.presets import get_preset
     from nasprof.space.spaces import get_space
@@ -217,8 +221,9 @@ def space_ops_config(
                 from nasprof.space.quantize import quantize_int8
 
                 onnx_path = quantize_int8(onnx_path, Path(tmp) / f"{i}.int8.onnx", seed=seed).path
+            keep = Path(models_dir) if models_dir is not None else Path(tmp)
             ort_files.append(
-                convert_to_ort(onnx_path, Path(tmp) / f"{i}.ort", opt_level=opt_level, style=style))
+                convert_to_ort(onnx_path, keep / f"{kind}{i}.ort", opt_level=opt_level, style=style))
             if progress is not None:
                 progress(i + 1, len(jobs))
         header = [
@@ -228,7 +233,8 @@ def space_ops_config(
             + (f" (presets: {', '.join(presets)})" if presets else ""),
         ]
         path = ops_config(ort_files, output, header)
-    return SpaceOpsConfig(path, len(reps), len(networks), read_ops_config(path))
+    return SpaceOpsConfig(path, len(reps), len(networks), read_ops_config(path),
+                          tuple(ort_files) if models_dir is not None else ())
 
 
 @dataclass(frozen=True)

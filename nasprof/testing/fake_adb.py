@@ -379,6 +379,16 @@ class FakeAdb:
         else:
             cfg.write_text(ops_config)
 
+    def set_providers(self, serial: str, providers: dict[str, list[str]] | None) -> None:
+        """Execution providers the runner was built with besides cpu, each with the operators it takes
+        (``{"xnnpack": ["Conv", "MaxPool"]}``); those nodes are labelled with the provider in profiles, the
+        rest fall back to the CPU. ``None``: a CPU-only runner."""
+        path = self.control(serial) / "providers.json"
+        if providers is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps(providers))
+
     def unplug(self, serial: str) -> None:
         (self.control(serial) / "vanish").write_text("gone\n")
 

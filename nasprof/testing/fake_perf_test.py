@@ -10,6 +10,11 @@ models out as onnxruntime on ARM64 does (no blocked layout); its other fusions s
 The device's ``.fake/build`` set to ``minimal`` makes it a reduced-size build: it loads only ORT-format files
 and, when ``.fake/ops.config`` exists, only the operators that config lists, failing with the messages of
 onnxruntime's minimal build otherwise.
+The device's ``.fake/providers.json`` lists the execution providers the runner was built with besides cpu,
+each with the operators it takes: ``-e xnnpack`` on a runner without it fails as perf_test does ("Xnnpack
+is not supported in this build"); with it, the model still runs on this host's CPU, but profiled nodes of
+those operators carry the provider's name (per node, as XNNPACK assigns them) and the rest
+``CPUExecutionProvider``.
 With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
 itself names it.
 
@@ -20,6 +25,7 @@ Android's linker does.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import posixpath
@@ -32,7 +38,10 @@ import numpy as np
 
 _OPT_LEVELS = {"0": "ORT_DISABLE_ALL", "1": "ORT_ENABLE_BASIC", "2": "ORT_ENABLE_EXTENDED",
                "3": "ORT_ENABLE_ALL", "99": "ORT_ENABLE_ALL"}
-_FLAGS_WITH_VALUE = set("mrtexyopSfcd")
+_FLAGS_WITH_VALUE = set("mrtexyopSfcdi")
+#: How onnxruntime names each provider: in perf_test's refusal, and in profiles.
+_PROVIDERS = {"xnnpack": ("Xnnpack", "XnnpackExecutionProvider"),
+              "nnapi": ("NNAPI", "NnapiExecutionProvider"), "qnn": ("QNN", "QNNExecutionProvider")}
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
                 "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
@@ -118,17 +127,50 @@ def _minimal_build_refusal(model: Path, shown: str) -> str:
     if not config:
         return ""
     import tempfile
+    import types
 
-    from nasprof.space.ort_format import ops_config, read_ops_config
+    import onnxruntime
 
-    with tempfile.TemporaryDirectory() as tmp:
-        needed = read_ops_config(ops_config([model], Path(tmp) / "needed.config"))
-    have = read_ops_config(config)
+    # onnxruntime's own reader of ORT-format models. Its package __init__ imports torch (2 s in every fake
+    # process); the reader needs none of it, so the package is entered without running that __init__.
+    if "onnxruntime.tools" not in sys.modules:
+        tools = types.ModuleType("onnxruntime.tools")
+        tools.__path__ = [str(Path(onnxruntime.__file__).parent / "tools")]
+        sys.modules["onnxruntime.tools"] = tools
+    from onnxruntime.tools.ort_format_model.utils import create_config_from_models
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
+        create_config_from_models([model], Path(tmp) / "needed.config", enable_type_reduction=False)
+        needed = _read_config((Path(tmp) / "needed.config").read_text())
+    have = _read_config(Path(config).read_text())
     for (domain, opset), ops in sorted(needed.items()):
-        for op in sorted(ops - have.get((domain, opset), frozenset())):
+        for op in sorted(ops - have.get((domain, opset), set())):
             return (f"[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for "
                     f"{op}({opset}) node with name '{op}_0'")
     return ""
+
+
+def _read_config(text: str) -> dict[tuple[str, int], set[str]]:
+    out: dict[tuple[str, int], set[str]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            domain, opset, ops = line.split(";")[:3]
+            names = (o.split("{")[0].strip() for o in ops.split(","))
+            out.setdefault((domain, int(opset)), set()).update(names)
+    return out
+
+
+def _label_provider(profile: Path, name: str, ops: set[str]) -> None:
+    """Give the nodes a provider takes its name in the profile (they ran on this host's CPU)."""
+    import json
+
+    events = json.loads(profile.read_text())
+    for e in events:
+        args = e.get("args") or {}
+        if e.get("cat") == "Node" and args.get("op_name") in ops:
+            args["provider"] = name
+    profile.write_text(json.dumps(events))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     refusal = _minimal_build_refusal(model, positional[0])
     if refusal:
         sys.stderr.write(refusal + "\n")
+        return 255
+    provider = opts.get("e", ["cpu"])[-1]
+    built: dict[str, list[str]] = {}
+    if os.environ.get("NASPROF_FAKE_PROVIDERS"):
+        import json
+
+        built = json.loads(Path(os.environ["NASPROF_FAKE_PROVIDERS"]).read_text())
+    if provider != "cpu" and provider not in built:
+        label = _PROVIDERS.get(provider, (provider, ""))[0]
+        sys.stderr.write(f"{label} is not supported in this build\n")
         return 255
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(opts.get("x", ["1"])[-1])
@@ -175,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.run(None, feeds)
         lat_s.append(time.perf_counter() - t0)
     if "p" in opts:
-        session.end_profiling()
+        profile = session.end_profiling()
+        if provider != "cpu":
+            _label_provider(Path(profile), _PROVIDERS.get(provider, ("", provider))[1], set(built[provider]))
     fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
     stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
     sys.stdout.write(_report(fmt, created_s, first_ms, lat_s, stats=stats))

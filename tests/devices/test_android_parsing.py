@@ -166,6 +166,10 @@ def test_runs_are_split_over_processes() -> None:
     assert split_runs(100, 10) == [10] * 10
     assert split_runs(5, 2) == [2, 2, 1]
     assert split_runs(3, 10) == [3]
+    # The planner's hundreds of runs for a tiny layer: longer processes, never more than the cap.
+    assert split_runs(500, 2, max_processes=10) == [50] * 10
+    assert split_runs(95, 10, max_processes=4) == [24, 24, 24, 23]
+    assert split_runs(100, 10, max_processes=10) == [10] * 10
 
 
 @pytest.mark.parametrize(

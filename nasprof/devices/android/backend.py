@@ -16,7 +16,9 @@ sample in ``samples_ms`` summarises one perf_test *process* — a fresh session 
 timed runs (after perf_test's single warm-up, whose time lands in ``warmup_ms``): its median (perf_test's
 P50, printed with ``-s``), or its mean when a runner does not print percentiles. A session of
 ``spec.runs`` runs is split over ``ceil(runs / runs_per_sample)`` processes, so the default (100 runs x 3
-sessions, 10 runs per sample) gives 30 samples from 30 processes. ``session_index`` names the requested
+sessions, 10 runs per sample) gives 30 samples from 30 processes; at most ``max_processes_per_session``
+(10) per session, so the table builder's planner, raising a tiny layer to hundreds of runs, makes longer
+processes instead of paying a session creation for every ten runs. ``session_index`` names the requested
 session a process belongs to, so session medians compare groups of processes (as they compare sessions of
 single runs on the CPU) rather than flagging the process-to-process spread of every entry.
 ``metadata["samples_kind"]`` says all this, and ``metadata["perf_test_runs"]`` keeps every process's full
@@ -52,7 +54,7 @@ from nasprof.devices.android.device_info import (
 from nasprof.devices.android.perf_output import PerfTestOutput, parse_perf_test_output
 from nasprof.devices.android.runner import RunnerFiles, push_runner
 from nasprof.devices.android.sampling import sample
-from nasprof.devices.android.settings import SPEC_OPTIONS, AndroidSettings
+from nasprof.devices.android.settings import EXECUTION_PROVIDERS, SPEC_OPTIONS, AndroidSettings
 from nasprof.devices.base import Backend, MeasureSpec, registry
 from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, ModelError, NasprofError
 from nasprof.profiler.measurement import Measurement
@@ -63,6 +65,9 @@ __all__ = ["AndroidBackend"]
 _OPT_LEVEL = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
 #: onnxruntime's message for an operator a (minimal) build has no kernel for.
 _MISSING_OP_RE = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
+#: perf_test's message for ``-e X`` when the runner was built without X ("NNAPI is not supported in this
+#: build", "WebGPU execution provider is not supported in this build"); "ONNX format model is …" is not one.
+_EP_MISSING_RE = re.compile(r"\b(\w+)(?: execution provider)? is not supported in this build", re.I)
 SAMPLES_KIND = (
     "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
 )
@@ -134,6 +139,7 @@ class AndroidBackend(Backend):
             "taskset_mask": CpuTopology.mask(topology.select(s.cores)),
             # Settings that change the latency itself, so that tables built with different ones differ.
             "execution_provider": s.execution_provider,
+            "provider_options": s.provider_options,
             "fixed_performance_mode": s.fixed_performance_mode,
             "thermal_status": thermal,
             "adb_path": str(adb.adb_path),
@@ -148,39 +154,65 @@ class AndroidBackend(Backend):
 
     def model_formats(self) -> tuple[str, ...]:
         """The model files the runner loads (``onnx``, ``ort`` or both), found by running it once on a tiny
-        model of each format: a full build loads both, a minimal build only ORT-format files."""
+        model of each format: a full build loads both, a minimal build only ORT-format files. A runner
+        built without the configured execution provider raises ``DeviceUnavailableError``."""
         from nasprof.space import BlockSpec, Layer, export_layer
         from nasprof.space.ort_format import convert_to_ort
 
+        with tempfile.TemporaryDirectory(prefix="nasprof-format-") as tmp:
+            tiny = Layer(BlockSpec("conv", 3, 8, kernel=3), (3, 8, 8))
+            onnx_file = export_layer(tiny, Path(tmp) / "p.onnx")
+            files = [onnx_file, convert_to_ort(onnx_file, Path(tmp) / "p.ort")]
+            tried = self.try_models(files)
+        # A missing operator means the file itself was loaded: the format is accepted.
+        return tuple(p.suffix[1:] for p, missing in zip(files, tried, strict=True) if missing != "unloadable")
+
+    def try_models(self, models: list[Path], *, stop_at_failure: bool = False) -> list[str | None]:
+        """Run the runner once on each model file: ``None`` when it ran, ``"Op(opset)"`` for the first
+        operator a minimal build lacks, ``"unloadable"`` when the file was refused (wrong format); with
+        ``stop_at_failure``, the models after the first failure are not tried."""
         s = self.settings
         runner = RunnerFiles.from_config(s.runner, s.libs, s.runner_version, device=self.device)
         adb = self._adb()
         adb.require_attached()
         push_runner(adb, runner, s.remote_dir)
         run_dir = posixpath.join(s.remote_dir, f"probe-{uuid.uuid4().hex[:12]}")
-        accepted = []
-        with tempfile.TemporaryDirectory(prefix="nasprof-format-") as tmp:
-            tiny = Layer(BlockSpec("conv", 3, 8, kernel=3), (3, 8, 8))
-            onnx_file = export_layer(tiny, Path(tmp) / "p.onnx")
-            files = {"onnx": onnx_file, "ort": convert_to_ort(onnx_file, Path(tmp) / "p.ort")}
-            try:
-                mk = adb.shell(quote_command("mkdir", "-p", run_dir), doing="creating the probe directory")
-                if not mk.ok:
-                    raise DeviceError(f"cannot create {run_dir} on {adb.serial}: {mk.tail()}")
-                for fmt, path in files.items():
-                    remote = posixpath.join(run_dir, f"probe.{fmt}")
-                    adb.push(path, remote)
-                    run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
-                        f"./{runner.runner.name}", "-m", "times", "-r", "1", "-x", "1", "-e",
-                        s.execution_provider, "-I", remote)
-                    r = adb.shell(f"{quote_command('cd', s.remote_dir)} && {run}", timeout_s=s.run_timeout_s,
-                                  doing=f"trying the runner on an {fmt} model")
-                    # A missing operator means the file itself was loaded: the format is accepted.
-                    if r.ok or _MISSING_OP_RE.search(r.stderr + r.stdout):
-                        accepted.append(fmt)
-            finally:
-                self._cleanup(adb, run_dir)
-        return tuple(accepted)
+        out: list[str | None] = []
+        try:
+            mk = adb.shell(quote_command("mkdir", "-p", run_dir), doing="creating the probe directory")
+            if not mk.ok:
+                raise DeviceError(f"cannot create {run_dir} on {adb.serial}: {mk.tail()}")
+            for i, path in enumerate(models):
+                remote = posixpath.join(run_dir, f"m{i}{path.suffix}")
+                adb.push(path, remote)
+                args: list[str | int] = ["-m", "times", "-r", "1", "-x", "1", "-e", s.execution_provider]
+                if s.provider_options:
+                    args += ["-i", s.provider_options]
+                run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
+                    f"./{runner.runner.name}", *args, "-I", remote)
+                r = adb.shell(f"{quote_command('cd', s.remote_dir)} && {run}", timeout_s=s.run_timeout_s,
+                              doing=f"trying the runner on {path.name}")
+                text = r.stderr + r.stdout
+                self._raise_if_provider_missing(adb, s, text)
+                missing = _MISSING_OP_RE.search(text)
+                out.append(None if r.ok else f"{missing.group(1)}({missing.group(2)})" if missing
+                           else "unloadable")
+                if stop_at_failure and out[-1] is not None:
+                    break
+        finally:
+            self._cleanup(adb, run_dir)
+        return out
+
+    def _raise_if_provider_missing(self, adb: Adb, s: AndroidSettings, text: str) -> None:
+        m = _EP_MISSING_RE.search(text)
+        if m is None or m.group(1).lower() == "model":
+            return
+        flag = EXECUTION_PROVIDERS.get(s.execution_provider) or f"--use_{s.execution_provider}"
+        raise DeviceUnavailableError(
+            f"the runner of {self.device} ({adb.serial}) was built without the {s.execution_provider} "
+            f"execution provider ({m.group(0)}); rebuild onnxruntime_perf_test with ./build.sh --android "
+            f"{flag} ..., or set execution_provider = \"cpu\" for {self.device}"
+        )
 
     @staticmethod
     def _prop_fields(props: Mapping[str, str]) -> dict[str, str]:
@@ -244,7 +276,7 @@ class AndroidBackend(Backend):
                 wait = self._wait_cool(adb, s)
                 return wait, self._perf_test(adb, s, runner, mask, spec, info, remote_model, runs)
 
-            timed = sample(run, spec, s.runs_per_sample)
+            timed = sample(run, spec, s.runs_per_sample, s.max_processes_per_session)
             if spec.per_node:
                 wait = self._wait_cool(adb, s)
                 per_node, profiled_ms = self._profile(adb, s, runner, mask, spec, info, remote_model, run_dir)
@@ -274,6 +306,7 @@ class AndroidBackend(Backend):
             "taskset_mask": mask,
             "threads": spec.threads,
             "execution_provider": s.execution_provider,
+            "provider_options": s.provider_options,
             "model_format": s.model_format,
             "ort_style": s.ort_style if s.model_format == "ort" else None,
             "opt_level": spec.opt_level,
@@ -356,6 +389,7 @@ class AndroidBackend(Backend):
             _OPT_LEVEL[spec.opt_level],
             "-e",
             s.execution_provider,
+            *(["-i", s.provider_options] if s.provider_options else []),
             "-I",
             "-S",
             spec.seed,
@@ -391,6 +425,7 @@ class AndroidBackend(Backend):
                 f"onnxruntime_perf_test for {abi} (./build.sh --android --android_abi {abi} ...) and point "
                 "--runner at it"
             )
+        self._raise_if_provider_missing(adb, s, text)
         missing = _MISSING_OP_RE.search(text)
         if missing:
             raise ModelError(

@@ -13,8 +13,15 @@ from nasprof.devices.base import MeasureSpec
 __all__ = ["Sampled", "sample", "split_runs"]
 
 
-def split_runs(runs: int, per_sample: int) -> list[int]:
-    """Runs of each perf_test process in one session: ``(100, 10)`` -> ten 10s; ``(5, 2)`` -> 2, 2, 1."""
+def split_runs(runs: int, per_sample: int, max_processes: int | None = None) -> list[int]:
+    """Runs of each perf_test process in one session: ``(100, 10)`` -> ten 10s; ``(5, 2)`` -> 2, 2, 1.
+
+    With ``max_processes``, a session that would need more processes gets that many longer ones instead
+    (``(500, 10, 10)`` -> ten 50s): each process costs a session creation and a warm-up (about a second on a
+    phone), so when the table builder's planner raises a tiny layer's runs into the hundreds the extra runs
+    must go into the processes, not multiply them."""
+    if max_processes is not None and math.ceil(runs / per_sample) > max_processes:
+        per_sample = math.ceil(runs / max_processes)
     n = math.ceil(runs / per_sample)
     return [min(per_sample, runs - i * per_sample) for i in range(n)]
 
@@ -31,14 +38,18 @@ class Sampled:
 
 
 def sample(
-    run: Callable[[int], tuple[ThermalWait, PerfTestOutput]], spec: MeasureSpec, per_sample: int
+    run: Callable[[int], tuple[ThermalWait, PerfTestOutput]],
+    spec: MeasureSpec,
+    per_sample: int,
+    max_processes: int | None = None,
 ) -> Sampled:
     """Run the planned perf_test processes, then (with ``spec.target_rel_ci``) more until the 95% CI of the
     median sample is within the target or ``spec.max_runs`` timed runs are reached."""
     from nasprof.profiler import progress
     from nasprof.profiler.ort_runner import DEFAULT_MAX_RUNS_FACTOR, relative_ci
 
-    per_session = split_runs(spec.runs, per_sample)
+    per_session = split_runs(spec.runs, per_sample, max_processes)
+    per_sample = per_session[0]  # adaptive extra processes are as long as the planned ones
     plan = [r for _ in range(spec.sessions) for r in per_session]
     cap = spec.max_runs or DEFAULT_MAX_RUNS_FACTOR * spec.runs * spec.sessions
     out = Sampled(plan=[], session=[], outputs=[], waits=[], rel_ci=math.inf, stopped_by="runs")

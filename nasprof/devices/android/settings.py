@@ -9,13 +9,16 @@ from typing import Any
 
 from nasprof.errors import InputError
 
-__all__ = ["AndroidSettings", "DEFAULT_REMOTE_DIR", "SPEC_OPTIONS"]
+__all__ = ["AndroidSettings", "DEFAULT_REMOTE_DIR", "EXECUTION_PROVIDERS", "SPEC_OPTIONS"]
 
 DEFAULT_REMOTE_DIR = "/data/local/tmp/nasprof"
+#: perf_test's ``-e`` values for the providers onnxruntime builds for Android, with the ./build.sh flag that
+#: includes each (the hint of the error when a runner lacks one).
+EXECUTION_PROVIDERS = {"cpu": "", "xnnpack": "--use_xnnpack", "nnapi": "--use_nnapi", "qnn": "--use_qnn"}
 #: Settings a single measurement may override through ``MeasureSpec.options``.
 SPEC_OPTIONS = frozenset(
-    {"runs_per_sample", "execution_provider", "thermal_timeout_s", "thermal_poll_s", "run_timeout_s",
-     "model_format", "ort_style"}
+    {"runs_per_sample", "max_processes_per_session", "execution_provider", "thermal_timeout_s",
+     "thermal_poll_s", "run_timeout_s", "model_format", "ort_style", "provider_options"}
 )
 
 
@@ -34,7 +37,17 @@ class AndroidSettings:
     adb_server: str | None = None
     remote_dir: str = DEFAULT_REMOTE_DIR
     runs_per_sample: int = 10
+    #: Cap on perf_test processes per session: more planned runs make longer processes, not more of them.
+    max_processes_per_session: int = 10
     execution_provider: str = "cpu"
+    #: perf_test's ``-i`` string for the provider, in its own syntax: ``"backend_type|htp"`` (qnn),
+    #: ``"intra_op_num_threads|4"`` (xnnpack), ``"NNAPI_FLAG_USE_FP16 NNAPI_FLAG_CPU_DISABLED"`` (nnapi).
+    #: A TOML table (``{ backend_type = "htp" }``) is written as ``key|value`` pairs, ``FLAG = true`` as
+    #: ``FLAG``.
+    provider_options: str = ""
+    #: The operator config the (minimal) runner was built with, when known: `devices check --space`
+    #: compares it with what a space needs.
+    ops_config: str | None = None
     runner_version: str | None = None
     thermal_timeout_s: float = 300.0
     thermal_poll_s: float = 10.0
@@ -71,6 +84,10 @@ class AndroidSettings:
             raise InputError(f"android device option model_format must be onnx or ort, got {model_format!r}")
         if ort_style not in ("fixed", "runtime"):
             raise InputError(f"android device option ort_style must be fixed or runtime, got {ort_style!r}")
+        provider = str(config.get("execution_provider", "cpu"))
+        if provider not in EXECUTION_PROVIDERS:
+            raise InputError(f"android device option execution_provider must be one of "
+                             f"{', '.join(EXECUTION_PROVIDERS)}, got {provider!r}")
         libs = config.get("libs")
         if isinstance(libs, str):
             libs = [libs]
@@ -83,7 +100,10 @@ class AndroidSettings:
             adb_server=str(config["adb_server"]) if config.get("adb_server") else None,
             remote_dir=remote_dir,
             runs_per_sample=int(number("runs_per_sample", 10, 1)),
-            execution_provider=str(config.get("execution_provider", "cpu")),
+            max_processes_per_session=int(number("max_processes_per_session", 10, 1)),
+            execution_provider=provider,
+            provider_options=_provider_options(config.get("provider_options", "")),
+            ops_config=str(config["ops_config"]) if config.get("ops_config") else None,
             runner_version=str(config["runner_version"]) if config.get("runner_version") else None,
             thermal_timeout_s=number("thermal_timeout_s", 300.0, 0.0),
             thermal_poll_s=number("thermal_poll_s", 10.0, 0.0),
@@ -92,3 +112,21 @@ class AndroidSettings:
             model_format=model_format,
             ort_style=ort_style,
         )
+
+
+def _provider_options(value: Any) -> str:
+    """perf_test's ``-i`` argument from a string (kept as written) or a table of options."""
+    if isinstance(value, Mapping):
+        words = []
+        for key, v in value.items():
+            if v is True:
+                words.append(str(key))  # an NNAPI flag
+            elif v is not False:
+                words.append(f"{key}|{v}")
+        value = " ".join(words)
+    text = str(value or "").strip()
+    # perf_test splits -i on single spaces: a line break or an empty word would reach the provider garbled.
+    if any(c in text for c in "\n\r\0") or "  " in text:
+        raise InputError(f"android device option provider_options must be one line of perf_test's -i "
+                         f"syntax ('key|value key2|value2' or NNAPI flags), got {value!r}")
+    return text

@@ -381,6 +381,18 @@ class ProbeReport:
     observations: Mapping[str, tuple[str, ...]]
     seconds: float = 0.0
     host: Mapping[str, Any] = field(default_factory=dict)
+    #: probe name -> the execution provider of each kernel in ``observations`` (empty when not profiled).
+    providers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def kernels_by_provider(self) -> dict[str, list[str]]:
+        """Op types each execution provider ran over all probes: with a mobile provider configured, what
+        it takes and what falls back to ``CPUExecutionProvider``."""
+        seen: dict[str, set[str]] = {}
+        for name, provs in self.providers.items():
+            for op, prov in zip(self.observations.get(name, ()), provs, strict=False):
+                if prov:
+                    seen.setdefault(prov, set()).add(op)
+        return {prov: sorted(ops) for prov, ops in sorted(seen.items())}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -390,6 +402,8 @@ class ProbeReport:
             "observations": {k: list(v) for k, v in self.observations.items()},
             "seconds": self.seconds,
             "host": dict(self.host),
+            "providers": {k: list(v) for k, v in self.providers.items()},
+            "kernels_by_provider": self.kernels_by_provider(),
         }
 
     @classmethod
@@ -409,6 +423,8 @@ class ProbeReport:
             observations={str(k): tuple(str(x) for x in v) for k, v in obs.items()},
             seconds=float(d.get("seconds", 0.0)),
             host=dict(d.get("host") or {}),
+            providers={str(k): tuple(str(x) for x in v) for k, v in (d.get("providers") or {}).items()
+                       if isinstance(v, list)},
         )
 
     def save_json(self, path: str | Path) -> Path:
@@ -445,6 +461,7 @@ def probe_rules(
                        opt_level=opt_level)
     backend.check_spec(spec)
     observed: dict[str, tuple[str, ...]] = {}
+    providers: dict[str, tuple[str, ...]] = {}
 
     def run(names: Sequence[str], done_before: int, total: int) -> None:
         import onnx
@@ -460,6 +477,7 @@ def probe_rules(
                         "show which kernels ran, so its rules cannot be detected"
                     )
                 observed[name] = tuple(n.op_type for n in m.per_node)
+                providers[name] = tuple(n.provider for n in m.per_node)
                 if progress is not None:
                     progress(done_before + i + 1, total, name)
 
@@ -470,7 +488,7 @@ def probe_rules(
     second = phase_two_probes(rough.nchwc_block)
     run(second, len(first), len(first) + len(second))
     rules = rules_from_observations(observed, opt_level, info)
-    return ProbeReport(rules, observed, seconds=time.perf_counter() - started, host=info)
+    return ProbeReport(rules, observed, seconds=time.perf_counter() - started, host=info, providers=providers)
 
 
 def _device_identity(backend: Any) -> dict[str, Any]:
