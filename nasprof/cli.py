@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nasprof.commands import devices, measure, mobile, predictor, search, space, table, validate
+from nasprof.commands import devices, measure, mobile, predictor, search, space, table, validate, worker
 from nasprof.commands._common import console, err_console, error_line
 from nasprof.errors import NasprofError
 
@@ -49,6 +49,7 @@ space.space_app.command("ops-config")(mobile.ops_config_cmd)
 app.command("predict")(validate.predict_cmd)
 app.command("validate")(validate.validate_cmd)
 app.command("search")(search.search_cmd)
+app.command("worker")(worker.worker_cmd)
 app.command("scale")(search.scale_cmd)
 app.add_typer(space.space_app, name="space")
 app.add_typer(table.table_app, name="table")

@@ -93,8 +93,14 @@ def table_build_cmd(
         bool, typer.Option("--retry-failed", help="Measure failed entries again.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Add to a table measured in another environment.")
+        bool, typer.Option("--force", help="Add to a table measured in another environment, or mix "
+                                           "devices that differ.")
     ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="Measure on the devices of a Ray cluster (HOST:PORT or auto) "
+                                               "matching --device (globs: 'pixel-*'); this host writes the "
+                                               "table. Needs nasprof[ray].")
+    ] = None,
     mcu_memory: Annotated[
         str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
     ] = None,
@@ -129,13 +135,18 @@ def table_build_cmd(
         return db if not parts else db.with_name(".".join([db.stem, *parts]) + db.suffix)
 
     targets = [(n, b, name(n, b)) for n in counts for b in batches]
+    devices: Any = device
+    if ray_address is not None:
+        from nasprof.devices.farm import ray_devices
+
+        devices = ray_devices(ray_address, device)
     reports = []
     for n, b, target in targets:
         spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
                            target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
         try:
             with _BuildBar() as bar:
-                reports.append(build_table(space, resolution, device, target, limit=limit, shard=shard,
+                reports.append(build_table(space, resolution, devices, target, limit=limit, shard=shard,
                                            spec=spec, retry_failed=retry_failed, remeasure=remeasure,
                                            force=force, time_per_entry_s=time_per_entry or None,
                                            memory_board=mcu_memory, progress=bar, int8=int8, batch=b))

@@ -238,13 +238,19 @@ class _Tally:
 
 
 class _Queue:
-    """Pending layers with exports submitted ``ahead`` of the workers that take them."""
+    """Pending layers with exports submitted ``ahead`` of the workers that take them.
+
+    A worker's item stays *in flight* until it calls ``done`` or ``put_back``; ``get`` returns None only when
+    nothing is pending and nothing is in flight, so a layer handed back by a device that vanished is taken
+    by a device still working, even one that found the queue empty a moment before.
+    """
 
     def __init__(self, layers: Sequence[Any], exporter: Any, workdir: Path, ahead: int) -> None:
         self._todo = deque(layers)
         self._ready: deque[tuple[Any, int]] = deque()
         self._exporter, self._workdir, self._ahead = exporter, workdir, ahead
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._in_flight = 0
 
     def _fill(self) -> None:
         while len(self._ready) < self._ahead and self._todo:
@@ -254,12 +260,21 @@ class _Queue:
 
     def get(self) -> tuple[Any, int] | None:
         with self._lock:
-            self._fill()
-            if not self._ready:
-                return None
-            item = self._ready.popleft()
-            self._fill()
-            return item
+            while True:
+                self._fill()
+                if self._ready:
+                    item = self._ready.popleft()
+                    self._fill()
+                    self._in_flight += 1
+                    return item
+                if self._in_flight == 0:
+                    return None
+                self._lock.wait()  # another device's layer may come back
+
+    def done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._lock.notify_all()
 
     def has_work(self) -> bool:
         with self._lock:
@@ -268,6 +283,8 @@ class _Queue:
     def put_back(self, layer: Any) -> None:
         with self._lock:
             self._todo.appendleft(layer)
+            self._in_flight -= 1
+            self._lock.notify_all()
 
 
 def _resolve_devices(device: str | Backend | Sequence[str | Backend]) -> list[Backend]:
@@ -320,10 +337,10 @@ def _open_table(
     envs = [environment_of(b, spec) for b in backends]
     for b, env in zip(backends[1:], envs[1:], strict=True):
         diff = environment_mismatch(envs[0], env)
-        if diff:
+        if diff and not force:  # pyperf's rule: do not merge what is not comparable
             raise InputError(
                 f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); "
-                "one table holds one device type"
+                "one table holds one device type (--force mixes them anyway)"
             )
     meta = {
         "device": backends[0].device,
@@ -360,12 +377,17 @@ def _open_table(
                 f"{db} was measured on {old.get('device')!r} in another environment ({'; '.join(diff)}); "
                 "use another --db, or --force to add to it anyway"
             )
+        table.drop_stale_claims()  # left by a builder killed with -9: this run resumes its work
         corrupt = table.corrupt()
         if corrupt:  # never extend a table that fails validation: what it holds cannot be trusted
             raise TableError(
                 f"{db} has {len(corrupt)} corrupt row(s) (e.g. {corrupt[0]!r}): it was changed outside "
                 "nasprof; restore it from a copy or build into a new table"
             )
+        # Which host each device was attached to (a phone farm spans hosts), over every run of the build.
+        hosts = {b.device: env.get("host") or socket.gethostname()
+                 for b, env in zip(backends, envs, strict=True)}
+        table.update_metadata(device_hosts={**(old.get("device_hosts") or {}), **hosts})
     except NasprofError:
         table.close()
         raise
@@ -510,7 +532,11 @@ def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> 
             return
         layer, ticket = item
         t0 = time.perf_counter()
-        claimed = ctx.table.claim(layer.key, owner, retry_failed=ctx.retry_failed)
+        try:
+            claimed = ctx.table.claim(layer.key, owner, retry_failed=ctx.retry_failed)
+        except BaseException:
+            ctx.queue.put_back(layer)  # settle it, or the other devices would wait for it forever
+            raise
         ctx.tally.add(db_s=time.perf_counter() - t0)
         if not claimed:
             # Another builder has it (or wrote it meanwhile): drop our export and move on.
@@ -518,6 +544,7 @@ def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> 
             res.path.unlink(missing_ok=True)
             with ctx.tally.lock:
                 ctx.tally.taken += 1
+            ctx.queue.done()
             ctx.emit(layer.key)
             continue
         try:
@@ -530,10 +557,14 @@ def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> 
             return
         except BaseException as exc:
             ctx.table.release(layer.key, owner)
+            ctx.queue.put_back(layer)  # not stored: left for a re-run, and no other device waits on it
             errors.append(exc)
             raise
         t0 = time.perf_counter()
-        written = ctx.table.put(entry, if_absent=True, release_claim=owner)
+        try:
+            written = ctx.table.put(entry, if_absent=True, release_claim=owner)
+        finally:
+            ctx.queue.done()
         ctx.tally.add(db_s=time.perf_counter() - t0)
         with ctx.tally.lock:
             ctx.tally.done += 1

@@ -333,6 +333,16 @@ class LatencyTable:
         with self._write() as cur:
             cur.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
 
+    def drop_stale_claims(self) -> int:
+        """Remove claims of dead processes on this host and expired ones (a builder killed with -9 leaves its
+        claims behind); returns how many. A resumed build calls it so no orphaned claim outlives it."""
+        now = time.time()
+        with self._write() as cur:
+            rows = cur.execute("SELECT key, owner, pid, host, expires_at FROM claims").fetchall()
+            stale = [(k, o) for k, o, pid, host, exp in rows if exp <= now or not _alive(pid, host)]
+            cur.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", stale)
+        return len(stale)
+
     def claims(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._conn.execute("SELECT key, owner, pid, host, expires_at FROM claims ORDER BY key")

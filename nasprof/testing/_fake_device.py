@@ -387,6 +387,8 @@ class FakeDevice:
             "NASPROF_FAKE_BUILD": (self.control / "build").read_text().strip(),
             "NASPROF_FAKE_OPS_CONFIG": str(self.control / "ops.config")
             if (self.control / "ops.config").is_file() else "",
+            "NASPROF_FAKE_RUN_MS": (self.control / "run_ms").read_text().strip()
+            if (self.control / "run_ms").is_file() else "0",
             "NASPROF_FAKE_PROVIDERS": str(self.control / "providers.json")
             if (self.control / "providers.json").is_file() else "",
         }

@@ -389,6 +389,15 @@ class FakeAdb:
         else:
             path.write_text(json.dumps(providers))
 
+    def set_run_time(self, serial: str, ms: float | None) -> None:
+        """Every timed run of the runner also sleeps ``ms``: a phone whose speed, not this host's, sets how
+        long a measurement takes (the farm's scaling benchmark). ``None``: no added time."""
+        path = self.control(serial) / "run_ms"
+        if ms is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(f"{float(ms)}\n")
+
     def unplug(self, serial: str) -> None:
         (self.control(serial) / "vanish").write_text("gone\n")
 

@@ -15,6 +15,8 @@ each with the operators it takes: ``-e xnnpack`` on a runner without it fails as
 is not supported in this build"); with it, the model still runs on this host's CPU, but profiled nodes of
 those operators carry the provider's name (per node, as XNNPACK assigns them) and the rest
 ``CPUExecutionProvider``.
+The device's ``.fake/run_ms`` adds that many milliseconds of sleep to every timed run (a simulated
+phone's speed).
 With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
 itself names it.
 
@@ -222,9 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.run(None, feeds)  # perf_test's single untimed warm-up
     first_ms = (time.perf_counter() - t0) * 1000
     lat_s = []
+    extra_s = float(os.environ.get("NASPROF_FAKE_RUN_MS", "0") or 0) / 1000.0
     for _ in range(int(opts.get("r", ["1000"])[-1])):
         t0 = time.perf_counter()
         session.run(None, feeds)
+        if extra_s:
+            time.sleep(extra_s)  # the simulated phone's own time per run
         lat_s.append(time.perf_counter() - t0)
     if "p" in opts:
         profile = session.end_profiling()
