@@ -299,3 +299,11 @@ def test_sigterm_stops_a_build_like_ctrl_c(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert len(LatencyTable.load(db)) >= 2
+
+
+def test_ray_paths_without_ray_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    r = CliRunner().invoke(app, ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db",
+                                 str(tmp_path / "t.db"), "--device", "pixel-*", "--ray", "auto"])
+    assert r.exit_code == 2 and "pip install 'nasprof[ray]'" in r.stderr, r.output
+    assert not (tmp_path / "t.db").exists()

@@ -196,6 +196,22 @@ def one_line(text: str) -> str:
 
 
 #: ``--json PATH``: the same result for scripts; ``-`` prints it instead of the table.
+RayOption = Annotated[
+    str | None,
+    typer.Option("--ray", metavar="HOST:PORT",
+                 help="Measure on --device as served by this Ray cluster (or auto): a phone attached to "
+                      "another host (`nasprof worker`); this host writes the results. Needs nasprof[ray]."),
+]
+
+
+def attach_ray(address: str | None, device: str) -> None:
+    """With --ray, make ``device`` (names or globs) resolve to the cluster's devices in this process."""
+    if address is not None:
+        from nasprof.devices.farm import attach
+
+        attach(address, device)
+
+
 JsonOption = Annotated[
     Path | None,
     typer.Option("--json", metavar="PATH",

@@ -12,7 +12,9 @@ from rich.table import Table
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
+    RayOption,
     _StepBar,
+    attach_ray,
     check_counts,
     check_outputs,
     console,
@@ -85,10 +87,12 @@ def predictor_fit_cmd(
     in_network: _InNetworkOption = True,
     cold_weights: _ColdWeightsOption = True,
     force: ForceOption = False,
+    ray_address: RayOption = None,
 ) -> None:
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     check_outputs({"--output": output}, [table])
     check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
+    attach_ray(ray_address, device)
     from nasprof.errors import InputError
     from nasprof.predictors import LutPredictor
 

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from nasprof.commands._common import (
     JsonOption,
+    RayOption,
     _fmt_ms,
     _LazyBar,
     check_counts,
@@ -96,11 +97,7 @@ def table_build_cmd(
         bool, typer.Option("--force", help="Add to a table measured in another environment, or mix "
                                            "devices that differ.")
     ] = False,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray", help="Measure on the devices of a Ray cluster (HOST:PORT or auto) "
-                                               "matching --device (globs: 'pixel-*'); this host writes the "
-                                               "table. Needs nasprof[ray].")
-    ] = None,
+    ray_address: RayOption = None,
     mcu_memory: Annotated[
         str | None, typer.Option(help="Also store peak SRAM/Flash of each layer on this MCU board.")
     ] = None,
@@ -141,19 +138,24 @@ def table_build_cmd(
 
         devices = ray_devices(ray_address, device)
     reports = []
-    for n, b, target in targets:
-        spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
-                           target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
-        try:
-            with _BuildBar() as bar:
-                reports.append(build_table(space, resolution, devices, target, limit=limit, shard=shard,
-                                           spec=spec, retry_failed=retry_failed, remeasure=remeasure,
-                                           force=force, time_per_entry_s=time_per_entry or None,
-                                           memory_board=mcu_memory, progress=bar, int8=int8, batch=b))
-        except KeyboardInterrupt:
-            err_console.print(f"interrupted: finished entries are stored in {target}; run the same command "
-                              "to resume", highlight=False)
-            raise typer.Exit(code=130) from None
+    try:
+        for n, b, target in targets:
+            spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
+                               target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
+            try:
+                with _BuildBar() as bar:
+                    reports.append(build_table(space, resolution, devices, target, limit=limit, shard=shard,
+                                               spec=spec, retry_failed=retry_failed, remeasure=remeasure,
+                                               force=force, time_per_entry_s=time_per_entry or None,
+                                               memory_board=mcu_memory, progress=bar, int8=int8, batch=b))
+            except KeyboardInterrupt:
+                err_console.print(f"interrupted: finished entries are stored in {target}; run the same "
+                                  "command to resume", highlight=False)
+                raise typer.Exit(code=130) from None
+    finally:
+        if ray_address is not None:  # the phones are free for the cluster's next job at once
+            for d in devices:
+                d.kill()
     if len(reports) > 1:
         doc = {"kind": "nasprof.sweep", "threads": counts, "batch": batches,
                "reports": [{"threads": n, "batch": b, "db": str(t), **r.to_dict()}

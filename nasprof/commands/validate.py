@@ -12,8 +12,10 @@ from rich.text import Text
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
+    RayOption,
     _fmt_ms,
     _StepBar,
+    attach_ray,
     check_counts,
     check_outputs,
     console,
@@ -144,12 +146,14 @@ def validate_cmd(
     extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
     strict: _StrictOption = False,
     force: ForceOption = False,
+    ray_address: RayOption = None,
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor."""
     check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path,
                    "--save-predictor": save_predictor},
                   [predictor, *(models or []), *(extra_models or [])])
     check_counts(force, samples=samples, calibrate=calibrate, runs=runs, sessions=sessions)
+    attach_ray(ray_address, device)
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
     from nasprof.predictors.validation import validate, validation_spec

@@ -26,7 +26,7 @@ def worker_cmd(
     stop: Annotated[bool, typer.Option("--stop", help="Stop this host's Ray node (ray stop).")] = False,
 ) -> None:
     """Serve this host's devices to a Ray cluster: one custom resource per device, so `table build --ray`,
-    `validate --ray` and `predictor sample --ray` on any host of the cluster measure on them here."""
+    `validate --ray` and `predictor fit --kernels --ray` on any host of the cluster measure on them here."""
     from nasprof.devices.farm import start_worker, stop_worker
     from nasprof.errors import InputError
 

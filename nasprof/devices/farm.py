@@ -31,8 +31,8 @@ from nasprof.devices.base import Backend, MeasureSpec
 from nasprof.errors import DeviceUnavailableError, InputError, MissingDependencyError, NasprofError
 from nasprof.profiler.measurement import Measurement
 
-__all__ = ["RESOURCE_PREFIX", "RayDevice", "connect", "farm_devices", "ray_devices", "require_ray",
-           "start_worker", "stop_worker", "worker_resources"]
+__all__ = ["RESOURCE_PREFIX", "RayDevice", "attach", "attached", "connect", "farm_devices", "ray_devices",
+           "require_ray", "start_worker", "stop_worker", "worker_resources"]
 
 #: Custom Ray resource a worker node advertises for each device it serves.
 RESOURCE_PREFIX = "nasprof-device:"
@@ -201,10 +201,28 @@ class RayDevice(Backend):
         return Measurement.from_dict({**m.to_dict(), "metadata": meta})
 
     def kill(self) -> None:
-        """Stop the actor (tests: a worker dying mid-entry)."""
+        """Stop the actor, freeing the phone's resource for the cluster's next job (also how tests make a
+        worker die mid-entry)."""
         ray = require_ray()
         with contextlib.suppress(Exception):
             ray.kill(self._actor, no_restart=True)
+
+
+#: Devices attached with ``attach``: ``get_device`` returns these before the local devices file.
+_ATTACHED: dict[str, RayDevice] = {}
+
+
+def attach(address: str, pattern: str) -> list[RayDevice]:
+    """``ray_devices``, and make ``nasprof.devices.get_device(NAME)`` return them for the rest of this
+    process: the way ``validate --ray`` and ``predictor fit --ray`` measure on a device of the cluster
+    without knowing about Ray."""
+    devices = ray_devices(address, pattern)
+    _ATTACHED.update({d.device: d for d in devices})
+    return devices
+
+
+def attached(name: str) -> RayDevice | None:
+    return _ATTACHED.get(name)
 
 
 def ray_devices(address: str, pattern: str) -> list[RayDevice]:

@@ -84,6 +84,11 @@ def get_device(name: str, *, reg: BackendRegistry = registry, devices_path: Path
     name = name.strip()
     if "," in name:
         raise InputError(f"{name!r} names several devices; get_device takes one (use get_devices for a list)")
+    from nasprof.devices.farm import attached
+
+    remote = attached(name)  # a device of a Ray cluster this process attached (`--ray`)
+    if remote is not None:
+        return remote
     named = load_devices(devices_path)
     if name in named:
         return _from_config(named[name], reg)

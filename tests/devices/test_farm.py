@@ -123,6 +123,8 @@ def test_build_spreads_over_the_farm_and_survives_a_worker_killed_mid_build(
                              time_per_entry_s=None, progress=progress)
     finally:
         fake.set_run_time(PHONES["pixel-a"], None)
+        for d in devices:
+            d.kill()  # free the phones' resources for the next test's actors
     assert killed.is_set() and report.written == 6 and report.failed == 0
     assert len(_check_store(db)) == 6
     table = LatencyTable.load(db)
@@ -179,6 +181,8 @@ def test_a_phone_vanishing_hands_its_entry_to_another(farm: dict[str, object], t
     finally:
         for name in ("vanish", "vanish_on_exec"):
             (fake.control(PHONES["pixel-b"]) / name).unlink(missing_ok=True)
+        for d in devices:
+            d.kill()
     assert report.written == 4 and report.failed == 0
     assert len(_check_store(tmp_path / "t.db")) == 4
 
@@ -196,3 +200,27 @@ def test_bad_farm_input_is_one_line_and_touches_nothing(farm: dict[str, object],
     assert r.exit_code == 2 and "no device on the Ray cluster matches" in r.stderr, r.output
     assert "pixel-a, pixel-b, pixel-c" in r.stderr
     assert not db.exists()
+
+
+def test_kernel_samples_and_validation_measure_through_an_attached_device(
+        farm: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`validate --ray` and `predictor fit --kernels --ray` attach the device; every `get_device` of the
+    process then reaches the phone on its worker host."""
+    import numpy as np
+
+    from nasprof.devices import get_device
+    from nasprof.devices.farm import RayDevice, attach
+    from nasprof.predictors.kernel.sampling import measure_kernels, sample_kernels
+
+    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "none.toml"))
+    attach(str(farm["address"]), "pixel-a")
+    backend = get_device("pixel-a")
+    assert isinstance(backend, RayDevice)
+    kernels = sample_kernels("conv", 1, np.random.default_rng(0))
+    try:
+        samples = measure_kernels(kernels, "pixel-a", FAST)
+    finally:
+        backend.kill()
+    assert len(samples) == 1 and samples[0].e2e_ms > 0
+    fake = farm["fake"]
+    assert isinstance(fake, FakeAdb) and any("-p" in e["argv"] for e in fake.executions(PHONES["pixel-a"]))

@@ -1,0 +1,126 @@
+"""Phone-farm scaling over Ray: one table build on 1, 2, 4 and 8 fake phones through `table build --ray`.
+
+Each fake phone's runner sleeps a fixed simulated time per timed run (``FakeAdb.set_run_time``), so a
+phone's speed, not this 2-core host, sets how long an entry takes; everything else is real: a Ray head on
+127.0.0.1 serving the phones as ``nasprof-device:NAME`` resources, one actor per phone, the real adb
+client, the exporter and the SQLite store written by the driver alone.
+
+Figures: wall time per device count for the same entries, speed-up and efficiency (T1 / (n * Tn); target
+>= 85% at 8 devices), and the scheduler's overhead per entry: the Ray path with one phone against the same
+phone driven in-process, side by side in one run.
+
+    python benchmarks/farm_scaling.py [--entries 32] [--run-ms 600] [--out benchmarks/results/farm_scaling.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nasprof.devices import MeasureSpec, get_device
+from nasprof.devices.farm import ray_devices
+from nasprof.profiler.environment import host_summary
+from nasprof.tables import build_table
+from nasprof.testing.fake_adb import FakeAdb, write_fake_runner
+
+COUNTS = (1, 2, 4, 8)
+RUNS = 3  # timed runs per entry: RUNS x run_ms of simulated phone time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ray(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], env=env, check=True,
+                   capture_output=True, timeout=180)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--entries", type=int, default=32, help="table entries per run (the same for every count)")
+    ap.add_argument("--run-ms", type=float, default=600.0, help="simulated phone time per timed run")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "farm_scaling.json")
+    args = ap.parse_args()
+    names = [f"phone-{i}" for i in range(max(COUNTS))]
+    spec = MeasureSpec(warmup=1, runs=RUNS, sessions=1)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nasprof-farm-") as tmp_s:
+        tmp = Path(tmp_s)
+        with FakeAdb(tmp / "phones", tuple(f"SCALE{i}" for i in range(len(names)))) as fake:
+            runner, _ = write_fake_runner(tmp / "bin")
+            runner.chmod(0o755)
+            devices = tmp / "devices.toml"
+            devices.write_text("schema_version = 1\n" + "".join(
+                f'[devices.{n}]\nbackend = "android"\nserial = "SCALE{i}"\nrunner = "{runner}"\n'
+                f'adb_server = "{fake.server}"\nruns_per_sample = {RUNS}\n' for i, n in enumerate(names)))
+            for i in range(len(names)):
+                fake.set_run_time(f"SCALE{i}", args.run_ms)
+            os.environ["NASPROF_DEVICES"] = str(devices)
+            env = dict(os.environ)
+            port = _free_port()
+            resources = json.dumps({f"nasprof-device:{n}": 1 for n in names})
+            _ray("start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--resources",
+                 resources, "--include-dashboard", "false", "--disable-usage-stats", env=env)
+            try:
+                # The same phone in-process, then over Ray: what the scheduler adds per entry.
+                t0 = time.perf_counter()
+                build_table("mobilenetv2", 32, get_device(names[0]), tmp / "local.db", limit=args.entries,
+                            spec=spec, remeasure=0, time_per_entry_s=None)
+                local_s = time.perf_counter() - t0
+                for n in COUNTS:
+                    farm = ray_devices(f"127.0.0.1:{port}", ",".join(names[:n]))
+                    t0 = time.perf_counter()
+                    report = build_table("mobilenetv2", 32, farm, tmp / f"farm{n}.db", limit=args.entries,
+                                         spec=spec, remeasure=0, time_per_entry_s=None)
+                    wall = time.perf_counter() - t0
+                    assert report.written == args.entries and report.failed == 0
+                    for d in farm:
+                        d.kill()
+                    runs.append({"devices": n, "wall_s": round(wall, 2), "entries": report.written,
+                                 # driver-side costs that do not shrink with more phones
+                                 "export_s_per_entry": round(report.export_s / report.written, 4),
+                                 "db_s_per_entry": round(report.db_s / report.written, 4)})
+                    print(f"{n} device(s): {wall:.1f} s", flush=True)
+            finally:
+                import ray
+
+                ray.shutdown()
+                subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], env=env,
+                               capture_output=True, timeout=180, check=False)
+    t1 = runs[0]["wall_s"]
+    for r in runs:
+        r["speedup"] = round(t1 / r["wall_s"], 3)
+        r["efficiency"] = round(t1 / (r["devices"] * r["wall_s"]), 3)
+    phone_s = RUNS * args.run_ms / 1000.0
+    overhead = (t1 - local_s) / args.entries
+    summary = {
+        "entries": args.entries,
+        "simulated_phone_s_per_entry": phone_s,
+        "local_one_phone_wall_s": round(local_s, 2),
+        "ray_overhead_s_per_entry": round(overhead, 3),
+        "efficiency_at_8": next(r["efficiency"] for r in runs if r["devices"] == 8),
+        "target_efficiency_at_8": 0.85,
+        "runs": runs,
+    }
+    doc = {"benchmark": "farm_scaling", "host": host_summary(), "summary": summary,
+           "method": "fake phones sleeping run_ms per timed run; Ray head on 127.0.0.1; same entries for "
+                     "every device count; local = the same phone driven in-process, same run"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
