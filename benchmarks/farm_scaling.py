@@ -9,7 +9,7 @@ Figures: wall time per device count for the same entries, speed-up and efficienc
 >= 85% at 8 devices), and the scheduler's overhead per entry: the Ray path with one phone against the same
 phone driven in-process, side by side in one run.
 
-    python benchmarks/farm_scaling.py [--entries 32] [--run-ms 600] [--out benchmarks/results/farm_scaling.json]
+    python benchmarks/farm_scaling.py [--entries 16] [--run-ms 2500] [--out PATH]
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def _ray(*args: str, env: dict[str, str]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--entries", type=int, default=32, help="table entries per run (the same for every count)")
-    ap.add_argument("--run-ms", type=float, default=600.0, help="simulated phone time per timed run")
+    ap.add_argument("--entries", type=int, default=16, help="entries per run (same for every count)")
+    ap.add_argument("--run-ms", type=float, default=2500.0, help="simulated phone time per timed run")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "farm_scaling.json")
     args = ap.parse_args()
     names = [f"phone-{i}" for i in range(max(COUNTS))]
