@@ -195,7 +195,7 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-#: ``--json PATH``: the same result for scripts; ``-`` prints it instead of the table.
+#: ``--ray HOST:PORT``: the devices of a Ray cluster (``nasprof.devices.farm``).
 RayOption = Annotated[
     str | None,
     typer.Option("--ray", metavar="HOST:PORT",
@@ -212,6 +212,7 @@ def attach_ray(address: str | None, device: str) -> None:
         attach(address, device)
 
 
+#: ``--json PATH``: the same result for scripts; ``-`` prints it instead of the table.
 JsonOption = Annotated[
     Path | None,
     typer.Option("--json", metavar="PATH",

@@ -195,10 +195,10 @@ class RayDevice(Backend):
             data = Path(model).read_bytes()
         except OSError as exc:
             raise errors.ModelError(f"cannot read model {model}: {exc.strerror or exc}") from None
-        m = Measurement.from_dict(self._call("measure", data, Path(model).suffix, spec))
-        meta = {**m.metadata, "ray_host": self.identity.get("host"),
-                "ray_worker_pid": self.identity.get("pid")}
-        return Measurement.from_dict({**m.to_dict(), "metadata": meta})
+        d = self._call("measure", data, Path(model).suffix, spec)
+        d["metadata"] = {**d.get("metadata", {}), "ray_host": self.identity.get("host"),
+                         "ray_worker_pid": self.identity.get("pid")}
+        return Measurement.from_dict(d)
 
     def kill(self) -> None:
         """Stop the actor, freeing the phone's resource for the cluster's next job (also how tests make a

@@ -68,6 +68,13 @@ _MISSING_OP_RE = re.compile(r"Could not find an implementation for (\w+)\((\d+)\
 #: perf_test's message for ``-e X`` when the runner was built without X ("NNAPI is not supported in this
 #: build", "WebGPU execution provider is not supported in this build"); "ONNX format model is …" is not one.
 _EP_MISSING_RE = re.compile(r"\b(\w+)(?: execution provider)? is not supported in this build", re.I)
+
+
+def _provider_args(s: AndroidSettings) -> list[str | int]:
+    """perf_test's execution provider (``-e``) and its options (``-i``), as every run passes them."""
+    return ["-e", s.execution_provider, *(["-i", s.provider_options] if s.provider_options else [])]
+
+
 SAMPLES_KIND = (
     "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
 )
@@ -185,9 +192,7 @@ class AndroidBackend(Backend):
             for i, path in enumerate(models):
                 remote = posixpath.join(run_dir, f"m{i}{path.suffix}")
                 adb.push(path, remote)
-                args: list[str | int] = ["-m", "times", "-r", "1", "-x", "1", "-e", s.execution_provider]
-                if s.provider_options:
-                    args += ["-i", s.provider_options]
+                args = ["-m", "times", "-r", "1", "-x", "1", *_provider_args(s)]
                 run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
                     f"./{runner.runner.name}", *args, "-I", remote)
                 r = adb.shell(f"{quote_command('cd', s.remote_dir)} && {run}", timeout_s=s.run_timeout_s,
@@ -387,9 +392,7 @@ class AndroidBackend(Backend):
             spec.threads,
             "-o",
             _OPT_LEVEL[spec.opt_level],
-            "-e",
-            s.execution_provider,
-            *(["-i", s.provider_options] if s.provider_options else []),
+            *_provider_args(s),
             "-I",
             "-S",
             spec.seed,
