@@ -42,7 +42,7 @@ warnings.filterwarnings("ignore")  # torch's exporter is chatty; nothing here de
 from nasprof.devices import MeasureSpec, get_device  # noqa: E402
 from nasprof.errors import NasprofError  # noqa: E402
 from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
-from nasprof.predictors.kernel.sampling import measure_overhead  # noqa: E402
+from nasprof.predictors.kernel.measure import measure_overhead  # noqa: E402
 from nasprof.predictors.kernel.trainer import fit_kernel_predictor  # noqa: E402
 from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
 from nasprof.profiler.environment import host_summary  # noqa: E402

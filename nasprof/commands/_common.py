@@ -204,12 +204,20 @@ RayOption = Annotated[
 ]
 
 
-def attach_ray(address: str | None, device: str) -> None:
-    """With --ray, make ``device`` (names or globs) resolve to the cluster's devices in this process."""
-    if address is not None:
-        from nasprof.devices.farm import attach
+def attach_ray(address: str | None, device: str) -> str:
+    """With --ray, make ``device`` (names or globs) resolve to the cluster's devices in this process; returns
+    the device list to measure on (``pixel-a,pixel-b`` for ``pixel-*``), or ``device`` without --ray."""
+    if address is None:
+        return device
+    import click
 
-        attach(address, device)
+    from nasprof.devices.farm import attach, detach
+
+    devices = attach(address, device)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # the phones are free for the cluster's next job when the command ends, however
+        ctx.call_on_close(lambda: detach(devices))
+    return ",".join(d.device for d in devices)
 
 
 #: ``--json PATH``: the same result for scripts; ``-`` prints it instead of the table.

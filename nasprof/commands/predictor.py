@@ -59,7 +59,11 @@ def predictor_fit_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (JSON).")],
     table: Annotated[Path | None, typer.Option("--table", help="Fit a LUT predictor on this table.")] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Fit a kernel-level regressor.")] = False,
-    device: Annotated[str, typer.Option("--device", "-d", help="Device to measure kernels on.")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option("--device", "-d", help="Device to measure kernels on, or several identical ones sharing "
+                     "the budget: pixel-a,pixel-b (with --ray, names or patterns: 'pixel-*')."),
+    ] = "cpu",
     budget: Annotated[
         int,
         typer.Option(help="Kernel measurements to spend (with --kernels); 1500 is what README's figures "
@@ -92,7 +96,7 @@ def predictor_fit_cmd(
     """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
     check_outputs({"--output": output}, [table])
     check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
-    attach_ray(ray_address, device)
+    device = attach_ray(ray_address, device)
     from nasprof.errors import InputError
     from nasprof.predictors import LutPredictor
 
@@ -183,7 +187,7 @@ def _calibration_warning(p: Any) -> None:
 
 def _measure_table_overhead(table: Path) -> float:
     from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel.sampling import measure_overhead
+    from nasprof.predictors.kernel.measure import measure_overhead
     from nasprof.tables.store import LatencyTable
 
     meta = LatencyTable.load(table).metadata

@@ -116,7 +116,11 @@ def _render_parts(result: Any) -> None:
 
 def validate_cmd(
     predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
-    device: Annotated[str, typer.Option("--device", "-d", help="Device to measure on.")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option("--device", "-d", help="Device to measure on, or several identical ones sharing the "
+                     "networks: pixel-a,pixel-b (with --ray, names or patterns: 'pixel-*')."),
+    ] = "cpu",
     space: Annotated[str | None, typer.Option(help="Search space to sample architectures from.")] = None,
     samples: Annotated[int, typer.Option(help="Architectures to sample.")] = 20,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -153,12 +157,12 @@ def validate_cmd(
                    "--save-predictor": save_predictor},
                   [predictor, *(models or []), *(extra_models or [])])
     check_counts(force, samples=samples, calibrate=calibrate, runs=runs, sessions=sessions)
-    attach_ray(ray_address, device)
+    device = attach_ray(ray_address, device)
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
     from nasprof.predictors.validation import validate, validation_spec
 
-    p = Predictor.load(predictor, device=device)
+    p = Predictor.load(predictor)  # validate() checks its device against --device's (maybe several)
     _rules_check(p, strict)
     all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
     if extra_models and not models:

@@ -31,8 +31,8 @@ from nasprof.devices.base import Backend, MeasureSpec
 from nasprof.errors import DeviceUnavailableError, InputError, MissingDependencyError, NasprofError
 from nasprof.profiler.measurement import Measurement
 
-__all__ = ["RESOURCE_PREFIX", "RayDevice", "attach", "attached", "connect", "farm_devices", "ray_devices",
-           "require_ray", "start_worker", "stop_worker", "worker_resources"]
+__all__ = ["RESOURCE_PREFIX", "RayDevice", "attach", "attached", "connect", "detach", "farm_devices",
+           "ray_devices", "require_ray", "start_worker", "stop_worker", "worker_resources"]
 
 #: Custom Ray resource a worker node advertises for each device it serves.
 RESOURCE_PREFIX = "nasprof-device:"
@@ -223,6 +223,15 @@ def attach(address: str, pattern: str) -> list[RayDevice]:
 
 def attached(name: str) -> RayDevice | None:
     return _ATTACHED.get(name)
+
+
+def detach(devices: Sequence[RayDevice]) -> None:
+    """Stop ``devices``' actors (their phones' resources are then free for the cluster's next job) and
+    forget them."""
+    for d in devices:
+        d.kill()
+        if _ATTACHED.get(d.device) is d:
+            del _ATTACHED[d.device]
 
 
 def ray_devices(address: str, pattern: str) -> list[RayDevice]:

@@ -119,6 +119,14 @@ class Predictor(abc.ABC):
         self.training_error = dict(training_error or {})
         self.metadata = dict(metadata or {})
 
+    @property
+    def fitted_devices(self) -> list[str]:
+        """Every device instance whose measurements it learned from (several phones of one model in a farm;
+        ``device`` is the first)."""
+        extra = self.metadata.get("devices")
+        names = [str(d) for d in extra] if isinstance(extra, list) else []
+        return [self.device, *(d for d in names if d != self.device)]
+
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if cls.kind:

@@ -49,6 +49,8 @@ class ValidationRow:
     measured_mad_ms: float = 0.0
     #: Medians of the even and of the odd measurement rounds: two independent measurements (noise floor).
     measured_halves_ms: tuple[float, float] | None = None
+    #: The device instance that measured it (one of several sharing a validation).
+    measured_on: str | None = None
 
     @property
     def rel_error(self) -> float:
@@ -121,6 +123,7 @@ class ValidationReport:
                     "measured_ms": r.measured_ms,
                     "measured_mad_ms": r.measured_mad_ms,
                     "rel_error": r.rel_error,
+                    "measured_on": r.measured_on,
                 }
                 for r in self.rows
             ],
@@ -132,7 +135,7 @@ class ValidationReport:
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["name", "predicted_ms", "measured_ms", "measured_mad_ms", "rel_error"])
+        w.writerow(["name", "predicted_ms", "measured_ms", "measured_mad_ms", "rel_error", "measured_on"])
         for r in self.rows:
             w.writerow(
                 [
@@ -141,6 +144,7 @@ class ValidationReport:
                     f"{r.measured_ms:.6f}",
                     f"{r.measured_mad_ms:.6f}",
                     f"{r.rel_error:.6f}",
+                    r.measured_on or "",
                 ]
             )
         return atomic_write_text(Path(path), buf.getvalue())
@@ -224,14 +228,22 @@ def validate(
     A kernel predictor is calibrated the way ``predictor fit --kernels --calibrate N`` does
     (``calibration_archs``: sampled mobile architectures and block-zoo networks, with the predictor's
     anchor kernels for the device's speed), but in the same rounds as the validated networks;
-    ``weight_cost`` fits its cold-weight cost γ."""
-    from nasprof.devices import get_device
+    ``weight_cost`` fits its cold-weight cost γ.
+
+    ``device`` may name several interchangeable devices (``"pixel-a,pixel-b"``; with ``--ray``, a farm's
+    phones): the networks are split between them, each device measuring its share in interleaved rounds
+    (``measure_spread``), and a device that vanishes hands its share to another. They must be the same model,
+    runner and settings, and one of them a device the predictor was fitted on. The calibration's profiled
+    passes run on the first device; a kernel predictor's calibration needs a single device."""
+    from nasprof.devices import get_devices
     from nasprof.predictors.kernel.calibration import calibrate_in_rounds
     from nasprof.predictors.lut.calibration import calibrate_on_measured, lut_calibration_archs
-    from nasprof.profiler.interleave import half_medians, measure_interleaved
+    from nasprof.profiler.interleave import half_medians
     from nasprof.space import export_many, get_space
 
-    if predictor.device != device:
+    backends = get_devices(device)
+    names = [b.device for b in backends]
+    if not set(names) & set(predictor.fitted_devices):
         raise PredictorError(
             f"the predictor was fitted for device {predictor.device!r}, not {device!r}; "
             "validate it on its own device"
@@ -243,6 +255,11 @@ def validate(
     if calibrate < 0:
         raise InputError(f"--calibrate must be >= 0, got {calibrate}")
     kernel_calibration = bool(calibrate) and predictor.kind == "kernel"
+    if kernel_calibration and len(backends) > 1:
+        raise InputError(
+            "--calibrate with a kernel predictor measures its calibration rounds on one device: give one "
+            "--device (or calibrate when fitting: predictor fit --kernels --calibrate N)"
+        )
     if kernel_calibration:
         from nasprof.predictors.kernel.calibration import calibration_archs
 
@@ -253,9 +270,14 @@ def validate(
         raise InputError(
             "--calibrate-seed equals --seed: calibration and validation networks would be the same"
         )
-    backend = get_device(device)
-    backend.ensure_available()
     spec = spec or validation_spec(predictor)
+    if len(backends) > 1:
+        from nasprof.tables.compat import check_comparable
+
+        check_comparable(backends, spec, what="one validation measures one device type")
+    for b in backends:
+        b.ensure_available()
+    backend = backends[0]
     rows: list[ValidationRow] = []
 
     def predict(target: Any) -> float:
@@ -294,12 +316,14 @@ def validate(
         calibration: dict[str, Any] | None = None
         if kernel_calibration:
             predictor, measured, info = calibrate_in_rounds(
-                predictor, calib, [p for _, p, _ in targets], device, spec, seed, progress, weight_cost
+                predictor, calib, [p for _, p, _ in targets], backend.device, spec, seed, progress,
+                weight_cost,
             )
+            measured_on = [backend.device] * len(measured)
         else:
             paths = calib_paths + [p for _, p, _ in targets]
-            measured_all = measure_interleaved(backend, paths, spec, seed=seed, progress=progress)
-            measured = measured_all[len(calib_paths) :]
+            measured_all, on_all = measure_spread(backends, paths, spec, seed=seed, progress=progress)
+            measured, measured_on = measured_all[len(calib_paths) :], on_all[len(calib_paths) :]
             if calibrate:
                 predictor = calibrate_on_measured(
                     predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec,
@@ -309,8 +333,8 @@ def validate(
         if calibrate:
             calibration = {"seed": calibrate_seed, **info}
             predicted = [predict(target) for _, _, target in targets]
-    for (name, _, _), pred, m in zip(targets, predicted, measured, strict=True):
-        rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m)))
+    for (name, _, _), pred, m, on in zip(targets, predicted, measured, measured_on, strict=True):
+        rows.append(ValidationRow(name, pred, m.median_ms, m.mad_ms, half_medians(m), on))
     meta = {
         **what,
         "measure_spec": {
@@ -322,9 +346,36 @@ def validate(
             "interleaved": True,
         },
         "device_info": backend.describe(),
+        "devices": names,
     }
     if calibration is not None:
         meta["calibration"] = calibration
     return ValidationReport(
-        tuple(rows), device=device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
+        tuple(rows), device=backend.device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
     )
+
+
+def measure_spread(
+    backends: Sequence[Any], paths: Sequence[Path], spec: Any, *, seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[list[Any], list[str]]:
+    """``measure_interleaved`` over several interchangeable devices: the networks are dealt round-robin into
+    one share per device, each share measured in its own interleaved rounds on whichever device is free (a
+    vanished device's share goes to another, from its first round). Returns the measurements in ``paths``'
+    order and the device that measured each."""
+    from nasprof.devices.pool import JobProgress, spread
+    from nasprof.profiler.interleave import measure_interleaved
+
+    n = min(len(backends), len(paths)) or 1
+    shares = [list(range(len(paths)))[k::n] for k in range(n)]
+
+    def one(backend: Any, share: list[int], report: JobProgress) -> list[Any]:
+        return measure_interleaved(backend, [paths[i] for i in share], spec, seed=seed, progress=report)
+
+    done = spread(backends, shares, one, sizes=[len(s) * spec.sessions for s in shares], progress=progress)
+    measured: list[Any] = [None] * len(paths)
+    on: list[str] = [""] * len(paths)
+    for share, d in zip(shares, done, strict=True):
+        for i, m in zip(share, d.result, strict=True):
+            measured[i], on[i] = m, d.device
+    return measured, on

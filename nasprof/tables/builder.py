@@ -41,7 +41,7 @@ from nasprof.errors import (
     TableError,
 )
 from nasprof.profiler.measurement import Measurement
-from nasprof.tables.compat import environment_mismatch, environment_of
+from nasprof.tables.compat import check_comparable, environment_mismatch
 from nasprof.tables.entry import TableEntry
 from nasprof.tables.exporter import InlineExporter, ProcessExporter
 from nasprof.tables.planner import RunPlanner
@@ -284,14 +284,7 @@ def _open_table(
     db: Path, space: Any, resolution: int, backends: list[Backend], spec: MeasureSpec, distinct: int,
     force: bool, time_per_entry_s: float | None, precision: str = "fp32", batch: int = 1,
 ) -> LatencyTable:
-    envs = [environment_of(b, spec) for b in backends]
-    for b, env in zip(backends[1:], envs[1:], strict=True):
-        diff = environment_mismatch(envs[0], env)
-        if diff and not force:  # pyperf's rule: do not merge what is not comparable
-            raise InputError(
-                f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); "
-                "one table holds one device type (--force mixes them anyway)"
-            )
+    envs = check_comparable(backends, spec, force=force)
     meta = {
         "device": backends[0].device,
         "devices": [b.device for b in backends],

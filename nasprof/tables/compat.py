@@ -8,12 +8,12 @@ Keys that vary between identical devices or between runs (serial, hostname, load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nasprof.devices.base import Backend, MeasureSpec
 
-__all__ = ["environment_of", "environment_mismatch", "IGNORED_ENVIRONMENT_KEYS"]
+__all__ = ["check_comparable", "environment_of", "environment_mismatch", "IGNORED_ENVIRONMENT_KEYS"]
 
 #: Differ between identical devices, hosts or runs, without changing what a latency means.
 IGNORED_ENVIRONMENT_KEYS = frozenset({
@@ -54,3 +54,21 @@ def _jsonable(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def check_comparable(backends: Sequence[Backend], spec: MeasureSpec, *, force: bool = False,
+                     what: str = "one table holds one device type") -> list[dict[str, Any]]:
+    """The environments of ``backends``; ``InputError`` naming the first difference when two devices are
+    not the same model, runner and settings (pyperf's rule: do not merge what is not comparable), unless
+    ``force``."""
+    from nasprof.errors import InputError
+
+    envs = [environment_of(b, spec) for b in backends]
+    for b, env in zip(backends[1:], envs[1:], strict=True):
+        diff = environment_mismatch(envs[0], env)
+        if diff and not force:
+            raise InputError(
+                f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); "
+                f"{what} (--force mixes them anyway)"
+            )
+    return envs

@@ -202,25 +202,52 @@ def test_bad_farm_input_is_one_line_and_touches_nothing(farm: dict[str, object],
     assert not db.exists()
 
 
-def test_kernel_samples_and_validation_measure_through_an_attached_device(
+def test_kernel_samples_and_validation_spread_over_the_farm(
         farm: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`validate --ray` and `predictor fit --kernels --ray` attach the device; every `get_device` of the
-    process then reaches the phone on its worker host."""
+    """Kernel samples and `validate --ray` share the work between the matching phones; a phone vanishing
+    mid-validation hands its networks to the other, and a phone with another runner is refused."""
+    import json
+
     import numpy as np
 
     from nasprof.devices import get_device
-    from nasprof.devices.farm import RayDevice, attach
-    from nasprof.predictors.kernel.sampling import measure_kernels, sample_kernels
+    from nasprof.devices.farm import RayDevice, attach, detach
+    from nasprof.predictors import LutPredictor
+    from nasprof.predictors.kernel.measure import measure_kernels
+    from nasprof.predictors.kernel.sampling import sample_kernels
+    from nasprof.space import get_space
 
-    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "none.toml"))
-    attach(str(farm["address"]), "pixel-a")
-    backend = get_device("pixel-a")
-    assert isinstance(backend, RayDevice)
-    kernels = sample_kernels("conv", 1, np.random.default_rng(0))
-    try:
-        samples = measure_kernels(kernels, "pixel-a", FAST)
-    finally:
-        backend.kill()
-    assert len(samples) == 1 and samples[0].e2e_ms > 0
     fake = farm["fake"]
-    assert isinstance(fake, FakeAdb) and any("-p" in e["argv"] for e in fake.executions(PHONES["pixel-a"]))
+    assert isinstance(fake, FakeAdb)
+    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "none.toml"))
+    devices = attach(str(farm["address"]), "pixel-a,pixel-b")
+    assert isinstance(get_device("pixel-a"), RayDevice)
+    kernels = sample_kernels("conv", 4, np.random.default_rng(0))
+    try:
+        samples = measure_kernels(kernels, "pixel-a,pixel-b", FAST)
+    finally:
+        detach(devices)
+    assert [s.kernel for s in samples] == kernels and all(s.e2e_ms > 0 for s in samples)
+    assert {s.measured_on for s in samples} == {"pixel-a", "pixel-b"}
+    assert any("-p" in e["argv"] for e in fake.executions(PHONES["pixel-a"]))  # the profiled pass
+
+    # A table's predictor for pixel-a (entries priced by MACs: what is tested is where networks are measured).
+    entries = {layer.key: 0.01 + layer.macs / 1e7 for layer in get_space("mobilenetv2").distinct_layers(32)}
+    pred = LutPredictor(entries, space="mobilenetv2", resolution=32, device="pixel-a")
+    args = ["validate", "-p", str(pred.save(tmp_path / "p.json")), "--space", "mobilenetv2", "--samples", "4",
+            "--runs", "2", "--sessions", "2", "--ray", str(farm["address"]), "--json",
+            str(tmp_path / "v.json"), "--device"]
+    r = CliRunner().invoke(app, [*args, "pixel-*"])
+    assert r.exit_code == 2 and "runner_sha256" in r.stderr and "\n" not in r.stderr.strip(), r.output
+    before = len(fake.executions(PHONES["pixel-b"]))
+    fake.unplug_during_run(PHONES["pixel-b"], 1)  # gone in the middle of its second perf_test run
+    try:
+        r = CliRunner().invoke(app, [*args, "pixel-[ab]"])
+    finally:
+        for name in ("vanish", "vanish_on_exec"):
+            (fake.control(PHONES["pixel-b"]) / name).unlink(missing_ok=True)
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "v.json").read_text())["rows"]
+    assert len(rows) == 4 and all(row["measured_ms"] > 0 for row in rows)
+    assert len(fake.executions(PHONES["pixel-b"])) > before  # pixel-b had started its share...
+    assert {row["measured_on"] for row in rows} == {"pixel-a"}  # ...which pixel-a measured in full

@@ -162,7 +162,7 @@ def test_files_fitted_before_the_classifier_left_gamma_keep_predicting_as_fitted
 def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:
     from nasprof.devices import MeasureSpec
     from nasprof.predictors.kernel.calibration import measure_calibration_set
-    from nasprof.predictors.kernel.sampling import measure_kernels, measure_overhead
+    from nasprof.predictors.kernel.measure import measure_kernels, measure_overhead
     from nasprof.space import get_space
 
     spec = MeasureSpec(warmup=2, runs=5, sessions=2)

@@ -117,18 +117,26 @@ def test_sampled_kernels_build_valid_models(tmp_path: Path) -> None:
             assert 0.4 * k.in_shape[0] - 8 <= n.in_shape[0] <= 1.2 * k.in_shape[0] + 8
 
 
-def test_small_real_fit_round_trips(tmp_path: Path) -> None:
+def test_small_real_fit_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fit whose kernel budget two identical devices share (the local CPU and a named twin of it)."""
+    from nasprof.devices.resolve import add_named_device
+
+    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "devices.toml"))
+    add_named_device("cpu-twin", "cpu")
     spec = MeasureSpec(warmup=1, runs=3, sessions=1, per_node_runs=2)
     steps: list[int] = []
     p = fit_kernel_predictor(
-        "cpu",
+        "cpu,cpu-twin",
         budget=20,
         spec=spec,
         seed=1,
         n_estimators=5,
         progress=lambda done, total, what: steps.append(done),
     )
-    assert steps[-1] == 20 and len(steps) == 20
+    assert steps == list(range(1, 21))  # one step per kernel, counted over both devices
+    assert p.device == "cpu" and p.fitted_devices == ["cpu", "cpu-twin"]
+    by_device = p.metadata["samples_by_device"]
+    assert sum(by_device.values()) == 20 and min(by_device.values()) > 0
     assert p.overhead_ms > 0 and set(p.kernel_types) >= {"conv", "dwconv"}
     model = make_mixed_model(tmp_path / "m.onnx")
     pred = p.predict(model)
@@ -202,7 +210,7 @@ def test_which_kernels_run_blocked_follows_the_rules_block() -> None:
 
 
 def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
-    from nasprof.predictors.kernel.sampling import KernelSample
+    from nasprof.predictors.kernel.measure import KernelSample
     from nasprof.predictors.kernel.split import Kernel
 
     pool = Kernel("pool", "p", ("p",), (96, 109, 109), (96, 54, 54), kernel=3, stride=2, variant="MaxPool")
@@ -217,7 +225,7 @@ def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
 
 
 def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out() -> None:
-    from nasprof.predictors.kernel.sampling import KernelSample
+    from nasprof.predictors.kernel.measure import KernelSample
     from nasprof.predictors.kernel.split import Kernel
 
     conv = Kernel("conv", "c", ("c",), (64, 1, 1), (16, 1, 1))
@@ -240,7 +248,7 @@ def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out(
 
 
 def test_profiler_node_cost_is_fitted_across_samples_with_different_node_counts() -> None:
-    from nasprof.predictors.kernel.sampling import KernelSample, profiler_node_cost
+    from nasprof.predictors.kernel.measure import KernelSample, profiler_node_cost
     from nasprof.predictors.kernel.split import Kernel
 
     r = Kernel("reorder", "r", (), (16, 8, 8), (16, 8, 8), variant="ReorderInput")

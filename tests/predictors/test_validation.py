@@ -191,3 +191,29 @@ def test_cli_validate_too_many_samples_for_the_disk_is_one_line(
                             "--seed", "3"])
     assert r.exit_code == 2, r.output
     assert "needs about" in r.output and "Traceback" not in r.output
+
+
+def test_validate_spreads_networks_over_identical_devices(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--device cpu-a,cpu-b`: each network measured in full (every round) by one of the two, which the
+    rows and the CSV name. One of the devices must be the predictor's (its twin alone is refused: the
+    environment check needs the two side by side), and a device in other settings is refused before anything
+    is measured."""
+    monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "devices.toml"))
+    runner = CliRunner()
+    for name, extra in (("cpu-a", []), ("cpu-b", []), ("cpu-c", ["--set", "allow_spinning=false"])):
+        r = runner.invoke(app, ["devices", "add", name, "--backend", "cpu", *extra])
+        assert r.exit_code == 0, r.output
+    models = [make_mixed_model(tmp_path / f"m{i}.onnx") for i in range(5)]
+    spec = MeasureSpec(warmup=1, runs=3, sessions=2)
+    r = validate(linear_kernel_predictor(device="cpu-a"), "cpu-a,cpu-b", models=models, spec=spec)
+    assert [x.name for x in r.rows] == [f"m{i}" for i in range(5)]
+    assert {x.measured_on for x in r.rows} <= {"cpu-a", "cpu-b"} and all(x.measured_ms > 0 for x in r.rows)
+    assert all(x.measured_halves_ms is not None for x in r.rows)  # both rounds on one device
+    assert r.metadata["devices"] == ["cpu-a", "cpu-b"] and r.device == "cpu-a"
+    with open(r.write_csv(tmp_path / "v.csv")) as f:
+        assert [row["measured_on"] for row in csv.DictReader(f)] == [x.measured_on for x in r.rows]
+    with pytest.raises(PredictorError, match="fitted for device 'cpu-a', not 'cpu-b'"):
+        validate(linear_kernel_predictor(device="cpu-a"), "cpu-b", models=models, spec=spec)
+    with pytest.raises(InputError, match="'cpu-a' and 'cpu-c' differ .*allow_spinning"):
+        validate(linear_kernel_predictor(device="cpu-a"), "cpu-a,cpu-c", models=models, spec=spec)

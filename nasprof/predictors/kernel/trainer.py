@@ -51,13 +51,18 @@ def fit_kernel_predictor(
     ``rules``: what the device executes; probed on ``device`` first when not given (a few seconds).
     """
     from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel import sampling as ks
+    from nasprof.predictors.kernel import measure as ks
+    from nasprof.predictors.kernel import sampling
 
     if calibrate == 1 or calibrate < 0:  # checked before spending the kernel budget
         raise InputError(f"--calibrate needs at least 2 architectures, got {calibrate}")
-    if budget < len(ks.BUDGET_SHARES):
-        raise PredictorError(f"--budget {budget} is too small: use at least {len(ks.BUDGET_SHARES)}")
+    if budget < len(sampling.BUDGET_SHARES):
+        raise PredictorError(f"--budget {budget} is too small: use at least {len(sampling.BUDGET_SHARES)}")
     spec = spec or MeasureSpec(threads=1, warmup=5, runs=25, sessions=1)
+    # Several interchangeable devices ("pixel-a,pixel-b") share the kernel budget; the rules, the per-call
+    # overhead and the calibration networks are measured on the first, which names the predictor.
+    names = _comparable_devices(device, spec)
+    device = names[0]
     if rules is None:
         from nasprof.predictors.kernel.probe import probe_rules
 
@@ -70,11 +75,11 @@ def fit_kernel_predictor(
     rng = np.random.default_rng(seed)
     overhead = ks.measure_overhead(device, spec)
     first = int(budget * (1 - adaptive_share))
-    counts = {t: max(1, int(first * share)) for t, share in ks.BUDGET_SHARES.items()}
+    counts = {t: max(1, int(first * share)) for t, share in sampling.BUDGET_SHARES.items()}
     while sum(counts.values()) > budget:  # tiny budgets: take from the largest share first
         counts[max(counts, key=counts.__getitem__)] -= 1
-    configs = [k for t, n in counts.items() for k in ks.sample_kernels(t, n, rng, rules.nchwc_block)]
-    samples = ks.measure_kernels(configs, device, spec, progress=progress, total=budget)
+    configs = [k for t, n in counts.items() for k in sampling.sample_kernels(t, n, rng, rules.nchwc_block)]
+    samples = ks.measure_kernels(configs, ",".join(names), spec, progress=progress, total=budget)
     remaining = budget - len(samples)
     if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
         bad: list[Kernel] = []
@@ -85,9 +90,9 @@ def fit_kernel_predictor(
             bad += [group[i].kernel for i in np.argsort(-rel) if rel[i] > 0.10]
         if not bad:  # everything already within 10%: spread the rest like the first round
             bad = [s.kernel for s in samples]
-        extra = [ks.resample_around(bad[i % len(bad)], rng) for i in range(remaining)]
+        extra = [sampling.resample_around(bad[i % len(bad)], rng) for i in range(remaining)]
         samples += ks.measure_kernels(
-            extra, device, spec, progress=progress, done_before=len(samples), total=budget
+            extra, ",".join(names), spec, progress=progress, done_before=len(samples), total=budget
         )
     regressors: dict[str, KernelRegressor] = {}
     training: dict[str, Any] = {}
@@ -128,6 +133,8 @@ def fit_kernel_predictor(
             "seed": seed,
             "samples": counts,
             "reorder_samples": len(reorders),
+            "devices": names,
+            "samples_by_device": {n: sum(s.measured_on == n for s in samples) for n in names},
             "profiler_node_cost_ms": node_cost,
         },
     )
@@ -151,6 +158,17 @@ def fit_kernel_predictor(
     )
     out.metadata["calibration"] = {"archs": calibrate, "seed": calibrate_seed, "spec": _spec_dict(cspec)}
     return out
+
+
+def _comparable_devices(device: str, spec: Any) -> list[str]:
+    """The device names of ``device`` (one, or several sharing the samples), refused when they differ."""
+    from nasprof.devices import get_devices
+    from nasprof.tables.compat import check_comparable
+
+    backends = get_devices(device)
+    if len(backends) > 1:
+        check_comparable(backends, spec, what="one kernel predictor learns one device type")
+    return [b.device for b in backends]
 
 
 def fit_regressor(

@@ -223,6 +223,8 @@ class LutPredictor(Predictor):
                 "failed_entries": sum(1 for e in tbl.entries() if not e.ok),
                 "precision": meta.get("precision", "fp32"),
                 "batch": meta.get("batch", 1),
+                # Every device the table was measured on (a farm's phones of one model).
+                "devices": list(meta.get("devices") or [meta.get("device") or tbl.device]),
             },
         )
 
