@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -213,7 +214,8 @@ def table_show_cmd(
 
     with LatencyTable.load(path) as table:
         meta, summary, coverage = table.metadata, table.summary(), table_coverage(table)
-        rows = [e for e in table.entries(skip_corrupt=True)
+        everything = list(table.entries(skip_corrupt=True))
+        rows = [e for e in everything
                 if (op is None or e.op == op) and (key_contains is None or key_contains in e.key)
                 and (not failed or not e.ok) and (not unstable or "unstable" in e.flags)]
         corrupt = table.corrupt_keys
@@ -221,8 +223,12 @@ def table_show_cmd(
         shown_keys = ", ".join(corrupt[:3]) + (" ..." if len(corrupt) > 3 else "")
         warn(f"{len(corrupt)} corrupt row(s) left out ({shown_keys}): the file was changed outside nasprof")
     shown = rows if show_all else rows[:limit]
+    # Which device, on which host, with which runner measured how many entries (a farm spans several).
+    origins = Counter((e.measured_on, e.host, e.runner) for e in everything if e.measured_on)
+    measured_by = [{"device": d, "host": h, "runner": r, "entries": n}
+                   for (d, h, r), n in sorted(origins.items(), key=lambda x: (str(x[0]), x[1]))]
     if json_out is not None:
-        doc = {"path": str(path), "metadata": meta, "summary": summary,
+        doc = {"path": str(path), "metadata": meta, "summary": summary, "measured_by": measured_by,
                "coverage": None if coverage is None else {"measured": coverage[0], "distinct": coverage[1]},
                "matching": len(rows),
                "entries": [{k: v for k, v in e.to_row().items() if k != "samples_ms"} | {"n": e.n}
@@ -238,6 +244,11 @@ def table_show_cmd(
         f" · coverage {coverage[0]}/{coverage[1]} ({coverage[0] / coverage[1]:.0%}) of the space")
     console.print(f"{summary['entries']} entries · {summary['ok']} ok · {summary['failed']} failed · "
                   f"{summary['unstable']} unstable{cov}", highlight=False)
+    if len(measured_by) > 1 or any(m["host"] for m in measured_by):
+        console.print("measured by " + " · ".join(
+            f"{m['device']}" + (f" on {m['host']}" if m["host"] else "")
+            + (f" ({m['runner']})" if m["runner"] else "") + f": {m['entries']}" for m in measured_by),
+            highlight=False, markup=False)
     t = Table(title=f"{len(shown)} of {len(rows)} matching entries", title_justify="left")
     t.add_column("key", overflow="fold")  # keys differ at their end: never truncate them
     for col, just in (("median ms", "right"), ("p90 ms", "right"), ("MAD ms", "right"),

@@ -283,7 +283,7 @@ def _distinct_layers(space: Any, resolution: int) -> list[Any]:
 def _open_table(
     db: Path, space: Any, resolution: int, backends: list[Backend], spec: MeasureSpec, distinct: int,
     force: bool, time_per_entry_s: float | None, precision: str = "fp32", batch: int = 1,
-) -> LatencyTable:
+) -> tuple[LatencyTable, dict[str, dict[str, Any]]]:
     envs = check_comparable(backends, spec, force=force)
     meta = {
         "device": backends[0].device,
@@ -328,13 +328,30 @@ def _open_table(
                 "nasprof; restore it from a copy or build into a new table"
             )
         # Which host each device was attached to (a phone farm spans hosts), over every run of the build.
-        hosts = {b.device: env.get("host") or socket.gethostname()
-                 for b, env in zip(backends, envs, strict=True)}
+        origins = {b.device: entry_origin(b, env) for b, env in zip(backends, envs, strict=True)}
+        hosts = {name: o["host"] for name, o in origins.items()}
         table.update_metadata(device_hosts={**(old.get("device_hosts") or {}), **hosts})
     except NasprofError:
         table.close()
         raise
-    return table
+    return table, origins
+
+
+def entry_origin(backend: Backend, env: dict[str, Any]) -> dict[str, Any]:
+    """What every entry a device measures records of where it came from: the device, the host it is attached
+    to, and the program that timed it (the runner build on a phone, the runtime in this process)."""
+    sha = env.get("runner_sha256")
+    if sha:
+        known = env.get("runner_version") not in (None, "", "unknown")
+        version = f" {env['runner_version']}" if known else ""
+        runner = f"onnxruntime_perf_test{version} sha256:{str(sha)[:16]}"
+    elif env.get("estimate"):
+        runner = f"nasprof estimator ({env.get('runtime') or backend.name})"
+    else:
+        runtime = env.get("runtime_version") or env.get("onnxruntime_version")
+        runner = f"{env.get('runtime') or 'onnxruntime'} {runtime}" if runtime else backend.name
+    return {"measured_on": backend.device, "host": str(env.get("host") or socket.gethostname()),
+            "runner": runner}
 
 
 def build_table(
@@ -393,8 +410,8 @@ def build_table(
     distinct = len({layer.key for layer in all_layers})
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1024:
         raise InputError(f"--batch must be an integer in [1, 1024], got {batch!r}")
-    table = _open_table(Path(db), space, resolution, backends, spec, distinct, force, time_per_entry_s,
-                        "int8" if int8 else "fp32", batch)
+    table, origins = _open_table(Path(db), space, resolution, backends, spec, distinct, force,
+                                 time_per_entry_s, "int8" if int8 else "fp32", batch)
     try:
         pending_keys = set(table.pending([x.key for x in selected], include_failed=retry_failed))
         todo = [x for x in selected if x.key in pending_keys]
@@ -421,7 +438,7 @@ def build_table(
             emit(None)
             errors: list[BaseException] = []
             ctx = _BuildContext(table, queue, exporter, RunPlanner(spec, time_per_entry_s), tally, emit,
-                                retry_failed, remeasure, memory_board)
+                                retry_failed, remeasure, memory_board, origins)
             try:
                 if len(backends) == 1:
                     _work(ctx, backends[0], errors)
@@ -464,6 +481,8 @@ class _BuildContext:
     retry_failed: bool
     remeasure: int
     memory_board: str | None
+    #: Per device: measured_on, host, runner (``entry_origin``), stored with each entry it measures.
+    origins: dict[str, dict[str, Any]]
 
 
 def _work(ctx: _BuildContext, backend: Backend, errors: list[BaseException]) -> None:
@@ -531,8 +550,8 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
             ctx.tally.first_export_wait_s = waited
     try:
         if res.error is not None:
-            return TableEntry.failed(layer.key, res.error, attempts=attempts0 + 1, measured_on=backend.device,
-                                     export_s=res.export_s, **fields_)
+            return TableEntry.failed(layer.key, res.error, attempts=attempts0 + 1, export_s=res.export_s,
+                                     **ctx.origins[backend.device], **fields_)
         spec = ctx.planner.plan(layer)
         best: tuple[Measurement, Quality] | None = None
         attempts = 0
@@ -547,7 +566,7 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
                 # A runtime error on this model (unsupported op, crash in the runner): record and go on.
                 return TableEntry.failed(
                     layer.key, f"measurement failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
-                    attempts=attempts0 + attempts, measured_on=backend.device, export_s=res.export_s,
+                    attempts=attempts0 + attempts, **ctx.origins[backend.device], export_s=res.export_s,
                     measure_s=time.perf_counter() - t0, **fields_,
                 )
             ctx.tally.add(inference_s=sum(m.samples_ms) / 1000.0)
@@ -563,7 +582,7 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
         flags = q.flags + ((FLAG_REMEASURED,) if attempts > 1 else ())
         return TableEntry(
             key=layer.key, samples_ms=m.samples_ms, flags=flags, attempts=attempts0 + attempts,
-            measured_on=backend.device, export_s=res.export_s, measure_s=measure_s,
+            **ctx.origins[backend.device], export_s=res.export_s, measure_s=measure_s,
             **fields_, **_memory_fields(m, layer, ctx.memory_board),
         )
     finally:

@@ -79,6 +79,10 @@ class TableEntry:
     error: str | None = None
     attempts: int = 1
     measured_on: str | None = None
+    #: The host the device was attached to, and the program that timed it (``perf_test sha256:…`` on a
+    #: phone, ``onnxruntime 1.x`` in this process): a farm's entries say where each came from.
+    host: str | None = None
+    runner: str | None = None
     peak_sram_bytes: int | None = None
     flash_bytes: int | None = None
     export_s: float | None = None

@@ -14,6 +14,9 @@ Schema history (``TABLE_SCHEMA_VERSION``):
   1 — meta(name, value JSON); entries (key, spec columns, raw samples JSON, statistics, MACs/params, memory,
       flags, error, attempts, measured_on, export_s/measure_s, timestamps); claims (key, owner, pid, host,
       expires_at) for builders sharing one table.
+  2 — entries gain host and runner (where each entry's device was attached, what timed it: a phone farm
+      spans hosts). A version-1 file is read as it is (host and runner empty) and upgraded in place, two
+      added columns in one transaction, when it is opened for writing.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LatencyTable", "TABLE_SCHEMA_VERSION", "TABLE_KIND"]
 
-TABLE_SCHEMA_VERSION = 1
+TABLE_SCHEMA_VERSION = 2
 TABLE_KIND = "nasprof.latency_table"
 #: How long a writer waits for another process's transaction before giving up (seconds).
 BUSY_TIMEOUT_S = 60.0
@@ -74,6 +77,8 @@ CREATE TABLE IF NOT EXISTS entries (
     error       TEXT,
     attempts    INTEGER NOT NULL DEFAULT 1,
     measured_on TEXT,
+    host        TEXT,
+    runner      TEXT,
     export_s    REAL,
     measure_s   REAL,
     created_at  TEXT NOT NULL,
@@ -91,6 +96,8 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 _STORED = list(ENTRY_COLUMNS)  # column order used for INSERT/SELECT
+#: Entry columns schema version 2 added (``_upgrade``).
+_ADDED_IN_V2 = ("host", "runner")
 _INT_COLUMNS = [c for c, t in _SPEC_SQL.items() if t == "INTEGER"] + [
     "n", "macs", "params", "peak_sram_bytes", "flash_bytes", "attempts"]
 _FLOAT_COLUMNS = ["expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_s", "measure_s"]
@@ -111,6 +118,23 @@ class LatencyTable:
         self._conn = conn
         self._lock = threading.RLock()
         self._meta = _read_meta(conn, path)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(entries)")}
+        #: Columns an older schema lacks: read as NULL, or added now when the table is opened to write.
+        self._missing = [c for c in _ADDED_IN_V2 if c not in have]
+        if self._missing and not readonly:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Version 1 -> 2: add the columns (no row is rewritten), in one transaction with the version."""
+        with self._write() as cur:
+            have = {r[1] for r in cur.execute("PRAGMA table_info(entries)")}  # another writer may have won
+            for col in self._missing:
+                if col not in have:
+                    cur.execute(f'ALTER TABLE entries ADD COLUMN "{col}" TEXT')
+            cur.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('schema_version', ?)",
+                        (json.dumps(TABLE_SCHEMA_VERSION),))
+        self._missing = []
+        self._meta["schema_version"] = TABLE_SCHEMA_VERSION
 
     # -- opening ----------------------------------------------------------------------------------------
     @classmethod
@@ -200,7 +224,8 @@ class LatencyTable:
     # -- entries ----------------------------------------------------------------------------------------
     def get(self, key: str) -> TableEntry | None:
         with self._lock:
-            row = self._conn.execute(f"SELECT {_select_cols()} FROM entries WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(f"SELECT {self._select_cols()} FROM entries WHERE key = ?",
+                                     (key,)).fetchone()
         return None if row is None else _row_to_entry(row, self.path)
 
     def __contains__(self, key: object) -> bool:
@@ -222,9 +247,12 @@ class LatencyTable:
         positive numbers: a file edited or damaged outside nasprof) raises ``TableError`` naming its key;
         with ``skip_corrupt`` it is left out and its key recorded in ``corrupt_keys``."""
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_select_cols()} FROM entries ORDER BY key").fetchall()
+            rows = self._conn.execute(f"SELECT {self._select_cols()} FROM entries ORDER BY key").fetchall()
         self.corrupt_keys: list[str] = []
         return self._checked(rows, skip_corrupt)
+
+    def _select_cols(self) -> str:
+        return ", ".join("NULL" if c in self._missing else f'"{c}"' for c in _STORED)
 
     def _checked(self, rows: list[tuple[Any, ...]], skip_corrupt: bool) -> Iterator[TableEntry]:
         for r in rows:
@@ -546,8 +574,6 @@ def _alive(pid: int, host: str) -> bool:
     return True
 
 
-def _select_cols() -> str:
-    return ", ".join(f'"{c}"' for c in _STORED)
 
 
 def _entry_to_row(e: TableEntry, now: str) -> dict[str, Any]:

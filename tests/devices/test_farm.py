@@ -130,6 +130,9 @@ def test_build_spreads_over_the_farm_and_survives_a_worker_killed_mid_build(
     table = LatencyTable.load(db)
     assert fake.executions(PHONES["pixel-a"])  # it had started measuring...
     assert {e.measured_on for e in table.entries()} == {"pixel-b"}  # ...and pixel-b stored everything
+    # Each entry says where it came from: the phone, its worker's host, the runner build that timed it.
+    assert {(e.host, e.runner.split(" sha256:")[0]) for e in table.entries()} == {
+        (socket.gethostname(), "onnxruntime_perf_test")}  # the fake runner does not tell its version
     host = socket.gethostname()
     assert table.metadata["device_hosts"] == {"pixel-a": host, "pixel-b": host}
 

@@ -68,6 +68,11 @@ def test_build_stores_full_entries_and_resumes(tmp_path: Path) -> None:
     t = LatencyTable.load(db)
     e = t.get(KEYS[0])
     assert e.ok and e.n == 3 and e.measured_on == "cpu" and e.export_s > 0 and e.measure_s > 0
+    import socket
+
+    import onnxruntime
+
+    assert (e.host, e.runner) == (socket.gethostname(), f"onnxruntime {onnxruntime.__version__}")
     layer = next(x for x in get_space(SPACE).distinct_layers(RES) if x.key == KEYS[0])
     assert (e.op, e.cin, e.cout, e.kernel, e.stride) == (layer.spec.op, layer.spec.cin, layer.spec.cout,
                                                          layer.spec.kernel, layer.spec.stride)

@@ -196,3 +196,29 @@ def test_build_rejects_unknown_space_and_bad_resolution(tmp_path: Path) -> None:
     one_line_error(invoke("table", "build", "--space", "mnasnet", "--resolution", "224", "--db", db,
                           "--shard", "3/2"))
     assert not db.exists()
+
+
+def test_show_counts_entries_by_device_host_and_runner(tmp_path: Path) -> None:
+    """A farm's table says which phone, on which host, with which runner build measured how many entries;
+    a table from before entries recorded host and runner (schema 1) still shows."""
+    layers = sorted(get_space("mobilenetv2").distinct_layers(224), key=lambda layer: layer.key)
+    meta = {"device": "pixel-a", "space": "mobilenetv2", "resolution": 224, "environment": ENV}
+    origin = {"a": ("pixel-a", "lab-1", "onnxruntime_perf_test sha256:aa"),
+              "b": ("pixel-b", "lab-2", "onnxruntime_perf_test sha256:aa")}
+    with LatencyTable.open(tmp_path / "t.db", create=True, metadata=meta) as t:
+        for i, layer in enumerate(layers[:5]):
+            device, host, run = origin["a" if i < 3 else "b"]
+            t.put(TableEntry(key=layer.key, samples_ms=(1.0, 1.1), measured_on=device, host=host, runner=run,
+                             **layer_entry_fields(layer)))
+    r = invoke("table", "show", tmp_path / "t.db")
+    assert r.exit_code == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert ("measured by pixel-a on lab-1 (onnxruntime_perf_test sha256:aa): 3 · pixel-b on lab-2 "
+            "(onnxruntime_perf_test sha256:aa): 2") in out
+    doc = json.loads(invoke("table", "show", tmp_path / "t.db", "--json", "-").stdout)
+    assert doc["measured_by"][1] == {"device": "pixel-b", "host": "lab-2",
+                                     "runner": "onnxruntime_perf_test sha256:aa", "entries": 2}
+    old = tmp_path / "v1.db"
+    old.write_bytes((Path(__file__).parent / "data" / "v1_table.db").read_bytes())
+    r = invoke("table", "show", old)
+    assert r.exit_code == 0 and "3 entries" in r.stdout and "measured by" not in r.stdout, r.stderr

@@ -251,3 +251,36 @@ def test_claim_from_another_host_waits_for_its_lease(table: LatencyTable) -> Non
 def test_put_many_is_one_transaction(table: LatencyTable) -> None:
     assert table.put_many([entry("a"), entry("b"), TableEntry.failed("c", "x")]) == 3
     assert table.keys() == ["a", "b", "c"]
+
+
+V1_TABLE = Path(__file__).parent / "data" / "v1_table.db"  # written by nasprof at schema version 1
+
+
+def test_a_version_1_table_is_read_as_is_and_upgraded_only_when_written(tmp_path: Path) -> None:
+    """A table built before entries recorded their host and runner: reading leaves the file byte for byte;
+    opening it to write adds the two columns (every old entry kept, unchanged) and the new version."""
+    import hashlib
+
+    db = tmp_path / "old.db"
+    db.write_bytes(V1_TABLE.read_bytes())
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    with LatencyTable.load(db) as t:
+        old = list(t.entries())
+        assert t.schema_version == 1 and len(old) == 3
+        assert all(e.measured_on == "cpu" and e.host is None and e.runner is None for e in old)
+        assert t.df[["host", "runner"]].isna().all().all()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    with LatencyTable.open(db) as t:
+        assert t.schema_version == TABLE_SCHEMA_VERSION == 2
+        assert list(t.entries()) == old
+        t.put(TableEntry("new", samples_ms=(1.0, 1.1), measured_on="pixel-a", host="lab-2",
+                         runner="onnxruntime_perf_test sha256:0123"))
+    with LatencyTable.load(db) as t:
+        assert t.schema_version == 2 and list(t.entries())[:3] == old
+        new = t.get("new")
+        assert new is not None and (new.host, new.runner) == ("lab-2", "onnxruntime_perf_test sha256:0123")
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
