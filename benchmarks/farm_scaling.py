@@ -1,15 +1,18 @@
 """Phone-farm scaling over Ray: one table build on 1, 2, 4 and 8 fake phones through `table build --ray`.
 
-Each fake phone's runner sleeps a fixed simulated time per timed run (``FakeAdb.set_run_time``), so a
-phone's speed, not this 2-core host, sets how long an entry takes; everything else is real: a Ray head on
-127.0.0.1 serving the phones as ``nasprof-device:NAME`` resources, one actor per phone, the real adb
-client, the exporter and the SQLite store written by the driver alone.
+Each fake phone's runner sleeps a fixed simulated time per timed run and runs nothing else
+(``FakeAdb.set_run_time(..., simulate=True)``), so a phone's speed, not this 2-core host, sets how long an
+entry takes; everything else is real: a Ray head on 127.0.0.1 serving the phones as
+``nasprof-device:NAME`` resources, one actor per phone, the real adb client (pushes, shell commands), the
+exporter and the SQLite store written by the driver alone. ``--run-model`` also runs each model with this
+host's onnxruntime in every runner process (as the fake phone does in the tests): then 8 phones' processes
+compete for this host's cores, and the figure measures the host as much as the scheduler.
 
 Figures: wall time per device count for the same entries, speed-up and efficiency (T1 / (n * Tn); target
 >= 85% at 8 devices), and the scheduler's overhead per entry: the Ray path with one phone against the same
 phone driven in-process, side by side in one run.
 
-    python benchmarks/farm_scaling.py [--entries 16] [--run-ms 2500] [--out PATH]
+    python benchmarks/farm_scaling.py [--entries 16] [--run-ms 2500] [--run-model] [--out PATH]
 """
 
 from __future__ import annotations
@@ -50,8 +53,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=16, help="entries per run (same for every count)")
     ap.add_argument("--run-ms", type=float, default=2500.0, help="simulated phone time per timed run")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "farm_scaling.json")
+    ap.add_argument("--run-model", action="store_true",
+                    help="runners also run the model on this host (its cores then shared by every phone)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default results/farm_scaling.json (farm_scaling_run_model.json with --run-model)")
     args = ap.parse_args()
+    results = Path(__file__).parent / "results"
+    args.out = args.out or results / (
+        "farm_scaling_run_model.json" if args.run_model else "farm_scaling.json")
     names = [f"phone-{i}" for i in range(max(COUNTS))]
     spec = MeasureSpec(warmup=1, runs=RUNS, sessions=1)
     runs: list[dict[str, Any]] = []
@@ -65,7 +74,7 @@ def main() -> int:
                 f'[devices.{n}]\nbackend = "android"\nserial = "SCALE{i}"\nrunner = "{runner}"\n'
                 f'adb_server = "{fake.server}"\nruns_per_sample = {RUNS}\n' for i, n in enumerate(names)))
             for i in range(len(names)):
-                fake.set_run_time(f"SCALE{i}", args.run_ms)
+                fake.set_run_time(f"SCALE{i}", args.run_ms, simulate=not args.run_model)
             os.environ["NASPROF_DEVICES"] = str(devices)
             env = dict(os.environ)
             port = _free_port()
@@ -113,9 +122,12 @@ def main() -> int:
         "target_efficiency_at_8": 0.85,
         "runs": runs,
     }
+    runner = ("runs the model with this host's onnxruntime, then sleeps run_ms" if args.run_model
+              else "sleeps run_ms per timed run and runs nothing else (simulated phone)")
     doc = {"benchmark": "farm_scaling", "host": host_summary(), "summary": summary,
-           "method": "fake phones sleeping run_ms per timed run; Ray head on 127.0.0.1; same entries for "
-                     "every device count; local = the same phone driven in-process, same run"}
+           "method": f"fake phones whose runner {runner}; Ray head on 127.0.0.1; same entries for every "
+                     "device count; local = the same phone driven in-process, same run",
+           "runner": "model" if args.run_model else "simulated"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(summary, indent=1))

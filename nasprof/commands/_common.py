@@ -209,12 +209,14 @@ def attach_ray(address: str | None, device: str) -> str:
     the device list to measure on (``pixel-a,pixel-b`` for ``pixel-*``), or ``device`` without --ray."""
     if address is None:
         return device
-    import click
+    import importlib
 
     from nasprof.devices.farm import attach, detach
 
     devices = attach(address, device)
-    ctx = click.get_current_context(silent=True)
+    # The click typer runs on (the package, or the copy newer typers vendor): its context is this command's.
+    click_globals = importlib.import_module(typer.BadParameter.__module__.rpartition(".")[0] + ".globals")
+    ctx = click_globals.get_current_context(silent=True)
     if ctx is not None:  # the phones are free for the cluster's next job when the command ends, however
         ctx.call_on_close(lambda: detach(devices))
     return ",".join(d.device for d in devices)

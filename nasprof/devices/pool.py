@@ -64,25 +64,28 @@ def spread(
     *,
     sizes: Sequence[int] | None = None,
     progress: JobProgress | None = None,
+    left: dict[str, str] | None = None,
 ) -> list[Done[R]]:
     """Run ``run(backend, job, job_progress)`` for every job on whichever device is free.
 
     ``sizes``: each job's count of progress steps (default 1); a job reports its own with
     ``job_progress(done, size, what)`` and the outer ``progress`` gets the sum over all jobs, ``what``
-    prefixed with the device. Raises ``DeviceUnavailableError`` naming each device's
-    reason when every device has left the pool with jobs still to do.
+    prefixed with the device (a job given back starts its count again). ``left``, when given, receives the
+    devices that left the pool and why, so a caller measures its next step on one still there. Raises
+    ``DeviceUnavailableError`` naming each device's reason when every device has left with jobs still to
+    do.
     """
     if not backends:
         raise InputError("no device to measure on")
     names = [b.device for b in backends]
     if len(set(names)) != len(names):
-        raise InputError(f"device list {', '.join(names)} names a device more than once")
+        raise InputError(f"device list {', '.join(names)} names a device more than once; give each once")
     todo = collections.deque(range(len(jobs)))
     results: list[Done[R] | None] = [None] * len(jobs)
     meter = _Progress(progress, sizes or [1] * len(jobs))
     cond = threading.Condition()
     in_flight = [0]
-    gone: dict[str, str] = {}  # device -> why it left the pool
+    gone: dict[str, str] = {} if left is None else left  # device -> why it left the pool
     failure: list[BaseException] = []
 
     def take() -> int | None:
@@ -102,7 +105,7 @@ def spread(
             except DeviceUnavailableError as exc:
                 with cond:
                     todo.appendleft(i)  # measured from the start by the next free device
-                    gone[backend.device] = str(exc)
+                    gone[backend.device] = " ".join(str(exc).split())
                     in_flight[0] -= 1
                     cond.notify_all()
                 return
@@ -121,14 +124,21 @@ def spread(
                for b in backends]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the devices finish their job in flight and take no more
+        with cond:
+            failure.append(exc)
+            cond.notify_all()
+        raise
     if failure:
         raise failure[0]
     if any(r is None for r in results):
         why = "; ".join(f"{d}: {msg}" for d, msg in gone.items())
-        left = sum(r is None for r in results)
+        undone = sum(r is None for r in results)
         raise DeviceUnavailableError(
-            f"every device left the pool with {left} of {len(jobs)} job(s) not done ({why})"
+            f"every device left with {undone} of {len(jobs)} job(s) not done ({why}); reconnect the devices "
+            "(or restart their Ray workers) and run again"
         )
     return [r for r in results if r is not None]

@@ -246,7 +246,7 @@ def validate(
     if not set(names) & set(predictor.fitted_devices):
         raise PredictorError(
             f"the predictor was fitted for device {predictor.device!r}, not {device!r}; "
-            "validate it on its own device"
+            f"validate it on its own device (--device {predictor.device})"
         )
     if not models and not space:
         raise InputError("give --space NAME (to sample architectures) or --models A.onnx ...")
@@ -274,7 +274,8 @@ def validate(
     if len(backends) > 1:
         from nasprof.tables.compat import check_comparable
 
-        check_comparable(backends, spec, what="one validation measures one device type")
+        check_comparable(backends, spec, force=None,
+                         what="one validation measures one device type: give devices of one model")
     for b in backends:
         b.ensure_available()
     backend = backends[0]
@@ -322,8 +323,11 @@ def validate(
             measured_on = [backend.device] * len(measured)
         else:
             paths = calib_paths + [p for _, p, _ in targets]
-            measured_all, on_all = measure_spread(backends, paths, spec, seed=seed, progress=progress)
+            left: dict[str, str] = {}
+            measured_all, on_all = measure_spread(backends, paths, spec, seed=seed, progress=progress,
+                                                  left=left)
             measured, measured_on = measured_all[len(calib_paths) :], on_all[len(calib_paths) :]
+            backend = next(b for b in backends if b.device not in left)  # the profiled passes' device
             if calibrate:
                 predictor = calibrate_on_measured(
                     predictor, calib, measured_all[: len(calib_paths)], calib_paths, backend, spec,
@@ -351,18 +355,18 @@ def validate(
     if calibration is not None:
         meta["calibration"] = calibration
     return ValidationReport(
-        tuple(rows), device=backend.device, predictor_kind=predictor.kind, metadata=meta, predictor=predictor
+        tuple(rows), device=names[0], predictor_kind=predictor.kind, metadata=meta, predictor=predictor
     )
 
 
 def measure_spread(
     backends: Sequence[Any], paths: Sequence[Path], spec: Any, *, seed: int = 0,
-    progress: Progress | None = None,
+    progress: Progress | None = None, left: dict[str, str] | None = None,
 ) -> tuple[list[Any], list[str]]:
     """``measure_interleaved`` over several interchangeable devices: the networks are dealt round-robin into
     one share per device, each share measured in its own interleaved rounds on whichever device is free (a
     vanished device's share goes to another, from its first round). Returns the measurements in ``paths``'
-    order and the device that measured each."""
+    order and the device that measured each; ``left`` (if given) receives the devices that vanished."""
     from nasprof.devices.pool import JobProgress, spread
     from nasprof.profiler.interleave import measure_interleaved
 
@@ -372,7 +376,8 @@ def measure_spread(
     def one(backend: Any, share: list[int], report: JobProgress) -> list[Any]:
         return measure_interleaved(backend, [paths[i] for i in share], spec, seed=seed, progress=report)
 
-    done = spread(backends, shares, one, sizes=[len(s) * spec.sessions for s in shares], progress=progress)
+    done = spread(backends, shares, one, sizes=[len(s) * spec.sessions for s in shares], progress=progress,
+                  left=left)
     measured: list[Any] = [None] * len(paths)
     on: list[str] = [""] * len(paths)
     for share, d in zip(shares, done, strict=True):

@@ -320,13 +320,14 @@ def _open_table(
                 f"{db} was measured on {old.get('device')!r} in another environment ({'; '.join(diff)}); "
                 "use another --db, or --force to add to it anyway"
             )
-        table.drop_stale_claims()  # left by a builder killed with -9: this run resumes its work
         corrupt = table.corrupt()
         if corrupt:  # never extend a table that fails validation: what it holds cannot be trusted
             raise TableError(
                 f"{db} has {len(corrupt)} corrupt row(s) (e.g. {corrupt[0]!r}): it was changed outside "
                 "nasprof; restore it from a copy or build into a new table"
             )
+        # The first write (a schema-1 table is upgraded by it), once nothing above refused the table.
+        table.drop_stale_claims()  # left by a builder killed with -9: this run resumes its work
         # Which host each device was attached to (a phone farm spans hosts), over every run of the build.
         origins = {b.device: entry_origin(b, env) for b, env in zip(backends, envs, strict=True)}
         hosts = {name: o["host"] for name, o in origins.items()}

@@ -56,19 +56,19 @@ def _jsonable(v: Any) -> bool:
     return True
 
 
-def check_comparable(backends: Sequence[Backend], spec: MeasureSpec, *, force: bool = False,
+def check_comparable(backends: Sequence[Backend], spec: MeasureSpec, *, force: bool | None = False,
                      what: str = "one table holds one device type") -> list[dict[str, Any]]:
     """The environments of ``backends``; ``InputError`` naming the first difference when two devices are
     not the same model, runner and settings (pyperf's rule: do not merge what is not comparable), unless
-    ``force``."""
+    ``force``. ``force=None``: the caller has no --force, so the message offers none."""
     from nasprof.errors import InputError
 
     envs = [environment_of(b, spec) for b in backends]
     for b, env in zip(backends[1:], envs[1:], strict=True):
         diff = environment_mismatch(envs[0], env)
         if diff and not force:
+            hint = "" if force is None else " (--force mixes them anyway)"
             raise InputError(
-                f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); "
-                f"{what} (--force mixes them anyway)"
+                f"devices {backends[0].device!r} and {b.device!r} differ ({'; '.join(diff)}); {what}{hint}"
             )
     return envs

@@ -15,8 +15,8 @@ Schema history (``TABLE_SCHEMA_VERSION``):
       flags, error, attempts, measured_on, export_s/measure_s, timestamps); claims (key, owner, pid, host,
       expires_at) for builders sharing one table.
   2 — entries gain host and runner (where each entry's device was attached, what timed it: a phone farm
-      spans hosts). A version-1 file is read as it is (host and runner empty) and upgraded in place, two
-      added columns in one transaction, when it is opened for writing.
+      spans hosts). A version-1 file is read as it is (host and runner empty) and upgraded in place by its
+      first write: two columns added, in that write's transaction.
 """
 
 from __future__ import annotations
@@ -119,22 +119,18 @@ class LatencyTable:
         self._lock = threading.RLock()
         self._meta = _read_meta(conn, path)
         have = {r[1] for r in conn.execute("PRAGMA table_info(entries)")}
-        #: Columns an older schema lacks: read as NULL, or added now when the table is opened to write.
+        #: Columns an older schema lacks: read as NULL until the first write adds them (``_upgrade``).
         self._missing = [c for c in _ADDED_IN_V2 if c not in have]
-        if self._missing and not readonly:
-            self._upgrade()
 
-    def _upgrade(self) -> None:
-        """Version 1 -> 2: add the columns (no row is rewritten), in one transaction with the version."""
-        with self._write() as cur:
-            have = {r[1] for r in cur.execute("PRAGMA table_info(entries)")}  # another writer may have won
-            for col in self._missing:
-                if col not in have:
-                    cur.execute(f'ALTER TABLE entries ADD COLUMN "{col}" TEXT')
-            cur.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('schema_version', ?)",
-                        (json.dumps(TABLE_SCHEMA_VERSION),))
-        self._missing = []
-        self._meta["schema_version"] = TABLE_SCHEMA_VERSION
+    def _upgrade(self, cur: sqlite3.Cursor) -> None:
+        """Version 1 -> 2, inside the first write's transaction (a command that refuses the table before
+        writing leaves it as it was): add the columns, no row rewritten, and the new version."""
+        have = {r[1] for r in cur.execute("PRAGMA table_info(entries)")}  # another writer may have won
+        for col in self._missing:
+            if col not in have:
+                cur.execute(f'ALTER TABLE entries ADD COLUMN "{col}" TEXT')
+        cur.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('schema_version', ?)",
+                    (json.dumps(TABLE_SCHEMA_VERSION),))
 
     # -- opening ----------------------------------------------------------------------------------------
     @classmethod
@@ -414,7 +410,10 @@ class LatencyTable:
                 cur.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise TableError(f"{self.path} is locked by another writer ({exc}); try again") from None
+            upgrading = bool(self._missing)
             try:
+                if upgrading:
+                    self._upgrade(cur)
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -425,6 +424,9 @@ class LatencyTable:
                 with contextlib.suppress(sqlite3.Error):
                     cur.execute("ROLLBACK")
                 raise TableError(f"could not commit to {self.path}: {exc}") from None
+            if upgrading:
+                self._missing = []
+                self._meta["schema_version"] = TABLE_SCHEMA_VERSION
 
 
 # -- module helpers -----------------------------------------------------------------------------------------

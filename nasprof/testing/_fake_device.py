@@ -389,6 +389,7 @@ class FakeDevice:
             if (self.control / "ops.config").is_file() else "",
             "NASPROF_FAKE_RUN_MS": (self.control / "run_ms").read_text().strip()
             if (self.control / "run_ms").is_file() else "0",
+            "NASPROF_FAKE_SIMULATE": "1" if (self.control / "simulate").is_file() else "",
             "NASPROF_FAKE_PROVIDERS": str(self.control / "providers.json")
             if (self.control / "providers.json").is_file() else "",
         }

@@ -389,14 +389,20 @@ class FakeAdb:
         else:
             path.write_text(json.dumps(providers))
 
-    def set_run_time(self, serial: str, ms: float | None) -> None:
+    def set_run_time(self, serial: str, ms: float | None, *, simulate: bool = False) -> None:
         """Every timed run of the runner also sleeps ``ms``: a phone whose speed, not this host's, sets how
-        long a measurement takes (the farm's scaling benchmark). ``None``: no added time."""
-        path = self.control(serial) / "run_ms"
+        long a measurement takes (the farm's scaling benchmark). With ``simulate`` the model is not run at
+        all (each run is the sleep alone; no profiles). ``None``: no added time, the model runs."""
+        path, sim = self.control(serial) / "run_ms", self.control(serial) / "simulate"
         if ms is None:
             path.unlink(missing_ok=True)
+            sim.unlink(missing_ok=True)
+            return
+        path.write_text(f"{float(ms)}\n")
+        if simulate:
+            sim.write_text("1\n")
         else:
-            path.write_text(f"{float(ms)}\n")
+            sim.unlink(missing_ok=True)
 
     def unplug(self, serial: str) -> None:
         (self.control(serial) / "vanish").write_text("gone\n")

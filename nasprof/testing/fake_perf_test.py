@@ -16,7 +16,9 @@ is not supported in this build"); with it, the model still runs on this host's C
 those operators carry the provider's name (per node, as XNNPACK assigns them) and the rest
 ``CPUExecutionProvider``.
 The device's ``.fake/run_ms`` adds that many milliseconds of sleep to every timed run (a simulated
-phone's speed).
+phone's speed); with ``.fake/simulate`` too, the model is not run at all (onnxruntime is not even imported):
+every run is that sleep alone, so a farm of fake phones costs this host almost no CPU (the scaling
+benchmark measures the scheduler, not the host).
 With ``-p PREFIX`` it writes a real onnxruntime profile to ``PREFIX_<timestamp>.json``, as onnxruntime
 itself names it.
 
@@ -175,6 +177,23 @@ def _label_provider(profile: Path, name: str, ops: set[str]) -> None:
     profile.write_text(json.dumps(events))
 
 
+def _simulate(opts: dict[str, list[str]]) -> int:
+    """A phone whose every run takes ``run_ms`` and nothing else: perf_test's report of sleeps."""
+    if "p" in opts:
+        sys.stderr.write("the simulated runner writes no profile (.fake/simulate): remove it to profile\n")
+        return 255
+    run_s = float(os.environ.get("NASPROF_FAKE_RUN_MS", "0") or 0) / 1000.0
+    lat_s = []
+    for _ in range(int(opts.get("r", ["1000"])[-1])):
+        t0 = time.perf_counter()
+        time.sleep(run_s)
+        lat_s.append(max(time.perf_counter() - t0, 1e-6))
+    fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
+    stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
+    sys.stdout.write(_report(fmt, 0.0, run_s * 1000, lat_s, stats=stats))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts, positional = _parse(list(sys.argv[1:] if argv is None else argv))
     if not positional:
@@ -192,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refusal:
         sys.stderr.write(refusal + "\n")
         return 255
+    if os.environ.get("NASPROF_FAKE_SIMULATE") == "1":
+        return _simulate(opts)
     provider = opts.get("e", ["cpu"])[-1]
     built: dict[str, list[str]] = {}
     if os.environ.get("NASPROF_FAKE_PROVIDERS"):

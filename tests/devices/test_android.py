@@ -481,3 +481,17 @@ class TestAndroidContract(BackendContract):
 def test_disconnect_is_a_device_error_too() -> None:
     # The builder hands an unavailable device's layer back; callers may still catch DeviceError.
     assert issubclass(DeviceUnavailableError, DeviceError)
+
+
+def test_a_simulated_phone_times_its_set_run_time_and_runs_nothing(fake: FakeAdb, runner: Path,
+                                                                   model: Path) -> None:
+    """The scaling benchmark's phone: each timed run is the set time alone (no onnxruntime on this host)."""
+    fake.set_run_time("FMT_1", 40.0, simulate=True)
+    try:
+        m = phone(fake, "FMT_1", runner).measure(model, MeasureSpec(runs=2, sessions=1))
+        with pytest.raises(DeviceError, match="writes no profile"):
+            phone(fake, "FMT_1", runner).measure(model, MeasureSpec(runs=2, sessions=1, per_node=True))
+    finally:
+        fake.set_run_time("FMT_1", None)
+    assert 40.0 <= m.median_ms < 400.0  # a sleep: never shorter, and longer only by scheduling
+    assert not (fake.control("FMT_1") / "simulate").exists()

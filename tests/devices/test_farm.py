@@ -214,7 +214,7 @@ def test_kernel_samples_and_validation_spread_over_the_farm(
     import numpy as np
 
     from nasprof.devices import get_device
-    from nasprof.devices.farm import RayDevice, attach, detach
+    from nasprof.devices.farm import RayDevice, attach, attached, detach
     from nasprof.predictors import LutPredictor
     from nasprof.predictors.kernel.measure import measure_kernels
     from nasprof.predictors.kernel.sampling import sample_kernels
@@ -250,6 +250,7 @@ def test_kernel_samples_and_validation_spread_over_the_farm(
         for name in ("vanish", "vanish_on_exec"):
             (fake.control(PHONES["pixel-b"]) / name).unlink(missing_ok=True)
     assert r.exit_code == 0, r.output
+    assert attached("pixel-a") is None and attached("pixel-b") is None  # actors freed when it ended
     rows = json.loads((tmp_path / "v.json").read_text())["rows"]
     assert len(rows) == 4 and all(row["measured_ms"] > 0 for row in rows)
     assert len(fake.executions(PHONES["pixel-b"])) > before  # pixel-b had started its share...

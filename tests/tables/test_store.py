@@ -257,8 +257,9 @@ V1_TABLE = Path(__file__).parent / "data" / "v1_table.db"  # written by nasprof 
 
 
 def test_a_version_1_table_is_read_as_is_and_upgraded_only_when_written(tmp_path: Path) -> None:
-    """A table built before entries recorded their host and runner: reading leaves the file byte for byte;
-    opening it to write adds the two columns (every old entry kept, unchanged) and the new version."""
+    """A table built before entries recorded their host and runner: reading it, or a build refusing it,
+    leaves the file byte for byte; the first write adds the two columns (every old entry kept, unchanged)
+    and the new version."""
     import hashlib
 
     db = tmp_path / "old.db"
@@ -270,13 +271,18 @@ def test_a_version_1_table_is_read_as_is_and_upgraded_only_when_written(tmp_path
         assert all(e.measured_on == "cpu" and e.host is None and e.runner is None for e in old)
         assert t.df[["host", "runner"]].isna().all().all()
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    from nasprof.tables import build_table
+
+    with pytest.raises(TableError, match="resolution 32, not 'mobilenetv2' at 64"):  # refused: untouched
+        build_table("mobilenetv2", 64, "cpu", db, limit=1)
     with LatencyTable.open(db) as t:
-        assert t.schema_version == TABLE_SCHEMA_VERSION == 2
-        assert list(t.entries()) == old
+        assert t.schema_version == 1 and list(t.entries()) == old  # opened to write, nothing written yet
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    with LatencyTable.open(db) as t:
         t.put(TableEntry("new", samples_ms=(1.0, 1.1), measured_on="pixel-a", host="lab-2",
                          runner="onnxruntime_perf_test sha256:0123"))
     with LatencyTable.load(db) as t:
-        assert t.schema_version == 2 and list(t.entries())[:3] == old
+        assert t.schema_version == TABLE_SCHEMA_VERSION == 2 and list(t.entries())[:3] == old
         new = t.get("new")
         assert new is not None and (new.host, new.runner) == ("lab-2", "onnxruntime_perf_test sha256:0123")
     conn = sqlite3.connect(db)

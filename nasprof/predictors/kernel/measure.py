@@ -152,10 +152,12 @@ def measure_kernels(
     progress: Progress | None = None,
     done_before: int = 0,
     total: int | None = None,
+    left: dict[str, str] | None = None,
 ) -> list[KernelSample]:
     """Measure each kernel's one-kernel model end to end, plus one profiled pass to find the layout
     reorders onnxruntime wrapped around it (their time is not the kernel's). ``device`` may name several
-    interchangeable devices (``"pixel-a,pixel-b"``): the kernels are spread over them."""
+    interchangeable devices (``"pixel-a,pixel-b"``): the kernels are spread over them, and ``left`` (if
+    given) receives those that vanished on the way."""
     from nasprof.devices import get_devices
     from nasprof.devices.pool import JobProgress, spread
 
@@ -178,5 +180,5 @@ def measure_kernels(
         if progress is not None:
             progress(done_before + done, total, what)
 
-    done = spread(backends, list(enumerate(kernels)), one, progress=step)
+    done = spread(backends, list(enumerate(kernels)), one, progress=step, left=left)
     return [d.result for d in done]

@@ -79,7 +79,8 @@ def fit_kernel_predictor(
     while sum(counts.values()) > budget:  # tiny budgets: take from the largest share first
         counts[max(counts, key=counts.__getitem__)] -= 1
     configs = [k for t, n in counts.items() for k in sampling.sample_kernels(t, n, rng, rules.nchwc_block)]
-    samples = ks.measure_kernels(configs, ",".join(names), spec, progress=progress, total=budget)
+    left: dict[str, str] = {}  # devices that vanished: later steps measure on one still there
+    samples = ks.measure_kernels(configs, ",".join(names), spec, progress=progress, total=budget, left=left)
     remaining = budget - len(samples)
     if remaining > 0:  # adaptive round: spend the rest where the out-of-bag error is large
         bad: list[Kernel] = []
@@ -92,7 +93,8 @@ def fit_kernel_predictor(
             bad = [s.kernel for s in samples]
         extra = [sampling.resample_around(bad[i % len(bad)], rng) for i in range(remaining)]
         samples += ks.measure_kernels(
-            extra, ",".join(names), spec, progress=progress, done_before=len(samples), total=budget
+            extra, ",".join(n for n in names if n not in left), spec, progress=progress,
+            done_before=len(samples), total=budget, left=left,
         )
     regressors: dict[str, KernelRegressor] = {}
     training: dict[str, Any] = {}
@@ -149,8 +151,9 @@ def fit_kernel_predictor(
     archs = calibration_archs(calibrate, calibrate_seed)
     # The end-to-end reference pools several fresh sessions: one session's placement is 2-4% off.
     cspec = calibrate_spec or dataclasses.replace(spec, warmup=10, runs=30, sessions=6, per_node=False)
+    on = next(n for n in names if n not in left)
     kernel_sets, measured, speed, _ = measure_calibration_set(
-        archs, fitted.kernels, device, cspec, progress=progress, anchors=fitted.anchors
+        archs, fitted.kernels, on, cspec, progress=progress, anchors=fitted.anchors
     )
     out = fitted.calibrate(
         kernel_sets, measured, names=[network_name(a) for a in archs], speed_ratio=speed,
@@ -167,7 +170,8 @@ def _comparable_devices(device: str, spec: Any) -> list[str]:
 
     backends = get_devices(device)
     if len(backends) > 1:
-        check_comparable(backends, spec, what="one kernel predictor learns one device type")
+        check_comparable(backends, spec, force=None,
+                         what="one kernel predictor learns one device type: give devices of one model")
     return [b.device for b in backends]
 
 
