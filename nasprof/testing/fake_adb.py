@@ -28,8 +28,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from nasprof.testing._fake_device import (
     DEFAULT_MAX_FREQS_KHZ,
@@ -39,7 +40,8 @@ from nasprof.testing._fake_device import (
 )
 from nasprof.testing._fake_sync import Sync, read_exact
 
-__all__ = ["FakeAdbServer", "FakeAdb", "write_fake_runner", "main", "ADB_VERSION", "FEATURES"]
+__all__ = ["FakeAdbServer", "FakeAdb", "write_devices_file", "write_fake_runner", "main", "ADB_VERSION",
+           "FEATURES"]
 
 #: The protocol version the current adb client expects (0x29 = 41); a mismatch makes it restart the server.
 ADB_VERSION = 0x29
@@ -280,6 +282,22 @@ def write_fake_runner(directory: Path, name: str = "onnxruntime_perf_test") -> t
     lib = directory / "libonnxruntime.so"
     lib.write_bytes(b"\x7fELF fake libonnxruntime.so for nasprof tests\n")
     return runner, lib
+
+
+def write_devices_file(path: Path, phones: Mapping[str, str], runner: Path | Mapping[str, Path], server: str,
+                       **settings: Any) -> Path:
+    """A devices file naming the fake ``phones`` (name -> serial) behind ``server``, each running ``runner``
+    (one for all, or one per name), with the same android ``settings`` (``runs_per_sample=2``, ...)."""
+    def value(v: Any) -> str:
+        return json.dumps(str(v) if isinstance(v, Path) else v)  # a JSON scalar is a TOML scalar here
+
+    blocks = []
+    for name, serial in phones.items():
+        own = runner[name] if isinstance(runner, Mapping) else runner
+        items = {"backend": "android", "serial": serial, "runner": own, "adb_server": server, **settings}
+        blocks.append(f"[devices.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in items.items()))
+    Path(path).write_text("schema_version = 1\n" + "".join(blocks))
+    return Path(path)
 
 
 class FakeAdb:

@@ -17,7 +17,7 @@ from nasprof.devices.android.adb import find_adb
 from nasprof.devices.base import MeasureSpec
 from nasprof.errors import DeviceUnavailableError
 from nasprof.tables import LatencyTable, build_table
-from nasprof.testing.fake_adb import FakeAdb, write_fake_runner
+from nasprof.testing.fake_adb import FakeAdb, write_devices_file, write_fake_runner
 
 try:
     find_adb()
@@ -39,12 +39,7 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAdb]:
 def devices(fake: FakeAdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runner, _ = write_fake_runner(tmp_path / "bin")
     runner.chmod(0o755)
-    path = tmp_path / "devices.toml"
-    path.write_text("schema_version = 1\n" + "".join(
-        f'[devices.{name}]\nbackend = "android"\nserial = "{serial}"\nrunner = "{runner}"\n'
-        f'adb_server = "{fake.server}"\nruns_per_sample = 2\n'
-        for name, serial in PHONES.items()
-    ))
+    path = write_devices_file(tmp_path / "devices.toml", PHONES, runner, fake.server, runs_per_sample=2)
     monkeypatch.setenv("NASPROF_DEVICES", str(path))
     return path
 

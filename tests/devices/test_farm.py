@@ -25,7 +25,7 @@ from nasprof.cli import app
 from nasprof.devices.android.adb import find_adb
 from nasprof.devices.base import MeasureSpec
 from nasprof.errors import DeviceUnavailableError
-from nasprof.testing.fake_adb import FakeAdb, write_fake_runner
+from nasprof.testing.fake_adb import FakeAdb, write_devices_file, write_fake_runner
 
 pytest.importorskip("ray", reason="the Ray extra is not installed: pip install 'nasprof[ray]'")
 try:
@@ -63,12 +63,9 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
         other_runner, _ = write_fake_runner(tmp / "bin2")
         other_runner.write_text(other_runner.read_text() + "\n# another build\n")
         other_runner.chmod(0o755)
-        devices = tmp / "devices.toml"
-        devices.write_text("schema_version = 1\n" + "".join(
-            f'[devices.{name}]\nbackend = "android"\nserial = "{serial}"\n'
-            f'runner = "{other_runner if name == "pixel-c" else runner}"\nadb_server = "{fake.server}"\n'
-            "runs_per_sample = 2\nmax_processes_per_session = 1\n"
-            for name, serial in PHONES.items()))
+        devices = write_devices_file(tmp / "devices.toml", PHONES,
+                                     {n: other_runner if n == "pixel-c" else runner for n in PHONES},
+                                     fake.server, runs_per_sample=2, max_processes_per_session=1)
         env = {**os.environ, "NASPROF_DEVICES": str(devices)}
         port = _free_port()
         _nasprof("worker", "--head", "--devices", "pixel-a,pixel-b,pixel-c", "--port", str(port),

@@ -44,6 +44,7 @@ __all__ = [
     "profiler_node_cost",
     "layer_times",
     "fit_layer_ratios",
+    "learn_ratios",
     "profile_networks",
 ]
 
@@ -217,4 +218,28 @@ def profile_networks(
         out.append(list(m.per_node))
     if progress is not None:
         progress(len(paths), len(paths), "profiling calibration networks")
+    return out
+
+
+def learn_ratios(lut: Any, archs: Sequence[Any], measured_ms: Sequence[float],
+                 profiles: Sequence[Sequence[Any]]) -> Any:
+    """What ``LutPredictor.learn_layer_ratios`` returns: ``lut`` with an in-network ratio per key, learned
+    from one profiled pass per architecture and its end-to-end time."""
+    if not len(archs) == len(measured_ms) == len(profiles):
+        raise PredictorError("learn_layer_ratios needs one measurement and one profile per architecture")
+    parsed = [lut._arch(a) for a in archs]
+    delta = profiler_node_cost(
+        [sum(n.duration_ms for n in p) for p in profiles], measured_ms, [len(p) for p in profiles]
+    )
+    observed: list[tuple[str, float]] = []
+    for arch, ms, nodes in zip(parsed, measured_ms, profiles, strict=True):
+        times = layer_times(nodes, arch.network().scopes(), float(ms), lut.overhead_ms, delta)
+        observed += zip(lut.layer_keys(arch), times, strict=True)
+    alone = {k: e - lut.overhead_ms for k, e in lut.entries.items()}
+    ratios, info = fit_layer_ratios(observed, alone, lut.weight_mb)
+    out = lut._copy(layer_ratios=ratios)
+    out.training_error = {
+        **lut.training_error,
+        "in_network": {"networks": len(parsed), "profiler_node_cost_ms": delta, **info},
+    }
     return out
