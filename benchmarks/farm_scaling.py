@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from typing import Any
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.devices.farm import ray_devices
 from nasprof.profiler.environment import host_summary
-from nasprof.tables import build_table
+from nasprof.tables import LatencyTable, build_table
 from nasprof.testing.fake_adb import FakeAdb, write_devices_file, write_fake_runner
 
 COUNTS = (1, 2, 4, 8)
@@ -43,6 +44,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _host_cpu_s() -> float:
+    """CPU seconds this host has spent busy so far, all processes (/proc/stat): what the fake phones, the
+    Ray actors and the driver cost it together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _ray(*args: str, env: dict[str, str]) -> None:
@@ -88,19 +97,29 @@ def main() -> int:
                 local_s = time.perf_counter() - t0
                 for n in COUNTS:
                     farm = ray_devices(f"127.0.0.1:{port}", ",".join(names[:n]))
-                    t0 = time.perf_counter()
+                    t0, cpu0 = time.perf_counter(), _host_cpu_s()
                     report = build_table("mobilenetv2", 32, farm, tmp / f"farm{n}.db", limit=args.entries,
                                          spec=spec, remeasure=0, time_per_entry_s=None)
-                    wall = time.perf_counter() - t0
+                    wall, cpu = time.perf_counter() - t0, _host_cpu_s() - cpu0
                     assert report.written == args.entries and report.failed == 0
+                    with LatencyTable.load(tmp / f"farm{n}.db") as table:  # the phone's side of each entry
+                        measure_s = statistics.median(e.measure_s or 0.0 for e in table.entries())
                     for d in farm:
                         d.kill()
                     runs.append({"devices": n, "wall_s": round(wall, 2), "entries": report.written,
                                  # paid once per build, whatever the device count: opening the table,
                                  # the export process starting (importing torch) before the first entry
                                  "startup_s": round(report.setup_s + report.first_export_wait_s, 2),
+                                 # host CPU per entry, and the share of the host's cores busy on average
+                                 # seconds in the device's measure call per entry (median): the
+                                 # actor, adb and the phone; the rest of the wall is the driver's
+                                 "measure_s_per_entry": round(measure_s, 3),
+                                 "host_cpu_s_per_entry": round(cpu / report.written, 3),
+                                 "host_busy": round(cpu / (wall * (os.cpu_count() or 1)), 3),
                                  # driver-side costs that do not shrink with more phones
                                  "export_s_per_entry": round(report.export_s / report.written, 4),
+                                 # time a device waited for its layer's export, per entry
+                                 "export_wait_s_per_entry": round(report.export_wait_s / report.written, 4),
                                  "db_s_per_entry": round(report.db_s / report.written, 4)})
                     print(f"{n} device(s): {wall:.1f} s", flush=True)
             finally:

@@ -60,7 +60,8 @@ __all__ = [
 #: (95% confidence), capped at ``max_runs`` samples.
 TABLE_SPEC = MeasureSpec(threads=1, warmup=10, runs=10, sessions=2, target_rel_ci=0.01, max_runs=300)
 
-#: How many layers the export process works ahead of the measurement.
+#: How many layers the export process works ahead of the measurement with one device; each further device
+#: adds one, so devices finishing together (a farm's phones run in step) each find an export ready.
 EXPORT_AHEAD = 3
 #: Timed inference planned per entry (see ``RunPlanner``): with the fixed costs of an entry (two sessions,
 #: warm-ups, commits) this keeps efficiency near 70-80% while a 2,000-entry table fits in about 15 minutes.
@@ -427,7 +428,8 @@ def build_table(
                 ProcessExporter(workdir / "export.log", int8, batch) if export_jobs > 0 and todo
                 else InlineExporter(int8, batch)
             )
-            queue = LayerQueue(todo, exporter, workdir, EXPORT_AHEAD if export_jobs > 0 else 1)
+            ahead = EXPORT_AHEAD + len(backends) - 1 if export_jobs > 0 else 1
+            queue = LayerQueue(todo, exporter, workdir, ahead)
 
             def emit(key: str | None) -> None:
                 if progress is not None:
