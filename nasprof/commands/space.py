@@ -304,9 +304,44 @@ def space_edf_cmd(
         console.print(f"KS distance {row['a']} / {row['b']}: {row['distance']:.3f}", highlight=False)
 
 
+def _convert_onnx(src: Path, output: Path, kind: str, *, int8: bool, seed: int, opt_level: str,
+                  ort_style: str, network_options: dict[str, Any]) -> None:
+    """`export FILE.onnx`: a model the user brings, quantised to int8 (--int8) and/or converted to the ORT
+    format (-o FILE.ort); the options that build a network do not apply to it."""
+    import tempfile
+
+    from nasprof.errors import InputError
+
+    given = [flag for flag, v in network_options.items() if v is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} build a network; {src} is one already (export it again from "
+                         "its framework to change its size)")
+    if not int8 and kind == "onnx":
+        raise InputError(f"{src} is already ONNX: add --int8 to quantise it, or write -o NAME.ort to convert "
+                         "it")
+    with err_console.status(f"converting {src.name}"), \
+            tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
+        path = src
+        what = []
+        if int8:
+            from nasprof.space.quantize import quantize_int8
+
+            q = quantize_int8(src, output if kind == "onnx" else Path(tmp) / "model.int8.onnx", seed=seed)
+            path = q.path
+            what.append(f"int8, QDQ: {sum(q.quantized_ops.values())} ops quantised, "
+                        f"{sum(q.float_ops.values())} left in float")
+        if kind == "ort":
+            from nasprof.space.ort_format import convert_to_ort
+
+            path = convert_to_ort(path, output, opt_level=opt_level, style=ort_style)
+            what.append(f"ORT format, {opt_level}, {ort_style}")
+    console.print(f"wrote {path}: {src.name} ({'; '.join(what)})", highlight=False)
+
+
 def export_cmd(
-    model: Annotated[str, typer.Argument(help="Preset name, architecture string (SPACE:RES:WIDTH|...) or "
-                                              "architecture JSON file.")],
+    model: Annotated[str, typer.Argument(help="Preset name, architecture string (SPACE:RES:WIDTH|...), "
+                                              "architecture JSON file, or an ONNX file to quantise (--int8) "
+                                              "or convert (-o NAME.ort).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the ONNX file.")],
     resolution: Annotated[int | None, typer.Option(help="Input resolution (presets: default 224).")] = None,
     width: Annotated[float | None, typer.Option(help="Width multiplier (presets: default 1.0).")] = None,
@@ -349,6 +384,12 @@ def export_cmd(
                          f"in .{suffix}, got {output}")
     if kind == "onnx" and (opt_level != "all" or ort_style != "fixed"):
         raise InputError("--opt-level and --ort-style apply to --format ort")
+    if model.lower().endswith(".onnx") and Path(model).is_file():
+        _convert_onnx(Path(model), output, kind, int8=int8, seed=seed, opt_level=opt_level,
+                      ort_style=ort_style, network_options={"--resolution": resolution, "--width": width,
+                                                            "--last-channel": last_channel,
+                                                            "--batch": None if batch == 1 else batch})
+        return
     options = {} if last_channel is None else {"last_channel": last_channel}
     net = resolve_model(model, resolution=resolution, width=width, **options)
     with err_console.status(f"exporting {net.name} at {net.resolution}x{net.resolution}"):

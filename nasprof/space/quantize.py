@@ -47,9 +47,13 @@ def _inputs(model: Any) -> list[tuple[str, list[int], Any]]:
             continue
         t = vi.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else 0 for d in t.shape.dim]
+        if dims and dims[0] <= 0:
+            dims[0] = 1  # a free batch (a user's export): calibrated at batch 1, the file keeps it free
         if any(d <= 0 for d in dims):
+            free = [d.dim_param or "?" for d in list(t.shape.dim)[1:] if not d.HasField("dim_value")]
             raise ModelError(
-                f"input {vi.name!r} has a dynamic shape {dims}; quantise a model with fixed shapes"
+                f"input {vi.name!r} has free dimensions {', '.join(free)} beyond the batch; quantise a model "
+                "exported with a fixed input size"
             )
         out.append((vi.name, dims, helper.tensor_dtype_to_np_dtype(t.elem_type)))
     return out
@@ -68,8 +72,9 @@ def _quiet_quantiser() -> Iterator[None]:
 
 def quantize_int8(src: str | Path, dst: str | Path, *, seed: int = 0, per_channel: bool = True,
                   samples: int = CALIBRATION_SAMPLES) -> QuantizeResult:
-    """Quantise ``src`` (float ONNX with fixed input shapes) to int8 QDQ at ``dst``; ``ModelError`` for a
-    model the quantiser cannot handle or with nothing to quantise (naming what it found)."""
+    """Quantise ``src`` (float ONNX; a free batch dimension is calibrated at 1 and stays free, any other
+    free dimension is refused) to int8 QDQ at ``dst``; ``ModelError`` for a model the quantiser cannot handle
+    or with nothing to quantise (naming what it found)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 

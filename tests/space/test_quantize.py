@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import make_conv_model
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
@@ -44,10 +45,10 @@ def test_models_that_cannot_be_quantised_say_why(tmp_path: Path) -> None:
     onnx.save(relu, tmp_path / "relu.onnx")
     with pytest.raises(ModelError, match=r"nothing to quantise \(ops: Relu\)"):
         quantize_int8(tmp_path / "relu.onnx", tmp_path / "out.onnx")
-    dyn = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    dyn = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "W"])
     onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [dyn], [y]),
                                 opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "dyn.onnx")
-    with pytest.raises(ModelError, match="dynamic shape"):
+    with pytest.raises(ModelError, match="free dimensions W beyond the batch"):
         quantize_int8(tmp_path / "dyn.onnx", tmp_path / "out.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="not a readable ONNX model"):
@@ -71,6 +72,29 @@ def test_cli_export_int8_and_mcu_estimate_read_it(tmp_path: Path) -> None:
     fp32 = export_arch("mobilenet_v2", tmp_path / "f.onnx", resolution=64, width=0.35)
     a, b = estimate_mcu(fp32, "stm32f746", "per-layer"), estimate_mcu(out, "stm32f746", "per-layer")
     assert (a.peak_sram_bytes, a.flash_bytes, a.macs) == (b.peak_sram_bytes, b.flash_bytes, b.macs)
+
+
+def test_cli_quantises_and_converts_a_users_onnx(tmp_path: Path) -> None:
+    """A model nasprof did not export (a free batch dimension, its own names): `export FILE.onnx --int8`
+    quantises it and keeps the batch free; `-o FILE.ort` converts it; what does not apply is refused."""
+    user = make_conv_model(tmp_path / "user.onnx", symbolic_batch=True, channels=16)
+    runner = CliRunner()
+    out = tmp_path / "user.int8.onnx"
+    r = runner.invoke(app, ["export", str(user), "--int8", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "user.onnx (int8, QDQ: 3 ops quantised, 0 left in float)" in r.stdout
+    q = onnx.load(str(out))
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    assert q.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"  # the batch stays free
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": x})[0].shape[0] == 2
+    r = runner.invoke(app, ["export", str(user), "-o", str(tmp_path / "user.ort")])
+    assert r.exit_code == 0 and (tmp_path / "user.ort").stat().st_size > 0, r.output
+    for extra, needle in ((["-o", str(tmp_path / "same.onnx")], "already ONNX"),
+                          (["--int8", "--resolution", "64", "-o", str(out)], "--resolution")):
+        r = runner.invoke(app, ["export", str(user), *extra])
+        assert r.exit_code == 2 and needle in r.stderr and "\n" not in r.stderr.strip(), r.output
 
 
 def test_int8_table_build_records_precision_and_refuses_mixing(tmp_path: Path) -> None:
