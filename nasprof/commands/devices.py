@@ -200,14 +200,16 @@ def devices_probe_cmd(
 
 def doctor_cmd(
     device: Annotated[
-        str | None, typer.Option("--device", "-d", help="Also check this device (e.g. a phone over adb).")
+        str | None,
+        typer.Option("--device", "-d", help="Also check this device (a phone over adb, a CUDA GPU)."),
     ] = None,
     window: Annotated[float, typer.Option("--window", help="Seconds over which CPU use is sampled.")] = 0.5,
     json_out: JsonOption = None,
 ) -> None:
     """Is this host (and a device) ready to measure? CPU governor, frequency limits, turbo, load, steal
     time, busy processes, isolated cores, thermal state; for a phone its thermal status, charging and big
-    cores. A verdict per item and what to do."""
+    cores; for a CUDA GPU other processes on it, utilisation, clocks held down, temperature and persistence
+    mode (nvidia-smi). A verdict per item and what to do."""
     check_outputs({"--json": json_out})
     from nasprof.errors import InputError
     from nasprof.profiler.doctor import doctor_document, run_checks

@@ -106,6 +106,13 @@ class CudaBackend(Backend):
                            f"use cuda:0 .. cuda:{max(len(driver.gpus) - 1, 0)}")
         return True, ""
 
+    def readiness(self) -> list[Any]:
+        """What ``nvidia-smi`` says of the GPU's state: other processes on it, utilisation, clocks held down,
+        temperature, persistence mode (``nasprof doctor --device cuda``)."""
+        from nasprof.devices._nvidia_smi import gpu_checks, smi_index
+
+        return gpu_checks(smi_index(self.device_id))
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.name, "device": self.device, **self.config,
                                "device_id": self.device_id}
