@@ -348,7 +348,9 @@ def export_cmd(
     last_channel: Annotated[
         int | None, typer.Option(help="mobilenet_v2 only: override the last channel.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the random weights, and of the int8 calibration inputs.")
+    ] = 0,
     batch: Annotated[
         int, typer.Option("--batch", help="Images per inference (a fixed input dimension).")
     ] = 1,
@@ -384,7 +386,9 @@ def export_cmd(
                          f"in .{suffix}, got {output}")
     if kind == "onnx" and (opt_level != "all" or ort_style != "fixed"):
         raise InputError("--opt-level and --ort-style apply to --format ort")
-    if model.lower().endswith(".onnx") and Path(model).is_file():
+    if model.lower().endswith(".onnx"):
+        if not Path(model).is_file():
+            raise InputError(f"ONNX file {model} does not exist")
         _convert_onnx(Path(model), output, kind, int8=int8, seed=seed, opt_level=opt_level,
                       ort_style=ort_style, network_options={"--resolution": resolution, "--width": width,
                                                             "--last-channel": last_channel,

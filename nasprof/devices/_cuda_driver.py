@@ -26,6 +26,8 @@ class GpuInfo:
     total_memory_bytes: int
     compute_capability: str
     multiprocessors: int
+    #: nvidia-smi's name for it (``GPU-xxxxxxxx-...``): the same card whatever the two tools' orders.
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,15 @@ def _load() -> ctypes.CDLL:
         except OSError as exc:
             last = exc
     raise OSError(str(last))
+
+
+def _uuid(cuda: ctypes.CDLL, dev: ctypes.c_int) -> str:
+    """The GPU's UUID as nvidia-smi prints it; empty when the driver does not say."""
+    raw = ctypes.create_string_buffer(16)  # CUuuid: 16 bytes
+    if cuda.cuDeviceGetUuid(raw, dev) != 0:
+        return ""
+    h = raw.raw.hex()
+    return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +91,6 @@ def query_driver() -> DriverInfo:
             attrs[key] = v.value
         gpus.append(GpuInfo(index=i, name=name.value.decode(errors="replace"), total_memory_bytes=mem.value,
                             compute_capability=f"{attrs['major']}.{attrs['minor']}",
-                            multiprocessors=attrs["sms"]))
+                            multiprocessors=attrs["sms"], uuid=_uuid(cuda, dev)))
     ver = int(version.value)
     return DriverInfo(error="", driver_cuda_version=f"{ver // 1000}.{(ver % 1000) // 10}", gpus=tuple(gpus))

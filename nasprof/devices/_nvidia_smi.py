@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = ["gpu_checks", "smi_index", "SLOWDOWN_REASONS"]
 
-_FIELDS = ("name", "temperature.gpu", "utilization.gpu", "clocks.sm", "clocks.max.sm", "persistence_mode")
+#: The GPU's name comes last: it may hold commas, and the line is split on the others.
+_FIELDS = ("temperature.gpu", "utilization.gpu", "clocks.sm", "clocks.max.sm", "persistence_mode")
 #: The clock-event mask's field; drivers before R535 call it ``clocks_throttle_reasons.active``.
 _REASONS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 #: NVML clock-event bits that mean the GPU runs below the clocks it was asked for.
@@ -33,8 +34,9 @@ _BUSY_PCT = 10.0
 
 
 def smi_index(device_id: int) -> str:
-    """nvidia-smi's name for CUDA device ``device_id``: nvidia-smi ignores ``CUDA_VISIBLE_DEVICES``, so
-    ``cuda:0`` under ``CUDA_VISIBLE_DEVICES=2,3`` is its GPU 2 (a listed UUID is passed as it is)."""
+    """nvidia-smi's name for CUDA device ``device_id`` when the driver gives no UUID (the CUDA backend asks
+    by UUID otherwise): nvidia-smi ignores ``CUDA_VISIBLE_DEVICES``, so ``cuda:0`` under
+    ``CUDA_VISIBLE_DEVICES=2,3`` is its GPU 2 (a listed UUID is passed as it is)."""
     visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     return visible[device_id] if device_id < len(visible) else str(device_id)
 
@@ -61,12 +63,13 @@ def _query(index: str) -> tuple[dict[str, str] | None, str]:
     """The GPU's fields by name, or None and why. Tries the clock-event field under both of its names."""
     last = ""
     for reasons in _REASONS:
-        rc, out = _smi(f"--query-gpu={','.join((*_FIELDS, reasons))}", "--format=csv,noheader,nounits",
-                       "-i", str(index))
+        query = ",".join((*_FIELDS, reasons, "name"))
+        rc, out = _smi(f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", str(index))
         if rc == 0:
-            values = [v.strip() for v in out.strip().splitlines()[0].split(",")] if out.strip() else []
-            if len(values) == len(_FIELDS) + 1:
-                return dict(zip((*_FIELDS, "reasons"), values, strict=True)), ""
+            line = out.strip().splitlines()[0] if out.strip() else ""
+            values = [v.strip() for v in line.split(",", len(_FIELDS) + 1)]
+            if len(values) == len(_FIELDS) + 2:
+                return dict(zip((*_FIELDS, "reasons", "name"), values, strict=True)), ""
             return None, f"nvidia-smi printed {out.strip()[:80]!r}"
         last = " ".join(out.split())
         if rc == 127 or "not a valid field" not in last.lower():
@@ -82,24 +85,28 @@ def _limit(check: Any, name: str, value: float | None, limit: float, fmt: str, a
     return check(name, "warn" if over else "ok", fmt.format(value), advice if over else "")
 
 
-def gpu_checks(index: str) -> list[Any]:
-    """Readiness of GPU ``index`` (``nasprof.profiler.doctor.Check`` items)."""
+def gpu_checks(index: str, label: str | None = None) -> list[Any]:
+    """Readiness of the GPU nvidia-smi calls ``index`` (its number or UUID), named ``GPU label`` in the
+    checks (``nasprof.profiler.doctor.Check`` items)."""
     from nasprof.profiler.doctor import Check
 
+    index = str(index)
+    label = index if label is None else label
     fields, why = _query(index)
     if fields is None:
         advice = ("install the NVIDIA driver's utilities (nvidia-smi) to check the GPU's state"
                   if why == "nvidia-smi not found" else "check the driver with `nvidia-smi`")
-        return [Check(f"GPU {index} state", "unknown", why, advice)]
-    checks = [Check(f"GPU {index}", "info", fields["name"])]
+        return [Check(f"GPU {label} state", "unknown", why, advice)]
+    checks = [Check(f"GPU {label}", "info", fields["name"])]
     rc, apps = _smi("--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader,nounits",
                     "-i", str(index))
-    others = [line.split(",") for line in apps.strip().splitlines() if line.strip()] if rc == 0 else []
-    others = [a for a in others if a[0].strip() != str(os.getpid())]
+    # pid, name, memory per line; anything else ("No running processes found") is not a process.
+    rows = [[f.strip() for f in line.split(",", 2)] for line in apps.strip().splitlines()] if rc == 0 else []
+    others = [a for a in rows if len(a) >= 2 and a[0].isdigit() and a[0] != str(os.getpid())]
     if rc != 0:
         checks.append(Check("GPU shared", "unknown", " ".join(apps.split())[:80]))
     else:
-        names = ", ".join(f"{a[1].strip()} (pid {a[0].strip()})" for a in others[:3])
+        names = ", ".join(f"{a[1]} (pid {a[0]})" for a in others[:3])
         checks.append(Check("GPU shared", "warn" if others else "ok",
                             f"{len(others)} other process(es){': ' + names if names else ''}",
                             "stop them: their kernels interleave with the measured ones" if others else ""))

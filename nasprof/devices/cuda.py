@@ -110,8 +110,15 @@ class CudaBackend(Backend):
         """What ``nvidia-smi`` says of the GPU's state: other processes on it, utilisation, clocks held down,
         temperature, persistence mode (``nasprof doctor --device cuda``)."""
         from nasprof.devices._nvidia_smi import gpu_checks, smi_index
+        from nasprof.profiler.doctor import Check
 
-        return gpu_checks(smi_index(self.device_id))
+        driver = query_driver()
+        if not driver.error and self.device_id >= len(driver.gpus):
+            return [Check(f"GPU {self.device_id}", "unknown", f"{self.device} does not exist",
+                          f"this host has {len(driver.gpus)} visible GPU(s)")]
+        # By UUID when the driver tells it: CUDA numbers GPUs fastest first, nvidia-smi by PCI bus.
+        uuid = driver.gpus[self.device_id].uuid if not driver.error else ""
+        return gpu_checks(uuid or smi_index(self.device_id), label=str(self.device_id))
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.name, "device": self.device, **self.config,

@@ -63,6 +63,8 @@ TABLE_SPEC = MeasureSpec(threads=1, warmup=10, runs=10, sessions=2, target_rel_c
 #: How many layers the export process works ahead of the measurement with one device; each further device
 #: adds one, so devices finishing together (a farm's phones run in step) each find an export ready.
 EXPORT_AHEAD = 3
+#: The most layers exported ahead (they wait on disk; a large farm stays fed without one per phone).
+MAX_EXPORT_AHEAD = 32
 #: Timed inference planned per entry (see ``RunPlanner``): with the fixed costs of an entry (two sessions,
 #: warm-ups, commits) this keeps efficiency near 70-80% while a 2,000-entry table fits in about 15 minutes.
 DEFAULT_TIME_PER_ENTRY_S = 0.25
@@ -428,7 +430,7 @@ def build_table(
                 ProcessExporter(workdir / "export.log", int8, batch) if export_jobs > 0 and todo
                 else InlineExporter(int8, batch)
             )
-            ahead = EXPORT_AHEAD + len(backends) - 1 if export_jobs > 0 else 1
+            ahead = min(EXPORT_AHEAD + len(backends) - 1, MAX_EXPORT_AHEAD) if export_jobs > 0 else 1
             queue = LayerQueue(todo, exporter, workdir, ahead)
 
             def emit(key: str | None) -> None:

@@ -200,8 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("perftest: model path is required\n")
         return 255
     _check_linker()
-    import onnxruntime as ort
-
     model = _device_path(positional[0])
     if not model.is_file():
         sys.stderr.write(f"[ONNXRuntimeError] : 3 : NO_SUCHFILE : Load model from {positional[0]} failed:"
@@ -212,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(refusal + "\n")
         return 255
     if os.environ.get("NASPROF_FAKE_SIMULATE") == "1":
-        return _simulate(opts)
+        return _simulate(opts)  # before onnxruntime is imported: a simulated phone costs this host no runtime
+    import onnxruntime as ort
     provider = opts.get("e", ["cpu"])[-1]
     built: dict[str, list[str]] = {}
     if os.environ.get("NASPROF_FAKE_PROVIDERS"):

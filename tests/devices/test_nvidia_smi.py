@@ -105,10 +105,24 @@ def test_cuda_visible_devices_maps_to_nvidia_smis_index(monkeypatch: pytest.Monk
     assert smi_index(1) == "1"
 
 
-def test_doctor_device_cuda_lists_the_gpu_checks(smi: SetState) -> None:
-    log = smi(IDLE, [])
+def test_doctor_device_cuda_lists_the_gpu_checks(smi: SetState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a driver answering, cuda:1 is nvidia-smi's GPU 1; with one, the GPU is named by its UUID
+    (CUDA numbers GPUs fastest first, nvidia-smi by PCI bus), and a GPU that does not exist says so."""
+    from nasprof.devices import cuda
+    from nasprof.devices._cuda_driver import DriverInfo, GpuInfo
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(cuda, "query_driver", lambda: DriverInfo(error="no NVIDIA driver found"))
+    log = smi({**IDLE, "name": "NVIDIA A100-SXM4-40GB, MIG 1g.5gb"}, ["No running processes found"])
     r = CliRunner().invoke(app, ["doctor", "--device", "cuda:1", "--window", "0.1", "--json", "-"])
     assert r.exit_code == 0, r.output
-    names = [c["name"] for c in json.loads(r.stdout)["checks"]]
-    assert {"GPU 1", "GPU shared", "GPU clocks", "GPU persistence mode"} <= set(names)
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["GPU 1"]["value"] == "NVIDIA A100-SXM4-40GB, MIG 1g.5gb"  # a comma in the name
+    assert checks["GPU shared"]["status"] == "ok" and checks["GPU clocks"]["status"] == "ok"
     assert " -i 1" in log.read_text()
+    gpus = tuple(GpuInfo(i, "H100", 80 << 30, "9.0", 132, uuid=f"GPU-{i}abc") for i in range(2))
+    monkeypatch.setattr(cuda, "query_driver", lambda: DriverInfo(error="", gpus=gpus))
+    assert cuda.CudaBackend(device_id=1).readiness()[0].name == "GPU 1"
+    assert log.read_text().splitlines()[-1].endswith("-i GPU-1abc")
+    (missing,) = cuda.CudaBackend(device_id=5).readiness()
+    assert missing.status == "unknown" and "cuda:5 does not exist" in missing.value

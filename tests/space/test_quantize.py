@@ -91,10 +91,15 @@ def test_cli_quantises_and_converts_a_users_onnx(tmp_path: Path) -> None:
     assert session.run(None, {"input": x})[0].shape[0] == 2
     r = runner.invoke(app, ["export", str(user), "-o", str(tmp_path / "user.ort")])
     assert r.exit_code == 0 and (tmp_path / "user.ort").stat().st_size > 0, r.output
+    r = runner.invoke(app, ["export", str(user), "--int8", "-o", str(tmp_path / "user.int8.ort")])
+    assert r.exit_code == 0, r.output
+    assert "(int8, QDQ: 3 ops quantised" in r.stdout and "ORT format" in r.stdout
     for extra, needle in ((["-o", str(tmp_path / "same.onnx")], "already ONNX"),
                           (["--int8", "--resolution", "64", "-o", str(out)], "--resolution")):
         r = runner.invoke(app, ["export", str(user), *extra])
         assert r.exit_code == 2 and needle in r.stderr and "\n" not in r.stderr.strip(), r.output
+    r = runner.invoke(app, ["export", str(tmp_path / "typo.onnx"), "--int8", "-o", str(out)])
+    assert r.exit_code == 2 and "typo.onnx does not exist" in r.stderr, r.output
 
 
 def test_int8_table_build_records_precision_and_refuses_mixing(tmp_path: Path) -> None:
