@@ -111,7 +111,7 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
         (("count", "mnasnet:224:1.0|mb6_k3_se0_id_f1.0_l2"), "have 7 blocks, got 1"),
         (("space", "show", "darts"), "unknown search space 'darts'"),
         (("count", "missing.onnx"), "does not exist"),
-        (("export", "model.onnx", "-o", "x.onnx"), "is an ONNX file, not a preset"),
+        (("export", "model.onnx", "-o", "x.onnx"), "ONNX file model.onnx does not exist"),
         (("count", "squeezenet1_0", "--resolution", "16"), "inconsistent shapes"),
         (("export", "resnet18", "--last-channel", "448", "-o", "x.onnx"),
          "has no option 'last_channel' (--last-channel)"),
