@@ -37,7 +37,10 @@ def smi_index(device_id: int) -> str:
     """nvidia-smi's name for CUDA device ``device_id`` when the driver gives no UUID (the CUDA backend asks
     by UUID otherwise): nvidia-smi ignores ``CUDA_VISIBLE_DEVICES``, so ``cuda:0`` under
     ``CUDA_VISIBLE_DEVICES=2,3`` is its GPU 2 (a listed UUID is passed as it is)."""
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [v.strip() for v in (listed or "").split(",") if v.strip()]
+    if listed is not None and not visible:
+        return ""  # set but empty: CUDA sees no GPU at all
     return visible[device_id] if device_id < len(visible) else str(device_id)
 
 
@@ -92,6 +95,9 @@ def gpu_checks(index: str, label: str | None = None) -> list[Any]:
 
     index = str(index)
     label = index if label is None else label
+    if not index:
+        return [Check(f"GPU {label}", "unknown", "CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU",
+                      "unset it, or list the GPU to measure")]
     fields, why = _query(index)
     if fields is None:
         advice = ("install the NVIDIA driver's utilities (nvidia-smi) to check the GPU's state"

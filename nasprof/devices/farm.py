@@ -165,7 +165,8 @@ class RayDevice(Backend):
                 ray.exceptions.ObjectLostError) as exc:
             raise DeviceUnavailableError(
                 f"the Ray worker of {self.device} on {self.identity.get('host', '?')} died "
-                f"({type(exc).__name__}); its entry goes back to the queue"
+                f"({type(exc).__name__}); another device takes what it was measuring, if there is one; "
+                "restart that host's `nasprof worker` to bring it back"
             ) from None
         if "error" in reply:
             cls = getattr(errors, str(reply["error"]), None)

@@ -101,6 +101,8 @@ def test_cuda_visible_devices_maps_to_nvidia_smis_index(monkeypatch: pytest.Monk
     assert (smi_index(0), smi_index(1)) == ("2", "3")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a1c")
     assert smi_index(0) == "GPU-8a1c"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert smi_index(0) == "" and "CUDA sees no GPU" in gpu_checks(smi_index(0), label="0")[0].value
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert smi_index(1) == "1"
 
