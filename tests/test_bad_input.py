@@ -168,12 +168,12 @@ def test_a_poisoned_row_is_skipped_by_show_and_refused_by_fit_and_build(table: P
 
 
 def test_a_read_only_table_is_refused_before_any_work(table: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasprof.tables.store as store
+    import nasprof.tables.connection as connection
 
     # This suite runs as root, which writes read-only files anyway: the check is forced to see what an
     # ordinary user's read-only file looks like.
-    real = store._may_write
-    monkeypatch.setattr(store, "_may_write", lambda p: False if str(p) == str(table) else real(p))
+    real = connection._may_write
+    monkeypatch.setattr(connection, "_may_write", lambda p: False if str(p) == str(table) else real(p))
     start = time.perf_counter()
     refused(["table", "build", "--space", "mobilenetv2", "--resolution", "224", "--db", table,
              "--limit", "1"], [table], "the file is read-only")

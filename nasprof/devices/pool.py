@@ -101,24 +101,20 @@ def spread(
     def work(backend: Backend) -> None:
         while (i := take()) is not None:
             try:
-                r = run(backend, jobs[i], meter.for_job(i, backend.device))
+                results[i] = Done(run(backend, jobs[i], meter.for_job(i, backend.device)), backend.device)
             except DeviceUnavailableError as exc:
                 with cond:
                     todo.appendleft(i)  # measured from the start by the next free device
                     gone[backend.device] = " ".join(str(exc).split())
-                    in_flight[0] -= 1
-                    cond.notify_all()
                 return
             except BaseException as exc:  # the first failure stops the others at their next job
                 with cond:
                     failure.append(exc)
+                return
+            finally:
+                with cond:  # the job is settled (done, queued again or failed): waiting devices look again
                     in_flight[0] -= 1
                     cond.notify_all()
-                return
-            results[i] = Done(r, backend.device)
-            with cond:
-                in_flight[0] -= 1
-                cond.notify_all()
 
     threads = [threading.Thread(target=work, args=(b,), name=f"nasprof-pool-{b.device}", daemon=True)
                for b in backends]

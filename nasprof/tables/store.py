@@ -32,9 +32,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from nasprof.errors import SchemaError, TableError
+from nasprof.tables.connection import check_writable, connect, reader
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry, utc_now
 
 if TYPE_CHECKING:
@@ -44,8 +44,6 @@ __all__ = ["LatencyTable", "TABLE_SCHEMA_VERSION", "TABLE_KIND"]
 
 TABLE_SCHEMA_VERSION = 2
 TABLE_KIND = "nasprof.latency_table"
-#: How long a writer waits for another process's transaction before giving up (seconds).
-BUSY_TIMEOUT_S = 60.0
 
 _SPEC_SQL = {
     "op": "TEXT", "cin": "INTEGER", "cout": "INTEGER", "kernel": "INTEGER", "stride": "INTEGER",
@@ -109,7 +107,7 @@ class LatencyTable:
     Use ``LatencyTable.open(path, create=True, metadata=...)`` to write (a build), ``LatencyTable.load(path)``
     to read. One connection per table object; methods are thread-safe (a lock serialises them), and several
     processes may write the same file at once (SQLite serialises their transactions; writers wait up to
-    ``BUSY_TIMEOUT_S``). Latencies are in milliseconds.
+    ``connection.BUSY_TIMEOUT_S``). Latencies are in milliseconds.
     """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, *, readonly: bool) -> None:
@@ -158,14 +156,14 @@ class LatencyTable:
                 raise TableError("cannot create a table read-only")
             _create(path, metadata or {})
         # Check read-only first so a foreign database is never written to (no WAL switch, no tables).
-        probe = _connect(path, readonly=True)
+        probe = connect(path, readonly=True)
         try:
             _read_meta(probe, path)
         finally:
             probe.close()
-        conn = _reader(path) if readonly else _connect(path, readonly=False)
+        conn = reader(path) if readonly else connect(path, readonly=False)
         if not readonly:
-            _check_writable(conn, path)
+            check_writable(conn, path)
         return cls(path, conn, readonly=readonly)
 
     @classmethod
@@ -430,69 +428,6 @@ class LatencyTable:
 
 
 # -- module helpers -----------------------------------------------------------------------------------------
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            conn = sqlite3.connect(
-                f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                isolation_level=None, check_same_thread=False,
-            )
-        else:
-            conn = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            # Durable commits: each entry is hours of device time amortised; an fsync per entry is cheap.
-            conn.execute("PRAGMA synchronous=FULL")
-        return conn
-    except sqlite3.Error as exc:
-        raise TableError(f"cannot open {path}: {exc}") from None
-
-
-def _may_write(path: Path) -> bool:
-    return os.access(path, os.W_OK)
-
-
-def _check_writable(conn: sqlite3.Connection, path: Path) -> None:
-    """Fail at open, not at the first entry minutes later, when the table cannot be written (a read-only
-    file or directory, a read-only file system)."""
-    problem = ""
-    if not _may_write(path):
-        problem = "the file is read-only"
-    elif not _may_write(path.parent if str(path.parent) else Path(".")):
-        problem = "its directory is read-only (SQLite writes a journal beside it)"
-    else:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc) or "read-only" in str(exc):
-                problem = str(exc)
-    if problem:
-        conn.close()
-        raise TableError(f"cannot write to the table {path}: {problem}; copy it somewhere writable")
-
-
-def _reader(path: Path) -> sqlite3.Connection:
-    """A connection that only reads a verified nasprof table.
-
-    Opened read-write with ``query_only`` where the file allows it: a ``mode=ro`` connection cannot
-    checkpoint the WAL, so every `table show` left ``-wal``/``-shm`` files beside the table; the last
-    read-write connection to close removes them, as SQLite does for writers. ``query_only`` (and the
-    table's own read-only flag) keeps it from writing. Falls back to ``mode=ro`` when the file cannot be
-    opened for writing."""
-    try:
-        conn = _connect(path, readonly=False)
-    except TableError:
-        return _connect(path, readonly=True)
-    try:
-        conn.execute("PRAGMA query_only=1")
-        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a read-only directory fails here, not above
-        return conn
-    except sqlite3.Error:
-        conn.close()
-        return _connect(path, readonly=True)
-
-
 def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -177,6 +177,13 @@ def _label_provider(profile: Path, name: str, ops: set[str]) -> None:
     profile.write_text(json.dumps(events))
 
 
+def _print_report(opts: dict[str, list[str]], created_s: float, first_ms: float, lat_s: list[float]) -> None:
+    """perf_test's report in the device's dialect; percentiles with -s (always in the oldest dialect)."""
+    fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
+    stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
+    sys.stdout.write(_report(fmt, created_s, first_ms, lat_s, stats=stats))
+
+
 def _simulate(opts: dict[str, list[str]]) -> int:
     """A phone whose every run takes ``run_ms`` and nothing else: perf_test's report of sleeps."""
     if "p" in opts:
@@ -188,9 +195,7 @@ def _simulate(opts: dict[str, list[str]]) -> int:
         t0 = time.perf_counter()
         time.sleep(run_s)
         lat_s.append(max(time.perf_counter() - t0, 1e-6))
-    fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
-    stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
-    sys.stdout.write(_report(fmt, 0.0, run_s * 1000, lat_s, stats=stats))
+    _print_report(opts, 0.0, run_s * 1000, lat_s)
     return 0
 
 
@@ -255,9 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = session.end_profiling()
         if provider != "cpu":
             _label_provider(Path(profile), _PROVIDERS.get(provider, ("", provider))[1], set(built[provider]))
-    fmt = os.environ.get("NASPROF_FAKE_PERF_TEST_FORMAT", "modern")
-    stats = ("s" in opts or fmt == "old") and fmt != "no-percentiles"
-    sys.stdout.write(_report(fmt, created_s, first_ms, lat_s, stats=stats))
+    _print_report(opts, created_s, first_ms, lat_s)
     return 0
 
 

@@ -1,0 +1,79 @@
+"""SQLite connections to a table file: durable writers, readers that leave no WAL files behind, and the
+check that a file can be written before a build spends any device time on it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from nasprof.errors import TableError
+
+__all__ = ["BUSY_TIMEOUT_S", "check_writable", "connect", "reader"]
+
+#: How long a writer waits for another process's transaction before giving up (seconds).
+BUSY_TIMEOUT_S = 60.0
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                isolation_level=None, check_same_thread=False,
+            )
+        else:
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            # Durable commits: each entry is hours of device time amortised; an fsync per entry is cheap.
+            conn.execute("PRAGMA synchronous=FULL")
+        return conn
+    except sqlite3.Error as exc:
+        raise TableError(f"cannot open {path}: {exc}") from None
+
+
+def _may_write(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """Fail at open, not at the first entry minutes later, when the table cannot be written (a read-only
+    file or directory, a read-only file system)."""
+    problem = ""
+    if not _may_write(path):
+        problem = "the file is read-only"
+    elif not _may_write(path.parent if str(path.parent) else Path(".")):
+        problem = "its directory is read-only (SQLite writes a journal beside it)"
+    else:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                problem = str(exc)
+    if problem:
+        conn.close()
+        raise TableError(f"cannot write to the table {path}: {problem}; copy it somewhere writable")
+
+
+def reader(path: Path) -> sqlite3.Connection:
+    """A connection that only reads a verified nasprof table.
+
+    Opened read-write with ``query_only`` where the file allows it: a ``mode=ro`` connection cannot
+    checkpoint the WAL, so every `table show` left ``-wal``/``-shm`` files beside the table; the last
+    read-write connection to close removes them, as SQLite does for writers. ``query_only`` (and the
+    table's own read-only flag) keeps it from writing. Falls back to ``mode=ro`` when the file cannot be
+    opened for writing."""
+    try:
+        conn = connect(path, readonly=False)
+    except TableError:
+        return connect(path, readonly=True)
+    try:
+        conn.execute("PRAGMA query_only=1")
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a read-only directory fails here, not above
+        return conn
+    except sqlite3.Error:
+        conn.close()
+        return connect(path, readonly=True)
