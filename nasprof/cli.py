@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from nasprof.commands import devices, measure, mobile, predictor, search, space, table, validate, worker
 from nasprof.commands._common import console, err_console, error_line
+from nasprof.commands.measurements import measurements_app
 from nasprof.errors import NasprofError
 
 
@@ -55,6 +56,7 @@ app.add_typer(space.space_app, name="space")
 app.add_typer(table.table_app, name="table")
 app.add_typer(predictor.predictor_app, name="predictor")
 app.add_typer(devices.devices_app, name="devices")
+app.add_typer(measurements_app, name="measurements")
 
 
 def _version_callback(value: bool) -> None:

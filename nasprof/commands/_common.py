@@ -275,6 +275,7 @@ CEILINGS: dict[str, tuple[int, str]] = {
     "--n": (1_000_000, "architectures"),
     "--samples": (100_000, "networks"),
     "--calibrate": (100_000, "networks"),
+    "--plan": (100_000, "networks"),
 }
 
 ForceOption = Annotated[

@@ -206,6 +206,10 @@ def measure_cmd(
         bool, typer.Option("--allow-partial", help="MCU boards: estimate past operators it cannot size.")
     ] = False,
     force: ForceOption = False,
+    record: Annotated[
+        str | None, typer.Option("--record", metavar="NAME", help="Also store the result in measurement set "
+                                 "NAME as its next version (see `nasprof measurements`).")
+    ] = None,
 ) -> None:
     """Time MODEL end to end (profiling off, fresh sessions); optionally break it down per node.
 
@@ -217,6 +221,11 @@ def measure_cmd(
                  max_runs=max_runs, per_node_runs=per_node_runs)
     import nasprof
     from nasprof.profiler.progress import progress_to
+
+    if record is not None:  # a bad name is refused before any timing
+        from nasprof.tables.measurements import check_set_name
+
+        check_set_name(record)
 
     opts = {**_parse_options(option), **_mcu_options(memory_model, runtime, allow_partial)}
     if plot is not None:  # refuse before timing anything: only board estimates have a memory profile
@@ -242,9 +251,9 @@ def measure_cmd(
             raise InputError(f"--threads means nothing to a microcontroller estimate ({device} has one core "
                              "and nothing is run); drop --threads")
     if thread_list is not None and len(thread_list) > 1:
-        if per_node or plot is not None:
+        if per_node or plot is not None or record is not None:
             raise InputError("a --threads sweep gives one summary per count; measure one count for "
-                             "--per-node or --plot")
+                             "--per-node, --plot or --record")
         sweep = []
         with _ProgressBar() as bar, progress_to(bar):
             for t in thread_list:
@@ -266,6 +275,14 @@ def measure_cmd(
         )
     if not to_stdout(json_path):
         render_measurement(m, model, top=top)
+    if record is not None:
+        if m.estimated:
+            raise InputError("--record stores measured latencies, and this is an estimate; drop --record")
+        from nasprof.tables.measurements import record_measurement
+
+        rec = record_measurement(record, model, m.samples_ms, {**m.metadata, "device": m.device,
+                                                               "backend": m.backend})
+        err_console.print(f"recorded in {rec.label}", highlight=False)
     mcu = m.memory if m.estimated and (m.memory or {}).get("kind") == "nasprof.mcu_estimate" else None
     if plot is not None and mcu is not None:
         from nasprof.devices.mcu.plot import plot_memory_profile

@@ -1,4 +1,4 @@
-"""`nasprof predictor fit|show` and the phrases other commands use to describe a predictor."""
+"""`nasprof predictor fit|adapt|show` and the phrases other commands use to describe a predictor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from nasprof.commands._arch_options import (
+    CellChannelsOption,
+    CellsPerStageOption,
+    InputOption,
+    OutputsOption,
+    SpaceOption,
+)
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
@@ -23,7 +30,7 @@ from nasprof.commands._common import (
     warn,
 )
 
-predictor_app = typer.Typer(help="Latency predictors: fit and inspect.", no_args_is_help=True)
+predictor_app = typer.Typer(help="Latency predictors: fit, adapt and inspect.", no_args_is_help=True)
 
 
 #: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
@@ -251,3 +258,71 @@ def _warn_incomplete(p: Any) -> None:
         warn(f"the table lacks {missing} of the {len(keys)} distinct layers of {p.space} at "
              f"{p.resolution} px: architectures that use them cannot be predicted; finish it with "
              "`nasprof table build` (same --db resumes)")
+
+
+@predictor_app.command("adapt")
+def predictor_adapt_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (JSON), or with "
+                                         "--plan the list of networks to measure (one per line).")],
+    measurements: Annotated[
+        str | None, typer.Option("--measurements", help="The target device's end-to-end measurements: a "
+                                 "CSV/Parquet file (columns arch, latency_ms) or a stored set NAME[@vN].")
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option("--from", help="A predictor of another device to re-weight (default for "
+                                  "nb201: none, the space's own structure).")
+    ] = None,
+    plan_k: Annotated[
+        int | None, typer.Option("--plan", help="Instead of adapting: name the K networks most worth "
+                                 "measuring (a D-optimal design), written to --output.")
+    ] = None,
+    space: SpaceOption = None,
+    input_shape: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
+    device: Annotated[str | None, typer.Option(
+        "--device-name", help="Name of the target device recorded in the predictor (default: the "
+        "measurements' device).")] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="Measurements store (default: "
+                                               "$NASPROF_HOME/measurements.db).")] = None,
+    json_out: JsonOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Learn a device nasprof can only time end to end from a few whole-network measurements."""
+    check_outputs({"--output": output, "--json": json_out}, [p for p in (source, store) if p is not None])
+    from nasprof.predictors.adapt.api import adapt_from_measurements, plan_networks
+
+    options = {"input": input_shape, "outputs": outputs, "C": cell_channels, "N": cells_per_stage}
+    if plan_k is not None:
+        if measurements is not None:
+            from nasprof.errors import InputError
+
+            raise InputError("--plan names networks to measure; adapt with --measurements afterwards")
+        check_counts(force, plan=plan_k)
+        chosen = plan_networks(plan_k, space=space or "nb201", options=options, source=source)
+        from nasprof._io import atomic_write_text
+
+        atomic_write_text(output, "".join(f"{a}\n" for a in chosen))
+        err_console.print(f"wrote {output}: {len(chosen)} networks to measure, one per line", highlight=False)
+        return
+    report = adapt_from_measurements(measurements, space=space, options=options, source=source,
+                                     device=device, store=store)
+    report.predictor.save(output)
+    err = report.predictor.training_error
+    doc = {"output": str(output), "device": report.predictor.device, "n": err.get("n"),
+           "loo_rmspe": err.get("loo_rmspe"), "loo_within_10pct": err.get("loo_within_10pct"),
+           "chosen": report.candidates[0][0],
+           "candidates": [{"decomposition": d, "loo_rms_log_error": s} for d, s in report.candidates]}
+    if not emit_json(json_out, doc):
+        t = Table(title=f"adapted to {report.predictor.device} from {err.get('n')} measured networks")
+        t.add_column("decomposition")
+        t.add_column("leave-one-out RMS log error", justify="right")
+        for i, (d, s) in enumerate(report.candidates[:5]):
+            t.add_row(("→ " if i == 0 else "  ") + d, f"{s:.4f}")
+        console.print(t)
+        console.print(f"leave-one-out: RMSPE {err.get('loo_rmspe', float('nan')):.1%} · within ±10% "
+                      f"{err.get('loo_within_10pct', 0):.0%}", highlight=False)
+        for w in report.predictor.warnings():
+            warn(w)
+    err_console.print(f"wrote {output}", highlight=False)

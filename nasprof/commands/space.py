@@ -9,6 +9,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from nasprof.commands._arch_options import (
+    CellChannelsOption,
+    CellsPerStageOption,
+    InputOption,
+    OutputsOption,
+    SpaceOption,
+    arch_from_cli,
+    nb201_options,
+    wants_arch,
+)
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
@@ -72,6 +82,8 @@ def space_show(
     space = get_space(name)
     summary = space.summary()
     summary["distinct_layers_224"] = len(space.distinct_layers(224))
+    if summary.get("classes"):
+        summary["distinct_layers_default"] = len(space.distinct_layers())
     if emit_json(json_out, summary):
         return
     choices = summary["choices"]
@@ -100,6 +112,10 @@ def space_show(
     )
     if summary.get("formula"):
         console.print(f"size formula: {summary['formula']}", highlight=False)
+    if summary.get("classes"):
+        console.print(f"isomorphism classes: {summary['classes']}; options (defaults): "
+                      + ", ".join(f"{k}={v}" for k, v in summary["options"].items())
+                      + f"; e.g. {summary['example']}", highlight=False)
 
 
 @space_app.command("sample")
@@ -109,15 +125,29 @@ def space_sample(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same architectures.")] = 0,
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
+    input: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
+    unique: Annotated[bool, typer.Option("--unique", help="nb201: of distinct isomorphism classes.")] = False,
     json_out: JsonOption = None,
     force: ForceOption = False,
 ) -> None:
-    """Sample architectures uniformly from a space (seeded)."""
+    """Sample architectures uniformly from a space (seeded); nb201 prints NAS-Bench-201 strings."""
     check_outputs({"--json": json_out})
     check_counts(force, n=n)
+    from nasprof.errors import InputError
     from nasprof.space import get_space
+    from nasprof.space.spaces.nb201 import Nb201Space
 
-    archs = get_space(name).sample(n, seed=seed, resolution=resolution, width=width)
+    space = get_space(name)
+    opts = nb201_options(input, outputs, cell_channels, cells_per_stage)
+    if isinstance(space, Nb201Space):
+        archs = space.sample(n, seed=seed, resolution=resolution, width=width, unique=unique, **opts)
+    elif opts or unique:
+        raise InputError("--input, --outputs, --cell-channels, --cells-per-stage and --unique apply to nb201")
+    else:
+        archs = space.sample(n, seed=seed, resolution=resolution, width=width)
     if json_out is not None:
         docs = [dict(a.to_dict(), macs=a.macs, params=a.params) for a in archs]
         if emit_json(json_out, docs):
@@ -338,6 +368,22 @@ def _convert_onnx(src: Path, output: Path, kind: str, *, int8: bool, seed: int, 
     console.print(f"wrote {path}: {src.name} ({'; '.join(what)})", highlight=False)
 
 
+def _resolve(model: str, resolution: int | None, width: float | None, space: str | None, input: str | None,
+             outputs: int | None, c: int | None, n: int | None, options: dict[str, Any]) -> Any:
+    """The ``Network`` a command's model argument names: an architecture read with ``--space`` and nb201's
+    options, or anything ``resolve_model`` reads (preset, string, JSON file)."""
+    from nasprof.errors import InputError
+    from nasprof.space import resolve_model
+
+    if wants_arch(model, space, input=input, outputs=outputs, c=c, n=n):
+        if resolution is not None or width is not None or options:
+            raise InputError("--resolution/--width/--last-channel do not apply with --space or nb201 "
+                             "options; "
+                             "give an nb201 input shape with --input CxHxW")
+        return arch_from_cli(model, space, input, outputs, c, n).network()
+    return resolve_model(model, resolution=resolution, width=width, **options)
+
+
 def export_cmd(
     model: Annotated[str, typer.Argument(help="Preset name, architecture string (SPACE:RES:WIDTH|...), "
                                               "architecture JSON file, or an ONNX file to quantise (--int8) "
@@ -371,12 +417,17 @@ def export_cmd(
         str, typer.Option("--ort-style", help="With --format ort: fixed (optimised here) or runtime "
                                               "(optimised by the phone's minimal build).")
     ] = "fixed",
+    space: SpaceOption = None,
+    input: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
 ) -> None:
     """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer), or
     to the ORT format that minimal onnxruntime builds load."""
     check_outputs({"--output": output}, [model])
     from nasprof.errors import InputError
-    from nasprof.space import count_network, export_network, resolve_model
+    from nasprof.space import count_network, export_network
 
     kind = (fmt or output.suffix.lstrip(".")).lower()
     if kind not in ("onnx", "ort") or output.suffix.lower() != f".{kind}":
@@ -395,8 +446,8 @@ def export_cmd(
                                                             "--batch": None if batch == 1 else batch})
         return
     options = {} if last_channel is None else {"last_channel": last_channel}
-    net = resolve_model(model, resolution=resolution, width=width, **options)
-    with err_console.status(f"exporting {net.name} at {net.resolution}x{net.resolution}"):
+    net = _resolve(model, resolution, width, space, input, outputs, cell_channels, cells_per_stage, options)
+    with err_console.status(f"exporting {net.name} at {net.resolution}x{net.input_shape[3]}"):
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
@@ -425,12 +476,17 @@ def count_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, preset name, architecture string or JSON file.")],
     resolution: Annotated[int | None, typer.Option(help="Input resolution (presets: default 224).")] = None,
     width: Annotated[float | None, typer.Option(help="Width multiplier (presets: default 1.0).")] = None,
+    space: SpaceOption = None,
+    input: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
     json_out: JsonOption = None,
 ) -> None:
     """MACs and parameters per layer and in total (analytic for presets/architectures, read from the graph
     for ONNX files; the two agree exactly for nasprof exports)."""
     check_outputs({"--json": json_out}, [model])
-    from nasprof.space import count_network, count_onnx, resolve_model
+    from nasprof.space import count_network, count_onnx
 
     if model.endswith(".onnx"):
         if resolution is not None or width is not None:
@@ -439,7 +495,9 @@ def count_cmd(
             raise InputError("--resolution/--width apply to presets and architectures, not to ONNX files")
         counts = count_onnx(Path(model))
     else:
-        counts = count_network(resolve_model(model, resolution=resolution, width=width))
+        counts = count_network(
+            _resolve(model, resolution, width, space, input, outputs, cell_channels, cells_per_stage, {})
+        )
     if emit_json(json_out, counts.to_dict()):
         return
     t = Table(title=f"{counts.name} ({counts.source} count)")

@@ -9,6 +9,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from nasprof.commands._arch_options import (
+    CellChannelsOption,
+    CellsPerStageOption,
+    InputOption,
+    OutputsOption,
+    SpaceOption,
+)
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
@@ -34,8 +41,22 @@ from nasprof.commands.predictor import (
 
 
 def predict_cmd(
-    target: Annotated[str, typer.Argument(help="MODEL.onnx (kernel predictor) or an architecture (LUT).")],
     predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
+    target: Annotated[
+        str | None, typer.Argument(help="MODEL.onnx (kernel predictor) or an architecture (LUT, adapted).")
+    ] = None,
+    archs: Annotated[
+        Path | None, typer.Option("--archs", help="Predict every architecture of this file (one per line; "
+                                  "blank lines and # comments skipped) in one call.")
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="With --archs: write arch,predicted_ms (CSV).")
+    ] = None,
+    space: SpaceOption = None,
+    input_shape: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
     device: Annotated[
         str | None, typer.Option("--device", "-d", help="Refuse a predictor for another device.")
     ] = None,
@@ -52,7 +73,26 @@ def predict_cmd(
     json_out: JsonOption = None,
     strict: _StrictOption = False,
 ) -> None:
-    """Predict the latency of an ONNX model or an architecture."""
+    """Predict the latency of an ONNX model or an architecture, or of every architecture of a file."""
+    if archs is not None:
+        if target is not None:
+            from nasprof.errors import InputError
+
+            raise InputError("give an architecture or --archs FILE, not both")
+        _predict_list(predictor, archs, device, json_out, csv_path,
+                      (space, input_shape, outputs, cell_channels, cells_per_stage))
+        return
+    if target is None:
+        from nasprof.errors import InputError
+
+        raise InputError("give a MODEL.onnx or an architecture to predict, or --archs FILE")
+    nb201_given = (input_shape, outputs, cell_channels, cells_per_stage)
+    if space is not None or any(v is not None for v in nb201_given):
+        from nasprof.commands._arch_options import arch_from_cli
+
+        arch_target: Any = arch_from_cli(target, space, input_shape, outputs, cell_channels, cells_per_stage)
+    else:
+        arch_target = target
     check_outputs({"--json": json_out}, [predictor, target, fallback])
     from nasprof.errors import InputError
     from nasprof.predictors import Predictor
@@ -66,7 +106,7 @@ def predict_cmd(
         p = p.with_fallback(Predictor.load(fallback, device=p.device))  # type: ignore[attr-defined]
     if target.endswith(".onnx") and not Path(target).is_file():
         raise InputError(f"model {target} does not exist")
-    result = p.explain(target)
+    result = p.explain(arch_target)
     doc = {"target": target, "device": p.device, "predictor": p.kind, **result.to_dict()}
     if not emit_json(json_out, doc):
         by_kind: dict[str, list[float]] = {}
@@ -151,8 +191,19 @@ def validate_cmd(
     strict: _StrictOption = False,
     force: ForceOption = False,
     ray_address: RayOption = None,
+    measurements: Annotated[
+        str | None, typer.Option("--measurements", help="Compare with these end-to-end measurements "
+                                 "instead of measuring (a CSV/Parquet file or a stored set NAME[@vN]); no "
+                                 "device needed.")
+    ] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="Measurements store (default: "
+                                               "$NASPROF_HOME/measurements.db).")] = None,
 ) -> None:
-    """Measure sampled architectures (or given models) end to end and compare with the predictor."""
+    """Measure sampled architectures (or given models) end to end and compare with the predictor, or
+    compare with measurements made elsewhere (--measurements)."""
+    if measurements is not None:
+        _validate_measured(predictor, measurements, store, json_path, csv_path, plot_path)
+        return
     check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path,
                    "--save-predictor": save_predictor},
                   [predictor, *(models or []), *(extra_models or [])])
@@ -211,3 +262,129 @@ def _render_validation(report: Any, kind: str, device: str, calibrate: int) -> N
         console.print(f"noise floor (even vs odd measurement rounds): RMSPE {floor['rmspe']:.1%} · within "
                       f"±5% {floor['within_5pct']:.0%} · within ±10% {floor['within_10pct']:.0%}",
                       highlight=False)
+
+
+def _validate_measured(predictor: Path, measurements: str, store: Path | None, json_path: Path | None,
+                       csv_path: Path | None, plot_path: Path | None) -> None:
+    """``validate --measurements``: predict the measured networks and compare, with no device."""
+    check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path},
+                  [predictor, *([store] if store else [])])
+    from nasprof.predictors import Predictor
+    from nasprof.predictors.measured import validate_measurements
+    from nasprof.tables.measurements import load_measurement_set
+
+    p = Predictor.load(predictor)
+    mset = load_measurement_set(measurements, store=store)
+    targets = _measured_targets(mset)
+    report = validate_measurements(p, mset, targets)
+    if not emit_json(json_path, report.to_dict()):
+        s = report.summary
+        console.print(f"{len(report.rows)} networks of {mset.label} against {p.kind} predictor of {p.device}",
+                      highlight=False)
+        console.print(f"RMSPE {s['rmspe']:.1%} · within ±5% {s['within_5pct']:.0%} · within ±10% "
+                      f"{s['within_10pct']:.0%} · Spearman ρ {s['spearman']:.4f} · "
+                      f"Kendall τ {s['kendall']:.4f}",
+                      highlight=False)
+        nf = report.noise_floor
+        if nf:
+            console.print(f"noise floor ({nf['method']}): within ±10% {nf['within_10pct']:.0%} · Spearman ρ "
+                          f"{nf['spearman']:.4f}", highlight=False)
+        else:
+            console.print("noise floor: unknown (the measurements carry no samples or spreads)",
+                          highlight=False)
+        overlap = report.metadata.get("learned_from_overlap")
+        if overlap:
+            from nasprof.commands._common import warn
+
+            warn(f"{overlap} of these networks are ones the predictor learned from: their errors flatter it")
+    if csv_path is not None:
+        import csv
+
+        from nasprof._io import atomic_write_text
+
+        rows = list(report.rows)
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(csv_path, buf.getvalue())
+        err_console.print(f"wrote {csv_path}", highlight=False)
+    if plot_path is not None:
+        from nasprof.predictors.adapt.plot import scatter
+
+        scatter(report, plot_path)
+        err_console.print(f"wrote {plot_path}", highlight=False)
+
+
+def _measured_targets(mset: Any) -> list[Any] | None:
+    """Architectures of a set that names its space (nb201 strings read with the set's options), so the
+    predictor can check them; None to hand it the texts as they are."""
+    if mset.space is None and not mset.arch_options:
+        return None
+    from nasprof.errors import InputError, NasprofError
+    from nasprof.space.parse import parse_arch
+
+    out: list[Any] = []
+    for r in mset.rows:
+        if r.arch is None:
+            out.append(r.model)
+            continue
+        try:
+            out.append(parse_arch(r.arch, mset.space, **dict(mset.arch_options)))
+        except NasprofError as exc:
+            raise InputError(f"{mset.label} line {r.line}: {exc}") from None
+    return out
+
+
+def _predict_list(predictor: Path, archs: Path, device: str | None, json_out: Path | None,
+                  csv_path: Path | None, arch_opts: tuple[Any, ...]) -> None:
+    """``predict --archs FILE``: every line's architecture in one vectorised call."""
+    check_outputs({"--json": json_out, "--csv": csv_path}, [predictor, archs])
+    from nasprof.commands._arch_options import arch_from_cli
+    from nasprof.errors import InputError, NasprofError
+    from nasprof.predictors import Predictor
+
+    try:
+        text = archs.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"--archs file {archs} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"--archs {archs} is a directory; give a file with one architecture per "
+                         "line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read --archs file {archs}: {exc}") from None
+    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise InputError(f"--archs file {archs} holds no architectures")
+    p = Predictor.load(predictor, device=device)
+    parse = arch_opts[0] is not None or any(v is not None for v in arch_opts[1:])
+    targets: list[Any] = []
+    for i, ln in lines:
+        try:
+            targets.append(arch_from_cli(ln, *arch_opts) if parse else ln)
+        except NasprofError as exc:
+            raise InputError(f"{archs} line {i}: {exc}") from None
+    try:
+        lat = p.predict_many(targets)
+    except NasprofError as exc:
+        raise InputError(f"{archs}: {exc}") from None
+    rows = [{"arch": ln, "predicted_ms": float(v)} for (_, ln), v in zip(lines, lat, strict=True)]
+    if csv_path is not None:
+        import csv
+        import io
+
+        from nasprof._io import atomic_write_text
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["arch", "predicted_ms"])
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(csv_path, buf.getvalue())
+        err_console.print(f"wrote {csv_path}", highlight=False)
+    if not emit_json(json_out, {"predictor": p.kind, "device": p.device, "rows": rows}) and csv_path is None:
+        console.print("arch,predicted_ms", highlight=False)
+        for r in rows:
+            console.print(f"{r['arch']},{r['predicted_ms']:.6g}", highlight=False)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from nasprof.predictors.adapt.predictor import AdaptedPredictor
 from nasprof.predictors.base import (
     PREDICTOR_SCHEMA_VERSION,
     Prediction,
@@ -21,6 +22,7 @@ __all__ = [
     "Prediction",
     "PredictionPart",
     "Predictor",
+    "AdaptedPredictor",
     "KernelPredictor",
     "LutPredictor",
     "load_predictor",

@@ -10,7 +10,11 @@ Compact one-line grammar (``Arch.to_string`` / ``Arch.from_string``)::
     mobilenetv2  BLOCK := LAYER ( "_" LAYER )*   with LAYER := "k" KERNEL "e" EXPAND
                           e.g. mobilenetv2:224:1.0|k3e6_k5e3|...               (6 stages)
 
-JSON (``to_json``/``from_json``): ``{"schema_version": 1, "space", "resolution", "width", "blocks": [...]}``.
+    nb201        the standard NAS-Bench-201 cell string, verbatim (no header): options travel beside it
+                          e.g. |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|...
+
+JSON (``to_json``/``from_json``): ``{"schema_version": 1, "space", "resolution", "width", "blocks": [...]}``,
+plus ``"options": {...}`` for a space that has options (nb201); files without it read as no options.
 """
 
 from __future__ import annotations
@@ -33,16 +37,40 @@ ARCH_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Arch:
-    """``blocks`` holds the space's per-block choice records (e.g. ``MnasBlock``); validated on creation."""
+    """``blocks`` holds the space's per-block choice records (e.g. ``MnasBlock``); validated on creation.
+
+    ``options`` are a space's network options as sorted ``(name, value)`` pairs (nb201: ``C``, ``N``,
+    ``input`` as (C, H, W), ``outputs``); empty for spaces without options. A space that has options
+    normalises them on creation (every option present, ``resolution`` = the input height).
+    """
 
     space: str
     resolution: int
     width: float
     blocks: tuple[Any, ...]
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
-        self.space_obj.validate(self)
+        space = self.space_obj
+        normalize = getattr(space, "normalize_options", None)
+        if normalize is not None:
+            options = normalize(self.options, self.resolution)
+            object.__setattr__(self, "options", options)
+            object.__setattr__(self, "resolution", dict(options).get("input", (0, self.resolution))[1])
+        elif self.options:
+            raise SpaceError(
+                f"space {self.space!r} takes no options (got {', '.join(k for k, _ in self.options)}); "
+                "--input, --outputs, --cell-channels and --cells-per-stage are nb201's"
+            )
+        space.validate(self)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of option ``name`` (``default`` when the space has no such option)."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
 
     @cached_property
     def space_obj(self) -> Any:
@@ -86,6 +114,9 @@ class Arch:
     @cached_property
     def _string(self) -> str:
         space = self.space_obj
+        custom = getattr(space, "arch_string", None)
+        if custom is not None:
+            return str(custom(self))
         head = f"{self.space}:{self.resolution}:{float(self.width)!r}"
         return "|".join([head, *(space.format_block(b) for b in self.blocks)])
 
@@ -99,6 +130,8 @@ class Arch:
     def from_string(cls, text: str) -> Arch:
         from nasprof.space.spaces import get_space
 
+        if isinstance(text, str) and text.strip().startswith("|") and "~" in text:
+            return get_space("nb201").from_cell_string(text)  # type: ignore[attr-defined, no-any-return]
         if not isinstance(text, str) or "|" not in text:
             raise SpaceError(
                 f"malformed architecture string {text!r}: expected SPACE:RESOLUTION:WIDTH|BLOCK|..., "
@@ -127,6 +160,8 @@ class Arch:
             "resolution": self.resolution,
             "width": self.width,
             "blocks": [space.block_to_dict(b) for b in self.blocks],
+            **({"options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options}}
+               if self.options else {}),
             "string": self.to_string(),
         }
 
@@ -155,8 +190,16 @@ class Arch:
             resolution, width = int(doc["resolution"]), float(doc["width"])
         except (TypeError, ValueError):
             raise SpaceError("architecture JSON: resolution must be an integer and width a number") from None
+        options = doc.get("options", {})
+        if not isinstance(options, Mapping):
+            raise SpaceError("architecture JSON: 'options' must be an object of option names to values")
+        pairs = tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
         return cls(
-            space.name, resolution, width, tuple(space.block_from_dict(b, i) for i, b in enumerate(blocks))
+            space.name,
+            resolution,
+            width,
+            tuple(space.block_from_dict(b, i) for i, b in enumerate(blocks)),
+            pairs,
         )
 
     @classmethod

@@ -27,7 +27,8 @@ PARTS = ("stem", "blocks", "head")
 
 @dataclass(frozen=True)
 class Network:
-    """A named stack ``stem + blocks + head`` fed a ``(in_channels, resolution, resolution)`` image."""
+    """A named stack ``stem + blocks + head`` fed a ``(in_channels, resolution, resolution)`` image, or a
+    ``(in_channels, resolution, image_width)`` one when ``image_width`` is set (0: square)."""
 
     name: str
     resolution: int
@@ -38,12 +39,16 @@ class Network:
     width: float = 1.0
     #: Free-form provenance (preset options, the arch string) carried into exported metadata.
     info: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Input width when it differs from the height (``resolution``); 0 means a square input.
+    image_width: int = 0
 
     def __post_init__(self) -> None:
         for part in PARTS:
             object.__setattr__(self, part, tuple(getattr(self, part)))
         if not isinstance(self.resolution, int) or self.resolution < 1:
             raise SpaceError(f"resolution must be a positive integer, got {self.resolution!r}")
+        if not isinstance(self.image_width, int) or self.image_width < 0:
+            raise SpaceError(f"image_width must be a positive integer (0: square), got {self.image_width!r}")
         self.layers()  # validates that shapes chain (raises SpaceError with the offending layer)
 
     def specs(self) -> list[BlockSpec]:
@@ -58,7 +63,7 @@ class Network:
 
     @cached_property
     def _layers(self) -> tuple[Layer, ...]:
-        shape = (self.in_channels, self.resolution, self.resolution)
+        shape = self.input_shape[1:]
         out: list[Layer] = []
         for scope, spec in zip(self.scopes(), self.specs(), strict=True):
             try:
@@ -71,7 +76,7 @@ class Network:
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        return (1, self.in_channels, self.resolution, self.resolution)
+        return (1, self.in_channels, self.resolution, self.image_width or self.resolution)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -106,6 +111,7 @@ class Network:
             "resolution": self.resolution,
             "in_channels": self.in_channels,
             "width": self.width,
+            **({"image_width": self.image_width} if self.image_width else {}),
             **{part: [s.to_dict() for s in getattr(self, part)] for part in PARTS},
         }
 
@@ -126,6 +132,7 @@ class Network:
                 head=specs("head"),
                 in_channels=int(doc.get("in_channels", 3)),
                 width=float(doc.get("width", 1.0)),
+                image_width=int(doc.get("image_width", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SpaceError):

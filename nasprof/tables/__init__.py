@@ -21,6 +21,14 @@ _LAZY: dict[str, str] = {
     "import_table": "nasprof.tables.transfer",
     "merge_tables": "nasprof.tables.transfer",
     "table_coverage": "nasprof.tables.transfer",
+    "MeasuredNetwork": "nasprof.tables.measurements",
+    "MeasurementSet": "nasprof.tables.measurements",
+    "read_measurements_file": "nasprof.tables.measurements",
+    "import_measurements": "nasprof.tables.measurements",
+    "load_measurement_set": "nasprof.tables.measurements",
+    "list_measurement_sets": "nasprof.tables.measurements",
+    "export_measurement_set": "nasprof.tables.measurements",
+    "record_measurement": "nasprof.tables.measurements",
 }
 
 __all__ = sorted(_LAZY)

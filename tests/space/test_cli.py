@@ -23,7 +23,7 @@ def test_space_list_and_show() -> None:
     code, out, _ = run("space", "list", "--json", "-")
     assert code == 0
     doc = json.loads(out)
-    assert [s["name"] for s in doc["spaces"]] == ["mnasnet", "mobilenetv2", "nasnet", "regnet"]
+    assert [s["name"] for s in doc["spaces"]] == ["mnasnet", "mobilenetv2", "nasnet", "nb201", "regnet"]
     assert doc["spaces"][0]["size"] == 1_247_968_747_541_495_808
     assert doc["spaces"][0]["distinct_layers_224"] == 2149
     assert {p["name"] for p in doc["presets"]} >= {"mobilenet_v2", "resnet50"}

@@ -19,8 +19,8 @@ A1_LIKE = (
 
 
 def test_spaces_are_listed() -> None:
-    assert list_spaces() == ["mnasnet", "mobilenetv2", "nasnet", "regnet"]
-    known = "mnasnet, mobilenetv2, nasnet, regnet"
+    assert list_spaces() == ["mnasnet", "mobilenetv2", "nasnet", "nb201", "regnet"]
+    known = "mnasnet, mobilenetv2, nasnet, nb201, regnet"
     with pytest.raises(SpaceError, match=f"unknown search space 'nas'; known: {known}"):
         get_space("nas")
 

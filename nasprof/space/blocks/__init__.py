@@ -7,6 +7,7 @@ from nasprof.space.blocks import (  # noqa: F401 - imported for their registrati
     fire,
     mbconv,
     nasnet,
+    nb201,
     repvgg,
     resnet,
     resnext,

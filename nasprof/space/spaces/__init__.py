@@ -7,6 +7,7 @@ from nasprof.space.spaces.base import Space
 from nasprof.space.spaces.mnasnet import MnasBlock, MnasNetSpace
 from nasprof.space.spaces.mobilenetv2 import Mbv2Stage, MobileNetV2Space
 from nasprof.space.spaces.nasnet import NasNetSpace
+from nasprof.space.spaces.nb201 import NB201_OPS, Nb201Space
 from nasprof.space.spaces.regnet import RegNetSpace, RegStage
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Mbv2Stage",
     "MobileNetV2Space",
     "NasNetSpace",
+    "NB201_OPS",
+    "Nb201Space",
     "RegStage",
     "RegNetSpace",
     "get_space",
@@ -23,7 +26,7 @@ __all__ = [
 ]
 
 _SPACES: dict[str, Space] = {
-    s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace(), NasNetSpace())
+    s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace(), NasNetSpace(), Nb201Space())
 }
 
 
