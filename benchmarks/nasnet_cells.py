@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from nasprof.devices.mcu.graph import load_graph
-from nasprof.devices.mcu.memory import plan_memory
+from nasprof.devices.mcu.planners import plan_memory
 from nasprof.profiler.environment import host_summary
 from nasprof.space import export_arch, export_layer, get_space
 from nasprof.space.layer import priced_layers

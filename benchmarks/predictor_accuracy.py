@@ -42,9 +42,9 @@ warnings.filterwarnings("ignore")  # torch's exporter is chatty; nothing here de
 from nasprof.devices import MeasureSpec, get_device  # noqa: E402
 from nasprof.errors import NasprofError  # noqa: E402
 from nasprof.predictors import KernelPredictor, LutPredictor, error_summary  # noqa: E402
+from nasprof.predictors.calibration.in_network import profile_networks  # noqa: E402
 from nasprof.predictors.kernel.measure import measure_overhead  # noqa: E402
 from nasprof.predictors.kernel.trainer import fit_kernel_predictor  # noqa: E402
-from nasprof.predictors.lut.in_network import profile_networks  # noqa: E402
 from nasprof.profiler.environment import host_summary  # noqa: E402
 from nasprof.profiler.interleave import half_medians, measure_interleaved  # noqa: E402
 from nasprof.space import export_arch, get_space, list_presets  # noqa: E402
@@ -228,7 +228,7 @@ def kernel_benchmark(
     budget: int, seed: int, tmp: Path, noise: bool, n_calib: int, foreign: bool = False,
     kernel_file: Path | None = None,
 ) -> dict[str, Any]:
-    from nasprof.predictors.kernel.calibration import (
+    from nasprof.predictors.calibration.rounds import (
         calibration_archs,
         measure_calibration_set,
         network_name,

@@ -30,7 +30,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from nasprof.predictors.kernel.calibration import calibration_archs, network_name
+from nasprof.predictors.calibration.rounds import calibration_archs, network_name
 from nasprof.predictors.kernel.probe import probe_rules
 from nasprof.predictors.kernel.split import split_kernels
 from nasprof.space import export_arch, export_many, list_presets

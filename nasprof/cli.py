@@ -15,7 +15,21 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nasprof.commands import devices, measure, mobile, predictor, search, space, table, validate, worker
+from nasprof.commands import (
+    check_mobile,
+    compare,
+    devices,
+    doctor,
+    export,
+    measure,
+    predict,
+    predictor,
+    search,
+    space,
+    table,
+    validate,
+    worker,
+)
 from nasprof.commands._common import console, err_console, error_line
 from nasprof.commands.measurements import measurements_app
 from nasprof.errors import NasprofError
@@ -41,13 +55,13 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("measure")(measure.measure_cmd)
-app.command("compare")(measure.compare_cmd)
-app.command("doctor")(devices.doctor_cmd)
-app.command("export")(space.export_cmd)
-app.command("count")(space.count_cmd)
-app.command("check-mobile")(mobile.check_mobile_cmd)
-space.space_app.command("ops-config")(mobile.ops_config_cmd)
-app.command("predict")(validate.predict_cmd)
+app.command("compare")(compare.compare_cmd)
+app.command("doctor")(doctor.doctor_cmd)
+app.command("export")(export.export_cmd)
+app.command("count")(export.count_cmd)
+app.command("check-mobile")(check_mobile.check_mobile_cmd)
+space.space_app.command("ops-config")(space.ops_config_cmd)
+app.command("predict")(predict.predict_cmd)
 app.command("validate")(validate.validate_cmd)
 app.command("search")(search.search_cmd)
 app.command("worker")(worker.worker_cmd)

@@ -312,3 +312,14 @@ def parse_count_list(text: str | None, flag: str = "--threads") -> list[int] | N
     if len(set(values)) != len(values):
         raise InputError(f"{flag} lists a count twice: {text!r}")
     return values
+
+
+#: ``--opt-level`` / ``--ort-style`` of the ORT format (``export --format ort``, ``space ops-config``).
+OptLevelOption = Annotated[
+    str, typer.Option("--opt-level", help="ORT format: graph optimisation level: disable, basic, extended, "
+                                          "all.")
+]
+OrtStyleOption = Annotated[
+    str, typer.Option("--ort-style", help="ORT format: optimisation style: fixed (applied here) or runtime "
+                                          "(applied by the phone's minimal build).")
+]

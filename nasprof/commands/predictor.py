@@ -114,7 +114,7 @@ def predictor_fit_cmd(
             overhead_ms = _measure_table_overhead(table)
         p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
         if calibrate:
-            from nasprof.predictors.lut.calibration import calibrate_lut
+            from nasprof.predictors.calibration.rounds import calibrate_lut
 
             with _StepBar("calibrating") as bar:
                 p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,

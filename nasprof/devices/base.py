@@ -10,13 +10,14 @@ name in a ``BackendRegistry``; third-party ones come in through the ``nasprof.ba
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from nasprof.errors import DeviceUnavailableError
 from nasprof.profiler.measurement import Measurement
 from nasprof.profiler.spec import MeasureSpec
+from nasprof.registry import Registry
 
 __all__ = ["MeasureSpec", "Backend", "BackendRegistry", "registry", "ENTRY_POINT_GROUP"]
 
@@ -80,73 +81,32 @@ class Backend(abc.ABC):
 BackendFactory = Callable[..., Backend]
 
 
-class BackendRegistry:
-    """Backend kinds by name. A duplicate or malformed name is an error, never a silent overwrite."""
+class BackendRegistry(Registry[BackendFactory]):
+    """Backend kinds by name (``nasprof.registry.Registry``). A plugin that fails to load stays listed and
+    fails on use with its reason."""
 
     def __init__(self, *, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
-        self._factories: dict[str, BackendFactory] = {}
-        #: Plugins whose entry point failed to load: name -> why. They stay listed, and fail on use.
-        self.load_errors: dict[str, str] = {}
-        self._group = entry_point_group
-        self._entry_points_loaded = entry_point_group is None
+        super().__init__("backend", entry_point_group=entry_point_group, error=DeviceUnavailableError)
 
-    def register(self, name: str, factory: BackendFactory | None = None) -> Any:
+    def register(self, name: str, factory: BackendFactory | None = None, *, replace: bool = False) -> Any:
         """Register ``factory`` under ``name``; usable as a class decorator when ``factory`` is omitted."""
 
         def deco(f: BackendFactory) -> BackendFactory:
             if not callable(f):
                 raise ValueError(f"backend {name!r}: the factory must be a Backend subclass or a callable")
-            if not name or not name.replace("_", "").replace("-", "").isalnum() or name != name.lower():
-                raise ValueError(f"malformed backend name {name!r}: use lower-case letters, digits, - and _")
-            if name in self._factories and self._factories[name] is not f:
-                raise ValueError(f"backend {name!r} is already registered")
-            self._factories[name] = f
-            return f
+            return super(BackendRegistry, self).register(name, f, replace=replace)
 
         return deco if factory is None else deco(factory)
 
-    def _load_entry_points(self) -> None:
-        if self._entry_points_loaded or self._group is None:  # None: a registry without plugins (tests)
-            return
-        self._entry_points_loaded = True
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=self._group):
-            if ep.name in self._factories:
-                continue  # built-ins win over a plugin of the same name
-            try:
-                self.register(ep.name, ep.load())
-            except Exception as exc:  # a broken plugin must not break nasprof
-                self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                self._factories.setdefault(ep.name, _broken_plugin(ep.name, ep.value, exc))
-
-    def unregister(self, name: str) -> None:
-        """Remove ``name`` (tests; a plugin replacing a built-in on purpose). Unknown names are an error."""
-        if name not in self._factories:
-            raise KeyError(f"backend {name!r} is not registered")
-        del self._factories[name]
-        self.load_errors.pop(name, None)
-
-    def names(self) -> list[str]:
-        self._load_entry_points()
-        return sorted(self._factories)
-
-    def __contains__(self, name: object) -> bool:
-        self._load_entry_points()
-        return name in self._factories
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+    def _broken(self, name: str, target: str, exc: Exception) -> None:
+        self._items.setdefault(name, _broken_plugin(name, target, exc))
 
     def create(self, name: str, device: str | None = None, **config: Any) -> Backend:
-        self._load_entry_points()
-        try:
-            factory = self._factories[name]
-        except KeyError:
+        if name not in self:
             raise DeviceUnavailableError(
                 f"unknown backend {name!r}; known backends: {', '.join(self.names())}"
-            ) from None
-        return factory(device=device, **config)
+            )
+        return self.get(name)(device=device, **config)
 
 
 def _broken_plugin(name: str, target: str, exc: Exception) -> BackendFactory:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nasprof import errors
+from nasprof.devices.attached import ATTACHED, attached  # noqa: F401 - attached is re-exported
 from nasprof.devices.base import Backend, MeasureSpec
 from nasprof.errors import DeviceUnavailableError, InputError, MissingDependencyError, NasprofError
 from nasprof.profiler.measurement import Measurement
@@ -104,7 +105,7 @@ class _DeviceWorker:
     """The Ray actor: one device of the host it runs on, as that host's devices file configures it."""
 
     def __init__(self, device: str) -> None:
-        from nasprof.devices import get_device
+        from nasprof.devices.resolve import get_device
 
         self.device = device
         self.backend: Any = None
@@ -210,7 +211,6 @@ class RayDevice(Backend):
 
 
 #: Devices attached with ``attach``: ``get_device`` returns these before the local devices file.
-_ATTACHED: dict[str, RayDevice] = {}
 
 
 def attach(address: str, pattern: str) -> list[RayDevice]:
@@ -218,12 +218,8 @@ def attach(address: str, pattern: str) -> list[RayDevice]:
     process: the way ``validate --ray`` and ``predictor fit --ray`` measure on a device of the cluster
     without knowing about Ray."""
     devices = ray_devices(address, pattern)
-    _ATTACHED.update({d.device: d for d in devices})
+    ATTACHED.update({d.device: d for d in devices})
     return devices
-
-
-def attached(name: str) -> RayDevice | None:
-    return _ATTACHED.get(name)
 
 
 def detach(devices: Sequence[RayDevice]) -> None:
@@ -231,8 +227,8 @@ def detach(devices: Sequence[RayDevice]) -> None:
     forget them."""
     for d in devices:
         d.kill()
-        if _ATTACHED.get(d.device) is d:
-            del _ATTACHED[d.device]
+        if ATTACHED.get(d.device) is d:
+            del ATTACHED[d.device]
 
 
 def ray_devices(address: str, pattern: str) -> list[RayDevice]:
@@ -283,7 +279,7 @@ def start_worker(devices: Sequence[str], *, address: str | None = None, port: in
     Returns the cluster's address."""
     import json
 
-    from nasprof.devices import get_device
+    from nasprof.devices.resolve import get_device
 
     names = [d.strip() for d in devices if d.strip()]
     if not names:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasprof.devices.attached import attached
 from nasprof.devices.base import Backend, BackendRegistry, registry
 from nasprof.devices.config import (
     DeviceConfig,
@@ -84,8 +85,6 @@ def get_device(name: str, *, reg: BackendRegistry = registry, devices_path: Path
     name = name.strip()
     if "," in name:
         raise InputError(f"{name!r} names several devices; get_device takes one (use get_devices for a list)")
-    from nasprof.devices.farm import attached
-
     remote = attached(name)  # a device of a Ray cluster this process attached (`--ray`)
     if remote is not None:
         return remote

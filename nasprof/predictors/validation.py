@@ -25,12 +25,19 @@ import numpy as np
 
 from nasprof.errors import InputError, PredictorError
 from nasprof.predictors.base import Predictor, error_summary
+from nasprof.predictors.calibration.rounds import (
+    calibrate_in_rounds,
+    calibrate_on_measured,
+    calibration_archs,
+    lut_calibration_archs,
+    measure_spread,
+    validation_spec,
+)
 
 __all__ = [
     "ValidationRow",
     "ValidationReport",
     "validate",
-    "validation_spec",
     "VALIDATION_SCHEMA_VERSION",
 ]
 
@@ -185,21 +192,6 @@ class ValidationReport:
         return atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def validation_spec(predictor: Predictor, *, runs: int = 25, warmup: int = 10, sessions: int = 6) -> Any:
-    """A MeasureSpec matching how the predictor's data was measured (threads, optimisation level).
-    ``sessions`` is the number of interleaved rounds: one fresh session per network per round."""
-    from nasprof.devices import MeasureSpec
-
-    ms = predictor.measure_spec
-    return MeasureSpec(
-        threads=int(ms.get("threads", 1)),
-        opt_level=str(ms.get("opt_level", "all")),
-        warmup=warmup,
-        runs=runs,
-        sessions=sessions,
-    )
-
-
 def validate(
     predictor: Predictor,
     device: str,
@@ -236,8 +228,6 @@ def validate(
     runner and settings, and one of them a device the predictor was fitted on. The calibration's profiled
     passes run on the first device; a kernel predictor's calibration needs a single device."""
     from nasprof.devices import get_devices
-    from nasprof.predictors.kernel.calibration import calibrate_in_rounds
-    from nasprof.predictors.lut.calibration import calibrate_on_measured, lut_calibration_archs
     from nasprof.profiler.interleave import half_medians
     from nasprof.space import export_many, get_space
 
@@ -261,8 +251,6 @@ def validate(
             "--device (or calibrate when fitting: predictor fit --kernels --calibrate N)"
         )
     if kernel_calibration:
-        from nasprof.predictors.kernel.calibration import calibration_archs
-
         calib = calibration_archs(calibrate, calibrate_seed)
     else:
         calib = lut_calibration_archs(predictor, calibrate, calibrate_seed) if calibrate else []
@@ -359,28 +347,3 @@ def validate(
     )
 
 
-def measure_spread(
-    backends: Sequence[Any], paths: Sequence[Path], spec: Any, *, seed: int = 0,
-    progress: Progress | None = None, left: dict[str, str] | None = None,
-) -> tuple[list[Any], list[str]]:
-    """``measure_interleaved`` over several interchangeable devices: the networks are dealt round-robin into
-    one share per device, each share measured in its own interleaved rounds on whichever device is free (a
-    vanished device's share goes to another, from its first round). Returns the measurements in ``paths``'
-    order and the device that measured each; ``left`` (if given) receives the devices that vanished."""
-    from nasprof.devices.pool import JobProgress, spread
-    from nasprof.profiler.interleave import measure_interleaved
-
-    n = min(len(backends), len(paths)) or 1
-    shares = [list(range(len(paths)))[k::n] for k in range(n)]
-
-    def one(backend: Any, share: list[int], report: JobProgress) -> list[Any]:
-        return measure_interleaved(backend, [paths[i] for i in share], spec, seed=seed, progress=report)
-
-    done = spread(backends, shares, one, sizes=[len(s) * spec.sessions for s in shares], progress=progress,
-                  left=left)
-    measured: list[Any] = [None] * len(paths)
-    on: list[str] = [""] * len(paths)
-    for share, d in zip(shares, done, strict=True):
-        for i, m in zip(share, d.result, strict=True):
-            measured[i], on[i] = m, d.device
-    return measured, on

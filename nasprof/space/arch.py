@@ -29,6 +29,7 @@ from typing import Any
 from nasprof.errors import SpaceError
 from nasprof.space.layer import Layer
 from nasprof.space.network import Network
+from nasprof.space.registry import get_space
 
 __all__ = ["Arch", "ARCH_SCHEMA_VERSION"]
 
@@ -75,8 +76,6 @@ class Arch:
     @cached_property
     def space_obj(self) -> Any:
         """The ``Space`` this architecture belongs to (looked up once)."""
-        from nasprof.space.spaces import get_space
-
         return get_space(self.space)
 
     @cached_property
@@ -128,8 +127,6 @@ class Arch:
 
     @classmethod
     def from_string(cls, text: str) -> Arch:
-        from nasprof.space.spaces import get_space
-
         if isinstance(text, str) and text.strip().startswith("|") and "~" in text:
             return get_space("nb201").from_cell_string(text)  # type: ignore[attr-defined, no-any-return]
         if not isinstance(text, str) or "|" not in text:
@@ -170,8 +167,6 @@ class Arch:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Arch:
-        from nasprof.space.spaces import get_space
-
         if not isinstance(doc, Mapping):
             raise SpaceError(f"architecture JSON must be an object, got {type(doc).__name__}")
         if doc.get("schema_version") != ARCH_SCHEMA_VERSION:

@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "list_measurement_sets": "nasprof.tables.measurements",
     "export_measurement_set": "nasprof.tables.measurements",
     "record_measurement": "nasprof.tables.measurements",
+    "record_measurements": "nasprof.tables.measurements",
 }
 
 __all__ = sorted(_LAZY)

@@ -551,22 +551,38 @@ def record_measurement(
     latest version's rows plus this one (replacing an earlier row of the same network). ``metadata`` gives
     the provenance (device required; runtime/backend, threads, measured_by, measured_at, notes). A set
     measured on another device is refused: record into another name."""
-    check_set_name(name)
     samples = tuple(float(v) for v in samples_ms)
     if not samples:
         raise InputError("record_measurement needs at least one sample")
-    key = str(arch_or_model)
-    is_model = isinstance(arch_or_model, Path) or key.lower().endswith(".onnx") or Path(key).is_file()
+    spread = statistics.stdev(samples) if len(samples) > 1 else None
+    return record_measurements(name, [(arch_or_model, statistics.median(samples), spread, samples)], metadata,
+                               store=store)
+
+
+def record_measurements(
+    name: str,
+    networks: Sequence[tuple[str | Path, float, float | None, Sequence[float]]],
+    metadata: Mapping[str, Any],
+    store: str | Path | None = None,
+) -> MeasurementSet:
+    """Append several networks measured by nasprof (a ``validate`` run: each ``(arch or model, median ms,
+    spread ms or None, raw samples or ())``) to set ``name`` as ONE new version, in one transaction."""
+    check_set_name(name)
+    if not networks:
+        raise InputError("nothing to record: no measured networks")
     threads = metadata.get("threads")
     prov = _provenance(str(metadata.get("device") or ""), metadata.get("runtime") or metadata.get("backend"),
                        int(threads) if isinstance(threads, (int, float)) and not isinstance(threads, bool)
                        else None,
                        metadata.get("measured_by") or "nasprof measure",
                        metadata.get("measured_at") or utc_now(), metadata.get("notes"))
-    spread = statistics.stdev(samples) if len(samples) > 1 else None
-    net = MeasuredNetwork(arch=None if is_model else key, model=key if is_model else None,
-                          latency_ms=statistics.median(samples), spread_ms=spread, samples_ms=samples,
-                          line=0)
+    new: list[MeasuredNetwork] = []
+    for arch_or_model, median_ms, spread, samples in networks:
+        key = str(arch_or_model)
+        is_model = isinstance(arch_or_model, Path) or key.lower().endswith(".onnx") or Path(key).is_file()
+        new.append(MeasuredNetwork(arch=None if is_model else key, model=key if is_model else None,
+                                   latency_ms=float(median_ms), spread_ms=spread,
+                                   samples_ms=tuple(float(v) for v in samples), line=0))
     with _write(store) as cur:
         latest = cur.execute("SELECT version, provenance, space, arch_options FROM sets WHERE name = ? "
                              "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
@@ -583,12 +599,11 @@ def record_measurement(
                         for a, m, lat, sp, s, acc, line in cur.execute(
                             "SELECT arch, model, latency_ms, spread_ms, samples_ms, accuracy, line FROM rows "
                             "WHERE name = ? AND version = ? ORDER BY idx", (name, latest[0]))]
-        rows = [r for r in previous if r.key != net.key]
-        rows.append(MeasuredNetwork(arch=net.arch, model=net.model, latency_ms=net.latency_ms,
-                                    spread_ms=net.spread_ms, samples_ms=net.samples_ms, line=0))
+        keys = {n.key for n in new}
+        rows = [r for r in previous if r.key not in keys] + new
         if len(rows) > MAX_ROWS:
             raise InputError(f"{name} would hold more than {MAX_ROWS:,} rows; record into another set name")
-        prov.update(source="nasprof measure", imported_at=utc_now())
+        prov.update(source=str(metadata.get("source") or "nasprof measure"), imported_at=utc_now())
         version = _insert(cur, name, rows, prov, space, opts)
     return MeasurementSet(name=name, version=version, rows=tuple(rows), provenance=prov, space=space,
                           arch_options=opts)

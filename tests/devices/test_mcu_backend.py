@@ -108,7 +108,8 @@ def test_board_from_dict_and_registration() -> None:
         generic = McuBackend(device="lab-board", board={"base": "stm32f411", "name": "lab-board"})
         assert generic.board.sram_bytes == 128 * 1024
     finally:
-        BOARDS.pop("nrf5340", None)
+        if "nrf5340" in BOARDS:
+            BOARDS.unregister("nrf5340")
 
 
 def test_devices_toml_style_tables(block: Path) -> None:

@@ -182,7 +182,7 @@ def test_adapt_a_lookup_table_of_another_device(tmp_path: Path) -> None:
     """Beyond NB201: the local CPU's table of a space re-weighted per layer family for a device timed end to
     end (here one whose convolutions are relatively slower and whose blocks are faster)."""
     from nasprof.predictors import LutPredictor
-    from nasprof.predictors.lut.predictor import key_family
+    from nasprof.predictors.lut.keys import key_family
     from nasprof.space.spaces import get_space
 
     space = get_space("mobilenetv2")

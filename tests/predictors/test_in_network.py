@@ -10,7 +10,7 @@ import pytest
 
 from nasprof.errors import PredictorError
 from nasprof.predictors import LutPredictor, Predictor
-from nasprof.predictors.lut.in_network import (
+from nasprof.predictors.calibration.in_network import (
     RATIO_RANGE,
     key_feature_matrix,
     key_fields,

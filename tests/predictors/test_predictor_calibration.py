@@ -14,16 +14,15 @@ from nasprof.cli import app
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
 from nasprof.predictors import KernelPredictor, Predictor
-from nasprof.predictors.kernel.calibration import (
+from nasprof.predictors.calibration.kernel import (
     FIXED_GROUPS,
     GROUPING,
     WEIGHT_GROUPS,
     Calibration,
-    calibration_archs,
     calibration_group,
     fit_calibration,
-    network_name,
 )
+from nasprof.predictors.calibration.rounds import calibration_archs, network_name
 from nasprof.predictors.kernel.predictor import KernelRegressor
 from nasprof.predictors.kernel.sampling import build_kernel_model, sample_kernels
 from nasprof.predictors.kernel.split import Kernel, split_kernels
@@ -161,7 +160,7 @@ def test_files_fitted_before_the_classifier_left_gamma_keep_predicting_as_fitted
 
 def test_anchor_kernels_measure_the_speed_ratio_in_the_calibration_rounds() -> None:
     from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel.calibration import measure_calibration_set
+    from nasprof.predictors.calibration.rounds import measure_calibration_set
     from nasprof.predictors.kernel.measure import measure_kernels, measure_overhead
     from nasprof.space import get_space
 

@@ -246,7 +246,7 @@ def family_setup(tmp_path: Path) -> tuple[LutPredictor, list, np.ndarray]:
     """A table of the distinct layers of 30 mnasnet architectures at 96 px (entry = 0.01 ms + MACs/1e8),
     with ``params`` recorded as the builder does, and 'measurements' made from known family factors and a
     known cost per MB of float32 weights."""
-    from nasprof.predictors.lut.predictor import key_family
+    from nasprof.predictors.lut.keys import key_family
 
     space = get_space("mnasnet")
     archs = space.sample(30, seed=11, resolution=96)

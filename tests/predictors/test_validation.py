@@ -94,6 +94,10 @@ def test_cli_validate_models(tmp_path: Path) -> None:
             str(tmp_path / "v.csv"),
             "--plot",
             str(tmp_path / "v.png"),
+            "--record",
+            "mine",
+            "--store",
+            str(tmp_path / "m.db"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -101,6 +105,15 @@ def test_cli_validate_models(tmp_path: Path) -> None:
     assert doc["n"] == 2 and {"rmse_ms", "rmspe", "within_5pct", "within_10pct"} <= set(doc)
     assert {r["name"] for r in doc["rows"]} == {"a", "b"}
     assert (tmp_path / "v.png").exists() and (tmp_path / "v.csv").exists()
+    # What it measured is now data: one version of two networks, validated against again with no device.
+    from nasprof.tables.measurements import load_measurement_set
+
+    mset = load_measurement_set("mine", store=tmp_path / "m.db")
+    assert mset.version == 1 and len(mset) == 2 and mset.provenance["device"] == "cpu"
+    again = runner.invoke(app, ["validate", "--predictor", str(pred), "--measurements", "mine", "--store",
+                                str(tmp_path / "m.db"), "--json", "-"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["n"] == 2
 
 
 def test_validate_space_samples_with_a_lut(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_exported_network_runs_like_torch_and_counts_agree(tmp_path: Path) -> No
 
 def test_mcu_planners_see_the_parallel_branches(tmp_path: Path) -> None:
     from nasprof.devices.mcu.graph import load_graph
-    from nasprof.devices.mcu.memory import plan_memory
+    from nasprof.devices.mcu.planners import plan_memory
 
     path = export_arch(nasnet_a_arch(resolution=64), tmp_path / "a.onnx")
     graph = load_graph(path)

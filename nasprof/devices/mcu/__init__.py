@@ -15,7 +15,8 @@ from typing import Any
 from nasprof.devices.mcu.backend import McuBackend, register_board_device
 from nasprof.devices.mcu.boards import BOARDS, Board, board_from_dict, get_board, list_boards, register_board
 from nasprof.devices.mcu.graph import McuGraph, McuOp, McuTensor, UnsupportedOpsError, load_graph
-from nasprof.devices.mcu.memory import MEMORY_MODELS, LayerMemory, MemoryPlan, plan_memory
+from nasprof.devices.mcu.memory import MEMORY_MODELS, LayerMemory, MemoryPlan
+from nasprof.devices.mcu.planners import plan_memory
 from nasprof.devices.mcu.report import McuReport, estimate_mcu, fits
 from nasprof.devices.mcu.runtimes import RUNTIMES, Runtime, get_runtime
 

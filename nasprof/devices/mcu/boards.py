@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasprof.errors import DeviceUnavailableError, InputError
+from nasprof.registry import Registry
 
 __all__ = ["Board", "BOARDS", "get_board", "list_boards", "board_from_dict", "register_board", "KIB"]
 
@@ -58,42 +59,38 @@ def _b(name: str, core: str, mhz: float, sram_kb: int, flash_kb: int, descriptio
     return Board(name, core, mhz, sram_kb * KIB, flash_kb * KIB, description)
 
 
-#: Built-in boards (REFERENCE.md "Microcontrollers").
-BOARDS: dict[str, Board] = {
-    b.name: b
-    for b in (
-        _b("stm32f746", "Cortex-M7", 216, 320, 1024, "STM32F746 (MCUNet's main board)"),
-        _b("stm32f767", "Cortex-M7", 216, 512, 2048, "STM32F767 / F765"),
-        _b("stm32f412", "Cortex-M4F", 100, 256, 1024, "STM32F412"),
-        _b("stm32h743", "Cortex-M7", 480, 512, 2048, "STM32H743 (512 KB AXI SRAM of 1 MB total)"),
-        _b("stm32l476", "Cortex-M4", 80, 128, 1024, "STM32L476"),
-        _b("stm32f411", "Cortex-M4", 100, 128, 512, "STM32F411"),
-    )
-}
+#: Boards by name (``nasprof.registry.Registry``): the built-ins (REFERENCE.md "Microcontrollers") and those
+#: read from the devices TOML; third-party packages add theirs through the ``nasprof.boards`` entry points.
+BOARDS: Registry[Board] = Registry("board", entry_point_group="nasprof.boards", error=DeviceUnavailableError,
+                                   normalize=lambda name: name.strip().lower())
+for _board in (
+    _b("stm32f746", "Cortex-M7", 216, 320, 1024, "STM32F746 (MCUNet's main board)"),
+    _b("stm32f767", "Cortex-M7", 216, 512, 2048, "STM32F767 / F765"),
+    _b("stm32f412", "Cortex-M4F", 100, 256, 1024, "STM32F412"),
+    _b("stm32h743", "Cortex-M7", 480, 512, 2048, "STM32H743 (512 KB AXI SRAM of 1 MB total)"),
+    _b("stm32l476", "Cortex-M4", 80, 128, 1024, "STM32L476"),
+    _b("stm32f411", "Cortex-M4", 100, 128, 512, "STM32F411"),
+):
+    BOARDS.register(_board.name, _board)
 
 
 def list_boards() -> list[str]:
-    return sorted(BOARDS)
+    return BOARDS.names()
 
 
 def get_board(name: str) -> Board:
     """The board called ``name`` (case-insensitive); unknown names get the list of known boards."""
-    key = name.strip().lower()
-    try:
-        return BOARDS[key]
-    except KeyError:
-        raise DeviceUnavailableError(
-            f"unknown board {name!r}; known boards: {', '.join(list_boards())}"
-        ) from None
+    if not isinstance(name, str) or name.strip().lower() not in BOARDS:
+        raise DeviceUnavailableError(f"unknown board {name!r}; known boards: {', '.join(list_boards())}")
+    return BOARDS.get(name)
 
 
 def register_board(board: Board, *, replace: bool = False) -> Board:
     """Add a board (e.g. one read from the devices TOML). A clash with a different board is an error."""
-    old = BOARDS.get(board.name)
+    old = BOARDS.get(board.name) if board.name in BOARDS else None
     if old is not None and old != board and not replace:
         raise InputError(f"board {board.name!r} already exists with different figures; pick another name")
-    BOARDS[board.name] = board
-    return board
+    return BOARDS.register(board.name, board, replace=True)
 
 
 def _size(d: Mapping[str, Any], key: str, name: str) -> int:

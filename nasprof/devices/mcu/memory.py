@@ -2,7 +2,8 @@
 
 A memory model turns an ``McuGraph`` into a ``MemoryPlan``: the peak SRAM in bytes, the op at which it peaks,
 and one ``LayerMemory`` row per op saying how much memory is in use while that op runs. The three models
-(``per-layer``, ``tflm``, ``tinyengine``) live in their own modules; ``plan_memory`` picks one by name.
+(``per-layer``, ``tflm``, ``tinyengine``) live in their own modules; ``planners.plan_memory`` picks one by
+name.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasprof.devices.mcu.graph import McuGraph
-from nasprof.errors import InputError
 
-__all__ = ["LayerMemory", "Buffer", "MemoryPlan", "MEMORY_MODELS", "plan_memory", "place_first_fit",
+__all__ = ["LayerMemory", "Buffer", "MemoryPlan", "MEMORY_MODELS", "place_first_fit",
            "lifetimes"]
 
 #: Memory model names accepted by ``--memory-model``.
@@ -151,20 +151,3 @@ def extent_at(buffers: Sequence[Buffer], step: int) -> int:
     """Highest byte in use at op ``step``: the arena an op needs, fragmentation included."""
     ends = [b.offset + b.size_seen_from(step) for b in buffers if b.first <= step <= b.last]
     return max(ends, default=0)
-
-
-def plan_memory(graph: McuGraph, memory_model: str, **options: Any) -> MemoryPlan:
-    """Run the memory model called ``memory_model`` (one of ``MEMORY_MODELS``) on ``graph``."""
-    if memory_model == "per-layer":
-        from nasprof.devices.mcu.per_layer import plan_per_layer
-
-        return plan_per_layer(graph, **options)
-    if memory_model == "tflm":
-        from nasprof.devices.mcu.tflm import plan_tflm
-
-        return plan_tflm(graph, **options)
-    if memory_model == "tinyengine":
-        from nasprof.devices.mcu.tinyengine import plan_tinyengine
-
-        return plan_tinyengine(graph, **options)
-    raise InputError(f"unknown memory model {memory_model!r}; choose one of {', '.join(MEMORY_MODELS)}")

@@ -11,7 +11,8 @@ from nasprof.devices.mcu.boards import Board, get_board
 from nasprof.devices.mcu.flash import FlashReport, flash_report
 from nasprof.devices.mcu.graph import McuGraph, load_graph
 from nasprof.devices.mcu.latency import latency_by_runtime_ms, layer_latency_ms
-from nasprof.devices.mcu.memory import MEMORY_MODELS, MemoryPlan, plan_memory
+from nasprof.devices.mcu.memory import MEMORY_MODELS, MemoryPlan
+from nasprof.devices.mcu.planners import plan_memory
 from nasprof.devices.mcu.runtimes import DEFAULT_RUNTIME, get_runtime
 from nasprof.errors import InputError
 

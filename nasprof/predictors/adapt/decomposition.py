@@ -21,6 +21,7 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.adapt.rewrites import CELL_COUNT_NAMES, Rewrites, cell_counts
+from nasprof.predictors.lut.keys import key_family
 
 __all__ = ["Decomposition", "CellGraph", "SourceParts", "decomposition_from_dict", "nb201_ops"]
 
@@ -177,8 +178,6 @@ class SourceParts(Decomposition):
         self._columns = list(columns) if columns is not None else None
 
     def _parts(self, target: Any) -> dict[str, float]:
-        from nasprof.predictors.lut.predictor import key_family
-
         p = self.source.explain(target)
         self.source._check_complete(p, where="the source predictor: ")
         out: dict[str, float] = {}

@@ -117,7 +117,7 @@ _NODE_FLOOR = 0.1
 def profiler_node_cost(samples: Sequence[KernelSample], overhead_ms: float) -> float:
     """The profiler's own cost per node (ms), fitted over profiled samples with different node counts
     (Σ node times = a·(end-to-end − overhead) + δ·nodes, as for whole networks); 0 when they do not tell."""
-    from nasprof.predictors.lut.in_network import profiler_node_cost as fit_cost
+    from nasprof.predictors.calibration.in_network import profiler_node_cost as fit_cost
 
     done = [
         (s, s.own_profiled_ms) for s in samples if s.own_profiled_ms is not None and s.e2e_ms > overhead_ms

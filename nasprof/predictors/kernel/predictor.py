@@ -21,8 +21,8 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.base import Prediction, PredictionPart, Predictor
+from nasprof.predictors.calibration.kernel import Calibration
 from nasprof.predictors.forest import ForestBank, TreeEnsemble
-from nasprof.predictors.kernel.calibration import Calibration
 from nasprof.predictors.kernel.features import (
     FEATURES,
     coverage_key,
@@ -396,9 +396,9 @@ class KernelPredictor(Predictor):
         weight_cost: bool = True,
     ) -> KernelPredictor:
         """A copy calibrated on these networks (ONNX paths or kernel lists) measured end to end; see
-        ``nasprof.predictors.kernel.calibration``. Use networks other than those you validate on.
+        ``nasprof.predictors.calibration.kernel``. Use networks other than those you validate on.
         ``speed_ratio`` comes from ``measure_calibration_set`` with this predictor's ``anchors``."""
-        from nasprof.predictors.kernel.calibration import fit_calibration
+        from nasprof.predictors.calibration.kernel import fit_calibration
 
         sets = [self.isolated(n if not isinstance(n, (str, Path)) else self.kernels(n)) for n in networks]
         cal = fit_calibration(

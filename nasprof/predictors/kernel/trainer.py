@@ -142,7 +142,7 @@ def fit_kernel_predictor(
     )
     if calibrate <= 0:
         return fitted
-    from nasprof.predictors.kernel.calibration import (
+    from nasprof.predictors.calibration.rounds import (
         calibration_archs,
         measure_calibration_set,
         network_name,

@@ -18,7 +18,7 @@ family (``f_family``: ``conv``, ``mbconv``, ``dwsep``, ...; ``scale`` for a fami
 sign: a network converts layouts once at each end, where every entry paid for its own conversions). The
 weight sizes come from the table's ``params`` column (float32 weights: 4 bytes each). With profiles of the
 calibration networks, ``calibrate`` first learns a ratio ``r_key`` (in-network ÷ alone) for every key of
-the table (``nasprof.predictors.lut.in_network``); without, every ``r = 1``.
+the table (``nasprof.predictors.calibration.in_network``); without, every ``r = 1``.
 
 Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
 vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
@@ -44,8 +44,10 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.base import Prediction, PredictionPart, Predictor
+from nasprof.predictors.calibration.in_network import RATIO_RANGE, TooFewLayersError
+from nasprof.predictors.calibration.lut import fit_families
 from nasprof.predictors.kernel.features import FLOAT_BYTES
-from nasprof.predictors.lut.in_network import RATIO_RANGE, TooFewLayersError
+from nasprof.predictors.lut.keys import key_family
 from nasprof.space.arch import Arch
 from nasprof.space.layer import priced_layers
 
@@ -62,10 +64,6 @@ _STEM, _HEAD = -1, -2
 #: single scale instead of an arbitrary factor.
 _PRIOR_WEIGHT = 0.02
 
-
-def key_family(key: str) -> str:
-    """The layer family a table key belongs to: its prefix (``mbconv-input:...`` -> ``mbconv``)."""
-    return key.split("-input:", 1)[0]
 
 
 def _check_factor(name: str, value: Any) -> float:
@@ -160,9 +158,9 @@ class LutPredictor(Predictor):
 
     def layer_ms(self, key: str) -> float:
         """The calibrated in-network cost of one table entry (ms): what a layer adds to a network."""
-        return self._net_ms(key) * self.factor(key) + self.ms_per_weight_mb * self.weight_mb.get(key, 0.0)
+        return self.net_ms(key) * self.factor(key) + self.ms_per_weight_mb * self.weight_mb.get(key, 0.0)
 
-    def _net_ms(self, key: str) -> float:
+    def net_ms(self, key: str) -> float:
         """The entry without the per-call overhead, times the key's in-network ratio (1 without)."""
         return (self.entries[key] - self.overhead_ms) * self.layer_ratios.get(key, 1.0)
 
@@ -260,7 +258,7 @@ class LutPredictor(Predictor):
         self._check(arch)
         return [layer.key for layer in priced_layers(arch.layers())]
 
-    def _ids_of_keys(self, keys: Sequence[str]) -> tuple[int, ...]:
+    def ids_of_keys(self, keys: Sequence[str]) -> tuple[int, ...]:
         """Key ids of ``keys``; ``PredictorError`` names the first key the table lacks."""
         missing = [k for k in keys if k not in self._index]
         if missing:
@@ -295,7 +293,7 @@ class LutPredictor(Predictor):
                 space.stem_layers(arch.resolution, width), (3, arch.resolution, arch.resolution)
             )
             if hit is None:
-                return self._ids_of_keys(self.layer_keys(arch))
+                return self.ids_of_keys(self.layer_keys(arch))
             cache[key] = hit
         ids, shape = hit
         for i, block in enumerate(arch.blocks):
@@ -304,7 +302,7 @@ class LutPredictor(Predictor):
             if hit is None:
                 hit = self._segment(space.block_layers(i, block, shape, width), shape)
                 if hit is None:
-                    return self._ids_of_keys(self.layer_keys(arch))
+                    return self.ids_of_keys(self.layer_keys(arch))
                 cache[key] = hit
             ids += hit[0]
             shape = hit[1]
@@ -313,7 +311,7 @@ class LutPredictor(Predictor):
         if hit is None:
             hit = self._segment(space.head_layers(shape, width), shape)
             if hit is None:
-                return self._ids_of_keys(self.layer_keys(arch))
+                return self.ids_of_keys(self.layer_keys(arch))
             cache[key] = hit
         return ids + hit[0]
 
@@ -333,7 +331,7 @@ class LutPredictor(Predictor):
         if ids is not None:
             return ids
         arch = self._arch(target)
-        keys = self._arch_ids(arch) if type(arch) is Arch else self._ids_of_keys(self.layer_keys(arch))
+        keys = self._arch_ids(arch) if type(arch) is Arch else self.ids_of_keys(self.layer_keys(arch))
         ids = np.fromiter(keys, dtype=np.int64, count=len(keys))
         ids.setflags(write=False)
         self._cache[cache_key] = ids
@@ -503,7 +501,7 @@ class LutPredictor(Predictor):
             metadata=header.get("metadata"),
         )
 
-    def _copy(self, **changes: Any) -> LutPredictor:
+    def copy_with(self, **changes: Any) -> LutPredictor:
         kw: dict[str, Any] = {
             "overhead_ms": self.overhead_ms,
             "scale": self.scale,
@@ -525,15 +523,16 @@ class LutPredictor(Predictor):
 
     def with_fallback(self, fallback: Predictor | None) -> LutPredictor:
         """A copy that predicts missing keys with ``fallback`` (flagged in ``explain``'s result)."""
-        return self._copy(fallback=fallback)
+        return self.copy_with(fallback=fallback)
 
     def learn_layer_ratios(
         self, archs: Sequence[Any], measured_ms: Sequence[float], profiles: Sequence[Sequence[Any]]
     ) -> LutPredictor:
         """A copy with an in-network ratio (in-network ÷ alone) for every key of the table, learned from one
-        profiled pass per architecture and its end-to-end time (see ``nasprof.predictors.lut.in_network``).
+        profiled pass per architecture and its end-to-end time (see
+        ``nasprof.predictors.calibration.in_network``).
         Ratios are relative to the raw entries: learning again replaces them."""
-        from nasprof.predictors.lut.in_network import learn_ratios
+        from nasprof.predictors.calibration.in_network import learn_ratios
 
         return learn_ratios(self, archs, measured_ms, profiles)  # type: ignore[no-any-return]
 
@@ -581,6 +580,4 @@ class LutPredictor(Predictor):
                 "ratios were learned on all of them",
             }
             return out
-        from nasprof.predictors.lut.family_fit import fit_families
-
         return fit_families(self, archs, measured_ms, model=model, prior_weight=prior_weight)

@@ -1,4 +1,5 @@
-"""Counting and checks shared by several families: squeeze-excite and shortcuts."""
+"""Counting, checks and channel arithmetic shared by several families (and by their torch modules, which
+import it rather than the block modules): squeeze-excite, shortcuts, inner widths."""
 
 from __future__ import annotations
 
@@ -53,3 +54,37 @@ def skip_params(spec: BlockSpec) -> int:
     if spec.skip == "proj" or (spec.skip == "pool" and spec.cin != spec.cout):
         return conv_params(spec.cin, spec.cout, 1)
     return 0
+
+
+def mid_channels(spec: BlockSpec) -> int:
+    return spec.mid or round(spec.cin * spec.expand)
+
+
+def shuffle_mid(spec: BlockSpec) -> int:
+    return spec.mid or spec.cout // 4
+
+
+def input_groups(spec: BlockSpec) -> int:
+    """Groups of the first 1x1 conv."""
+    return 1 if spec.variant == "dense_in" else spec.groups
+
+
+def branch_channels(spec: BlockSpec) -> int:
+    return spec.cout - spec.cin if spec.stride == 2 else spec.cout
+
+
+def bottleneck_mid(spec: BlockSpec) -> int:
+    return spec.mid or spec.cout // 4
+
+
+def bottleneck_se(spec: BlockSpec) -> tuple[int, int]:
+    """(channels excited, squeeze width) of a bottleneck's squeeze-excite; (0, 0) without one."""
+    if not spec.se:
+        return 0, 0
+    if spec.variant == "se_out":
+        return spec.cout, max(1, int(spec.cout * spec.se))
+    return bottleneck_mid(spec), max(1, int(spec.cin * spec.se))
+
+
+def has_identity(spec: BlockSpec) -> bool:
+    return spec.stride == 1 and spec.cin == spec.cout

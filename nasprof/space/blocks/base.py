@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from nasprof.errors import SpaceError
+from nasprof.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily by build()
     import torch
@@ -246,35 +247,18 @@ class BlockFamily(abc.ABC):
         return "-".join(parts)
 
 
-class BlockRegistry:
-    """Name -> family. An object (not a module global dict) so tests can build their own."""
+class BlockRegistry(Registry["BlockFamily"]):
+    """Name -> family (``nasprof.registry.Registry``); tests can build their own."""
 
     def __init__(self) -> None:
-        self._families: dict[str, BlockFamily] = {}
+        super().__init__("block op", error=SpaceError)
 
-    def register(self, name: str, family: BlockFamily) -> None:
+    def register(self, name: str, family: Any = None, *, replace: bool = False) -> Any:
         if not name or not name.replace("_", "").isalnum() or name != name.lower():
             raise SpaceError(f"block name {name!r} must be lower-case letters, digits and underscores")
-        if name in self._families:
-            raise SpaceError(f"block {name!r} is already registered ({type(self._families[name]).__name__})")
-        self._families[name] = family
-
-    def get(self, name: str) -> BlockFamily:
-        try:
-            return self._families[name]
-        except KeyError:
-            raise SpaceError(
-                f"unknown block op {name!r}; known: {', '.join(sorted(self._families))}"
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._families)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._families
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        if name in self._items and not replace:
+            raise SpaceError(f"block {name!r} is already registered ({type(self._items[name]).__name__})")
+        return super().register(name, family, replace=replace)
 
 
 block_registry = BlockRegistry()
@@ -287,26 +271,19 @@ def register_block(name: str, registry: BlockRegistry | None = None) -> Callable
 
     def deco(cls: F) -> F:
         cls.name = name
-        (registry or block_registry).register(name, cls())
+        (registry if registry is not None else block_registry).register(name, cls())
         return cls
 
     return deco
 
 
 def get_family(name: str) -> BlockFamily:
-    if name not in block_registry:
-        _load_builtin_families()
+    # The built-in families are registered by importing the package, which Python does before this module.
     return block_registry.get(name)
 
 
 def list_blocks() -> list[str]:
-    _load_builtin_families()
     return block_registry.names()
-
-
-def _load_builtin_families() -> None:
-    # Importing the package registers every built-in family (idempotent: modules import once).
-    import nasprof.space.blocks  # noqa: F401
 
 
 def ceil_div(a: int, b: int) -> int:

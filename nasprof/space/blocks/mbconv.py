@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nasprof.space.blocks._common import check_skip, se_macs, se_params, skip_macs, skip_params
+from nasprof.space.blocks._common import (
+    check_skip,
+    mid_channels,  # noqa: F401 - re-exported
+    se_macs,
+    se_params,
+    skip_macs,
+    skip_params,
+)
 from nasprof.space.blocks.base import BlockFamily, BlockSpec, conv_macs, conv_out, conv_params, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-
-def mid_channels(spec: BlockSpec) -> int:
-    return spec.mid or round(spec.cin * spec.expand)
 
 
 @register_block("mbconv")

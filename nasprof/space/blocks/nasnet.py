@@ -298,7 +298,7 @@ class NasCell(BlockFamily):
     def build(self, spec: BlockSpec) -> torch.nn.Module:
         from nasprof.space.nn.nasnet import NasCellModule
 
-        return NasCellModule(spec)
+        return NasCellModule(spec, cell_plan(spec))
 
     def examples(self) -> list[tuple[BlockSpec, tuple[int, int, int]]]:
         g1 = "0.1.sep3.id.add_1.2.avg3.max3.concat_3.0.sep5.id.add"

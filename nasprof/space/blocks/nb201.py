@@ -218,7 +218,7 @@ class Nb201Cell(BlockFamily):
     def build(self, spec: BlockSpec) -> torch.nn.Module:
         from nasprof.space.nn.nb201 import InferCell
 
-        return InferCell(variant_ops(spec.variant), spec.cin)
+        return InferCell(variant_ops(spec.variant), spec.cin, EDGES)
 
     def examples(self) -> list[tuple[BlockSpec, tuple[int, int, int]]]:
         return [

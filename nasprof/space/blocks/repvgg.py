@@ -7,14 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nasprof.errors import SpaceError
+from nasprof.space.blocks._common import has_identity  # noqa: F401 - re-exported
 from nasprof.space.blocks.base import BlockFamily, BlockSpec, conv_macs, conv_out, conv_params, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-
-def has_identity(spec: BlockSpec) -> bool:
-    return spec.stride == 1 and spec.cin == spec.cout
 
 
 @register_block("repvgg")

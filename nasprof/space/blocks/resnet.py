@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nasprof.errors import SpaceError
-from nasprof.space.blocks._common import check_skip, skip_macs, skip_params
+from nasprof.space.blocks._common import bottleneck_mid, bottleneck_se, check_skip, skip_macs, skip_params  # noqa: F401 - re-exported
 from nasprof.space.blocks.base import (
     BlockFamily,
     BlockSpec,
@@ -71,19 +71,6 @@ class ResNetBasic(BlockFamily):
             (BlockSpec("resnet_basic", 8, 8, kernel=3, skip="id"), (8, 8, 8)),
             (BlockSpec("resnet_basic", 8, 16, kernel=3, stride=2, skip="proj"), (8, 9, 9)),
         ]
-
-
-def bottleneck_mid(spec: BlockSpec) -> int:
-    return spec.mid or spec.cout // 4
-
-
-def bottleneck_se(spec: BlockSpec) -> tuple[int, int]:
-    """(channels excited, squeeze width) of a bottleneck's squeeze-excite; (0, 0) without one."""
-    if not spec.se:
-        return 0, 0
-    if spec.variant == "se_out":
-        return spec.cout, max(1, int(spec.cout * spec.se))
-    return bottleneck_mid(spec), max(1, int(spec.cin * spec.se))
 
 
 @register_block("resnet_bottleneck")

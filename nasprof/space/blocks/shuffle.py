@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nasprof.errors import SpaceError
+from nasprof.space.blocks._common import branch_channels, input_groups, shuffle_mid  # noqa: F401 - re-exported
 from nasprof.space.blocks.base import (
     BlockFamily,
     BlockSpec,
@@ -22,19 +23,6 @@ from nasprof.space.blocks.base import (
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-
-def shuffle_mid(spec: BlockSpec) -> int:
-    return spec.mid or spec.cout // 4
-
-
-def input_groups(spec: BlockSpec) -> int:
-    """Groups of the first 1x1 conv."""
-    return 1 if spec.variant == "dense_in" else spec.groups
-
-
-def branch_channels(spec: BlockSpec) -> int:
-    return spec.cout - spec.cin if spec.stride == 2 else spec.cout
 
 
 @register_block("shuffle")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasprof.space.blocks._common import branch_channels, input_groups, mid_channels, shuffle_mid
 from nasprof.space.blocks.base import BlockSpec
-from nasprof.space.blocks.mbconv import mid_channels
-from nasprof.space.blocks.shuffle import branch_channels, input_groups, shuffle_mid
 from nasprof.space.nn.common import ConvBN, Residual, make_act, make_se
 
 

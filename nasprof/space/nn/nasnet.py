@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
 from nasprof.space.blocks.base import BlockSpec
-from nasprof.space.blocks.nasnet import cell_plan
 from nasprof.space.nn.common import ConvBN
 
 
@@ -75,9 +76,10 @@ class NasCellModule(nn.Module):
     """One ``nasnet_cell``: input ``concat(s1, s0)`` (or one tensor used as both), output
     ``concat(unused states, carry)``."""
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(self, spec: BlockSpec, plan: dict[str, Any]) -> None:
+        # ``plan`` is ``nasprof.space.blocks.nasnet.cell_plan(spec)``, handed over by the block so this
+        # torch side never imports the spec side (which imports it lazily to build).
         super().__init__()
-        plan = cell_plan(spec)
         self.s1, self.mid = plan["s1"], spec.mid
         self.pre0 = NasOpModule(plan["pre0"]) if plan["pre0"] is not None else None
         self.pre1 = NasOpModule(plan["pre1"])

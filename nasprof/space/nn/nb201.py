@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasprof.space.blocks.nb201 import EDGES
 from nasprof.space.nn.common import ConvBN
 
 
@@ -46,10 +45,11 @@ def make_op(op: str, c: int) -> nn.Module:
 class InferCell(nn.Module):
     """Node j = Python ``sum`` over i < j of ``op_{i->j}(node i)`` (so ``0 + ...``, as the reference sums)."""
 
-    def __init__(self, ops: tuple[str, ...], c: int) -> None:
+    def __init__(self, ops: tuple[str, ...], c: int, edges: tuple[tuple[int, int], ...]) -> None:
+        # ``edges`` are ``nasprof.space.blocks.nb201.EDGES``, handed over by the block (no import back).
         super().__init__()
         self.edges = nn.ModuleList(make_op(op, c) for op in ops)
-        self.reads = [[(k, i) for k, (i, t) in enumerate(EDGES) if t == j] for j in (1, 2, 3)]
+        self.reads = [[(k, i) for k, (i, t) in enumerate(edges) if t == j] for j in (1, 2, 3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]

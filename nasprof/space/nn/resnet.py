@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasprof.space.blocks._common import bottleneck_mid, bottleneck_se, has_identity
 from nasprof.space.blocks.base import BlockSpec
-from nasprof.space.blocks.repvgg import has_identity
-from nasprof.space.blocks.resnet import bottleneck_mid, bottleneck_se
 from nasprof.space.nn.common import ConvBN, Residual, SqueezeExcite, bn_affine, make_act
 
 

@@ -6,7 +6,6 @@ follow the reference implementations (torchvision, TF MnasNet, the papers); see 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,54 +14,39 @@ from nasprof.space.network import Network
 
 __all__ = ["register_preset", "get_preset", "list_presets", "resolve_model", "PresetFn"]
 
-PresetFn = Callable[..., Network]
-_PRESETS: dict[str, PresetFn] = {}
-
-
-def register_preset(name: str) -> Callable[[PresetFn], PresetFn]:
-    def deco(fn: PresetFn) -> PresetFn:
-        if name in _PRESETS:
-            raise SpaceError(f"preset {name!r} is already registered")
-        _PRESETS[name] = fn
-        return fn
-
-    return deco
-
-
-def _load() -> None:
-    from nasprof.space.presets import (  # noqa: F401 - registration side effect
-        efficientnet,
-        mnasnet,
-        mobilenet,
-        regnet,
-        repvgg,
-        resnet,
-        shufflenet,
-        squeezenet,
-    )
+# Importing the preset modules registers them (their names are the registry's).
+from nasprof.space.presets import (  # noqa: E402, F401 - registration side effect
+    efficientnet,
+    mnasnet,
+    mobilenet,
+    regnet,
+    repvgg,
+    resnet,
+    shufflenet,
+    squeezenet,
+)
+from nasprof.space.presets._registry import PresetFn, preset_registry, register_preset  # noqa: E402
 
 
 def list_presets() -> list[str]:
-    _load()
-    return sorted(_PRESETS)
+    return preset_registry.names()
 
 
 def get_preset(name: str, width: float = 1.0, resolution: int = 224, **options: Any) -> Network:
     """Build preset ``name``. ``options`` are preset-specific (e.g. ``last_channel`` for mobilenet_v2,
     ``groups`` for shufflenet_v1, ``num_classes`` for all)."""
-    _load()
-    if name not in _PRESETS:
-        raise SpaceError(f"unknown preset {name!r}; known: {', '.join(sorted(_PRESETS))}")
+    if name not in preset_registry:
+        raise SpaceError(f"unknown preset {name!r}; known: {', '.join(preset_registry.names())}")
     if not isinstance(resolution, int) or not 16 <= resolution <= 2048:
         raise SpaceError(f"resolution must be an integer in [16, 2048], got {resolution!r}")
     if not 0.1 <= width <= 4.0:
         raise SpaceError(f"width multiplier must be in [0.1, 4.0], got {width!r}")
     try:
-        net = _PRESETS[name](width=width, resolution=resolution, **options)
+        net = preset_registry.get(name)(width=width, resolution=resolution, **options)
     except TypeError as exc:
         import inspect
 
-        accepted = set(inspect.signature(_PRESETS[name]).parameters) - {"width", "resolution"}
+        accepted = set(inspect.signature(preset_registry.get(name)).parameters) - {"width", "resolution"}
         unknown = sorted(set(options) - accepted)
         if unknown:
             flag = "--" + unknown[0].replace("_", "-")
@@ -82,8 +66,7 @@ def resolve_model(
     """
     from nasprof.space.arch import Arch
 
-    _load()
-    if text in _PRESETS:
+    if text in preset_registry:
         return get_preset(
             text,
             width=1.0 if width is None else width,
@@ -100,7 +83,7 @@ def resolve_model(
         arch = Arch.from_json(Path(text))
     else:
         raise SpaceError(
-            f"unknown preset {text!r}; known: {', '.join(sorted(_PRESETS))} (or pass an "
+            f"unknown preset {text!r}; known: {', '.join(preset_registry.names())} (or pass an "
             "architecture string SPACE:RES:WIDTH|... or a JSON file)"
         )
     if options:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nasprof.space.blocks.base import BlockSpec, make_divisible
 from nasprof.space.network import Network
-from nasprof.space.presets import register_preset
+from nasprof.space.presets._registry import register_preset
 from nasprof.space.presets._util import classifier, mbconv
 
 # (expand, kernel, stride, out, repeats)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nasprof.errors import SpaceError
 from nasprof.space.blocks.base import BlockSpec, make_divisible
 from nasprof.space.network import Network
-from nasprof.space.presets import register_preset
+from nasprof.space.presets._registry import register_preset
 from nasprof.space.presets._util import classifier
 
 __all__ = ["RegNetParams", "regnet_stages", "regnet_network"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nasprof.space.blocks.base import BlockSpec
 from nasprof.space.network import Network
-from nasprof.space.presets import register_preset
+from nasprof.space.presets._registry import register_preset
 from nasprof.space.presets._util import classifier
 
 DEPTHS = (2, 4, 14, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nasprof.space.blocks.base import BlockSpec, make_divisible
 from nasprof.space.network import Network
-from nasprof.space.presets import register_preset
+from nasprof.space.presets._registry import register_preset
 from nasprof.space.presets._util import classifier
 
 STEM_POOL = BlockSpec("maxpool", 64, 64, kernel=3, stride=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from nasprof.errors import SpaceError
 from nasprof.space.blocks.base import BlockSpec, make_divisible
 from nasprof.space.network import Network
-from nasprof.space.presets import register_preset
+from nasprof.space.presets._registry import register_preset
 from nasprof.space.presets._util import classifier
 
 #: Stage-2 width per group count (Table 1 of the paper); stages 3 and 4 double it.

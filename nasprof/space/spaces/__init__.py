@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nasprof.errors import SpaceError
+from nasprof.space.registry import get_space, list_spaces, register_space
 from nasprof.space.spaces.base import Space
 from nasprof.space.spaces.mnasnet import MnasBlock, MnasNetSpace
 from nasprof.space.spaces.mobilenetv2 import Mbv2Stage, MobileNetV2Space
@@ -25,17 +25,5 @@ __all__ = [
     "list_spaces",
 ]
 
-_SPACES: dict[str, Space] = {
-    s.name: s for s in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace(), NasNetSpace(), Nb201Space())
-}
-
-
-def get_space(name: str) -> Space:
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise SpaceError(f"unknown search space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
-
-
-def list_spaces() -> list[str]:
-    return sorted(_SPACES)
+for _space in (MnasNetSpace(), MobileNetV2Space(), RegNetSpace(), NasNetSpace(), Nb201Space()):
+    register_space(_space)

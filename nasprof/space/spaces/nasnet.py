@@ -40,6 +40,7 @@ from nasprof.space.blocks.nasnet import (
 )
 from nasprof.space.layer import Layer, shared_layer
 from nasprof.space.network import Network
+from nasprof.space.registry import get_space
 from nasprof.space.spaces.base import Space, as_rng, chain_layers, dedupe_layers
 
 __all__ = ["NasNetSpace", "NASNET_A_NORMAL", "NASNET_A_REDUCTION", "nasnet_a_arch"]
@@ -86,8 +87,6 @@ class NasNetSpace(Space):
 
     @staticmethod
     def _instance() -> NasNetSpace:
-        from nasprof.space.spaces import get_space
-
         space = get_space("nasnet")
         assert isinstance(space, NasNetSpace)
         return space

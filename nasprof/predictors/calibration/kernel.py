@@ -22,15 +22,13 @@ and random networks of the whole block zoo, never the networks it is judged on.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from nasprof.errors import InputError, PredictorError
+from nasprof.errors import PredictorError
 from nasprof.predictors.kernel.features import kernel_bytes, weight_bytes
 from nasprof.predictors.kernel.split import Kernel
 
@@ -42,20 +40,11 @@ __all__ = [
     "Calibration",
     "calibration_group",
     "fit_calibration",
-    "calibration_archs",
-    "network_name",
-    "CalibrationSet",
-    "measure_calibration_set",
 ]
 
 #: Name of the grouping rule below; a file fitted with another rule is refused (its groups mean other
 #: kernels).
 GROUPING = "v2"
-#: Spaces, resolutions and widths the calibration architectures cycle through: varied feature-map and
-#: channel sizes, so the factors do not fit one operating point.
-_SPACES = ("mnasnet", "mobilenetv2")
-_RESOLUTIONS = (160, 192, 224)
-_WIDTHS = (0.75, 1.0)
 
 Progress = Callable[[int, int, str], None]
 
@@ -276,112 +265,3 @@ def fit_calibration(
     )
 
 
-def calibration_archs(samples: int, seed: int = 1000) -> list[Any]:
-    """``samples`` networks: every other one a random block-zoo network (``nasprof.space.zoo``), the rest
-    architectures cycling through the calibration spaces, resolutions and widths.
-
-    Why the zoo: calibrated on mnasnet/mobilenetv2 samples alone, the factors carry what mobile networks
-    do to isolated kernels onto every other family. On 30 held-out zoo networks that calibration put 70%
-    within ±10% (RMSPE 9.6%); half mobile, half zoo (12 + 12) put 83% (7.9%), and the presets 90% (5.5%,
-    against 6.7%), one fit, all measured in one interleaved pass."""
-    from nasprof.space import get_space
-    from nasprof.space.zoo import sample_zoo_network
-
-    if samples < 2:
-        raise InputError(f"--calibrate needs at least 2 architectures, got {samples}")
-    rng = np.random.default_rng(seed)
-    zoo_rng = np.random.default_rng([seed, 1])  # a stream of its own, independent of the space samples
-    combos = [(s, r, w) for s in _SPACES for r in _RESOLUTIONS for w in _WIDTHS]
-    out: list[Any] = []
-    for i in range(samples):
-        if i % 2 == 1:
-            out.append(sample_zoo_network(zoo_rng, index=i))
-            continue
-        space, res, width = combos[(i // 2) % len(combos)]
-        out += get_space(space).sample(1, seed=rng, resolution=res, width=width)
-    return out
-
-
-def network_name(net: Any) -> str:
-    """The name a calibration network is listed under: an architecture's string, or a zoo network's name."""
-    return str(net.to_string()) if hasattr(net, "to_string") else str(net.name)
-
-
-class CalibrationSet(NamedTuple):
-    """What ``measure_calibration_set`` measured: per calibration network its kernels and end-to-end
-    median, the device's speed ratio, and the measurements of the ``also`` models, in their order."""
-
-    kernels: list[list[Kernel]]
-    measured_ms: list[float]
-    speed_ratio: float
-    also: list[Any]
-
-
-def measure_calibration_set(
-    archs: Sequence[Any],
-    split: Callable[[Path], list[Kernel]],
-    device: str,
-    spec: Any,
-    *,
-    progress: Progress | None = None,
-    anchors: Sequence[tuple[Kernel, float]] = (),
-    also: Sequence[Path] = (),
-    seed: int = 0,
-) -> CalibrationSet:
-    """Export each architecture, split it into kernels with ``split`` (the predictor's own rules) and
-    measure it end to end on ``device``, in interleaved rounds (``spec.sessions`` of them; see
-    ``nasprof.profiler.interleave``).
-
-    ``anchors`` are (kernel, end-to-end ms when sampled) pairs from the predictor's training
-    (``KernelPredictor.anchors``). Their one-kernel models run in the same rounds, and the median of
-    (now ÷ then) is returned as the speed ratio (1.0 without anchors). Why: this shared VM's speed moved by
-    up to 15% between the kernel sampling and a calibration pass minutes later; with convs never rescaled,
-    the other groups' factors absorbed that shift (dwconv 0.79-1.55 over four fits) and carried it to
-    networks of other shapes.
-
-    ``also`` are ONNX files to measure in the same rounds (``validate --calibrate``: the networks judged),
-    so calibration and judged networks see one machine state, as the lookup tables' calibration does."""
-    from nasprof.devices import get_device
-    from nasprof.predictors.kernel.sampling import build_kernel_model
-    from nasprof.profiler.interleave import measure_interleaved
-    from nasprof.space import export_many
-
-    backend = get_device(device)
-    with tempfile.TemporaryDirectory(prefix="nasprof-kcal-") as tmp:
-        paths = export_many(archs, tmp)
-        kernels = [split(path) for path in paths]
-        anchor_paths = [
-            build_kernel_model(k, Path(tmp) / f"anchor{i}.onnx") for i, (k, _) in enumerate(anchors)
-        ]
-        ms = measure_interleaved(backend, [*paths, *anchor_paths, *also], spec, progress=progress, seed=seed)
-    nets = [m.median_ms for m in ms[: len(paths)]]
-    done = ms[len(paths) : len(paths) + len(anchor_paths)]
-    ratios = [m.median_ms / then for m, (_, then) in zip(done, anchors, strict=True) if then > 0]
-    return CalibrationSet(
-        kernels, nets, float(np.median(ratios)) if ratios else 1.0, ms[len(paths) + len(anchor_paths) :]
-    )
-
-
-def calibrate_in_rounds(
-    predictor: Any,
-    archs: Sequence[Any],
-    judged: Sequence[Path],
-    device: str,
-    spec: Any,
-    seed: int,
-    progress: Progress | None,
-    weight_cost: bool = True,
-) -> tuple[Any, list[Any], dict[str, Any]]:
-    """Calibrate a ``KernelPredictor`` on ``archs`` (``calibration_archs``) measured in the same interleaved
-    rounds as the ``judged`` networks and the predictor's anchor kernels. Returns (calibrated predictor,
-    measurements of ``judged``, calibration info)."""
-    cs = measure_calibration_set(
-        archs, predictor.kernels, device, spec, progress=progress, anchors=predictor.anchors, also=judged,
-        seed=seed,
-    )
-    out = predictor.calibrate(
-        cs.kernels, cs.measured_ms, names=[network_name(a) for a in archs], speed_ratio=cs.speed_ratio,
-        weight_cost=weight_cost,
-    )
-    cal = out.calibration  # its info already holds the speed ratio
-    return out, cs.also, {**cal.info, "ms_per_weight_mb": cal.ms_per_weight_mb, "factors": dict(cal.factors)}

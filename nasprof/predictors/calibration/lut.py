@@ -11,6 +11,7 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.base import error_summary
+from nasprof.predictors.lut.keys import key_family
 
 __all__ = ["fit_families"]
 
@@ -19,8 +20,6 @@ def fit_families(lut: Any, archs: Sequence[Any], measured_ms: Sequence[float], *
                  prior_weight: float) -> Any:
     """``lut`` (a ``LutPredictor``) calibrated on ``archs`` and their measured latencies; ``model`` is
     ``"scale"`` or ``"families"`` as ``LutPredictor.calibrate`` documents."""
-    from nasprof.predictors.lut.predictor import key_family
-
     if model not in ("scale", "families"):
         raise PredictorError(f"unknown calibration model {model!r}; use 'scale' or 'families'")
     if len(archs) != len(measured_ms) or not archs:
@@ -29,14 +28,14 @@ def fit_families(lut: Any, archs: Sequence[Any], measured_ms: Sequence[float], *
     if not np.all(np.isfinite(m)) or np.any(m <= lut.overhead_ms):
         raise PredictorError("calibration measurements must be finite and above the per-call overhead")
     keys = [lut.layer_keys(a) for a in archs]
-    lut._ids_of_keys([k for ks in keys for k in ks])  # names a key the table lacks
+    lut.ids_of_keys([k for ks in keys for k in ks])  # names a key the table lacks
     families = sorted({key_family(k) for ks in keys for k in ks})
     # Design: per network, Σ (entry − overhead) per family, then Σ weight MB.
     col = {g: i for i, g in enumerate(families)}
     x = np.zeros((len(archs), len(families) + 1))
     for r, ks in enumerate(keys):
         for k in ks:
-            x[r, col[key_family(k)]] += lut._net_ms(k)
+            x[r, col[key_family(k)]] += lut.net_ms(k)
             x[r, -1] += lut.weight_mb.get(k, 0.0)
     y = m - lut.overhead_ms
     before = x[:, :-1].sum(axis=1) + lut.overhead_ms
@@ -76,7 +75,7 @@ def fit_families(lut: Any, archs: Sequence[Any], measured_ms: Sequence[float], *
     scale, beta = fit(np.arange(len(m)))
     loo = np.array([held_out(i) for i in range(len(m))]) if len(m) > 1 else None
     factors = {families[i]: float(np.clip(beta[i], 0.2, 5.0)) for i in varying}
-    out = lut._copy(
+    out = lut.copy_with(
         scale=float(np.clip(scale, 0.2, 5.0)),
         group_factors=factors if model == "families" else {},
         ms_per_weight_mb=float(beta[-2]),

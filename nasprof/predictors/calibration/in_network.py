@@ -237,7 +237,7 @@ def learn_ratios(lut: Any, archs: Sequence[Any], measured_ms: Sequence[float],
         observed += zip(lut.layer_keys(arch), times, strict=True)
     alone = {k: e - lut.overhead_ms for k, e in lut.entries.items()}
     ratios, info = fit_layer_ratios(observed, alone, lut.weight_mb)
-    out = lut._copy(layer_ratios=ratios)
+    out = lut.copy_with(layer_ratios=ratios)
     out.training_error = {
         **lut.training_error,
         "in_network": {"networks": len(parsed), "profiler_node_cost_ms": delta, **info},
