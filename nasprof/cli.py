@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from nasprof.commands import (
+    _validate,
     check_mobile,
     compare,
     devices,
@@ -53,6 +54,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help is plain text: `pip install 'nasprof[optuna]'` must not lose `[optuna]` to rich markup.
+    rich_markup_mode=None,
 )
 app.command("measure")(measure.measure_cmd)
 app.command("compare")(compare.compare_cmd)
@@ -71,6 +74,10 @@ app.add_typer(table.table_app, name="table")
 app.add_typer(predictor.predictor_app, name="predictor")
 app.add_typer(devices.devices_app, name="devices")
 app.add_typer(measurements_app, name="measurements")
+
+
+# Every command's numeric options pass one set of rules before its body runs (commands/_validate.py).
+_validate.install(app)
 
 
 def _version_callback(value: bool) -> None:

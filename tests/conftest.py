@@ -68,3 +68,9 @@ def host_rules() -> object:
     from nasprof.predictors.kernel.probe import probe_rules
 
     return probe_rules("cpu").rules
+
+
+#: One typer test runner for every CLI test (it keeps no state between ``invoke`` calls).
+from typer.testing import CliRunner  # noqa: E402
+
+cli_runner = CliRunner()

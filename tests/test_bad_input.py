@@ -20,16 +20,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_conv_model
+from conftest import cli_runner, make_conv_model
+from conftest import cli_runner as runner
 from onnx import TensorProto, helper, numpy_helper
-from typer.testing import CliRunner
 
 from nasprof.cli import app
 from nasprof.space import get_space
 from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.builder import layer_entry_fields
-
-runner = CliRunner()
+from nasprof.tables.build_layers import layer_entry_fields
 
 
 def _sums(paths: Sequence[Path]) -> dict[str, str]:
@@ -262,7 +260,7 @@ def test_counts_above_their_ceiling_are_refused_at_once(args: list[str], model: 
     (["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db", "{db}", "--limit", "0"],
      "--limit must be at least 1"),
     (["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db", "{db}",
-      "--time-per-entry", "-1"], "--time-per-entry must be >= 0"),
+      "--time-per-entry", "-1"], "--time-per-entry must be seconds (0: --runs for every entry) >= 0"),
     (["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db", "{db}", "--max-runs", "1"],
      "--max-runs 1 is below"),
 ])
@@ -303,7 +301,7 @@ def test_sigterm_stops_a_build_like_ctrl_c(tmp_path: Path) -> None:
 
 def test_ray_paths_without_ray_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
-    r = CliRunner().invoke(app, ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db",
+    r = cli_runner.invoke(app, ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db",
                                  str(tmp_path / "t.db"), "--device", "pixel-*", "--ray", "auto"])
     assert r.exit_code == 2 and "pip install 'nasprof[ray]'" in r.stderr, r.output
     assert not (tmp_path / "t.db").exists()

@@ -323,3 +323,14 @@ OrtStyleOption = Annotated[
     str, typer.Option("--ort-style", help="ORT format: optimisation style: fixed (applied here) or runtime "
                                           "(applied by the phone's minimal build).")
 ]
+
+
+#: ``--board``: a microcontroller board whose memory a network must fit (``search``, ``space quality``,
+#: ``space edf``, ``scale``); ``--device`` always names a device to measure on.
+BoardOption = Annotated[
+    str | None, typer.Option("--board", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+]
+#: ``predict --expect-device``: refuse a predictor fitted for another device.
+ExpectDeviceOption = Annotated[
+    str | None, typer.Option("--expect-device", help="Refuse a predictor fitted for another device.")
+]

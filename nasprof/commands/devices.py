@@ -22,7 +22,8 @@ from nasprof.commands._common import (
     warn,
 )
 
-devices_app = typer.Typer(help="Named devices: add, list, check.", no_args_is_help=True)
+devices_app = typer.Typer(help="Named devices: add, remove, list, check, probe.", no_args_is_help=True,
+                          rich_markup_mode=None)
 
 
 @devices_app.command("add")

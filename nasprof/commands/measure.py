@@ -228,61 +228,66 @@ def measure_cmd(
         check_set_name(record)
 
     opts = {**_parse_options(option), **_mcu_options(memory_model, runtime, allow_partial)}
-    if plot is not None:  # refuse before timing anything: only board estimates have a memory profile
-        from nasprof.devices import get_device
-        from nasprof.devices.mcu import McuBackend
-        from nasprof.errors import InputError
+    thread_list = _check_measure_flags(device, plot, top, threads, per_node, record)
+    common = dict(warmup=warmup, runs=runs, sessions=sessions, input_shapes=list(input_shape or []),
+                  opt_level=opt_level, seed=seed, target_rel_ci=target_ci, max_runs=max_runs,
+                  int_range=_parse_int_range(int_range), options=opts)
+    if thread_list is not None and len(thread_list) > 1:
+        from nasprof.devices.api import measure_sweep
 
-        if not isinstance(get_device(device), McuBackend):
-            raise InputError("--plot draws a microcontroller memory profile; use it with a board device "
-                             "(e.g. --device stm32f746)")
+        with _ProgressBar() as bar, progress_to(bar):
+            sweep = measure_sweep(model, thread_list, device=device, **common)  # type: ignore[arg-type]
+        _render_sweep(model, thread_list, sweep, json_path)
+        return
+    with _ProgressBar() as bar, progress_to(bar):
+        m = nasprof.measure(model, device=device, threads=thread_list[0] if thread_list else None,  # type: ignore[arg-type]
+                            per_node=per_node, per_node_runs=per_node_runs, **common)
+    if not to_stdout(json_path):
+        render_measurement(m, model, top=top)
+    if record is not None:
+        _record(record, model, m)
+    _emit_measurement(m, plot, json_path)
+
+
+def _check_measure_flags(device: str | None, plot: Path | None, top: int, threads: str | None,
+                         per_node: bool, record: str | None) -> list[int] | None:
+    """Refuse flag combinations before timing anything; the thread counts of --threads (None: not given)."""
+    from nasprof.devices import get_device
+    from nasprof.devices.mcu import McuBackend
     from nasprof.errors import InputError
 
+    if plot is not None and not isinstance(get_device(device or "cpu"), McuBackend):
+        raise InputError("--plot draws a microcontroller memory profile; use it with a board device "
+                         "(e.g. --device stm32f746)")
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG; give a path ending in .png, got {str(plot)!r}")
     if top < 1:  # a negative slice would show all nodes but the last ones
         raise InputError(f"--top must be at least 1, got {top}")
     thread_list = parse_count_list(threads)
-    if thread_list is not None and device is not None:
-        from nasprof.devices import get_device
-        from nasprof.devices.mcu import McuBackend
+    if thread_list is not None and device is not None and isinstance(get_device(device), McuBackend):
+        # one core, nothing run: the flag would be ignored
+        raise InputError(f"--threads means nothing to a microcontroller estimate ({device} has one core "
+                         "and nothing is run); drop --threads")
+    if thread_list is not None and len(thread_list) > 1 and (per_node or plot is not None or record):
+        raise InputError("a --threads sweep gives one summary per count; measure one count for "
+                         "--per-node, --plot or --record")
+    return thread_list
 
-        if isinstance(get_device(device), McuBackend):  # one core, nothing run: the flag would be ignored
-            raise InputError(f"--threads means nothing to a microcontroller estimate ({device} has one core "
-                             "and nothing is run); drop --threads")
-    if thread_list is not None and len(thread_list) > 1:
-        if per_node or plot is not None or record is not None:
-            raise InputError("a --threads sweep gives one summary per count; measure one count for "
-                             "--per-node, --plot or --record")
-        sweep = []
-        with _ProgressBar() as bar, progress_to(bar):
-            for t in thread_list:
-                sweep.append(nasprof.measure(
-                    model, device=device, threads=t, warmup=warmup, runs=runs, sessions=sessions,
-                    input_shapes=list(input_shape or []), opt_level=opt_level, seed=seed,
-                    target_rel_ci=target_ci, max_runs=max_runs, int_range=_parse_int_range(int_range),
-                    options=opts,
-                ))
-        _render_sweep(model, thread_list, sweep, json_path)
-        return
-    with _ProgressBar() as bar, progress_to(bar):
-        m = nasprof.measure(
-            model, device=device, threads=thread_list[0] if thread_list else None, warmup=warmup, runs=runs,
-            sessions=sessions,
-            input_shapes=list(input_shape or []), per_node=per_node, per_node_runs=per_node_runs,
-            opt_level=opt_level, seed=seed, target_rel_ci=target_ci, max_runs=max_runs,
-            int_range=_parse_int_range(int_range), options=opts,
-        )
-    if not to_stdout(json_path):
-        render_measurement(m, model, top=top)
-    if record is not None:
-        if m.estimated:
-            raise InputError("--record stores measured latencies, and this is an estimate; drop --record")
-        from nasprof.tables.measurements import record_measurement
 
-        rec = record_measurement(record, model, m.samples_ms, {**m.metadata, "device": m.device,
-                                                               "backend": m.backend})
-        err_console.print(f"recorded in {rec.label}", highlight=False)
+def _record(name: str, model: Path, m: Any) -> None:
+    """``measure --record NAME``: the samples into measurement set NAME (a new version)."""
+    from nasprof.errors import InputError
+    from nasprof.tables.measurements import record_measurement
+
+    if m.estimated:
+        raise InputError("--record stores measured latencies, and this is an estimate; drop --record")
+    rec = record_measurement(name, model, m.samples_ms,
+                             {**m.metadata, "device": m.device, "backend": m.backend})
+    err_console.print(f"recorded in {rec.label}", highlight=False)
+
+
+def _emit_measurement(m: Any, plot: Path | None, json_path: Path | None) -> None:
+    """The board's memory plot and the JSON document (an MCU estimate's report fields at the top level)."""
     mcu = m.memory if m.estimated and (m.memory or {}).get("kind") == "nasprof.mcu_estimate" else None
     if plot is not None and mcu is not None:
         from nasprof.devices.mcu.plot import plot_memory_profile

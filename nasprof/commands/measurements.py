@@ -21,7 +21,8 @@ from nasprof.commands._common import (
 )
 
 measurements_app = typer.Typer(
-    help="Latencies of whole networks measured elsewhere: import, show, list, export.", no_args_is_help=True
+    help="Latencies of whole networks measured elsewhere: import, show, list, export.", no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 #: ``--store PATH``: the measurement store (default ``$NASPROF_HOME/measurements.db``).
@@ -167,7 +168,8 @@ def show_cmd(
 def list_cmd(store: StoreOption = None, json_path: JsonOption = None) -> None:
     """Every stored set and version: networks, device, when imported."""
     check_outputs({"--json": json_path}, [store])
-    from nasprof.tables.measurements import default_store, list_measurement_sets
+    from nasprof.tables.measurement_store import default_store
+    from nasprof.tables.measurements import list_measurement_sets
 
     infos = list_measurement_sets(store)
     if emit_json(json_path, {"store": str(store or default_store()), "sets": [i.to_dict() for i in infos]}):
@@ -194,7 +196,8 @@ def export_cmd(
     store: StoreOption = None,
 ) -> None:
     """Write a set's rows to CSV (provenance in FILE.meta.json beside it) or Parquet (provenance inside)."""
-    from nasprof.tables.measurements import default_store, export_measurement_set
+    from nasprof.tables.measurement_store import default_store
+    from nasprof.tables.measurements import export_measurement_set
 
     check_outputs({"--output": out}, [store or default_store()])
     written = export_measurement_set(ref, out, store=store)

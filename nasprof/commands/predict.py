@@ -17,6 +17,7 @@ from nasprof.commands._arch_options import (
     SpaceOption,
 )
 from nasprof.commands._common import (
+    ExpectDeviceOption,
     JsonOption,
     _fmt_ms,
     check_outputs,
@@ -49,9 +50,7 @@ def predict_cmd(
     outputs: OutputsOption = None,
     cell_channels: CellChannelsOption = None,
     cells_per_stage: CellsPerStageOption = None,
-    device: Annotated[
-        str | None, typer.Option("--device", "-d", help="Refuse a predictor for another device.")
-    ] = None,
+    device: ExpectDeviceOption = None,
     fallback: Annotated[
         Path | None, typer.Option(help="Kernel predictor for layers missing from a LUT (flagged).")
     ] = None,
@@ -93,9 +92,7 @@ def predict_cmd(
     _refit_warning(p)
     _rules_check(p, strict)
     if fallback is not None:
-        if p.kind != "lut":
-            raise InputError("--fallback applies to lookup-table predictors only")
-        p = p.with_fallback(Predictor.load(fallback, device=p.device))  # type: ignore[attr-defined]
+        p = p.with_fallback(Predictor.load(fallback, device=p.device))
     if target.endswith(".onnx") and not Path(target).is_file():
         raise InputError(f"model {target} does not exist")
     result = p.explain(arch_target)
@@ -103,7 +100,7 @@ def predict_cmd(
     if not emit_json(json_out, doc):
         by_kind: dict[str, list[float]] = {}
         for part in result.parts:
-            by_kind.setdefault(part.kind if p.kind == "kernel" else part.source, []).append(part.latency_ms)
+            by_kind.setdefault(p.part_group(part), []).append(part.latency_ms)
         t = Table(title=f"{Path(target).name if target.endswith('.onnx') else 'architecture'} on {p.device}")
         for col in ("part", "count", "ms"):
             t.add_column(col, justify="left" if col == "part" else "right")

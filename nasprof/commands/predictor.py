@@ -30,7 +30,8 @@ from nasprof.commands._common import (
     warn,
 )
 
-predictor_app = typer.Typer(help="Latency predictors: fit, adapt and inspect.", no_args_is_help=True)
+predictor_app = typer.Typer(help="Latency predictors: fit, adapt, show.", no_args_is_help=True,
+                            rich_markup_mode=None)
 
 
 #: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
@@ -177,7 +178,7 @@ def _rules_check(p: Any, strict: bool) -> None:
     ``--strict`` an error."""
     from nasprof.errors import PredictorError
 
-    for msg in p.compatibility() if p.kind == "kernel" else []:
+    for msg in p.compatibility():
         if strict:
             raise PredictorError(f"{msg} (--strict)")
         warn(f"{msg}")

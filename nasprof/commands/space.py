@@ -17,6 +17,7 @@ from nasprof.commands._arch_options import (
     nb201_options,
 )
 from nasprof.commands._common import (
+    BoardOption,
     ForceOption,
     JsonOption,
     OptLevelOption,
@@ -30,7 +31,8 @@ from nasprof.commands._common import (
     err_console,
 )
 
-space_app = typer.Typer(help="Search spaces: list, show, sample.", no_args_is_help=True)
+space_app = typer.Typer(help="Search spaces: list, show, sample, layers, quality, edf, ops-config.",
+                        no_args_is_help=True, rich_markup_mode=None)
 
 
 @space_app.command("list")
@@ -222,9 +224,7 @@ def space_quality_cmd(
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Models sampled per grid cell.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
-    device: Annotated[
-        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
-    ] = None,
+    device: BoardOption = None,
     predictor: PredictorsOption = None,
     target_ms: Annotated[
         float | None, typer.Option("--target-ms", help="Latency limit in milliseconds (needs --predictor).")
@@ -290,7 +290,7 @@ def space_quality_cmd(
 @space_app.command("edf")
 def space_edf_cmd(
     spaces: Annotated[str, typer.Option("--spaces", help="Two or more space names, comma-separated.")],
-    metric: Annotated[str, typer.Option("--metric", help="macs, params, sram (needs --device) or latency "
+    metric: Annotated[str, typer.Option("--metric", help="macs, params, sram (needs --board) or latency "
                                                          "(needs a --predictor per space).")] = "macs",
     n: Annotated[int, typer.Option("--n", help="Models sampled per space.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same samples.")] = 0,
@@ -298,7 +298,7 @@ def space_edf_cmd(
         help="Input resolution (default: each space's; for latency, its predictor's).")] = None,
     width: Annotated[float, typer.Option(help="Global width multiplier.")] = 1.0,
     device: Annotated[
-        str | None, typer.Option("--device", help="MCU board whose SRAM the sram metric uses (stm32f746).")
+        str | None, typer.Option("--board", help="MCU board whose SRAM the sram metric uses (stm32f746).")
     ] = None,
     predictor: PredictorsOption = None,
     json_out: JsonOption = None,

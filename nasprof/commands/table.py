@@ -26,7 +26,8 @@ from nasprof.commands._common import (
 )
 
 table_app = typer.Typer(
-    help="Latency lookup tables: build, show, export, import, merge.", no_args_is_help=True
+    help="Latency lookup tables: build, show, export, import, merge.", no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -114,7 +115,7 @@ def table_build_cmd(
     check_counts(force, runs=runs, warmup=warmup, sessions=sessions, max_runs=max_runs)
     from nasprof.devices.base import MeasureSpec
     from nasprof.errors import InputError
-    from nasprof.tables.builder import build_table
+    from nasprof.tables.sweep import BuildInterrupted, build_sweep, sweep_targets
 
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}; leave it out to measure every entry")
@@ -127,46 +128,38 @@ def table_build_cmd(
 
     counts = parse_count_list(threads) or [1]
     batches = parse_count_list(batch, "--batch") or [1]
-
-    def name(n: int, b: int) -> Path:
-        parts = ([f"threads{n}"] if len(counts) > 1 else []) + ([f"batch{b}"] if len(batches) > 1 else [])
-        return db if not parts else db.with_name(".".join([db.stem, *parts]) + db.suffix)
-
-    targets = [(n, b, name(n, b)) for n in counts for b in batches]
-    devices: Any = device
-    if ray_address is not None:
-        from nasprof.devices.farm import ray_devices
-
-        devices = ray_devices(ray_address, device)
-    reports = []
+    targets = sweep_targets(db, counts, batches)
+    spec = MeasureSpec(threads=1, warmup=warmup, runs=runs, sessions=sessions,
+                       target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
     try:
-        for n, b, target in targets:
-            spec = MeasureSpec(threads=n, warmup=warmup, runs=runs, sessions=sessions,
-                               target_rel_ci=target_ci or None, max_runs=max_runs if target_ci else None)
-            try:
-                with _BuildBar() as bar:
-                    reports.append(build_table(space, resolution, devices, target, limit=limit, shard=shard,
-                                               spec=spec, retry_failed=retry_failed, remeasure=remeasure,
-                                               force=force, time_per_entry_s=time_per_entry or None,
-                                               memory_board=mcu_memory, progress=bar, int8=int8, batch=b))
-            except KeyboardInterrupt:
-                err_console.print(f"interrupted: finished entries are stored in {target}; run the same "
-                                  "command to resume", highlight=False)
-                raise typer.Exit(code=130) from None
-    finally:
-        if ray_address is not None:  # the phones are free for the cluster's next job at once
-            for d in devices:
-                d.kill()
+        reports = build_sweep(space, resolution, device, targets, spec, ray_address=ray_address,
+                              bar=_BuildBar,
+                              limit=limit, shard=shard, retry_failed=retry_failed, remeasure=remeasure,
+                              force=force, time_per_entry_s=time_per_entry or None, memory_board=mcu_memory,
+                              int8=int8)
+    except BuildInterrupted as exc:
+        err_console.print(f"interrupted: finished entries are stored in {exc.db}; run the same command to "
+                          "resume", highlight=False)
+        raise typer.Exit(code=130) from None
     if len(reports) > 1:
-        doc = {"kind": "nasprof.sweep", "threads": counts, "batch": batches,
-               "reports": [{"threads": n, "batch": b, "db": str(t), **r.to_dict()}
-                           for (n, b, t), r in zip(targets, reports, strict=True)]}
-        if emit_json(json_path, doc):
-            return
-        for (n, b, target), r in zip(targets, reports, strict=True):
-            console.print(f"{n} thread(s), batch {b}: {target} — {r.written} measured", highlight=False)
+        _render_sweep(counts, batches, targets, reports, json_path)
         return
-    report = reports[0]
+    _render_build(db, reports[0], json_path)
+
+
+def _render_sweep(counts: list[int], batches: list[int], targets: list[Any], reports: list[Any],
+                  json_path: Path | None) -> None:
+    doc = {"kind": "nasprof.sweep", "threads": counts, "batch": batches,
+           "reports": [{"threads": t.threads, "batch": t.batch, "db": str(t.db), **r.to_dict()}
+                       for t, r in zip(targets, reports, strict=True)]}
+    if emit_json(json_path, doc):
+        return
+    for t, r in zip(targets, reports, strict=True):
+        console.print(f"{t.threads} thread(s), batch {t.batch}: {t.db} — {r.written} measured",
+                      highlight=False)
+
+
+def _render_build(db: Path, report: Any, json_path: Path | None) -> None:
     if emit_json(json_path, report.to_dict()):
         return
     t = Table(title=f"{db} — {report.space} @ {report.resolution} on {', '.join(report.devices)}",

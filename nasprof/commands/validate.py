@@ -119,7 +119,7 @@ def validate_cmd(
         assert report.predictor is not None
         report.predictor.save(save_predictor)
         err_console.print(f"wrote {save_predictor}", highlight=False)
-    if report.predictor_kind == "kernel" and calibrate:
+    if calibrate:
         _calibration_warning(report.predictor)
     if record is not None:
         _record_validation(report, record, store)

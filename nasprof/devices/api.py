@@ -8,7 +8,7 @@ from typing import Any
 
 from nasprof.profiler.measurement import Measurement
 
-__all__ = ["measure"]
+__all__ = ["measure", "measure_sweep"]
 
 
 def measure(
@@ -83,3 +83,15 @@ def _device_threads(config: Mapping[str, Any]) -> int:
     except (TypeError, ValueError):
         raise InputError(f"the device's threads setting {value!r} is not an integer; fix it with "
                          "`nasprof devices add NAME ... --threads N --force`") from None
+
+
+def measure_sweep(
+    path: str | Path, threads: Sequence[int], device: str = "cpu", **kwargs: Any
+) -> list[Measurement]:
+    """``measure`` once per thread count in ``threads`` (``measure --threads 1,2,4``), in order; the other
+    keyword arguments are ``measure``'s. A sweep gives one summary per count: no per-node pass."""
+    from nasprof.errors import InputError
+
+    if kwargs.get("per_node"):
+        raise InputError("a --threads sweep gives one summary per count; measure one count for --per-node")
+    return [measure(path, device=device, threads=t, **kwargs) for t in threads]

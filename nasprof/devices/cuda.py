@@ -35,6 +35,7 @@ from nasprof.devices._cuda_driver import query_driver
 from nasprof.devices.base import Backend, MeasureSpec, registry
 from nasprof.errors import DeviceUnavailableError, InputError, ModelError
 from nasprof.profiler.measurement import Measurement
+from nasprof.profiler.spec import max_timed_runs
 
 if TYPE_CHECKING:
     from nasprof.profiler.ort_runner import TimedRuns
@@ -284,14 +285,13 @@ def _time_sessions(
     Returns the timed runs and the number of warm-up runs each session took.
     """
     from nasprof.profiler import progress
-    from nasprof.profiler.ort_runner import DEFAULT_MAX_RUNS_FACTOR, TimedRuns, relative_ci, session_options
+    from nasprof.profiler.ort_runner import TimedRuns, relative_ci, session_options
 
     ort = _ort()
     min_warmup_s = _min_warmup_s(spec)
     min_runs = max(spec.warmup, CUDA_MIN_WARMUP_RUNS)
-    planned = spec.sessions * spec.runs
     adaptive = spec.target_rel_ci is not None
-    cap = max(spec.max_runs or DEFAULT_MAX_RUNS_FACTOR * planned, planned) if adaptive else planned
+    cap = max_timed_runs(spec)
     samples: list[float] = []
     warmups: list[float] = []
     sid: list[int] = []

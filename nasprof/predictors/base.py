@@ -105,6 +105,12 @@ class Predictor(abc.ABC):
 
     kind: ClassVar[str] = ""
     _kinds: ClassVar[dict[str, type[Predictor]]] = {}
+    #: How ``validate --calibrate N`` calibrates it: "space" (on N architectures of its own space, measured
+    #: in the same rounds: a lookup table), "networks" (on its own calibration networks: the kernel
+    #: predictor) or "" (it is not calibrated that way).
+    calibrates_on: ClassVar[str] = ""
+    #: Whether it reads a network as an architecture (True) or as an exported ONNX graph (False).
+    reads_architectures: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -229,6 +235,20 @@ class Predictor(abc.ABC):
     def warnings(self) -> list[str]:
         """Reasons to refit or distrust this file, one line each (none by default)."""
         return []
+
+    def compatibility(self) -> list[str]:
+        """Why this file may not fit the host it runs on (rules detected elsewhere), one line each."""
+        return []
+
+    def with_fallback(self, fallback: Predictor) -> Predictor:
+        """A copy that predicts what it lacks with ``fallback`` (lookup tables only)."""
+        from nasprof.errors import InputError
+
+        raise InputError(f"--fallback applies to lookup-table predictors, not to a {self.kind} predictor")
+
+    def part_group(self, part: PredictionPart) -> str:
+        """How ``predict`` groups a prediction's parts in its summary (by where each came from)."""
+        return part.source
 
 
 def load_predictor(path: str | Path, device: str | None = None) -> Predictor:

@@ -244,7 +244,7 @@ def validate(
         raise InputError(f"--samples must be at least 1, got {samples}")
     if calibrate < 0:
         raise InputError(f"--calibrate must be >= 0, got {calibrate}")
-    kernel_calibration = bool(calibrate) and predictor.kind == "kernel"
+    kernel_calibration = bool(calibrate) and predictor.calibrates_on == "networks"
     if kernel_calibration and len(backends) > 1:
         raise InputError(
             "--calibrate with a kernel predictor measures its calibration rounds on one device: give one "
@@ -298,7 +298,7 @@ def validate(
             exported = export_many([*calib[:n_cal], *archs], tmp)
             calib_paths = exported[:n_cal]
             for arch, path in zip(archs, exported[n_cal:], strict=True):
-                targets.append((arch.to_string(), path, arch if predictor.kind == "lut" else path))
+                targets.append((arch.to_string(), path, arch if predictor.reads_architectures else path))
             what = {"space": space, "samples": samples, "seed": seed}
         # Predict first: a network the predictor cannot handle fails before minutes of measuring.
         predicted = [predict(target) for _, _, target in targets]

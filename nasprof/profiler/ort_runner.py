@@ -33,7 +33,10 @@ import numpy as np
 
 from nasprof.errors import InputError, ModelError
 from nasprof.profiler import progress
-from nasprof.profiler.spec import MeasureSpec
+
+# DEFAULT_MAX_RUNS_FACTOR lives in spec.py; it is imported here only for devices/ssh/backend.py, which still
+# reads it from this module (its owner moves that import, then this name goes).
+from nasprof.profiler.spec import DEFAULT_MAX_RUNS_FACTOR, MeasureSpec, max_timed_runs
 from nasprof.profiler.stats import median_ci
 
 __all__ = [
@@ -47,9 +50,6 @@ __all__ = [
 ]
 
 OPT_LEVEL_NAMES = ("disable", "basic", "extended", "all")
-
-#: With ``target_rel_ci`` set and no ``max_runs``, sampling stops at this many times the planned runs.
-DEFAULT_MAX_RUNS_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -179,16 +179,11 @@ def time_sessions(
 ) -> TimedRuns:
     """Time ``model`` in ``spec.sessions`` fresh sessions (``spec.warmup`` untimed + ``spec.runs`` timed runs
     each). With ``spec.target_rel_ci`` set, keep adding fresh sessions of up to ``spec.runs`` runs until the
-    95% CI of the median is within ±target of it, or ``spec.max_runs`` samples (default
-    ``DEFAULT_MAX_RUNS_FACTOR`` × the plan) are taken."""
-    planned = spec.sessions * spec.runs
+    95% CI of the median is within ±target of it, or ``max_timed_runs(spec)`` samples are taken."""
     target = spec.target_rel_ci
     if target is not None and target <= 0:
         raise InputError(f"target_rel_ci must be > 0, got {target}")
-    cap = planned
-    if target is not None:
-        cap = spec.max_runs if spec.max_runs is not None else DEFAULT_MAX_RUNS_FACTOR * planned
-        cap = max(cap, planned)
+    cap = max_timed_runs(spec)
     samples: list[float] = []
     warmups: list[float] = []
     sid: list[int] = []

@@ -1,4 +1,5 @@
-"""``MeasureSpec``: what to measure and how, shared by the timing loops (here) and the device backends."""
+"""``MeasureSpec``: what to measure and how, shared by the timing loops and the device backends, and the one
+rule (``max_timed_runs``) that caps how many timed runs adaptive repetition may take."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 from nasprof.errors import InputError
 
-__all__ = ["MeasureSpec"]
+__all__ = ["DEFAULT_MAX_RUNS_FACTOR", "MeasureSpec", "max_timed_runs"]
+
+#: With ``target_rel_ci`` set and no ``max_runs``, sampling stops at this many times the planned runs.
+DEFAULT_MAX_RUNS_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -16,9 +20,11 @@ class MeasureSpec:
     """What to measure and how. Times are in runs (not seconds) so results are comparable across devices.
 
     ``input_shapes`` fixes symbolic dimensions: ``{"input": (1, 3, 224, 224)}``.
-    ``max_runs``/``target_rel_ci`` enable adaptive repetition: after ``runs`` samples per session, keep
-    sampling until the 95% confidence interval of the median is within ±``target_rel_ci`` of it or
-    ``max_runs`` samples in total are reached (``None`` disables it).
+    ``target_rel_ci`` turns on adaptive repetition: after the planned ``runs`` × ``sessions`` samples,
+    fresh sessions of up to ``runs`` samples are added until the 95% confidence interval of the median is
+    within ±``target_rel_ci`` of it, or ``max_runs`` samples in total are reached (``None``: 10× the plan;
+    never fewer than the plan: see ``max_timed_runs``).
+    Without ``target_rel_ci`` the plan is what runs and ``max_runs`` is not used.
     """
 
     threads: int = 1
@@ -53,3 +59,16 @@ class MeasureSpec:
             raise InputError(
                 f"unknown optimisation level {self.opt_level!r}: use disable, basic, extended or all"
             )
+
+
+def max_timed_runs(spec: MeasureSpec) -> int:
+    """The most timed runs one measurement of ``spec`` takes, in all sessions: the plan (``runs`` ×
+    ``sessions``) without adaptive repetition; with it, ``max_runs`` (``None``: ``DEFAULT_MAX_RUNS_FACTOR``
+    × the plan), floored at the plan, since the planned runs are always taken.
+
+    Every timing loop (onnxruntime in this process, CUDA, perf_test processes on a phone) stops at this."""
+    planned = spec.runs * spec.sessions
+    if spec.target_rel_ci is None:
+        return planned
+    cap = spec.max_runs if spec.max_runs is not None else DEFAULT_MAX_RUNS_FACTOR * planned
+    return max(cap, planned)

@@ -193,7 +193,7 @@ def space_quality(
     if target_ms is not None and not (math.isfinite(target_ms) and target_ms > 0):
         raise InputError(f"--target-ms must be a positive number of milliseconds, got {target_ms!r}")
     if device is None and target_ms is None:
-        raise InputError("give a constraint: a microcontroller --device, or --predictor with --target-ms")
+        raise InputError("give a constraint: a microcontroller --board, or --predictor with --target-ms")
     constraint = MemoryConstraint.for_device(device) if device else None
     gt = space.genotypes()
     cells = []
@@ -310,7 +310,7 @@ def space_edf(
         raise InputError("compare at least two spaces (--spaces a,b)")
     _check_n(n)
     if metric == "sram" and not device:
-        raise InputError("the sram metric needs a microcontroller --device (e.g. stm32f746)")
+        raise InputError("the sram metric needs a microcontroller --board (e.g. stm32f746)")
     if metric == "latency" and not predictors:
         raise InputError("the latency metric needs a lookup-table --predictor for each space")
     constraint = MemoryConstraint.for_device(device) if metric == "sram" and device else None

@@ -2,7 +2,7 @@
 
 The build is a queue of pending layers (distinct layers of the space, sorted by key, minus those already in
 the table, optionally one shard of them and at most ``limit``), measured in a hashed order
-(``_measure_order``). A child process exports layers to ONNX a few
+(``measure_order``). A child process exports layers to ONNX a few
 entries ahead; one worker thread per device pulls from the queue, so identical phones share the work.
 
 Never losing an entry:
@@ -19,7 +19,6 @@ Never losing an entry:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import tempfile
@@ -32,15 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from nasprof.devices.base import Backend, MeasureSpec
-from nasprof.errors import (
-    DeviceError,
-    DeviceUnavailableError,
-    InputError,
-    NasprofError,
-    SpaceError,
-    TableError,
-)
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, NasprofError, TableError
 from nasprof.profiler.measurement import Measurement
+from nasprof.tables.build_layers import (
+    distinct_layers,
+    layer_entry_fields,
+    measure_order,
+    memory_fields,
+    parse_shard,
+    resolve_space,
+    select_layers,
+)
 from nasprof.tables.compat import check_comparable, environment_mismatch
 from nasprof.tables.entry import TableEntry
 from nasprof.tables.exporter import InlineExporter, ProcessExporter
@@ -49,10 +50,7 @@ from nasprof.tables.quality import FLAG_REMEASURED, Quality, assess, better
 from nasprof.tables.queue import LayerQueue
 from nasprof.tables.store import LatencyTable
 
-__all__ = [
-    "build_table", "BuildProgress", "BuildReport", "layer_entry_fields", "parse_shard", "select_layers",
-    "TABLE_SPEC",
-]
+__all__ = ["build_table", "BuildProgress", "BuildReport", "TABLE_SPEC"]
 
 #: Measurement settings for table builds. Fewer sessions and warm-ups than a one-off ``nasprof measure``:
 #: a table has thousands of small layers. ``runs`` is a floor (``RunPlanner`` raises it to fill a time
@@ -145,77 +143,6 @@ class BuildReport:
         return d
 
 
-def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"2/4"`` -> ``(2, 4)``: the second of four shares (1-based)."""
-    if text is None or isinstance(text, tuple):
-        shard = text
-    else:
-        try:
-            i, n = (int(p) for p in str(text).split("/"))
-        except ValueError:
-            raise InputError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from None
-        shard = (i, n)
-    if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
-        raise InputError(f"--shard {shard[0]}/{shard[1]}: need 1 <= I <= N")
-    return shard
-
-
-def _measure_order(layer: Any) -> bytes:
-    """A fixed pseudo-random rank of a layer (a hash of its key): the order entries are measured in.
-
-    A shared machine's speed drifts over minutes. Measured in key order, layers of one family and input
-    size would share one stretch of that drift, and every network's sum would inherit it as a bias that
-    depends on which families it uses (seen here: stretches of ~100 entries 2-5% faster than the rest).
-    In hashed order the drift lands on unrelated layers and largely cancels in a network's sum.
-    """
-    return hashlib.sha256(layer.key.encode()).digest()
-
-
-def select_layers(layers: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
-    """Distinct layers sorted by key, then every N-th one starting at I-1: deterministic, balanced shards
-    that do not depend on what is already measured, so shards can start at different times."""
-    by_key = {layer.key: layer for layer in layers}
-    ordered = [by_key[k] for k in sorted(by_key)]
-    if shard is None:
-        return ordered
-    i, n = shard
-    return ordered[i - 1 :: n]
-
-
-def layer_entry_fields(layer: Any) -> dict[str, Any]:
-    """The spec and shape columns of a ``nasprof.space.Layer`` (plus analytic MACs and params)."""
-    spec = layer.spec
-    cin, hin, win = layer.input_shape
-    cout, hout, wout = layer.output_shape
-    out: dict[str, Any] = {
-        "in_c": cin, "in_h": hin, "in_w": win, "out_c": cout, "out_h": hout, "out_w": wout,
-        "macs": int(layer.macs), "params": int(layer.params),
-    }
-    for name in ("op", "cin", "cout", "kernel", "stride", "expand", "se", "act", "skip", "groups", "mid",
-                 "variant"):
-        v = getattr(spec, name, None)
-        out[name] = v if v is None or isinstance(v, (int, float, str)) else str(v)
-    return out
-
-
-def _memory_fields(m: Measurement, layer: Any, memory_board: str | None) -> dict[str, Any]:
-    """Peak SRAM and Flash of the layer (bytes): from an MCU backend's report, or, when ``memory_board``
-    is asked for, from the MCU estimator. Flash excludes the runtime's code, which a network pays once."""
-    if memory_board is not None:
-        from nasprof.devices.mcu import mcu_memory_for_layer
-
-        mem = mcu_memory_for_layer(layer, memory_board)
-        return {"peak_sram_bytes": mem.peak_sram_bytes, "flash_bytes": mem.flash_bytes}
-    rep = m.memory or {}  # the MCU backend reports memory with each estimate; others leave it None
-    out: dict[str, Any] = {}
-    if rep.get("peak_sram_bytes") is not None:
-        out["peak_sram_bytes"] = int(rep["peak_sram_bytes"])
-    if rep.get("flash_bytes") is not None:
-        code = (rep.get("flash") or {}).get("code_bytes", 0)
-        out["flash_bytes"] = int(rep["flash_bytes"]) - int(code)
-    return out
-
-
 @dataclass
 class _Tally:
     """Mutable counters shared by the workers (guarded by ``lock``)."""
@@ -256,31 +183,6 @@ def _resolve_devices(device: str | Backend | Sequence[str | Backend]) -> list[Ba
     if len({b.device for b in backends}) != len(backends):
         raise InputError("each device may appear once in --device")
     return backends
-
-
-def _resolve_space(space: Any) -> Any:
-    if isinstance(space, str):
-        from nasprof.space import get_space
-
-        return get_space(space)
-    return space
-
-
-def _distinct_layers(space: Any, resolution: int) -> list[Any]:
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution <= 0:
-        raise InputError(f"--resolution must be a positive integer, got {resolution!r}")
-    try:
-        # The space's own rule decides which resolutions it takes (validate() of an arch at that size).
-        if hasattr(space, "sample") and hasattr(space, "validate"):
-            space.validate(space.sample(1, seed=0, resolution=resolution)[0])
-        layers = list(space.distinct_layers(resolution))
-    except NasprofError:
-        raise
-    except ValueError as exc:
-        raise SpaceError(f"space {space.name!r} cannot take resolution {resolution}: {exc}") from None
-    if not layers:
-        raise SpaceError(f"space {space.name!r} has no layers at resolution {resolution}")
-    return layers
 
 
 def _open_table(
@@ -404,8 +306,8 @@ def build_table(
         from nasprof.devices.mcu import get_board
 
         get_board(memory_board)  # unknown board: fail before measuring anything
-    space = _resolve_space(space)
-    all_layers = _distinct_layers(space, resolution)
+    space = resolve_space(space)
+    all_layers = distinct_layers(space, resolution)
     backends = _resolve_devices(device)
     for b in backends:
         b.ensure_available()
@@ -422,7 +324,7 @@ def build_table(
         already = len(selected) - len(todo)
         if limit is not None:
             todo = todo[:limit]
-        todo.sort(key=_measure_order)
+        todo.sort(key=measure_order)
         tally = _Tally()
         with tempfile.TemporaryDirectory(prefix="nasprof-build-") as tmp:
             workdir = Path(tmp)
@@ -588,7 +490,7 @@ def _measure_entry(ctx: _BuildContext, backend: Backend, layer: Any, ticket: int
         return TableEntry(
             key=layer.key, samples_ms=m.samples_ms, flags=flags, attempts=attempts0 + attempts,
             **ctx.origins[backend.device], export_s=res.export_s, measure_s=measure_s,
-            **fields_, **_memory_fields(m, layer, ctx.memory_board),
+            **fields_, **memory_fields(m, layer, ctx.memory_board),
         )
     finally:
         res.path.unlink(missing_ok=True)

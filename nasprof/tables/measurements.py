@@ -6,13 +6,8 @@ version of a named set in one SQLite file, the measurement store, with its prove
 threads, who measured it and when, the source file and its sha256). ``load_measurement_set`` gives a set
 back by ``NAME``, ``NAME@vN`` or a file path (read directly, not stored).
 
-The store is ``$NASPROF_HOME/measurements.db``, else ``$XDG_DATA_HOME/nasprof/measurements.db``, else
-``~/.local/share/nasprof/measurements.db``; every function takes ``store=`` to use another file.
-
-Store schema history (``MEASUREMENTS_SCHEMA_VERSION``):
-  1 — meta(name, value JSON: kind, schema_version); sets(name, version, provenance JSON, space,
-      arch_options JSON, created_at, schema_version); rows(name, version, idx, arch, model, latency_ms,
-      spread_ms, samples_ms JSON, accuracy, line).
+The store file itself (where it is, its schema and its history, checked connections) is
+``measurement_store``; the files a set is read from and written to are ``measurements_io``.
 """
 
 from __future__ import annotations
@@ -24,72 +19,31 @@ import os
 import re
 import sqlite3
 import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasprof.errors import InputError, NasprofError, SchemaError, SpaceError, TableError
-from nasprof.tables.connection import check_writable, connect, reader
+from nasprof.errors import InputError, NasprofError, SpaceError, TableError
 from nasprof.tables.entry import utc_now
-from nasprof.tables.measurements_io import (
-    COLUMNS,
-    MAX_ROWS,
-    MeasuredNetwork,
-    MeasurementRows,
-    read_file_metadata,
-    read_measurements_file,
-    write_measurements_file,
-)
+from nasprof.tables.measurement_store import insert_version, read_store, store_path, write_store
+from nasprof.tables.measurements_export import meta_path, read_file_metadata, write_measurements_file
+from nasprof.tables.measurements_io import MAX_ROWS, MeasuredNetwork, read_measurements_file
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 __all__ = [
-    "COLUMNS", "MEASUREMENTS_SCHEMA_VERSION", "MeasuredNetwork", "MeasurementRows", "MeasurementSet",
-    "MeasurementSetInfo", "check_set_name", "default_store", "export_measurement_set", "import_measurements",
-    "list_measurement_sets", "load_measurement_set", "read_measurements_file", "record_measurement",
+    "MeasurementSet", "MeasurementSetInfo", "check_set_name", "export_measurement_set", "import_measurements",
+    "list_measurement_sets", "load_measurement_set", "record_measurement", "record_measurements",
     "space_validator",
 ]
 
-MEASUREMENTS_SCHEMA_VERSION = 1
-STORE_KIND = "nasprof.measurement_store"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 _REF_RE = re.compile(r"^(?P<name>.+)@v(?P<version>[0-9]+)$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL                      -- JSON
-);
-CREATE TABLE IF NOT EXISTS sets (
-    name           TEXT NOT NULL,
-    version        INTEGER NOT NULL,
-    provenance     TEXT NOT NULL,            -- JSON object of strings
-    space          TEXT,
-    arch_options   TEXT NOT NULL DEFAULT '{}',  -- JSON object
-    created_at     TEXT NOT NULL,
-    schema_version INTEGER NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS rows (
-    name        TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    idx         INTEGER NOT NULL,
-    arch        TEXT,
-    model       TEXT,
-    latency_ms  REAL NOT NULL,
-    spread_ms   REAL,
-    samples_ms  TEXT NOT NULL DEFAULT '[]',  -- JSON list of floats, milliseconds
-    accuracy    REAL,
-    line        INTEGER NOT NULL,
-    PRIMARY KEY (name, version, idx),
-    CHECK ((arch IS NULL) != (model IS NULL))
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -175,121 +129,6 @@ def _row_dict(r: MeasuredNetwork) -> dict[str, Any]:
     d.update(latency_ms=r.latency_ms, spread_ms=r.spread_ms, samples_ms=list(r.samples_ms),
              accuracy=r.accuracy, line=r.line)
     return d
-
-
-# -- the store file ----------------------------------------------------------------------------------------
-def default_store() -> Path:
-    """``$NASPROF_HOME/measurements.db``, else ``$XDG_DATA_HOME/nasprof/measurements.db``, else
-    ``~/.local/share/nasprof/measurements.db``."""
-    home = os.environ.get("NASPROF_HOME", "").strip()
-    if home:
-        return Path(home).expanduser() / "measurements.db"
-    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "nasprof" / "measurements.db"
-
-
-def _store_path(store: str | Path | None) -> Path:
-    path = default_store() if store is None else Path(store)
-    if path.is_dir():
-        raise TableError(f"measurement store {path} is a directory; give a file such as "
-                         f"{path / 'measurements.db'}")
-    return path
-
-
-def _check_store(conn: sqlite3.Connection, path: Path) -> None:
-    """``TableError``/``SchemaError`` unless ``conn`` is a measurement store this nasprof reads."""
-    try:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        raise TableError(f"{path} is not a nasprof measurement store (not an SQLite database: {exc}); "
-                         "give another --store") from None
-    if not names:
-        return  # an empty database: becomes a store at its first write
-    if not {"meta", "sets", "rows"} <= names:
-        raise TableError(f"{path} is an SQLite database but not a nasprof measurement store; give another "
-                         "--store")
-    try:
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT name, value FROM meta")}
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        raise TableError(f"{path}: unreadable store metadata ({exc})") from None
-    if meta.get("kind") != STORE_KIND:
-        raise TableError(f"{path} is not a nasprof measurement store (kind {meta.get('kind')!r})")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise TableError(f"{path}: malformed schema_version {version!r}")
-    if version > MEASUREMENTS_SCHEMA_VERSION:
-        raise SchemaError(f"{path} is a measurement store of schema_version {version}, newer than this "
-                          f"nasprof reads ({MEASUREMENTS_SCHEMA_VERSION}); upgrade nasprof")
-
-
-@contextlib.contextmanager
-def _read(store: str | Path | None) -> Iterator[sqlite3.Connection | None]:
-    """A checked read connection, or None when there is no store yet."""
-    path = _store_path(store)
-    if not path.exists():
-        yield None
-        return
-    probe = connect(path, readonly=True)
-    try:
-        _check_store(probe, path)
-        empty = not probe.execute("SELECT 1 FROM sqlite_master WHERE name = 'sets'").fetchone()
-    finally:
-        probe.close()
-    if empty:
-        yield None
-        return
-    conn = reader(path)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def _write(store: str | Path | None) -> Iterator[sqlite3.Cursor]:
-    """One IMMEDIATE transaction on the store (created when missing): all of it is written, or nothing."""
-    path = _store_path(store)
-    if path.exists():
-        probe = connect(path, readonly=True)  # never write into a file that is not ours
-        try:
-            _check_store(probe, path)
-        finally:
-            probe.close()
-    else:
-        if store is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise TableError(f"cannot create the measurement store {path}: directory {parent} does not exist")
-    conn = connect(path, readonly=False)
-    try:
-        check_writable(conn, path)
-        cur = conn.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise TableError(f"{path} is locked by another writer ({exc}); try again") from None
-        try:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    cur.execute(stmt)
-            cur.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('kind', ?)",
-                        (json.dumps(STORE_KIND),))
-            cur.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)",
-                        (json.dumps(MEASUREMENTS_SCHEMA_VERSION),))
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        try:
-            cur.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise TableError(f"could not commit to {path}: {exc}") from None
-    finally:
-        conn.close()
 
 
 # -- names -------------------------------------------------------------------------------------------------
@@ -384,8 +223,8 @@ def import_measurements(
     path = Path(path)
     prov = _provenance(device, runtime, threads, measured_by, measured_at, notes)
     opts = _arch_options(arch_options)
-    store_path = _store_path(store)
-    if path.exists() and store_path.exists() and _same(path, store_path):
+    store_file = store_path(store)
+    if path.exists() and store_file.exists() and _same(path, store_file):
         raise InputError(f"{path} is the measurement store itself; import a CSV or Parquet file")
     rows = read_measurements_file(path, validate_arch=validate_arch, arch_column=arch_column,
                                   latency_column=latency_column)
@@ -395,14 +234,14 @@ def import_measurements(
         from nasprof._version import __version__
 
         prov["nasprof_version"] = __version__
-    with _write(store) as cur:
+    with write_store(store) as cur:
         for version, raw in cur.execute(
                 "SELECT version, provenance FROM sets WHERE name = ? ORDER BY version", (name,)).fetchall():
             if json.loads(raw).get("sha256") == digest and not force:
                 raise InputError(f"{path} is already imported as {name}@v{version} (same content, sha256 "
                                  f"{digest[:12]}); nothing stored; pass --force (force=True) to store it "
                                  "again")
-        version = _insert(cur, name, rows, prov, space, opts)
+        version = insert_version(cur, name, rows, prov, space, opts)
     return MeasurementSet(name=name, version=version, rows=tuple(rows), provenance=prov, space=space,
                           arch_options=opts, warnings=rows.warnings)
 
@@ -411,23 +250,6 @@ def _same(a: Path, b: Path) -> bool:
     from nasprof._io import same_file
 
     return same_file(a, b)
-
-
-def _insert(cur: sqlite3.Cursor, name: str, rows: Sequence[MeasuredNetwork], prov: Mapping[str, str],
-            space: str | None, opts: Mapping[str, Any]) -> int:
-    (latest,) = cur.execute("SELECT COALESCE(MAX(version), 0) FROM sets WHERE name = ?", (name,)).fetchone()
-    version = int(latest) + 1
-    cur.execute("INSERT INTO sets(name, version, provenance, space, arch_options, created_at, "
-                "schema_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, version, json.dumps(dict(prov), sort_keys=True), space,
-                 json.dumps(dict(opts), sort_keys=True), utc_now(), MEASUREMENTS_SCHEMA_VERSION))
-    cur.executemany(
-        "INSERT INTO rows(name, version, idx, arch, model, latency_ms, spread_ms, samples_ms, accuracy, "
-        "line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ((name, version, i, r.arch, r.model, r.latency_ms, r.spread_ms, json.dumps(list(r.samples_ms)),
-          r.accuracy, r.line) for i, r in enumerate(rows)),
-    )
-    return version
 
 
 # -- reading back ------------------------------------------------------------------------------------------
@@ -449,22 +271,22 @@ def load_measurement_set(
             raise InputError(f"version= applies to a stored set, not to the file {path}")
         return _from_file(path)
     name, version = _parse_ref(ref, version)
-    with _read(store) as conn:
+    with read_store(store) as conn:
         if conn is None:
-            raise InputError(f"no measurement set {name}: the store {_store_path(store)} is empty; import "
+            raise InputError(f"no measurement set {name}: the store {store_path(store)} is empty; import "
                              "one with `nasprof measurements import FILE --name NAME --device DEV`")
         if version is None:
             row = conn.execute("SELECT MAX(version) FROM sets WHERE name = ?", (name,)).fetchone()
             version = row[0] if row else None
             if version is None:
-                raise InputError(f"no measurement set {name} in {_store_path(store)}{_known(conn)}")
+                raise InputError(f"no measurement set {name} in {store_path(store)}{_known(conn)}")
         head = conn.execute("SELECT provenance, space, arch_options FROM sets WHERE name = ? AND version = ?",
                             (name, version)).fetchone()
         if head is None:
             have = [v for (v,) in conn.execute("SELECT version FROM sets WHERE name = ? ORDER BY version",
                                                (name,))]
             if not have:
-                raise InputError(f"no measurement set {name} in {_store_path(store)}{_known(conn)}")
+                raise InputError(f"no measurement set {name} in {store_path(store)}{_known(conn)}")
             raise InputError(f"{name} has no version {version}; it has "
                              + ", ".join(f"v{v}" for v in have))
         rows = conn.execute("SELECT arch, model, latency_ms, spread_ms, samples_ms, accuracy, line FROM rows "
@@ -476,7 +298,7 @@ def load_measurement_set(
         provenance = {str(k): str(v) for k, v in json.loads(head[0]).items()}
         opts = json.loads(head[2])
     except (ValueError, TypeError) as exc:
-        raise TableError(f"{_store_path(store)}: set {name}@v{version} is corrupt ({exc}); the store was "
+        raise TableError(f"{store_path(store)}: set {name}@v{version} is corrupt ({exc}); the store was "
                          "changed outside nasprof") from None
     return MeasurementSet(name=name, version=int(version), rows=nets, provenance=provenance, space=head[1],
                           arch_options=opts)
@@ -505,7 +327,7 @@ def _from_file(path: Path) -> MeasurementSet:
 
 def list_measurement_sets(store: str | Path | None = None) -> list[MeasurementSetInfo]:
     """Every stored version of every set, by name then version."""
-    with _read(store) as conn:
+    with read_store(store) as conn:
         if conn is None:
             return []
         rows = conn.execute(
@@ -527,12 +349,10 @@ def export_measurement_set(
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise InputError(f"cannot export to {path}: name a .csv or .parquet file")
-    store_path = _store_path(store)
-    check_output(path, inputs=[store_path], label="export")
+    store_file = store_path(store)
+    check_output(path, inputs=[store_file], label="export")
     if path.suffix.lower() == ".csv":
-        from nasprof.tables.measurements_io import meta_path
-
-        check_output(meta_path(path), inputs=[store_path], label="export")
+        check_output(meta_path(path), inputs=[store_file], label="export")
     set_name, version = _parse_ref(str(name), version)
     ms = load_measurement_set(set_name, version, store)
     meta = {"name": ms.name, "version": ms.version, "provenance": dict(ms.provenance), "space": ms.space,
@@ -583,7 +403,7 @@ def record_measurements(
         new.append(MeasuredNetwork(arch=None if is_model else key, model=key if is_model else None,
                                    latency_ms=float(median_ms), spread_ms=spread,
                                    samples_ms=tuple(float(v) for v in samples), line=0))
-    with _write(store) as cur:
+    with write_store(store) as cur:
         latest = cur.execute("SELECT version, provenance, space, arch_options FROM sets WHERE name = ? "
                              "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
         previous: list[MeasuredNetwork] = []
@@ -604,7 +424,7 @@ def record_measurements(
         if len(rows) > MAX_ROWS:
             raise InputError(f"{name} would hold more than {MAX_ROWS:,} rows; record into another set name")
         prov.update(source=str(metadata.get("source") or "nasprof measure"), imported_at=utc_now())
-        version = _insert(cur, name, rows, prov, space, opts)
+        version = insert_version(cur, name, rows, prov, space, opts)
     return MeasurementSet(name=name, version=version, rows=tuple(rows), provenance=prov, space=space,
                           arch_options=opts)
 

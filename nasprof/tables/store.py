@@ -10,13 +10,7 @@ our ``meta`` table, ``kind`` and ``schema_version`` before anything is written. 
 temporary file and hard-linked into place, so a half-created table is never visible and two builders
 racing to create the same path end up sharing one table.
 
-Schema history (``TABLE_SCHEMA_VERSION``):
-  1 — meta(name, value JSON); entries (key, spec columns, raw samples JSON, statistics, MACs/params, memory,
-      flags, error, attempts, measured_on, export_s/measure_s, timestamps); claims (key, owner, pid, host,
-      expires_at) for builders sharing one table.
-  2 — entries gain host and runner (where each entry's device was attached, what timed it: a phone farm
-      spans hosts). A version-1 file is read as it is (host and runner empty) and upgraded in place by its
-      first write: two columns added, in that write's transaction.
+The file format (schema, its version history, creation, rows) is ``nasprof.tables.table_schema``.
 """
 
 from __future__ import annotations
@@ -26,79 +20,31 @@ import json
 import os
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasprof.errors import SchemaError, TableError
+from nasprof.errors import TableError
 from nasprof.tables.connection import check_writable, connect, reader
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry, utc_now
+from nasprof.tables.table_schema import (
+    ADDED_IN_V2,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    STORED_COLUMNS,
+    TABLE_SCHEMA_VERSION,
+    create_table_file,
+    entry_to_row,
+    read_meta,
+    row_to_entry,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LatencyTable", "TABLE_SCHEMA_VERSION", "TABLE_KIND"]
-
-TABLE_SCHEMA_VERSION = 2
-TABLE_KIND = "nasprof.latency_table"
-
-_SPEC_SQL = {
-    "op": "TEXT", "cin": "INTEGER", "cout": "INTEGER", "kernel": "INTEGER", "stride": "INTEGER",
-    "expand": "REAL", "se": "REAL", "act": "TEXT", "skip": "TEXT", "groups": "INTEGER",
-    "mid": "INTEGER", "variant": "TEXT",
-    "in_c": "INTEGER", "in_h": "INTEGER", "in_w": "INTEGER", "out_c": "INTEGER", "out_h": "INTEGER",
-    "out_w": "INTEGER",
-}
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL              -- JSON
-);
-CREATE TABLE IF NOT EXISTS entries (
-    key         TEXT PRIMARY KEY,
-    {", ".join(f'"{c}" {t}' for c, t in _SPEC_SQL.items())},
-    samples_ms  TEXT NOT NULL DEFAULT '[]',   -- JSON list of floats, milliseconds, run order
-    n           INTEGER NOT NULL DEFAULT 0,
-    median_ms   REAL,
-    p90_ms      REAL,
-    mad_ms      REAL,
-    cv          REAL,
-    macs        INTEGER,
-    params      INTEGER,
-    peak_sram_bytes INTEGER,
-    flash_bytes INTEGER,
-    flags       TEXT NOT NULL DEFAULT '',     -- comma-separated, sorted
-    error       TEXT,
-    attempts    INTEGER NOT NULL DEFAULT 1,
-    measured_on TEXT,
-    host        TEXT,
-    runner      TEXT,
-    export_s    REAL,
-    measure_s   REAL,
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    CHECK ((error IS NULL) = (median_ms IS NOT NULL))
-);
-CREATE INDEX IF NOT EXISTS entries_op ON entries(op);
-CREATE TABLE IF NOT EXISTS claims (
-    key        TEXT PRIMARY KEY,
-    owner      TEXT NOT NULL,
-    pid        INTEGER NOT NULL,
-    host       TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
-
-_STORED = list(ENTRY_COLUMNS)  # column order used for INSERT/SELECT
-#: Entry columns schema version 2 added (``_upgrade``).
-_ADDED_IN_V2 = ("host", "runner")
-_INT_COLUMNS = [c for c, t in _SPEC_SQL.items() if t == "INTEGER"] + [
-    "n", "macs", "params", "peak_sram_bytes", "flash_bytes", "attempts"]
-_FLOAT_COLUMNS = ["expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_s", "measure_s"]
+__all__ = ["LatencyTable"]
 
 
 class LatencyTable:
@@ -115,10 +61,10 @@ class LatencyTable:
         self.readonly = readonly
         self._conn = conn
         self._lock = threading.RLock()
-        self._meta = _read_meta(conn, path)
+        self._meta = read_meta(conn, path)
         have = {r[1] for r in conn.execute("PRAGMA table_info(entries)")}
         #: Columns an older schema lacks: read as NULL until the first write adds them (``_upgrade``).
-        self._missing = [c for c in _ADDED_IN_V2 if c not in have]
+        self._missing = [c for c in ADDED_IN_V2 if c not in have]
 
     def _upgrade(self, cur: sqlite3.Cursor) -> None:
         """Version 1 -> 2, inside the first write's transaction (a command that refuses the table before
@@ -154,11 +100,11 @@ class LatencyTable:
                 raise TableError(f"no latency table at {path}; build one with `nasprof table build`")
             if readonly:
                 raise TableError("cannot create a table read-only")
-            _create(path, metadata or {})
+            create_table_file(path, metadata or {})
         # Check read-only first so a foreign database is never written to (no WAL switch, no tables).
         probe = connect(path, readonly=True)
         try:
-            _read_meta(probe, path)
+            read_meta(probe, path)
         finally:
             probe.close()
         conn = reader(path) if readonly else connect(path, readonly=False)
@@ -220,7 +166,7 @@ class LatencyTable:
         with self._lock:
             row = self._conn.execute(f"SELECT {self._select_cols()} FROM entries WHERE key = ?",
                                      (key,)).fetchone()
-        return None if row is None else _row_to_entry(row, self.path)
+        return None if row is None else row_to_entry(row, self.path)
 
     def __contains__(self, key: object) -> bool:
         with self._lock:
@@ -246,12 +192,12 @@ class LatencyTable:
         return self._checked(rows, skip_corrupt)
 
     def _select_cols(self) -> str:
-        return ", ".join("NULL" if c in self._missing else f'"{c}"' for c in _STORED)
+        return ", ".join("NULL" if c in self._missing else f'"{c}"' for c in STORED_COLUMNS)
 
     def _checked(self, rows: list[tuple[Any, ...]], skip_corrupt: bool) -> Iterator[TableEntry]:
         for r in rows:
             try:
-                yield _row_to_entry(r, self.path)
+                yield row_to_entry(r, self.path)
             except TableError:
                 if not skip_corrupt:
                     raise
@@ -290,7 +236,7 @@ class LatencyTable:
         key in the same transaction, so a crash can never leave an entry written but still claimed.
         """
         now = utc_now()
-        row = _entry_to_row(entry, now)
+        row = entry_to_row(entry, now)
         with self._write() as cur:
             existing = cur.execute(
                 "SELECT error, created_at FROM entries WHERE key = ?", (entry.key,)
@@ -300,11 +246,11 @@ class LatencyTable:
                 written = False
             elif existing is not None:
                 row["created_at"] = entry.created_at or existing[1]
-                cols = ", ".join(f'"{c}" = :{c}' for c in _STORED if c != "key")
+                cols = ", ".join(f'"{c}" = :{c}' for c in STORED_COLUMNS if c != "key")
                 cur.execute(f"UPDATE entries SET {cols} WHERE key = :key", row)
             else:
-                cols = ", ".join(f'"{c}"' for c in _STORED)
-                params = ", ".join(":" + c for c in _STORED)
+                cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+                params = ", ".join(":" + c for c in STORED_COLUMNS)
                 cur.execute(f"INSERT INTO entries({cols}) VALUES ({params})", row)
             if release_claim is not None:
                 cur.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (entry.key, release_claim))
@@ -314,9 +260,9 @@ class LatencyTable:
         """Write (replace) many entries in ONE transaction — for import and merge into a new table, where
         all-or-nothing is what we want and a commit per entry would only cost time."""
         now = utc_now()
-        cols = ", ".join(f'"{c}"' for c in _STORED)
-        params = ", ".join(":" + c for c in _STORED)
-        rows = [_entry_to_row(e, now) for e in entries]
+        cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+        params = ", ".join(":" + c for c in STORED_COLUMNS)
+        rows = [entry_to_row(e, now) for e in entries]
         with self._write() as cur:
             cur.executemany(f"INSERT OR REPLACE INTO entries({cols}) VALUES ({params})", rows)
         return len(rows)
@@ -394,7 +340,7 @@ class LatencyTable:
         rows = [{**e.to_row(), "n": e.n, "flags": ",".join(e.flags)} for e in self.entries()]
         df = pd.DataFrame(rows, columns=list(ENTRY_COLUMNS))
         # Nullable integer columns: a missing MAC count stays <NA> instead of turning the column to float.
-        return df.astype({c: "Int64" for c in _INT_COLUMNS} | {c: "float64" for c in _FLOAT_COLUMNS})
+        return df.astype({c: "Int64" for c in INT_COLUMNS} | {c: "float64" for c in FLOAT_COLUMNS})
 
     # -- internals --------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -427,78 +373,6 @@ class LatencyTable:
                 self._meta["schema_version"] = TABLE_SCHEMA_VERSION
 
 
-# -- module helpers -----------------------------------------------------------------------------------------
-def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
-    try:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        raise TableError(f"{path} is not a nasprof latency table (not an SQLite database: {exc})") from None
-    if not {"meta", "entries"} <= names:
-        raise TableError(
-            f"{path} is an SQLite database but not a nasprof latency table (no meta/entries tables); "
-            "choose another path"
-        )
-    try:
-        raw = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        meta = {k: json.loads(v) for k, v in raw.items()}
-    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
-        raise TableError(f"{path}: unreadable table metadata ({exc})") from None
-    if meta.get("kind") != TABLE_KIND:
-        raise TableError(f"{path} is not a nasprof latency table (kind {meta.get('kind')!r})")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise TableError(f"{path}: malformed schema_version {version!r}")
-    if version > TABLE_SCHEMA_VERSION:
-        raise SchemaError(
-            f"{path} has table schema_version {version}, newer than this nasprof reads "
-            f"({TABLE_SCHEMA_VERSION}); upgrade nasprof"
-        )
-    return meta
-
-
-def _create(path: Path, metadata: Mapping[str, Any]) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise TableError(f"cannot create {path}: directory {parent} does not exist")
-    meta = {k: v for k, v in metadata.items() if k not in ("kind", "schema_version")}
-    meta.update({"kind": TABLE_KIND, "schema_version": TABLE_SCHEMA_VERSION})
-    meta.setdefault("created_at", utc_now())
-    try:
-        from nasprof._version import __version__
-
-        meta.setdefault("nasprof_version", __version__)
-    except ImportError:  # pragma: no cover - the package always has a version
-        pass
-    try:
-        encoded = {k: json.dumps(v) for k, v in meta.items()}
-    except (TypeError, ValueError) as exc:
-        raise TableError(f"table metadata must be JSON-serialisable: {exc}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a table is meant to be shared like any file
-    try:
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file header
-            conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-            conn.executemany("INSERT INTO meta(name, value) VALUES (?, ?)", list(encoded.items()))
-        finally:
-            conn.close()
-        try:
-            # link() fails if the path exists: creation is atomic even with two builders racing.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process created it first; the caller validates what is there
-        except OSError:
-            if not path.exists():  # filesystems without hard links
-                os.replace(tmp, path)
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(tmp + suffix).unlink(missing_ok=True)
-
-
 def _alive(pid: int, host: str) -> bool:
     if host != socket.gethostname():
         return True  # cannot tell: rely on the lease
@@ -513,35 +387,5 @@ def _alive(pid: int, host: str) -> bool:
 
 
 
-def _entry_to_row(e: TableEntry, now: str) -> dict[str, Any]:
-    row = {c: getattr(e, c) for c in ENTRY_COLUMNS if c not in ("samples_ms", "flags", "n")}
-    row["samples_ms"] = json.dumps(list(e.samples_ms))
-    row["flags"] = ",".join(e.flags)
-    row["n"] = e.n
-    row["created_at"] = e.created_at or now
-    row["updated_at"] = e.updated_at or now
-    return row
 
 
-def _row_to_entry(row: tuple[Any, ...], path: Path | None = None) -> TableEntry:
-    d = dict(zip(_STORED, row, strict=True))
-    d.pop("n")
-    try:
-        samples = json.loads(d["samples_ms"])
-        if not isinstance(samples, list):
-            raise ValueError(f"samples_ms is not a list: {d['samples_ms']!r}")
-        d["samples_ms"] = tuple(samples)
-        d["flags"] = tuple(f for f in str(d["flags"] or "").split(",") if f)
-        for col in _FLOAT_COLUMNS:
-            if d.get(col) is not None and not isinstance(d[col], (int, float)):
-                raise ValueError(f"{col} is {d[col]!r}, not a number")
-        # Statistics are derived: with samples present TableEntry recomputes them (and checks the median).
-        if d["samples_ms"]:
-            d.update(p90_ms=None, mad_ms=None, cv=None)
-        return TableEntry(**d)
-    except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        where = f"{path}: " if path is not None else ""
-        raise TableError(
-            f"{where}entry {d.get('key')!r} is corrupt ({exc}): the file was changed outside nasprof; "
-            "restore it from a copy or build the table again"
-        ) from None

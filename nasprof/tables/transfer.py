@@ -26,7 +26,8 @@ from typing import Any
 from nasprof.errors import InputError, MissingDependencyError, TableError
 from nasprof.tables.compat import environment_mismatch
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry
-from nasprof.tables.store import TABLE_KIND, LatencyTable
+from nasprof.tables.store import LatencyTable
+from nasprof.tables.table_schema import TABLE_KIND
 
 __all__ = [
     "export_table", "import_table", "merge_tables", "table_coverage", "MergeReport", "FORMATS", "meta_path",
@@ -246,7 +247,7 @@ def import_table(src: str | Path, out: str | Path, fmt: str | None = None) -> in
     meta, rows = _read_rows(src, _format_of(src, fmt))
     if meta.get("kind") not in (None, TABLE_KIND):
         raise InputError(f"{src}: metadata kind {meta.get('kind')!r} is not a latency table")
-    from nasprof.tables.store import TABLE_SCHEMA_VERSION
+    from nasprof.tables.table_schema import TABLE_SCHEMA_VERSION
 
     version = meta.get("schema_version", TABLE_SCHEMA_VERSION)
     if isinstance(version, int) and version > TABLE_SCHEMA_VERSION:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 
@@ -16,7 +16,7 @@ A2 = "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|skip_connect~1|no
 
 
 def invoke(*args: str):  # noqa: ANN201
-    return CliRunner().invoke(app, ["measurements", *args])
+    return cli_runner.invoke(app, ["measurements", *args])
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_space_check_names_the_line(store: Path, tmp_path: Path) -> None:
     [
         (["show", "nope"], "no measurement set nope"),
         (["show", "pi@v9"], "pi has no version 9; it has v1"),
-        (["show", "pi", "--rows", "-1"], "--rows must be >= 0"),
+        (["show", "pi", "--rows", "-1"], "--rows must be at least 0"),
         (["export", "pi", "-o", "out.json"], "name a .csv or .parquet file"),
         (["export", "nope", "-o", "out.csv"], "no measurement set nope"),
     ],
@@ -170,12 +170,12 @@ def test_measure_record_appends_to_a_set(conv_model: Path, store: Path, tmp_path
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NASPROF_HOME", str(tmp_path))
     fast = ["--warmup", "1", "--runs", "3", "--sessions", "1"]
-    r = CliRunner().invoke(app, ["measure", str(conv_model), *fast, "--record", "mine"])
+    r = cli_runner.invoke(app, ["measure", str(conv_model), *fast, "--record", "mine"])
     assert r.exit_code == 0, r.stderr
     assert "recorded in mine@v1" in r.stderr
     r = invoke("show", "mine", "--json", "-")
     doc = json.loads(r.stdout)
     assert doc["rows"][0]["model"] == str(conv_model) and len(doc["rows"][0]["samples_ms"]) == 3
     assert doc["provenance"]["device"] == "cpu"
-    r = CliRunner().invoke(app, ["measure", str(conv_model), *fast, "--record", "a/b"])
+    r = cli_runner.invoke(app, ["measure", str(conv_model), *fast, "--record", "a/b"])
     assert r.exit_code == 2 and "invalid measurement set name" in r.stderr and "median" not in r.stdout

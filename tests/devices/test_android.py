@@ -8,13 +8,11 @@ import json
 import re
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_conv_model
-from typer.testing import CliRunner
+from conftest import cli_runner, make_conv_model
 
 from nasprof.devices.android import AndroidBackend
 from nasprof.devices.android.adb import find_adb
@@ -33,12 +31,6 @@ SERIALS = ("PIXEL_1", "PIXEL_2", "SPACE_1", "FMT_1", "HOT_1", "HOT_2", "GONE_1",
            "BUILD_2", "CLI_1", "ARM_1", "DOCTOR_1")
 #: 4 timed runs in one session, 2 per perf_test process: 2 samples.
 SPEC = MeasureSpec(threads=1, warmup=1, runs=4, sessions=1)
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAdb]:
-    with FakeAdb(tmp_path_factory.mktemp("phones"), SERIALS) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +148,7 @@ def test_probe_a_phone_without_a_blocked_layout(fake: FakeAdb, runner: Path) -> 
     Path(os.environ["NASPROF_DEVICES"]).write_text(
         f'schema_version = 1\n[devices.arm]\nbackend = "android"\nserial = "ARM_1"\nrunner = "{runner}"\n'
         f'adb_server = "{fake.server}"\nruns_per_sample = 1\n')
-    result = CliRunner().invoke(app, ["devices", "probe", "arm", "--json", "-"])
+    result = cli_runner.invoke(app, ["devices", "probe", "arm", "--json", "-"])
     assert result.exit_code == 0, result.output
     report = ProbeReport.from_dict(json.loads(result.stdout))
     assert report.rules.nchwc_block == 0 and not report.rules.conv_add and report.rules.unexplained == ()
@@ -231,7 +223,7 @@ def test_readiness_of_a_phone(fake: FakeAdb, runner: Path, tmp_path: Path,
     monkeypatch.setenv("NASPROF_DEVICES", str(devices))
     from nasprof.cli import app
 
-    r = CliRunner().invoke(app, ["doctor", "--device", "doc", "--window", "0.05", "--json", "-"])
+    r = cli_runner.invoke(app, ["doctor", "--device", "doc", "--window", "0.05", "--json", "-"])
     assert r.exit_code == 0, r.output
     names = [c["name"] for c in json.loads(r.stdout)["checks"]]
     assert "steal time" in names and "phone charging" in names
@@ -431,7 +423,7 @@ def test_cli_measure_on_a_fake_phone(devices_file: Path, model: Path, tmp_path: 
     from nasprof.cli import app
 
     out = tmp_path / "m.json"
-    r = CliRunner().invoke(app, ["measure", str(model), "--device", "pixel", "--runs", "2", "--sessions", "1",
+    r = cli_runner.invoke(app, ["measure", str(model), "--device", "pixel", "--runs", "2", "--sessions", "1",
                                  "--json", str(out)])
     assert r.exit_code == 0, r.output
     doc = Measurement.load_json(out)
@@ -441,7 +433,7 @@ def test_cli_measure_on_a_fake_phone(devices_file: Path, model: Path, tmp_path: 
 def test_cli_error_for_a_serial_not_attached(devices_file: Path, model: Path) -> None:
     from nasprof.cli import app
 
-    r = CliRunner().invoke(app, ["measure", str(model), "-d", "ghost", "--runs", "2", "--sessions", "1"])
+    r = cli_runner.invoke(app, ["measure", str(model), "-d", "ghost", "--runs", "2", "--sessions", "1"])
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and "NOT_PLUGGED is not attached" in lines[0]

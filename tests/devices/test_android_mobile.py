@@ -7,17 +7,16 @@ exporter, onnxruntime's converter and its ORT-format loader (the fake runner is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner as runner_cli
 
 from nasprof.cli import app
 from nasprof.devices.android.adb import find_adb
 from nasprof.devices.base import MeasureSpec
 from nasprof.errors import DeviceUnavailableError
-from nasprof.testing.fake_adb import FakeAdb, write_devices_file, write_fake_runner
+from nasprof.testing.fake_adb import FakeAdb
 
 try:
     find_adb()
@@ -25,21 +24,13 @@ except DeviceUnavailableError as exc:  # pragma: no cover - adbutils is a depend
     pytest.skip(f"no adb client binary: {exc}", allow_module_level=True)
 
 PHONES = {"full": "MOB_FULL", "mini": "MOB_MINI"}
-runner_cli = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAdb]:
-    with FakeAdb(tmp_path_factory.mktemp("phones"), tuple(PHONES.values())) as server:
-        yield server
 
 
 @pytest.fixture
-def devices(fake: FakeAdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    runner, _ = write_fake_runner(tmp_path / "bin")
-    runner.chmod(0o755)
-    path = write_devices_file(tmp_path / "devices.toml", PHONES, runner, fake.server, runs_per_sample=2)
-    monkeypatch.setenv("NASPROF_DEVICES", str(path))
+def devices(devices: Path, fake: FakeAdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared devices file, with a conversion cache of the test's own and the "mini" phone's runner a
+    minimal build."""
+    path = devices
     monkeypatch.setenv("NASPROF_CACHE_DIR", str(tmp_path / "cache"))
     fake.set_build(PHONES["mini"], "minimal")
     return path

@@ -204,3 +204,22 @@ def test_sampling_plan_and_adaptive_extras() -> None:
     assert out.session == [0, 0, 1, 1, 0, 1]
     assert out.stopped_by == "max_runs"
     assert [o.average_ms for o in out.outputs] == [1.0, 2.0, 1.5, 3.0, 1.2, 1.1]
+
+
+def test_sampling_cap_is_the_shared_rule_with_its_floor() -> None:
+    """perf_test processes stop at ``max_timed_runs`` like every other timing loop; a ``max_runs`` below the
+    plan does not cut the plan short."""
+    from nasprof.devices.android.device_info import ThermalWait
+    from nasprof.devices.android.perf_output import PerfTestOutput
+    from nasprof.devices.base import MeasureSpec
+    from nasprof.profiler.spec import max_timed_runs
+
+    averages = iter(float(i) for i in range(1, 100))  # ever-growing: the CI never gets tight
+
+    def run(runs: int) -> tuple[ThermalWait, PerfTestOutput]:
+        return ThermalWait(0, 0, 0.0, 1), PerfTestOutput(next(averages), "average", "modern", requests=runs)
+
+    for max_runs, runs_taken in ((20, 20), (3, 8)):
+        spec = MeasureSpec(runs=4, sessions=2, target_rel_ci=1e-9, max_runs=max_runs)
+        out = sample(run, spec, per_sample=2)
+        assert sum(out.plan) == max_timed_runs(spec) == runs_taken and out.stopped_by == "max_runs"

@@ -7,17 +7,16 @@ phones are fake adb devices whose perf_test stand-in runs the local onnxruntime.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.devices.android.adb import find_adb
 from nasprof.devices.base import MeasureSpec
 from nasprof.errors import DeviceUnavailableError
 from nasprof.tables import LatencyTable, build_table
-from nasprof.testing.fake_adb import FakeAdb, write_devices_file, write_fake_runner
+from nasprof.testing.fake_adb import FakeAdb
 
 try:
     find_adb()
@@ -27,21 +26,6 @@ except DeviceUnavailableError as exc:  # pragma: no cover - adbutils is a depend
 SPACE, RES = "mobilenetv2", 32
 FAST = MeasureSpec(warmup=1, runs=2, sessions=1)  # one perf_test process of 2 runs per entry
 PHONES = {"pixel": "TAB_1", "pixel2": "TAB_2", "pixel3": "TAB_3", "pixel4": "TAB_4"}
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAdb]:
-    with FakeAdb(tmp_path_factory.mktemp("phones"), tuple(PHONES.values())) as server:
-        yield server
-
-
-@pytest.fixture
-def devices(fake: FakeAdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    runner, _ = write_fake_runner(tmp_path / "bin")
-    runner.chmod(0o755)
-    path = write_devices_file(tmp_path / "devices.toml", PHONES, runner, fake.server, runs_per_sample=2)
-    monkeypatch.setenv("NASPROF_DEVICES", str(path))
-    return path
 
 
 def stored(db: Path) -> list[tuple[str, str, str | None]]:
@@ -58,7 +42,7 @@ def test_build_on_two_phones_at_once(fake: FakeAdb, devices: Path, tmp_path: Pat
     db = tmp_path / "t.db"
     from nasprof.cli import app
 
-    r = CliRunner().invoke(
+    r = cli_runner.invoke(
         app,
         ["table", "build", "--space", SPACE, "--resolution", str(RES), "--db", str(db),
          "--device", "pixel,pixel2", "--limit", "4", "--warmup", "1", "--runs", "2", "--sessions", "1",

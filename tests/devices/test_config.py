@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.devices._toml import dumps, quote_string
@@ -229,7 +229,7 @@ def test_malformed_entries(dev_file: Path, text: str, match: str) -> None:
 
 # -- CLI ----------------------------------------------------------------------------------------------------
 def _cli(*args: str):  # noqa: ANN202
-    return CliRunner().invoke(app, ["devices", *args])
+    return cli_runner.invoke(app, ["devices", *args])
 
 
 def test_cli_add_list_remove(dev_file: Path) -> None:

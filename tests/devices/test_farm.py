@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.devices.android.adb import find_adb
@@ -156,10 +156,10 @@ def test_driver_killed_with_sigkill_resumes_without_loss_or_duplicates(
     assert len(before) >= 2
     # pixel-* also matches pixel-c, whose runner is another build: refused, the store untouched.
     monkeypatch.setenv("NASPROF_DEVICES", str(env["NASPROF_DEVICES"]))
-    r = CliRunner().invoke(app, [*args, "pixel-*", "--limit", "4"])
+    r = cli_runner.invoke(app, [*args, "pixel-*", "--limit", "4"])
     assert r.exit_code == 2 and "runner_sha256" in r.stderr and "\n" not in r.stderr.strip(), r.output
     after_refusal = _check_store(db, claims_left=True)  # the killed driver's, untouched by the refusal
-    r = CliRunner().invoke(app, [*args, "pixel-[ab]", "--limit", "3"])  # the same command again: it resumes
+    r = cli_runner.invoke(app, [*args, "pixel-[ab]", "--limit", "3"])  # the same command again: it resumes
     assert r.exit_code == 0, r.output
     after = _check_store(db)
     assert set(before) <= set(after_refusal) <= set(after) and len(after) == len(after_refusal) + 3
@@ -189,7 +189,7 @@ def test_a_phone_vanishing_hands_its_entry_to_another(farm: dict[str, object], t
 
 def test_bad_farm_input_is_one_line_and_touches_nothing(farm: dict[str, object], tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    runner = CliRunner()
+    runner = cli_runner
 
     def build(*extra: str) -> object:
         return runner.invoke(app, ["table", "build", *SPACE_ARGS, "--db", str(db), "--limit", "1", *extra])
@@ -237,12 +237,12 @@ def test_kernel_samples_and_validation_spread_over_the_farm(
     args = ["validate", "-p", str(pred.save(tmp_path / "p.json")), "--space", "mobilenetv2", "--samples", "4",
             "--runs", "2", "--sessions", "2", "--ray", str(farm["address"]), "--json",
             str(tmp_path / "v.json"), "--device"]
-    r = CliRunner().invoke(app, [*args, "pixel-*"])
+    r = cli_runner.invoke(app, [*args, "pixel-*"])
     assert r.exit_code == 2 and "runner_sha256" in r.stderr and "\n" not in r.stderr.strip(), r.output
     before = len(fake.executions(PHONES["pixel-b"]))
     fake.unplug_during_run(PHONES["pixel-b"], 1)  # gone in the middle of its second perf_test run
     try:
-        r = CliRunner().invoke(app, [*args, "pixel-[ab]"])
+        r = cli_runner.invoke(app, [*args, "pixel-[ab]"])
     finally:
         for name in ("vanish", "vanish_on_exec"):
             (fake.control(PHONES["pixel-b"]) / name).unlink(missing_ok=True)

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import cli_runner as runner
 from mcu_models import make_residual_block
-from typer.testing import CliRunner
 
 from nasprof.cli import app
 from nasprof.profiler.measurement import Measurement
-
-runner = CliRunner()
 
 
 @pytest.fixture

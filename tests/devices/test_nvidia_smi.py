@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.devices._nvidia_smi import gpu_checks, smi_index
@@ -116,7 +116,7 @@ def test_doctor_device_cuda_lists_the_gpu_checks(smi: SetState, monkeypatch: pyt
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(cuda, "query_driver", lambda: DriverInfo(error="no NVIDIA driver found"))
     log = smi({**IDLE, "name": "NVIDIA A100-SXM4-40GB, MIG 1g.5gb"}, ["No running processes found"])
-    r = CliRunner().invoke(app, ["doctor", "--device", "cuda:1", "--window", "0.1", "--json", "-"])
+    r = cli_runner.invoke(app, ["doctor", "--device", "cuda:1", "--window", "0.1", "--json", "-"])
     assert r.exit_code == 0, r.output
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["GPU 1"]["value"] == "NVIDIA A100-SXM4-40GB, MIG 1g.5gb"  # a comma in the name

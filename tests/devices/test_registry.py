@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.devices import get_device, get_devices, list_devices, registry
@@ -239,7 +239,7 @@ def test_cli_unknown_device_is_one_line_exit_2(args: list[str], tmp_path: Path,
 
     monkeypatch.chdir(tmp_path)
     make_contract_model(tmp_path / "model.onnx")
-    r = CliRunner().invoke(app, args)
+    r = cli_runner.invoke(app, args)
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: unknown device 'nope'; known devices: ")
@@ -247,7 +247,7 @@ def test_cli_unknown_device_is_one_line_exit_2(args: list[str], tmp_path: Path,
 
 
 def test_cli_check_shows_what_the_device_reports() -> None:
-    r = CliRunner().invoke(app, ["devices", "check", "stm32f746", "--json", "-"])
+    r = cli_runner.invoke(app, ["devices", "check", "stm32f746", "--json", "-"])
     assert r.exit_code == 0, r.output
     import json
 
@@ -259,7 +259,7 @@ def test_cli_check_of_an_unavailable_device_says_why() -> None:
     ok, reason = CudaBackend().available()
     if ok:
         pytest.skip("a CUDA GPU is available here")
-    r = CliRunner().invoke(app, ["devices", "check", "cuda"])
+    r = cli_runner.invoke(app, ["devices", "check", "cuda"])
     assert r.exit_code == 2
     assert r.stderr.strip() == f"error: device 'cuda' is not available: {' '.join(reason.split())}"
 

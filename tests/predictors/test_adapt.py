@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.errors import PredictorError
@@ -104,7 +104,7 @@ def _write(path: Path, archs: list[str], lat: np.ndarray, spread: bool = True) -
 
 
 def test_cli_adapt_validate_predict(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner
     plan_path = tmp_path / "plan.txt"
     r = runner.invoke(app, ["predictor", "adapt", "--plan", "8", "-o", str(plan_path)])
     assert r.exit_code == 0, r.output
@@ -152,7 +152,7 @@ def test_cli_adapt_bad_input(tmp_path: Path, rows: str, message: str) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,latency_ms\n" + rows)
     out = tmp_path / "p.json"
-    r = CliRunner().invoke(app, ["predictor", "adapt", "--measurements", str(bad), "-o", str(out)])
+    r = cli_runner.invoke(app, ["predictor", "adapt", "--measurements", str(bad), "-o", str(out)])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert not out.exists()
@@ -162,15 +162,15 @@ def test_cli_adapt_options_contradicting_the_set(tmp_path: Path) -> None:
     shots = ALL[7::1500][:6]
     meas = _write(tmp_path / "m.csv", shots, device_ms(shots), spread=False)
     store = tmp_path / "store.db"
-    r = CliRunner().invoke(app, ["measurements", "import", str(meas), "--name", "ninapro", "--device", "pi5",
+    r = cli_runner.invoke(app, ["measurements", "import", str(meas), "--name", "ninapro", "--device", "pi5",
                                  "--space", "nb201", "--input", "1x52x16", "--outputs", "18",
                                  "--store", str(store)])
     assert r.exit_code == 0, r.output
     out = tmp_path / "p.json"
-    r = CliRunner().invoke(app, ["predictor", "adapt", "--measurements", "ninapro", "--store", str(store),
+    r = cli_runner.invoke(app, ["predictor", "adapt", "--measurements", "ninapro", "--store", str(store),
                                  "--input", "3x32x32", "-o", str(out)])
     assert r.exit_code == 2 and "input 1x52x16" in r.output, r.output
-    r = CliRunner().invoke(app, ["predictor", "adapt", "--measurements", "ninapro", "--store", str(store),
+    r = cli_runner.invoke(app, ["predictor", "adapt", "--measurements", "ninapro", "--store", str(store),
                                  "-o", str(out)])
     assert r.exit_code == 0, r.output
     p = Predictor.load(out)

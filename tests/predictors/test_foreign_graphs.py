@@ -10,15 +10,13 @@ import numpy as np
 import onnx
 import pytest
 from _predictor_helpers import linear_kernel_predictor
+from conftest import cli_runner as runner
 from onnx import TensorProto, helper, numpy_helper
-from typer.testing import CliRunner
 
 from nasprof.cli import app
 from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.split import split_kernels
 from nasprof.testing.classic_cnns import CLASSIC_CNNS, build_classic
-
-runner = CliRunner()
 
 
 def _ort_ops(model: Path, tmp_path: Path) -> list[str]:
@@ -140,8 +138,8 @@ def test_regressors_extrapolate_with_the_linear_part_beyond_their_samples() -> N
     """Fitted on convs up to ~50 M MACs, a conv 10x and 40x larger is predicted about 10x and 40x slower:
     the forest only corrects the linear base, within the factors it learned."""
     from nasprof.predictors.kernel.features import feature_matrix
+    from nasprof.predictors.kernel.kernels import Kernel
     from nasprof.predictors.kernel.sampling import sample_kernels
-    from nasprof.predictors.kernel.split import Kernel
     from nasprof.predictors.kernel.trainer import fit_regressor
 
     rng = np.random.default_rng(0)

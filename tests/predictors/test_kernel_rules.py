@@ -10,25 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _predictor_helpers import RECORDED_HOSTS, linear_kernel_predictor, make_mixed_model, recorded_probe
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.errors import PredictorError
 from nasprof.predictors import KernelPredictor, Predictor
 from nasprof.predictors.kernel.predictor import KernelRegressor
-from nasprof.predictors.kernel.probe import (
-    ProbeReport,
-    observed_signature,
-    phase_one_probes,
-    phase_two_probes,
-    probe_graph,
-    rules_from_observations,
-)
+from nasprof.predictors.kernel.probe import ProbeReport, observed_signature, rules_from_observations
+from nasprof.predictors.kernel.probe_graphs import phase_one_probes, phase_two_probes, probe_graph
 from nasprof.predictors.kernel.rules import KernelRules
 from nasprof.predictors.kernel.sampling import sample_kernels
 from nasprof.predictors.kernel.split import split_kernels
-
-runner = CliRunner()
 
 #: What each recorded host class runs (onnxruntime 1.32): the facts the tests pin.
 EXPECTED = {

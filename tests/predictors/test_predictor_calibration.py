@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _predictor_helpers import linear_kernel_predictor, make_mixed_model
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.devices import MeasureSpec, get_device
@@ -23,11 +23,11 @@ from nasprof.predictors.calibration.kernel import (
     fit_calibration,
 )
 from nasprof.predictors.calibration.rounds import calibration_archs, network_name
+from nasprof.predictors.kernel.kernel_model import build_kernel_model
+from nasprof.predictors.kernel.kernels import Kernel
 from nasprof.predictors.kernel.predictor import KernelRegressor
-from nasprof.predictors.kernel.sampling import build_kernel_model, sample_kernels
-from nasprof.predictors.kernel.split import Kernel, split_kernels
-
-runner = CliRunner()
+from nasprof.predictors.kernel.sampling import sample_kernels
+from nasprof.predictors.kernel.split import split_kernels
 
 
 def _k(kind: str, kernel: int = 1, hw: int = 14) -> Kernel:

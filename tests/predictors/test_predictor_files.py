@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 from _predictor_helpers import linear_kernel_predictor, make_mixed_model
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.errors import PredictorError, SchemaError
 from nasprof.predictors import PREDICTOR_SCHEMA_VERSION, KernelPredictor, Predictor
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -175,7 +173,8 @@ def test_cli_predict_json_and_partial(saved: Path, tmp_path: Path) -> None:
 
 def test_cli_predict_refuses_other_device(saved: Path, tmp_path: Path) -> None:
     model = make_mixed_model(tmp_path / "m.onnx")
-    result = runner.invoke(app, ["predict", str(model), "--predictor", str(saved), "--device", "pixel"])
+    result = runner.invoke(app, ["predict", str(model), "--predictor", str(saved), "--expect-device",
+                                 "pixel"])
     assert result.exit_code == 2 and "not 'pixel'" in result.stderr
 
 

@@ -12,9 +12,10 @@ from layout_cases import LAYOUT_CASES, layout_model
 from nasprof.devices import MeasureSpec, get_device
 from nasprof.errors import PredictorError
 from nasprof.predictors import Predictor
+from nasprof.predictors.kernel.kernel_model import build_kernel_model
 from nasprof.predictors.kernel.probe import observed_signature, rules_from_observations, split_signature
 from nasprof.predictors.kernel.rules import KernelRules
-from nasprof.predictors.kernel.sampling import build_kernel_model, resample_around, sample_kernels
+from nasprof.predictors.kernel.sampling import resample_around, sample_kernels
 from nasprof.predictors.kernel.split import split_kernels
 from nasprof.predictors.kernel.trainer import fit_kernel_predictor
 
@@ -200,7 +201,8 @@ def test_profile_covers_the_same_nodes_as_each_split_kernel(
 
 
 def test_which_kernels_run_blocked_follows_the_rules_block() -> None:
-    from nasprof.predictors.kernel.split import Kernel, _blocked_kernel
+    from nasprof.predictors.kernel.kernels import Kernel
+    from nasprof.predictors.kernel.split import _blocked_kernel
 
     # Which pools run blocked decides where reorders go: 24 channels are plain with blocks of 16 only.
     k24 = Kernel("pool", "p", ("p",), (24, 8, 8), (24, 4, 4), kernel=3, stride=2, variant="MaxPool")
@@ -210,8 +212,8 @@ def test_which_kernels_run_blocked_follows_the_rules_block() -> None:
 
 
 def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
+    from nasprof.predictors.kernel.kernels import Kernel
     from nasprof.predictors.kernel.measure import KernelSample
-    from nasprof.predictors.kernel.split import Kernel
 
     pool = Kernel("pool", "p", ("p",), (96, 109, 109), (96, 54, 54), kernel=3, stride=2, variant="MaxPool")
     reorders = ((Kernel("reorder", "ri", (), (96, 109, 109), (96, 109, 109)), 0.084),
@@ -225,8 +227,8 @@ def test_a_kernels_own_time_is_its_share_of_the_profiled_pass() -> None:
 
 
 def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out() -> None:
+    from nasprof.predictors.kernel.kernels import Kernel
     from nasprof.predictors.kernel.measure import KernelSample
-    from nasprof.predictors.kernel.split import Kernel
 
     conv = Kernel("conv", "c", ("c",), (64, 1, 1), (16, 1, 1))
     r_in = Kernel("reorder", "ri", (), (64, 1, 1), (64, 1, 1), variant="ReorderInput")
@@ -248,8 +250,8 @@ def test_the_profilers_cost_per_node_is_taken_off_before_the_pass_is_shared_out(
 
 
 def test_profiler_node_cost_is_fitted_across_samples_with_different_node_counts() -> None:
+    from nasprof.predictors.kernel.kernels import Kernel
     from nasprof.predictors.kernel.measure import KernelSample, profiler_node_cost
-    from nasprof.predictors.kernel.split import Kernel
 
     r = Kernel("reorder", "r", (), (16, 8, 8), (16, 8, 8), variant="ReorderInput")
     rng = np.random.default_rng(0)
@@ -277,7 +279,7 @@ def test_channel_alignment_is_the_largest_power_of_two_divisor() -> None:
 
 def test_a_grouped_conv_is_predicted_as_its_groups() -> None:
     from nasprof.predictors.kernel.features import FEATURES, feature_matrix, multiplicity, per_group
-    from nasprof.predictors.kernel.split import Kernel
+    from nasprof.predictors.kernel.kernels import Kernel
 
     grouped = Kernel("conv", "g", ("g",), (240, 14, 14), (960, 14, 14), groups=3, params=240 * 960 // 3 + 960)
     one, g = per_group(grouped)
@@ -349,7 +351,8 @@ def test_layout_rules_place_the_reorders_each_recorded_host_did(
 def test_one_kernel_pool_models_keep_the_attributes_and_output_size(tmp_path: Path) -> None:
     import onnx
 
-    from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD, Kernel
+    from nasprof.predictors.kernel.kernels import Kernel
+    from nasprof.predictors.kernel.split import AVGPOOL_CEIL_PAD
 
     def pool(c: int, h: int, o: int, k: int, variant: str) -> Kernel:
         return Kernel("pool", "p", ("p",), (c, h, h), (c, o, o), kernel=k, stride=2, variant=variant)

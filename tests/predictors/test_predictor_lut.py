@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli_runner
 
 from nasprof.errors import PredictorError
 from nasprof.predictors import LutPredictor, Predictor
@@ -136,11 +137,9 @@ def test_fallback_fills_a_missing_key_and_is_flagged(tmp_path: Path, archs: list
 def test_cli_fit_and_predict(table_path: tuple[Path, dict[str, float]], archs: list, tmp_path: Path) -> None:
     import json
 
-    from typer.testing import CliRunner
-
     from nasprof.cli import app
 
-    runner = CliRunner()
+    runner = cli_runner
     out = tmp_path / "lut.json"
     result = runner.invoke(
         app, ["predictor", "fit", "--table", str(table_path[0]), "-o", str(out), "--overhead-ms", "0.125"]
@@ -190,7 +189,7 @@ def test_absurd_scale_in_file_is_refused(table_path: tuple[Path, dict[str, float
 # -- the incremental (per-block) encoding gives exactly what the per-layer keys give ----------------------
 def _slow_ids(p: LutPredictor, arch: object) -> list[int]:
     """Key ids the straightforward way: every layer of the built Network, looked up one by one."""
-    return [p._index[layer.key] for layer in arch.network().layers()]  # type: ignore[attr-defined]
+    return list(p.ids_of_keys([layer.key for layer in arch.network().layers()]))  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", ["mnasnet", "mobilenetv2"])
@@ -354,8 +353,6 @@ def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Pat
     """The whole LUT path on the real CPU: a real table, calibration on 10 measured networks, validation."""
     import json
 
-    from typer.testing import CliRunner
-
     from nasprof.cli import app
     from nasprof.devices import MeasureSpec
     from nasprof.tables import build_table
@@ -364,7 +361,7 @@ def test_cli_calibrates_by_family_and_validates_with_a_noise_floor(tmp_path: Pat
     build_table("mobilenetv2", 32, "cpu", db, spec=MeasureSpec(warmup=1, runs=5, sessions=1),
                 time_per_entry_s=0, export_jobs=0)
     out = tmp_path / "lut.json"
-    runner = CliRunner()
+    runner = cli_runner
     r = runner.invoke(app, ["predictor", "fit", "--table", str(db), "--calibrate", "10", "-o", str(out)])
     assert r.exit_code == 0, r.output
     # mobilenetv2's stem/last conv and head are the same in every network: only mbconv gets a factor.

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from _predictor_helpers import linear_kernel_predictor, make_mixed_model
-from typer.testing import CliRunner
+from conftest import cli_runner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.devices import MeasureSpec
@@ -16,7 +17,6 @@ from nasprof.errors import InputError, PredictorError
 from nasprof.predictors import error_summary
 from nasprof.predictors.validation import ValidationReport, ValidationRow, validate
 
-runner = CliRunner()
 FAST = MeasureSpec(warmup=1, runs=5, sessions=1)
 
 
@@ -213,7 +213,7 @@ def test_validate_spreads_networks_over_identical_devices(tmp_path: Path,
     environment check needs the two side by side), and a device in other settings is refused before anything
     is measured."""
     monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "devices.toml"))
-    runner = CliRunner()
+    runner = cli_runner
     for name, extra in (("cpu-a", []), ("cpu-b", []), ("cpu-c", ["--set", "allow_spinning=false"])):
         r = runner.invoke(app, ["devices", "add", name, "--backend", "cpu", *extra])
         assert r.exit_code == 0, r.output

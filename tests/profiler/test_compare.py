@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_conv_model
-from typer.testing import CliRunner
+from conftest import cli_runner, make_conv_model
 
 from nasprof.cli import app
 from nasprof.errors import InputError
@@ -85,7 +84,7 @@ def test_compare_of_two_thousand_sample_measurements_is_fast() -> None:
 
 
 def test_cli_on_real_measurements(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner
     small = make_conv_model(tmp_path / "small.onnx", channels=8, size=16)
     big = make_conv_model(tmp_path / "big.onnx", channels=32, size=48, blocks=3)
     for model, out in ((small, "a.json"), (big, "b.json")):

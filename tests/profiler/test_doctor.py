@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_conv_model
-from typer.testing import CliRunner
+from conftest import cli_runner, make_conv_model
 
 from nasprof.cli import app
 from nasprof.profiler.doctor import CpuTimes, cpu_times, run_checks, steal_share
@@ -34,7 +33,7 @@ def test_checks_on_this_host() -> None:
 
 
 def test_cli_doctor_and_measure_records_steal(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner
     r = runner.invoke(app, ["doctor", "--window", "0.05", "--json", str(tmp_path / "d.json")])
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "d.json").read_text())

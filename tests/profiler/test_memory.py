@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import make_conv_model
-from typer.testing import CliRunner
+from conftest import cli_runner, make_conv_model
 
 from nasprof.cli import app
 from nasprof.profiler.memory import PeakMemory, status_bytes
@@ -31,7 +30,7 @@ def test_peak_covers_an_allocation_inside_the_block() -> None:
 
 def test_measure_reports_peak_memory(tmp_path: Path) -> None:
     model = make_conv_model(tmp_path / "m.onnx", channels=64, size=64)
-    r = CliRunner().invoke(app, ["measure", str(model), "--runs", "5", "--json", str(tmp_path / "m.json")])
+    r = cli_runner.invoke(app, ["measure", str(model), "--runs", "5", "--json", str(tmp_path / "m.json")])
     assert r.exit_code == 0, r.output
     assert "peak memory:" in r.stdout
     mem = json.loads((tmp_path / "m.json").read_text())["metadata"]["peak_memory"]

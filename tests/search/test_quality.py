@@ -117,7 +117,7 @@ def test_ks_distance_and_edfs() -> None:
     for kwargs, message in (
         ({"spaces": ["mnasnet"]}, "at least two spaces"),
         ({"metric": "flops"}, "unknown metric"),
-        ({"metric": "sram"}, "needs a microcontroller --device"),
+        ({"metric": "sram"}, "needs a microcontroller --board"),
         ({"metric": "latency"}, "lookup-table --predictor"),
     ):
         with pytest.raises(InputError, match=message):
@@ -134,20 +134,20 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
 def test_cli_quality_and_edf(tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["space", "quality", "mobilenetv2", "--widths", "0.35,0.5", "--resolutions", "96",
-                            "--n", "100", "--device", "stm32h743", "--json", str(tmp_path / "q.json"),
+                            "--n", "100", "--board", "stm32h743", "--json", str(tmp_path / "q.json"),
                             "--plot", str(tmp_path / "q.png")])
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "q.json").read_text())
     assert doc["schema_version"] == 1 and len(doc["cells"]) == 2 and doc["recommended"] is not None
-    r = runner.invoke(app, ["space", "quality", "mobilenetv2", "--n", "100", "--device", "stm32h743"])
+    r = runner.invoke(app, ["space", "quality", "mobilenetv2", "--n", "100", "--board", "stm32h743"])
     assert r.exit_code == 0 and "recommended: width" in r.stdout, r.output
     r = runner.invoke(app, ["space", "edf", "--spaces", "mnasnet,regnet", "--n", "80"])
     assert r.exit_code == 0 and "KS distance mnasnet / regnet" in r.stdout, r.output
     for argv, message in (
-        (["space", "quality", "mobilenetv2", "--widths", "a,b", "--device", "stm32h743"], "comma-separated"),
-        (["space", "quality", "mobilenetv2", "--device", "stm32f411", "--widths", "1.0", "--resolutions",
+        (["space", "quality", "mobilenetv2", "--widths", "a,b", "--board", "stm32h743"], "comma-separated"),
+        (["space", "quality", "mobilenetv2", "--board", "stm32f411", "--widths", "1.0", "--resolutions",
           "224", "--n", "20"], "no sampled model of any cell fits"),
-        (["space", "quality", "nas", "--device", "stm32h743"], "unknown search space"),
+        (["space", "quality", "nas", "--board", "stm32h743"], "unknown search space"),
         (["space", "edf", "--spaces", "mnasnet", "--n", "5"], "at least two spaces"),
     ):
         r = runner.invoke(app, argv)

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.errors import SpaceError
@@ -18,8 +18,6 @@ from nasprof.space import Arch, count_onnx, export_arch, get_space
 from nasprof.space.blocks.nasnet import OPS, parse_genotype
 from nasprof.space.layer import priced_layers
 from nasprof.space.spaces.nasnet import BLOCKS, NASNET_A_NORMAL, nasnet_a_arch
-
-runner = CliRunner()
 
 
 def test_size_is_the_lecture_formula_with_the_real_inputs_per_block() -> None:
@@ -125,7 +123,7 @@ def test_integer_genotypes_and_malformed_cells_are_refused() -> None:
     assert space.sample(1, seed=0, resolution=32)[0].network().layers()[-2].input_shape[1:] == (2, 2)
     with pytest.raises(SpaceError, match="does not cover this space"):
         space.genotypes()
-    r = runner.invoke(app, ["space", "quality", "nasnet", "--device", "stm32h743", "--n", "5"])
+    r = runner.invoke(app, ["space", "quality", "nasnet", "--board", "stm32h743", "--n", "5"])
     assert r.exit_code == 2 and "integer genotypes hold at most" in r.stderr, r.output
     with pytest.raises(SpaceError, match="must have 5 blocks"):
         Arch("nasnet", 224, 1.0, (parse_genotype("0.1.sep3.id.add"),) * 5)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.errors import SpaceError
@@ -112,7 +112,7 @@ def test_enumeration_and_isomorphism_classes() -> None:
 
 
 def test_cli_export_count_and_sample(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner
     out = tmp_path / "x.onnx"
     result = runner.invoke(app, ["export", BEST, "--space", "nb201", "--input", "1x52x16", "--outputs", "18",
                                  "-o", str(out)])

@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.errors import InputError, ModelError
 from nasprof.space import export_arch, export_network, get_space
 from nasprof.space.ort_format import cached_ort, convert_to_ort, ops_config, read_ops_config, space_ops_config
-
-runner = CliRunner()
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:

@@ -9,9 +9,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import make_conv_model
+from conftest import cli_runner, make_conv_model
 from onnx import TensorProto, helper
-from typer.testing import CliRunner
 
 from nasprof.cli import app
 from nasprof.errors import ModelError, PredictorError
@@ -57,7 +56,7 @@ def test_models_that_cannot_be_quantised_say_why(tmp_path: Path) -> None:
 
 
 def test_cli_export_int8_and_mcu_estimate_read_it(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner
     out = tmp_path / "q.onnx"
     r = runner.invoke(app, ["export", "mobilenet_v2", "--width", "0.35", "--resolution", "64", "--int8",
                             "-o", str(out)])
@@ -78,7 +77,7 @@ def test_cli_quantises_and_converts_a_users_onnx(tmp_path: Path) -> None:
     """A model nasprof did not export (a free batch dimension, its own names): `export FILE.onnx --int8`
     quantises it and keeps the batch free; `-o FILE.ort` converts it; what does not apply is refused."""
     user = make_conv_model(tmp_path / "user.onnx", symbolic_batch=True, channels=16)
-    runner = CliRunner()
+    runner = cli_runner
     out = tmp_path / "user.int8.onnx"
     r = runner.invoke(app, ["export", str(user), "--int8", "-o", str(out)])
     assert r.exit_code == 0, r.output
@@ -109,7 +108,7 @@ def test_int8_table_build_records_precision_and_refuses_mixing(tmp_path: Path) -
 
     spec_args = ["--runs", "3", "--sessions", "1", "--warmup", "1"]
     db = tmp_path / "q.db"
-    r = CliRunner().invoke(app, ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--device",
+    r = cli_runner.invoke(app, ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--device",
                                  "cpu", "--db", str(db), "--limit", "2", "--int8", *spec_args])
     assert r.exit_code == 0, r.output
     with LatencyTable.load(db) as t:

@@ -27,7 +27,8 @@ from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, Tabl
 from nasprof.profiler.measurement import Measurement
 from nasprof.space import get_space
 from nasprof.tables import LatencyTable, build_table
-from nasprof.tables.builder import BuildProgress, parse_shard, select_layers
+from nasprof.tables.build_layers import parse_shard, select_layers
+from nasprof.tables.builder import BuildProgress
 from nasprof.tables.planner import RunPlanner
 from nasprof.tables.quality import assess
 

@@ -7,15 +7,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner as runner
 
 from nasprof.cli import app
 from nasprof.space import get_space
 from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.builder import layer_entry_fields
+from nasprof.tables.build_layers import layer_entry_fields
 
 ENV = {"backend": "cpu", "threads": 1, "opt_level": "all", "cpu_model": "Test CPU"}
-runner = CliRunner()
 
 
 def make_table(path: Path, *, device: str = "cpu", env: dict | None = None, n: int = 3,

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from nasprof.errors import InputError, SchemaError, SpaceError, TableError
+from nasprof.tables.measurement_store import default_store
 from nasprof.tables.measurements import (
     MeasurementSet,
-    default_store,
     export_measurement_set,
     import_measurements,
     list_measurement_sets,
     load_measurement_set,
-    read_measurements_file,
     record_measurement,
 )
+from nasprof.tables.measurements_io import read_measurements_file
 
 A1 = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 A2 = "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"

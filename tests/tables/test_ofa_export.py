@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from nasprof.cli import app
 from nasprof.space import get_preset, get_space
 from nasprof.tables import LatencyTable, TableEntry
-from nasprof.tables.builder import layer_entry_fields
+from nasprof.tables.build_layers import layer_entry_fields
 
 RES = 96
 
@@ -53,7 +53,7 @@ def _proxyless_latency(lut: dict, net: object) -> float:
 def test_mobilenetv2_space_reads_back_with_proxylessnas_keys(tmp_path: Path) -> None:
     space = get_space("mobilenetv2")
     db = _table(tmp_path / "t.db", space.distinct_layers(RES))
-    r = CliRunner().invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "t.yaml")])
+    r = cli_runner.invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "t.yaml")])
     assert r.exit_code == 0, r.output
     assert "in OFA's proxyless layout" in r.output
     lut = yaml.safe_load((tmp_path / "t.yaml").read_text())
@@ -70,7 +70,7 @@ def test_mobilenetv2_space_reads_back_with_proxylessnas_keys(tmp_path: Path) -> 
 def test_mbv3_style_and_layers_left_out(tmp_path: Path) -> None:
     net = get_preset("mobilenet_v3_large", resolution=RES)
     db = _table(tmp_path / "v3.db", list(net.layers()))
-    r = CliRunner().invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "v3.yml")])
+    r = cli_runner.invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "v3.yml")])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "v3.yml").read_text()
     lut = yaml.safe_load(text)
@@ -80,7 +80,7 @@ def test_mbv3_style_and_layers_left_out(tmp_path: Path) -> None:
     half = RES // 2
     assert any(k.startswith(f"expanded_conv-input:{half}x{half}x16-") and "-expand:16-" in k for k in lut)
     assert "a head with a hidden layer" in text and "left out" in r.output
-    r = CliRunner().invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "x.yaml"),
+    r = cli_runner.invoke(app, ["table", "export", str(db), "-o", str(tmp_path / "x.yaml"),
                                  "--style", "proxyless"])
     assert r.exit_code == 0 and "squeeze-excite, hard-swish" in (tmp_path / "x.yaml").read_text()
     for argv, message in (
@@ -88,5 +88,5 @@ def test_mbv3_style_and_layers_left_out(tmp_path: Path) -> None:
         (["--format", "csv", "--style", "mbv3"], "--style applies to --format ofa only"),
     ):
         out = tmp_path / ("bad.csv" if "csv" in argv else "bad.yaml")
-        r = CliRunner().invoke(app, ["table", "export", str(db), "-o", str(out), *argv])
+        r = cli_runner.invoke(app, ["table", "export", str(db), "-o", str(out), *argv])
         assert r.exit_code == 2 and message in r.output, (argv, r.output)

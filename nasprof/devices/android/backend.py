@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import re
 import shlex
 import tempfile
 import uuid
@@ -42,7 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nasprof.devices.android.adb import Adb, ShellResult, quote_command
+from nasprof.devices.android.adb import Adb, quote_command
 from nasprof.devices.android.device_info import (
     CpuTopology,
     ThermalWait,
@@ -52,28 +51,23 @@ from nasprof.devices.android.device_info import (
     wait_until_cool,
 )
 from nasprof.devices.android.perf_output import PerfTestOutput, parse_perf_test_output
+from nasprof.devices.android.perf_test import (
+    MISSING_OP_RE,
+    OPT_LEVEL,
+    perf_test_command,
+    provider_args,
+    raise_if_provider_missing,
+    run_perf_test,
+)
 from nasprof.devices.android.runner import RunnerFiles, push_runner
 from nasprof.devices.android.sampling import sample
-from nasprof.devices.android.settings import EXECUTION_PROVIDERS, SPEC_OPTIONS, AndroidSettings
+from nasprof.devices.android.settings import SPEC_OPTIONS, AndroidSettings
 from nasprof.devices.base import Backend, MeasureSpec, registry
-from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, ModelError, NasprofError
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, NasprofError
 from nasprof.profiler.measurement import Measurement
+from nasprof.profiler.ort_result import model_metadata, plan_metadata
 
 __all__ = ["AndroidBackend"]
-
-#: MeasureSpec.opt_level -> perf_test's -o value.
-_OPT_LEVEL = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
-#: onnxruntime's message for an operator a (minimal) build has no kernel for.
-_MISSING_OP_RE = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
-#: perf_test's message for ``-e X`` when the runner was built without X ("NNAPI is not supported in this
-#: build", "WebGPU execution provider is not supported in this build"); "ONNX format model is …" is not one.
-_EP_MISSING_RE = re.compile(r"\b(\w+)(?: execution provider)? is not supported in this build", re.I)
-
-
-def _provider_args(s: AndroidSettings) -> list[str | int]:
-    """perf_test's execution provider (``-e``) and its options (``-i``), as every run passes them."""
-    return ["-e", s.execution_provider, *(["-i", s.provider_options] if s.provider_options else [])]
-
 
 SAMPLES_KIND = (
     "{statistic} of runs_per_sample timed runs in one onnxruntime_perf_test process (a fresh session)"
@@ -192,14 +186,14 @@ class AndroidBackend(Backend):
             for i, path in enumerate(models):
                 remote = posixpath.join(run_dir, f"m{i}{path.suffix}")
                 adb.push(path, remote)
-                args = ["-m", "times", "-r", "1", "-x", "1", *_provider_args(s)]
+                args = ["-m", "times", "-r", "1", "-x", "1", *provider_args(s)]
                 run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
                     f"./{runner.runner.name}", *args, "-I", remote)
                 r = adb.shell(f"{quote_command('cd', s.remote_dir)} && {run}", timeout_s=s.run_timeout_s,
                               doing=f"trying the runner on {path.name}")
                 text = r.stderr + r.stdout
-                self._raise_if_provider_missing(adb, s, text)
-                missing = _MISSING_OP_RE.search(text)
+                raise_if_provider_missing(adb, s, text, self.device)
+                missing = MISSING_OP_RE.search(text)
                 out.append(None if r.ok else f"{missing.group(1)}({missing.group(2)})" if missing
                            else "unloadable")
                 if stop_at_failure and out[-1] is not None:
@@ -207,17 +201,6 @@ class AndroidBackend(Backend):
         finally:
             self._cleanup(adb, run_dir)
         return out
-
-    def _raise_if_provider_missing(self, adb: Adb, s: AndroidSettings, text: str) -> None:
-        m = _EP_MISSING_RE.search(text)
-        if m is None or m.group(1).lower() == "model":
-            return
-        flag = EXECUTION_PROVIDERS.get(s.execution_provider) or f"--use_{s.execution_provider}"
-        raise DeviceUnavailableError(
-            f"the runner of {self.device} ({adb.serial}) was built without the {s.execution_provider} "
-            f"execution provider ({m.group(0)}); rebuild onnxruntime_perf_test with ./build.sh --android "
-            f"{flag} ..., or set execution_provider = \"cpu\" for {self.device}"
-        )
 
     @staticmethod
     def _prop_fields(props: Mapping[str, str]) -> dict[str, str]:
@@ -300,7 +283,11 @@ class AndroidBackend(Backend):
         samples = medians if use_median else [o.average_ms for o in outputs]
         statistic = "median (perf_test P50)" if use_median else "mean"
 
+        # The model's and the plan's keys are the ones every backend records (ort_result); the rest is the
+        # phone's, the runner's, and what a sample is here.
         metadata: dict[str, Any] = {
+            **plan_metadata(spec, timed.rel_ci, timed.stopped_by),
+            **model_metadata(info),
             "backend": self.name,
             "device": self.device,
             "serial": s.serial,
@@ -309,13 +296,11 @@ class AndroidBackend(Backend):
             "cores": s.cores,
             "pinned_cpus": list(cpus),
             "taskset_mask": mask,
-            "threads": spec.threads,
             "execution_provider": s.execution_provider,
             "provider_options": s.provider_options,
             "model_format": s.model_format,
             "ort_style": s.ort_style if s.model_format == "ort" else None,
-            "opt_level": spec.opt_level,
-            "perf_test_opt_level": _OPT_LEVEL[spec.opt_level],
+            "perf_test_opt_level": OPT_LEVEL[spec.opt_level],
             "per_node_opt_level": spec.opt_level if spec.per_node else None,
             **runner.to_dict(),
             "runner_pushed": pushed,
@@ -327,12 +312,6 @@ class AndroidBackend(Backend):
             "session_index_means": "the requested session a perf_test process belongs to (each process is "
             "itself a fresh onnxruntime session)",
             "runs_per_sample": plan,
-            "runs": spec.runs,
-            "sessions_planned": spec.sessions,
-            "target_rel_ci": spec.target_rel_ci,
-            "max_runs": spec.max_runs,
-            "median_rel_ci95": timed.rel_ci,
-            "stopped_by": timed.stopped_by,
             # perf_test always does exactly one untimed warm-up per process; spec.warmup cannot change that.
             "warmup_runs_per_sample": 1,
             "warmup_requested": spec.warmup,
@@ -340,11 +319,6 @@ class AndroidBackend(Backend):
             "perf_test_runs": [o.to_dict() for o in outputs],
             "thermal_status_before_runs": [w.initial_status for w in waits],
             "thermal_wait_s": round(sum(w.waited_s for w in waits), 3),
-            "seed": spec.seed,
-            "model_path": str(info.path),
-            "model_sha256": info.sha256,
-            "model_size_bytes": info.size_bytes,
-            "input_shapes": {i.name: list(i.shape) for i in info.inputs},
             "timestamp_utc": started,
         }
         if spec.per_node:
@@ -372,88 +346,6 @@ class AndroidBackend(Backend):
             device=f"{self.device} ({adb.serial})",
         )
 
-    def _command(
-        self,
-        s: AndroidSettings,
-        runner: RunnerFiles,
-        mask: str,
-        spec: MeasureSpec,
-        info: Any,
-        remote_model: str,
-        runs: int,
-        profile_prefix: str | None = None,
-    ) -> str:
-        args: list[str | int] = [
-            "-m",
-            "times",
-            "-r",
-            runs,
-            "-x",
-            spec.threads,
-            "-o",
-            _OPT_LEVEL[spec.opt_level],
-            *_provider_args(s),
-            "-I",
-            "-S",
-            spec.seed,
-            "-s",
-        ]
-        # Symbolic dimensions (a dynamic batch "N") are fixed with -f, from the shapes load_model resolved.
-        for inp in info.inputs:
-            for declared, value in zip(inp.declared, inp.shape, strict=True):
-                if isinstance(declared, str):
-                    args += ["-f", f"{declared}:{value}"]
-        if profile_prefix is not None:
-            args += ["-p", profile_prefix]
-        # The assignment's value is quoted, never the NAME= part: a quoted 'A=b' is a command name in sh.
-        run = f"LD_LIBRARY_PATH={shlex.quote(s.remote_dir)} " + quote_command(
-            "taskset", mask, f"./{runner.runner.name}", *args, remote_model
-        )
-        return f"{quote_command('cd', s.remote_dir)} && {run}"
-
-    def _run_runner(self, adb: Adb, s: AndroidSettings, command: str) -> ShellResult:
-        result = adb.shell(command, timeout_s=s.run_timeout_s, doing="running onnxruntime_perf_test")
-        if result.ok:
-            return result
-        text = result.stderr + result.stdout
-        if "CANNOT LINK EXECUTABLE" in text:
-            raise DeviceUnavailableError(
-                f"the runner cannot load its libraries on {adb.serial} ({result.tail(2)}); put "
-                "libonnxruntime.so beside the runner or list it in libs in the devices file"
-            )
-        if result.exit_code in (126, 127):
-            abi = self._prop_fields(read_props(adb)).get("abi") or "the device's ABI"
-            raise DeviceUnavailableError(
-                f"the runner cannot be executed on {adb.serial} ({result.tail(2)}); build "
-                f"onnxruntime_perf_test for {abi} (./build.sh --android --android_abi {abi} ...) and point "
-                "--runner at it"
-            )
-        self._raise_if_provider_missing(adb, s, text)
-        missing = _MISSING_OP_RE.search(text)
-        if missing:
-            raise ModelError(
-                f"the runner on {adb.serial} lacks operator {missing.group(1)} (opset "
-                f"{missing.group(2)}): it is a minimal build without it; rebuild it with an operator "
-                "config that covers the models "
-                "(`nasprof space ops-config SPACE -o required_operators.config`, then onnxruntime's "
-                "./build.sh --minimal_build --include_ops_by_config required_operators.config)"
-            )
-        if "ONNX format model is not supported" in text:
-            raise ModelError(
-                f"the runner on {adb.serial} is a minimal build that loads only ORT-format models; set "
-                f"model_format = \"ort\" for {self.device} (`nasprof devices check {self.device}` finds and "
-                "records it)"
-            )
-        if "ONNXRuntimeError" in text or "Load model" in text:
-            raise ModelError(
-                f"onnxruntime_perf_test could not run the model on {adb.serial}: {result.tail(3)}; "
-                "check that the runner's onnxruntime version supports the model's opset and ops"
-            )
-        raise DeviceError(
-            f"onnxruntime_perf_test failed on {adb.serial} with exit status {result.exit_code}: "
-            f"{result.tail(3)}"
-        )
-
     def _perf_test(
         self,
         adb: Adb,
@@ -465,7 +357,8 @@ class AndroidBackend(Backend):
         remote_model: str,
         runs: int,
     ) -> PerfTestOutput:
-        result = self._run_runner(adb, s, self._command(s, runner, mask, spec, info, remote_model, runs))
+        command = perf_test_command(s, runner, mask, spec, info, remote_model, runs)
+        result = run_perf_test(adb, s, command, self.device)
         return parse_perf_test_output(result.stdout)
 
     def _profile(
@@ -483,13 +376,9 @@ class AndroidBackend(Backend):
         from nasprof.profiler.ort_profile import load_profile, parse_profile
 
         prefix = posixpath.join(run_dir, "profile")
-        self._run_runner(
-            adb,
-            s,
-            self._command(
-                s, runner, mask, spec, info, remote_model, spec.per_node_runs, profile_prefix=prefix
-            ),
-        )
+        command = perf_test_command(s, runner, mask, spec, info, remote_model, spec.per_node_runs,
+                                    profile_prefix=prefix)
+        run_perf_test(adb, s, command, self.device)
         listing = adb.shell(quote_command("ls", run_dir), doing="listing the profile")
         names = sorted(
             n for n in listing.stdout.split("\n") if n.startswith("profile") and n.endswith(".json")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from nasprof.devices.android.device_info import ThermalWait
 from nasprof.devices.android.perf_output import PerfTestOutput
 from nasprof.devices.base import MeasureSpec
+from nasprof.profiler.spec import max_timed_runs
 
 __all__ = ["Sampled", "sample", "split_runs"]
 
@@ -44,14 +45,14 @@ def sample(
     max_processes: int | None = None,
 ) -> Sampled:
     """Run the planned perf_test processes, then (with ``spec.target_rel_ci``) more until the 95% CI of the
-    median sample is within the target or ``spec.max_runs`` timed runs are reached."""
+    median sample is within the target or ``max_timed_runs(spec)`` timed runs are reached."""
     from nasprof.profiler import progress
-    from nasprof.profiler.ort_runner import DEFAULT_MAX_RUNS_FACTOR, relative_ci
+    from nasprof.profiler.ort_runner import relative_ci
 
     per_session = split_runs(spec.runs, per_sample, max_processes)
     per_sample = per_session[0]  # adaptive extra processes are as long as the planned ones
     plan = [r for _ in range(spec.sessions) for r in per_session]
-    cap = spec.max_runs or DEFAULT_MAX_RUNS_FACTOR * spec.runs * spec.sessions
+    cap = max_timed_runs(spec)
     out = Sampled(plan=[], session=[], outputs=[], waits=[], rel_ci=math.inf, stopped_by="runs")
     while True:
         if len(out.plan) < len(plan):

@@ -30,7 +30,7 @@ import numpy as np
 
 from nasprof.errors import PredictorError
 from nasprof.predictors.kernel.features import kernel_bytes, weight_bytes
-from nasprof.predictors.kernel.split import Kernel
+from nasprof.predictors.kernel.kernels import Kernel
 
 __all__ = [
     "GROUPING",

@@ -18,7 +18,7 @@ import numpy as np
 
 from nasprof.errors import InputError, PredictorError
 from nasprof.predictors.base import Predictor
-from nasprof.predictors.kernel.split import Kernel
+from nasprof.predictors.kernel.kernels import Kernel
 from nasprof.space.layer import priced_layers
 
 __all__ = [
@@ -65,7 +65,7 @@ def lut_calibration_archs(predictor: Any, samples: int, seed: int) -> list[Any]:
     table lacks; ``PredictorError`` if none is left."""
     from nasprof.space import get_space
 
-    if predictor.kind != "lut" or not predictor.space:
+    if predictor.calibrates_on != "space" or not getattr(predictor, "space", None):
         raise PredictorError(
             "only a lookup-table predictor that knows its space (fitted from a table `nasprof table build` "
             "made) is calibrated this way; calibrate a kernel predictor with `nasprof predictor fit "
@@ -192,7 +192,7 @@ def measure_calibration_set(
     ``also`` are ONNX files to measure in the same rounds (``validate --calibrate``: the networks judged),
     so calibration and judged networks see one machine state, as the lookup tables' calibration does."""
     from nasprof.devices import get_device
-    from nasprof.predictors.kernel.sampling import build_kernel_model
+    from nasprof.predictors.kernel.kernel_model import build_kernel_model
     from nasprof.profiler.interleave import measure_interleaved
     from nasprof.space import export_many
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nasprof.predictors.kernel.split import ACT_CODES, AVGPOOL_CEIL_PAD, Kernel
+from nasprof.predictors.kernel.kernels import Kernel
+from nasprof.predictors.kernel.split import ACT_CODES, AVGPOOL_CEIL_PAD
 
 __all__ = [
     "FEATURES",

@@ -1,4 +1,5 @@
-"""Reading an ONNX graph for the kernel split: structure and shapes, never the weights' values.
+"""Reading an ONNX graph for the kernel split: structure and shapes, never the weights' values; and
+``GraphView``, the graph as the split walks it (nodes read once, initializers, shapes, consumers).
 
 The split reads node attributes, tensor names and shapes; it never reads a weight. ``onnx.load`` parses the
 whole file, weights included (ResNet-50: 100 MB, 60 of its 70 ms prediction), so ``read_structure`` scans the
@@ -9,13 +10,18 @@ their values because shape inference propagates them.
 
 from __future__ import annotations
 
+import math
 import mmap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nasprof.errors import ModelError
 
-__all__ = ["read_structure", "load_with_shapes", "load_graph", "tensor_shapes", "KEEP_BYTES"]
+__all__ = [
+    "KEEP_BYTES", "GraphView", "chw", "fold3", "load_graph", "load_with_shapes", "node_attr",
+    "read_structure", "tensor_shapes",
+]
 
 #: Initializers stored in fewer bytes than this keep their values (shape tensors, Reshape targets, small
 #: biases); larger ones are weights, whose values no kernel decision reads. Deciding by the stored size, not
@@ -205,3 +211,68 @@ def tensor_shapes(graph: Any) -> dict[str, tuple[int, ...]]:
     for t in graph.initializer:
         shapes[t.name] = tuple(t.dims)
     return shapes
+
+
+class _Node:
+    """A node's fields read once from its protobuf (each protobuf field access builds a new object)."""
+
+    __slots__ = ("op_type", "name", "input", "output", "attribute")
+
+    def __init__(self, proto: Any) -> None:
+        self.op_type: str = proto.op_type
+        self.name: str = proto.name
+        self.input: list[str] = list(proto.input)
+        self.output: list[str] = list(proto.output)
+        self.attribute = proto.attribute
+
+
+class GraphView:
+    """An ``onnx.ModelProto``'s graph as the split walks it: nodes, initializer names, tensor shapes (inferred
+    unless given), each tensor's consumers, the graph outputs and every produced tensor."""
+
+    def __init__(self, model: Any, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        import onnx
+
+        assert isinstance(model, onnx.ModelProto)
+        g = model.graph
+        self.nodes = [_Node(n) for n in g.node]
+        self.inits = {t.name for t in g.initializer}
+        self.shapes: dict[str, tuple[int, ...]] = tensor_shapes(g) if shapes is None else shapes
+        self.consumers: dict[str, list[int]] = {}
+        for i, n in enumerate(self.nodes):
+            for x in n.input:
+                if x:
+                    self.consumers.setdefault(x, []).append(i)
+        self.graph_outputs = {o.name for o in g.output}
+        self.producers = {o for n in self.nodes for o in n.output}
+
+    def sole_consumer(self, tensor: str) -> int | None:
+        users = self.consumers.get(tensor, [])
+        if len(users) == 1 and tensor not in self.graph_outputs:
+            return users[0]
+        return None
+
+
+def node_attr(node: Any, name: str, default: object) -> Any:
+    """The value of attribute ``name`` of ``node``, or ``default``."""
+    import onnx
+
+    for a in node.attribute:  # type: ignore[attr-defined]
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def chw(shape: Sequence[int] | None) -> tuple[int, ...]:
+    """A tensor shape with its batch of 1 dropped (``()`` when unknown)."""
+    if not shape:
+        return ()
+    s = tuple(shape)
+    return s[1:] if len(s) >= 2 and s[0] == 1 else s
+
+
+def fold3(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A CHW-like shape of rank > 3 with its leading dimensions multiplied into C."""
+    if len(shape) <= 3:
+        return shape
+    return (int(math.prod(shape[:-2])), *shape[-2:])

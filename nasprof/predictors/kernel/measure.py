@@ -1,5 +1,5 @@
 """Measuring kernels for the kernel predictor: one one-kernel model per sampled configuration (built by
-``sampling.build_kernel_model``), timed end to end with one profiled pass to find the layout reorders
+``kernel_model.build_kernel_model``), timed end to end with one profiled pass to find the layout reorders
 onnxruntime wrapped around it, and the fixed cost of a ``session.run`` call.
 
 Several interchangeable devices (``"pixel-a,pixel-b"``, or a Ray farm's attached devices) share the kernels:
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasprof.predictors.kernel.sampling import build_kernel_model
-from nasprof.predictors.kernel.split import Kernel
+from nasprof.predictors.kernel.kernel_model import build_kernel_model
+from nasprof.predictors.kernel.kernels import Kernel
 
 if TYPE_CHECKING:
     from nasprof.devices.base import Backend, MeasureSpec

@@ -31,13 +31,19 @@ from nasprof.predictors.kernel.features import (
     kernel_macs,
     multiplicity,
 )
+from nasprof.predictors.kernel.kernels import Kernel
+from nasprof.predictors.kernel.predictor_file import (
+    LEGACY_RULES_NOTE,
+    covered_of,
+    kernel_from_dict,
+    rules_of,
+    split_rules_of,
+)
 from nasprof.predictors.kernel.rules import KernelRules
-from nasprof.predictors.kernel.split import DEFAULT_NCHWC_BLOCK, SPLIT_RULES, Kernel, split_kernels
+from nasprof.predictors.kernel.split import SPLIT_RULES, split_kernels
 
 __all__ = ["KernelPredictor", "KernelRegressor"]
 
-#: ``KernelRules.note`` of the fallback rules given to a file written before rules were detected.
-LEGACY_RULES_NOTE = "file written before kernel rules were detected on devices"
 #: Floor for a kernel's isolated latency after subtracting the per-call overhead (timer resolution).
 _MIN_KERNEL_MS = 0.0005
 
@@ -89,6 +95,8 @@ class KernelPredictor(Predictor):
     """Predicts ONNX graphs kernel by kernel; ``regressors`` maps kernel type -> ``KernelRegressor``."""
 
     kind = "kernel"
+    calibrates_on = "networks"
+    reads_architectures = False
 
     def __init__(
         self,
@@ -166,6 +174,9 @@ class KernelPredictor(Predictor):
                 "`nasprof predictor fit --kernels` to detect them"
             )
         return None
+
+    def part_group(self, part: PredictionPart) -> str:
+        return part.kind  # a kernel type: conv, dwconv, eltwise, ...
 
     def compatibility(self) -> list[str]:
         """Where the device now differs from the one the rules were detected on (another CPU, another
@@ -429,57 +440,22 @@ class KernelPredictor(Predictor):
         regs = {str(t): KernelRegressor.from_dict(d) for t, d in body["regressors"].items()}
         cal = body.get("calibration")  # absent in files written before calibration existed
         try:  # absent in files written before speed anchors: calibrating them assumes a steady device
-            anchors = [(_kernel_from_dict(a["kernel"]), float(a["e2e_ms"])) for a in body.get("anchors", [])]
+            anchors = [(kernel_from_dict(a["kernel"]), float(a["e2e_ms"])) for a in body.get("anchors", [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise PredictorError(f"predictor file has a corrupt anchor kernel: {exc}; refit it") from None
         return cls(
             regs,
             overhead_ms=float(body["overhead_ms"]),
-            rules=_rules_of(body),
+            rules=rules_of(body),
             calibration=None if cal is None else Calibration.from_dict(cal),
             anchors=anchors,
-            split_rules=_split_rules(body.get("split_rules", 1)),
-            covered=_covered_of(body.get("covered")),  # absent before the rules were versioned
+            split_rules=split_rules_of(body.get("split_rules", 1)),
+            covered=covered_of(body.get("covered")),  # absent before the rules were versioned
             device=str(header["device"]),
             measure_spec=header.get("measure_spec"),
             training_error=header.get("training_error"),
             metadata=header.get("metadata"),
         )
-
-
-def _split_rules(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise PredictorError(f"predictor file has split_rules {v!r}; refit it")
-    if v > SPLIT_RULES:
-        raise PredictorError(
-            f"predictor file was fitted with kernel-split rules v{v}, newer than this nasprof's "
-            f"v{SPLIT_RULES}; upgrade nasprof"
-        )
-    return v
-
-
-def _covered_of(v: Any) -> dict[str, list[str]] | None:
-    if v is None:  # written before covered variants were recorded
-        return None
-    if not isinstance(v, Mapping) or not all(isinstance(x, list) for x in v.values()):
-        raise PredictorError("predictor file has a malformed 'covered' record; refit it")
-    return {str(t): [str(x) for x in xs] for t, xs in v.items()}
-
-
-def _rules_of(body: Mapping[str, Any]) -> KernelRules:
-    """The file's rules; files written before the rules were probed carry the level, whether the device
-    inserted reorders and (later) its block, which the fallback rules take."""
-    if "rules" in body:
-        return KernelRules.from_dict(body["rules"])
-    block = int(body.get("nchwc_block", DEFAULT_NCHWC_BLOCK)) if body.get("reorders", False) else 0
-    return KernelRules.fallback(str(body["opt_level"]), block, note=LEGACY_RULES_NOTE)
-
-
-def _kernel_from_dict(d: Mapping[str, Any]) -> Kernel:
-    tuples = ("covers", "in_shape", "out_shape", "inputs")
-    fields = {f.name for f in dataclasses.fields(Kernel)}
-    args: dict[str, Any] = {k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in fields}
-    return Kernel(**args)
 
 
 def kernel_summary(kernels: Sequence[Kernel]) -> list[dict[str, Any]]:

@@ -16,23 +16,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nasprof.errors import ModelError
-from nasprof.predictors.kernel.graph_io import load_graph, tensor_shapes
+from nasprof.predictors.kernel.graph_io import GraphView, chw, fold3, load_graph, node_attr
+from nasprof.predictors.kernel.kernels import Kernel
 from nasprof.predictors.kernel.rules import LEVELS, KernelRules
 
 __all__ = [
-    "Kernel",
-    "split_kernels",
-    "LEVELS",
-    "FREE_OPS",
-    "MEMORY_OPS",
-    "ACT_CODES",
-    "AVGPOOL_CEIL_PAD",
-    "SPLIT_RULES",
+    "ACT_CODES", "AVGPOOL_CEIL_PAD", "FREE_OPS", "LEVELS", "MEMORY_OPS", "SPLIT_RULES", "split_kernels",
 ]
 
 #: Ops that move no data worth timing (views or tiny shape arithmetic); they predict 0 ms.
@@ -80,94 +73,6 @@ _ELTWISE = frozenset({"Add", "Mul", "Sub", "Div"})
 DEFAULT_NCHWC_BLOCK = 16
 
 
-@dataclass(frozen=True)
-class Kernel:
-    """One executed kernel: its type (``conv``, ``dwconv``, ``fc``, ``gap``, ``pool``, ``eltwise``, ``act``,
-    ``lrn``, ``concat``, ``memory``, ``free``, or the op type of an unsupported op), the exported nodes it
-    covers, and its shapes.
-
-    Shapes are NCHW with batch 1 dropped: ``in_shape`` = (C, H, W) of the main input, ``out_shape`` likewise.
-    """
-
-    type: str
-    name: str
-    covers: tuple[str, ...]
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    kernel: int = 1
-    stride: int = 1
-    groups: int = 1
-    act: str = ""
-    fused_add: bool = False
-    params: int = 0
-    #: Op-specific variant: the element-wise op for ``eltwise``, pool op for ``pool``, inputs for ``concat``.
-    variant: str = ""
-    broadcast: bool = False
-    #: Data tensors read and the tensor written (for the layout pass); empty for sampled configurations.
-    inputs: tuple[str, ...] = ()
-    output: str = ""
-
-
-class _Node:
-    """A node's fields read once from its protobuf (each protobuf field access builds a new object)."""
-
-    __slots__ = ("op_type", "name", "input", "output", "attribute")
-
-    def __init__(self, proto: Any) -> None:
-        self.op_type: str = proto.op_type
-        self.name: str = proto.name
-        self.input: list[str] = list(proto.input)
-        self.output: list[str] = list(proto.output)
-        self.attribute = proto.attribute
-
-
-class _Graph:
-    def __init__(self, model: Any, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
-        import onnx
-
-        assert isinstance(model, onnx.ModelProto)
-        g = model.graph
-        self.nodes = [_Node(n) for n in g.node]
-        self.inits = {t.name for t in g.initializer}
-        self.shapes: dict[str, tuple[int, ...]] = tensor_shapes(g) if shapes is None else shapes
-        self.consumers: dict[str, list[int]] = {}
-        for i, n in enumerate(self.nodes):
-            for x in n.input:
-                if x:
-                    self.consumers.setdefault(x, []).append(i)
-        self.graph_outputs = {o.name for o in g.output}
-        self.producers = {o for n in self.nodes for o in n.output}
-
-    def sole_consumer(self, tensor: str) -> int | None:
-        users = self.consumers.get(tensor, [])
-        if len(users) == 1 and tensor not in self.graph_outputs:
-            return users[0]
-        return None
-
-
-def _attr(node: Any, name: str, default: object) -> Any:
-    import onnx
-
-    for a in node.attribute:  # type: ignore[attr-defined]
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def _chw(shape: Sequence[int] | None) -> tuple[int, ...]:
-    if not shape:
-        return ()
-    s = tuple(shape)
-    return s[1:] if len(s) >= 2 and s[0] == 1 else s
-
-
-def _fold3(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A CHW-like shape of rank > 3 with its leading dimensions multiplied into C."""
-    if len(shape) <= 3:
-        return shape
-    return (int(math.prod(shape[:-2])), *shape[-2:])
-
-
 def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
     """The kernels of ``model`` (an ``onnx.ModelProto`` with inferred shapes, or a path) on a device that
     follows ``rules``. A level name instead of rules takes the hand-written fallback rules of that level
@@ -176,7 +81,7 @@ def split_kernels(model: Any, rules: KernelRules | str = "all") -> list[Kernel]:
         if rules not in LEVELS:
             raise ModelError(f"unknown optimisation level {rules!r}: use one of {', '.join(LEVELS)}")
         rules = KernelRules.fallback(rules)
-    g = _Graph(*load_graph(model)) if isinstance(model, (str, Path)) else _Graph(model)
+    g = GraphView(*load_graph(model)) if isinstance(model, (str, Path)) else GraphView(model)
     lvl = rules.level
     const = set(g.inits)
     done: set[int] = set()
@@ -270,7 +175,7 @@ def _blocked_kernel(k: Kernel, rules: KernelRules, input_channels: Sequence[int]
     return True
 
 
-def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: KernelRules) -> list[Kernel]:
+def _with_reorders(g: GraphView, kernels: list[Kernel], const: set[str], rules: KernelRules) -> list[Kernel]:
     block = rules.nchwc_block
     blocked: set[str] = set()
     converted: set[str] = set()  # blocked tensors already reordered back to plain
@@ -278,7 +183,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: Ker
     out: list[Kernel] = []
 
     def reorder(tensor: str, variant: str) -> Kernel:
-        shape = _chw(g.shapes.get(tensor))
+        shape = chw(g.shapes.get(tensor))
         return Kernel(
             "reorder",
             f"{variant}({tensor})",
@@ -325,7 +230,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: Ker
         # Only a concat's rule reads its inputs' widths.
         channels = []
         if k.type == "concat":
-            channels = [(_chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
+            channels = [(chw(g.shapes.get(t)) or (0,))[0] for t in k.inputs if t not in const]
         nchwc = nchwc and _blocked_kernel(k, rules, channels)
         # A conv with fewer input channels than the block reads the plain layout (the stem's 3 channels);
         # a depthwise conv reads blocks whatever its width (12 channels: a ReorderInput before it).
@@ -338,7 +243,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: Ker
             # even where the conv reads its own input plain (a bottleneck's 8-channel conv3).
             blocked_in = nchwc if (k.fused_add and i > 0) else nchwc_input
             if blocked_in and t not in blocked and t not in reordered_in:
-                shape = _chw(g.shapes.get(t))
+                shape = chw(g.shapes.get(t))
                 if shape and not (t not in g.producers and shape[0] < block):
                     out.append(reorder(t, "ReorderInput"))
                     # onnxruntime reuses the blocked copy for every later blocked consumer (ShuffleNet's
@@ -355,7 +260,7 @@ def _with_reorders(g: _Graph, kernels: list[Kernel], const: set[str], rules: Ker
     return out
 
 
-def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
+def _unfuse_add(g: GraphView, k: Kernel) -> list[Kernel]:
     """``k`` (a conv with a fused residual Add) as the conv alone, the Add, and the Relu after it, if any.
 
     The fused chain is conv [, BN ...], Add [, Relu] (``_conv_kernel``), so the Add is found from the
@@ -377,7 +282,7 @@ def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
     conv = dataclasses.replace(
         k, covers=k.covers[:at], fused_add=False, act="", inputs=k.inputs[:1], output=conv_out
     )
-    shape = _chw(g.shapes.get(add.output[0]))
+    shape = chw(g.shapes.get(add.output[0]))
     add_name = add.name or f"Add_{j}"
     out = [
         conv,
@@ -391,14 +296,16 @@ def _unfuse_add(g: _Graph, k: Kernel) -> list[Kernel]:
     return out
 
 
-def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[str], done: set[int]) -> Kernel:
+def _conv_kernel(
+    g: GraphView, i: int, node: Any, rules: KernelRules, const: set[str], done: set[int]
+) -> Kernel:
     lvl = rules.level
     covers = [node.name]  # type: ignore[attr-defined]
     w = g.shapes.get(node.input[1], ())  # type: ignore[attr-defined]
-    x_shape = _chw(g.shapes.get(node.input[0]))  # type: ignore[attr-defined]
-    groups = int(_attr(node, "group", 1))  # type: ignore[arg-type]
+    x_shape = chw(g.shapes.get(node.input[0]))  # type: ignore[attr-defined]
+    groups = int(node_attr(node, "group", 1))  # type: ignore[arg-type]
     k = int(w[2]) if len(w) >= 3 else 1
-    strides = _attr(node, "strides", [1])
+    strides = node_attr(node, "strides", [1])
     stride = int(strides[0]) if strides else 1  # type: ignore[index]
     params = int(math.prod(w)) if w else 0
     if len(node.input) > 2 and node.input[2]:  # type: ignore[attr-defined]
@@ -450,7 +357,7 @@ def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[st
         name=node.name,
         covers=tuple(covers),
         in_shape=x_shape,  # type: ignore[attr-defined]
-        out_shape=_chw(g.shapes.get(out)),
+        out_shape=chw(g.shapes.get(out)),
         kernel=k,
         stride=stride,
         groups=groups,
@@ -463,7 +370,7 @@ def _conv_kernel(g: _Graph, i: int, node: Any, rules: KernelRules, const: set[st
 
 
 def _other_kernel(
-    g: _Graph, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
+    g: GraphView, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
 ) -> Kernel:
     k = _other_kernel_shapes(g, node, rules, const, done, i)
     data_inputs = tuple(x for x in node.input if x and x not in const)  # type: ignore[attr-defined]
@@ -471,14 +378,14 @@ def _other_kernel(
 
 
 def _other_kernel_shapes(
-    g: _Graph, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
+    g: GraphView, node: Any, rules: KernelRules, const: set[str], done: set[int], i: int
 ) -> Kernel:
     op = node.op_type  # type: ignore[attr-defined]
     name = node.name or f"{op}_{i}"  # type: ignore[attr-defined]
     data_inputs = [x for x in node.input if x and x not in const]  # type: ignore[attr-defined]
-    in_shape = _chw(g.shapes.get(data_inputs[0])) if data_inputs else ()
+    in_shape = chw(g.shapes.get(data_inputs[0])) if data_inputs else ()
     out = node.output[0]  # type: ignore[attr-defined]
-    out_shape = _chw(g.shapes.get(out))
+    out_shape = chw(g.shapes.get(out))
     covers = [name]
     if op in FREE_OPS:
         return Kernel("free", name, tuple(covers), in_shape, out_shape, variant=op)
@@ -491,7 +398,7 @@ def _other_kernel_shapes(
             act = g.nodes[j].op_type
             done.add(j)
             covers.append(g.nodes[j].name)
-            out_shape = _chw(g.shapes.get(g.nodes[j].output[0]))
+            out_shape = chw(g.shapes.get(g.nodes[j].output[0]))
         return Kernel(
             "fc",
             name,
@@ -525,12 +432,13 @@ def _other_kernel_shapes(
                           params=2 * c, output=out)
         return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)
     if op in ("Resize", "Upsample") and data_inputs:
-        return Kernel("memory", name, tuple(covers), _fold3(in_shape), _fold3(out_shape), variant="Resize")
+        return Kernel("memory", name, tuple(covers), fold3(in_shape), fold3(out_shape), variant="Resize")
     if op in ("MaxPool", "AveragePool"):
-        ks = _attr(node, "kernel_shape", [1])
-        st = _attr(node, "strides", [1])
+        ks = node_attr(node, "kernel_shape", [1])
+        st = node_attr(node, "strides", [1])
         variant = op
-        if op == "AveragePool" and _attr(node, "ceil_mode", 0) and _attr(node, "count_include_pad", 0):
+        if (op == "AveragePool" and node_attr(node, "ceil_mode", 0)
+                and node_attr(node, "count_include_pad", 0)):
             variant = AVGPOOL_CEIL_PAD
         return Kernel(
             "pool",
@@ -546,7 +454,7 @@ def _other_kernel_shapes(
         a, b = (g.shapes.get(x) for x in data_inputs)
         bcast = a != b
         main = a if a is not None and (b is None or math.prod(a) >= math.prod(b)) else b
-        return Kernel("eltwise", name, tuple(covers), _chw(main), out_shape, variant=op, broadcast=bcast)
+        return Kernel("eltwise", name, tuple(covers), chw(main), out_shape, variant=op, broadcast=bcast)
     if op in _ELTWISE and len(data_inputs) == 1:  # scaling by a constant
         return Kernel("eltwise", name, tuple(covers), in_shape, out_shape, variant=op, broadcast=True)
     if op == "Sigmoid" and rules.silu and data_inputs:
@@ -571,7 +479,7 @@ def _other_kernel_shapes(
     if op == "LRN":
         # A kernel type of its own: onnxruntime's LRN costs tens of ns per element, 30x an activation's
         # (GoogLeNet's two took 20 of 50 ms); as an ``act`` variant it was predicted at 0.2 ms for 5 ms.
-        size = int(_attr(node, "size", 5))  # type: ignore[arg-type]
+        size = int(node_attr(node, "size", 5))  # type: ignore[arg-type]
         return Kernel("lrn", name, tuple(covers), in_shape, out_shape, kernel=size)
     if op in ACT_CODES:
         return Kernel("act", name, tuple(covers), in_shape, out_shape, act=op)
@@ -580,7 +488,7 @@ def _other_kernel_shapes(
         # A channel shuffle's groups (the leading dim of the 5-D view) is kept as the kernel's ``groups``.
         groups = int(in_shape[0]) if op == "Transpose" and len(in_shape) == 4 else 1
         return Kernel(
-            "memory", name, tuple(covers), _fold3(in_shape), _fold3(out_shape), groups=groups, variant=op
+            "memory", name, tuple(covers), fold3(in_shape), fold3(out_shape), groups=groups, variant=op
         )
     if op == "Concat":
         return Kernel("concat", name, tuple(covers), in_shape, out_shape, variant=str(len(data_inputs)))

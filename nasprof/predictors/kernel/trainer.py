@@ -17,9 +17,9 @@ from nasprof.errors import InputError, PredictorError
 from nasprof.predictors.base import error_summary
 from nasprof.predictors.forest import TreeEnsemble
 from nasprof.predictors.kernel.features import FEATURES, coverage_key, feature_matrix, multiplicity
+from nasprof.predictors.kernel.kernels import Kernel
 from nasprof.predictors.kernel.predictor import _MIN_KERNEL_MS, KernelPredictor, KernelRegressor
 from nasprof.predictors.kernel.rules import KernelRules
-from nasprof.predictors.kernel.split import Kernel
 
 __all__ = ["fit_kernel_predictor", "fit_regressor", "pick_anchors", "ANCHORS"]
 

@@ -22,21 +22,15 @@ the table (``nasprof.predictors.calibration.in_network``); without, every ``r = 
 
 Speed: every term is per layer, so the corrected latency of each key is computed once and put in a numpy
 vector (with one extra slot worth 0 ms for padding). An architecture becomes a row of key ids
-(``encode``); a batch is then one gather and one row sum — ``predict_many`` on an encoded
-``(n, max_layers)`` id matrix runs at tens of millions of architectures per second. Encoding is
-incremental: the layers of a block depend only on (block index, the block's choices, the shape entering
-it, width), so the key ids of each such *segment* (stem, block, head) are cached with the shape leaving
-it, and a never-seen ``Arch`` costs one dictionary hit per block instead of building its network
-(``Space.block_layers``). Architecture strings are cached whole (parsing is the expensive part). Whatever
-the path, the ids, and so the sums, are the same as ``[key of each layer]``.
+(``encode``, by ``nasprof.predictors.lut.encoding.KeyIds``, which caches segments and strings); a batch is
+then one gather and one row sum — ``predict_many`` on an encoded ``(n, max_layers)`` id matrix runs at tens
+of millions of architectures per second.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from itertools import chain
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +41,12 @@ from nasprof.predictors.base import Prediction, PredictionPart, Predictor
 from nasprof.predictors.calibration.in_network import RATIO_RANGE, TooFewLayersError
 from nasprof.predictors.calibration.lut import fit_families
 from nasprof.predictors.kernel.features import FLOAT_BYTES
+from nasprof.predictors.lut.encoding import KeyIds
 from nasprof.predictors.lut.keys import key_family
-from nasprof.space.arch import Arch
 from nasprof.space.layer import priced_layers
 
 __all__ = ["LutPredictor"]
 
-#: Architecture strings remembered with their key ids (a search revisits architectures).
-_CACHE_SIZE = 1 << 17
-#: Segments (stem / block / head at an input shape) remembered per space: ~10^4 per resolution and width.
-_SEGMENT_CACHE_SIZE = 1 << 18
-#: Segment cache key of the stem and head (block keys start with a block index >= 0).
-_STEM, _HEAD = -1, -2
 #: Ridge weight pulling family factors to the single scale (and β to 0) in ``calibrate``: small, so the
 #: data decide wherever they can, but a family that is a sliver of every calibration network keeps the
 #: single scale instead of an arbitrary factor.
@@ -76,6 +64,7 @@ class LutPredictor(Predictor):
     """Sums table entries. ``fallback`` (another predictor able to predict a layer) fills missing keys."""
 
     kind = "lut"
+    calibrates_on = "space"
 
     def __init__(
         self,
@@ -136,13 +125,10 @@ class LutPredictor(Predictor):
         self.resolution = resolution
         self.fallback = fallback
         self._keys = list(self.entries)
-        self._index = {k: i for i, k in enumerate(self._keys)}
+        self._key_ids = KeyIds(self._keys, space, resolution)
         # Per-layer cost with the per-call overhead removed; the last slot (0 ms) pads short architectures.
         self._lat = np.append(np.array([self.layer_ms(k) for k in self._keys], np.float64), 0.0)
-        self.pad_id = len(self._keys)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        # space name -> segment key -> (key ids of the segment's layers, shape leaving it)
-        self._segments: dict[str, dict[Hashable, tuple[tuple[int, ...], tuple[int, int, int]]]] = {}
+        self.pad_id = self._key_ids.pad_id
 
     @property
     def features(self) -> list[str]:
@@ -226,139 +212,24 @@ class LutPredictor(Predictor):
             },
         )
 
-    # -- encoding ---------------------------------------------------------------------------------------
+    # -- encoding (``nasprof.predictors.lut.encoding``) ---------------------------------------------------
     def _arch(self, target: Any) -> Any:
-        if isinstance(target, (str, Path)):
-            s = str(target)
-            if s.endswith(".onnx"):
-                raise PredictorError(
-                    "a lookup-table predictor predicts architectures of its space, not ONNX files; "
-                    "use a kernel predictor (`nasprof predictor fit --kernels`) for arbitrary graphs"
-                )
-            from nasprof.space import Arch
-
-            try:
-                return Arch.from_string(s)
-            except Exception as exc:  # the space raises SpaceError; anything else is a malformed string
-                raise PredictorError(f"cannot parse architecture {s[:80]!r}: {exc}") from None
-        return target
-
-    def _check(self, arch: Any) -> None:
-        if self.space and getattr(arch, "space", self.space) != self.space:
-            raise PredictorError(
-                f"architecture is from space {arch.space!r}; this table is for {self.space!r}"
-            )
-        if self.resolution and getattr(arch, "resolution", self.resolution) != self.resolution:
-            raise PredictorError(
-                f"architecture has resolution {arch.resolution}; this table is for {self.resolution}"
-            )
+        return self._key_ids.arch(target)
 
     def layer_keys(self, target: Any) -> list[str]:
-        arch = self._arch(target)
-        self._check(arch)
-        return [layer.key for layer in priced_layers(arch.layers())]
+        return self._key_ids.layer_keys(target)
 
     def ids_of_keys(self, keys: Sequence[str]) -> tuple[int, ...]:
         """Key ids of ``keys``; ``PredictorError`` names the first key the table lacks."""
-        missing = [k for k in keys if k not in self._index]
-        if missing:
-            raise PredictorError(
-                f"the table has no entry for {missing[0]}"
-                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                + "; extend it with `nasprof table build` or fit with a fallback predictor"
-            )
-        return tuple(self._index[k] for k in keys)
-
-    def _segment(
-        self, layers: Sequence[Any], shape: tuple[int, int, int]
-    ) -> tuple[tuple[int, ...], tuple[int, int, int]] | None:
-        """(key ids, shape leaving) of one segment's layers; None if the table lacks one of their keys."""
-        index = self._index
-        ids = tuple(index.get(layer.key, -1) for layer in priced_layers(layers))
-        if -1 in ids:
-            return None  # not cached: the caller's slow path names the missing key(s)
-        return ids, (layers[-1].output_shape if layers else shape)
-
-    def _arch_ids(self, arch: Arch) -> tuple[int, ...]:
-        """Key ids of an ``Arch``, segment by segment from the cache (see the module docstring)."""
-        self._check(arch)
-        space, width = arch.space_obj, arch.width
-        cache = self._segments.get(arch.space)
-        if cache is None or len(cache) > _SEGMENT_CACHE_SIZE:
-            cache = self._segments[arch.space] = {}
-        key: Hashable = (_STEM, arch.resolution, width)
-        hit = cache.get(key)
-        if hit is None:
-            hit = self._segment(
-                space.stem_layers(arch.resolution, width), (3, arch.resolution, arch.resolution)
-            )
-            if hit is None:
-                return self.ids_of_keys(self.layer_keys(arch))
-            cache[key] = hit
-        ids, shape = hit
-        for i, block in enumerate(arch.blocks):
-            key = (i, block, shape, width)
-            hit = cache.get(key)
-            if hit is None:
-                hit = self._segment(space.block_layers(i, block, shape, width), shape)
-                if hit is None:
-                    return self.ids_of_keys(self.layer_keys(arch))
-                cache[key] = hit
-            ids += hit[0]
-            shape = hit[1]
-        key = (_HEAD, shape, width)
-        hit = cache.get(key)
-        if hit is None:
-            hit = self._segment(space.head_layers(shape, width), shape)
-            if hit is None:
-                return self.ids_of_keys(self.layer_keys(arch))
-            cache[key] = hit
-        return ids + hit[0]
-
-    def _ids(self, target: Any) -> tuple[int, ...] | np.ndarray:
-        """Key ids of one target's layers, in layer order: a tuple for an ``Arch`` (built from cached
-        segments), a read-only array for a string (cached whole)."""
-        if type(target) is Arch:
-            return self._arch_ids(target)
-        if isinstance(target, str):
-            cache_key = target
-        elif hasattr(target, "to_string"):
-            cache_key = target.to_string()
-        else:
-            self._arch(target)  # explains what went wrong for an ONNX path
-            raise PredictorError(f"cannot predict a {type(target).__name__}; pass an Arch or its string")
-        ids = self._cache.get(cache_key)
-        if ids is not None:
-            return ids
-        arch = self._arch(target)
-        keys = self._arch_ids(arch) if type(arch) is Arch else self.ids_of_keys(self.layer_keys(arch))
-        ids = np.fromiter(keys, dtype=np.int64, count=len(keys))
-        ids.setflags(write=False)
-        self._cache[cache_key] = ids
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return ids
+        return self._key_ids.ids_of_keys(keys)
 
     def encode(self, target: Any) -> np.ndarray:
         """Key ids of the architecture's layers. ``PredictorError`` names a key the table lacks."""
-        ids = self._ids(target)
-        if type(ids) is tuple:
-            return np.fromiter(ids, dtype=np.int64, count=len(ids))
-        return ids  # type: ignore[return-value]
+        return self._key_ids.encode(target)
 
     def encode_many(self, targets: Iterable[Any]) -> np.ndarray:
         """An ``(n, max_layers)`` id matrix padded with ``pad_id`` (0 ms): the input of ``predict_many``."""
-        rows = [self._ids(t) for t in targets]
-        n, width = len(rows), max(map(len, rows), default=0)
-        if all(type(r) is tuple for r in rows):
-            # Fresh tuples (Arch objects): one pass over the padded rows beats a numpy copy per row.
-            pad = (self.pad_id,)
-            flat = chain.from_iterable(r + pad * (width - len(r)) for r in rows)  # type: ignore[operator]
-            return np.fromiter(flat, dtype=np.int64, count=n * width).reshape(n, width)
-        out = np.full((n, width), self.pad_id, dtype=np.int64)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = r
-        return out
+        return self._key_ids.encode_many(targets)
 
     # -- integer genotypes (nasprof.predictors.layerwise) -------------------------------------------------
     @property
@@ -368,7 +239,7 @@ class LutPredictor(Predictor):
 
     def layer_latency(self, layer: Any) -> float:
         """What ``layer`` adds to a network (ms); NaN when the table lacks its key."""
-        i = self._index.get(layer.key)
+        i = self._key_ids.index.get(layer.key)
         return math.nan if i is None else float(self._lat[i])
 
     def predict_codes(self, codes: Any, *, width: float = 1.0) -> np.ndarray:
