@@ -87,10 +87,37 @@ def check_output(path: str | Path, *, inputs: Iterable[str | Path | None] = (), 
         raise InputError(f"cannot write {name}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InputError(f"cannot write {name}: permission denied")
+    if path.exists() and not path.is_file():
+        raise InputError(f"cannot write {name}: it is a special file (a device, pipe or socket), not a "
+                         "regular file; give another path")
     try:  # a read-only file system (or /proc) answers only to a real attempt
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
     except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS):
+            # /proc and /sys answer "No such file" to a new file in an existing directory: say what is true.
+            raise InputError(f"cannot write {name}: directory {parent} does not accept new files (permission "
+                             "denied, or a read-only or special file system); write elsewhere") from None
         raise InputError(f"cannot write {name}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(tmp)
     return path
+
+
+def sqlite_header_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be an SQLite database (None when it may be one): not a regular file, or bytes
+    that are not SQLite's header. SQLite itself opens /proc/version or an empty file as an empty database."""
+    p = Path(path)
+    if not p.is_file():
+        return "not a regular file"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if head and head != b"SQLite format 3\x00":
+        return "not an SQLite database"
+    if not head and p.stat().st_size == 0 and str(p).startswith(("/proc/", "/sys/")):
+        return "a file of the kernel's special file system, not an SQLite database"
+    return None

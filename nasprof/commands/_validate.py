@@ -16,6 +16,7 @@ import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nasprof.errors import InputError
@@ -133,8 +134,41 @@ def numeric_options(fn: Callable[..., Any]) -> list[tuple[str, str, type]]:
     return out
 
 
+#: Path parameters that name a file a command reads: checked to exist before anything is imported or run
+#: (a missing file answers at once instead of after seconds of imports).
+_INPUT_FILES = {"model", "predictor", "archs", "src", "fallback", "accuracy", "a", "b"}
+
+
+def input_files(fn: Callable[..., Any]) -> list[tuple[str, str]]:
+    """(parameter name, flag or argument name) of the Path parameters that are files a command reads."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    out = []
+    for name in inspect.signature(fn).parameters:
+        hint = hints.get(name)
+        if name not in _INPUT_FILES or typing.get_origin(hint) is not typing.Annotated:
+            continue
+        base, *meta = typing.get_args(hint)
+        if Path in (typing.get_args(base) or (base,)):
+            info = meta[0] if meta else None
+            out.append((name, _flag(name, info) if type(info).__name__ == "OptionInfo" else name.upper()))
+    return out
+
+
+def check_input_file(label: str, value: Any) -> None:
+    if value is None or str(value) == "-":
+        return
+    p = Path(value)
+    if p.is_dir():
+        raise InputError(f"{label} {p} is a directory; give a file")
+    if not p.exists():
+        raise InputError(f"{label} {p} does not exist")
+    if not p.is_file():
+        raise InputError(f"{label} {p} is not a regular file")
+
+
 def _guard(command: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     options = numeric_options(fn)
+    inputs = input_files(fn)
 
     @functools.wraps(fn)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -151,6 +185,8 @@ def _guard(command: str, fn: Callable[..., Any]) -> Callable[..., Any]:
                 hint = "lower it, or pass --force" if "force" in bound.signature.parameters else "lower it"
                 raise InputError(f"{flag} {value:,} is above the ceiling of {ceiling:,} {what}; a run that "
                                  f"large takes hours or more memory than this host has: {hint}")
+        for name, label in inputs:
+            check_input_file(label, bound.arguments.get(name))
         return fn(*args, **kwargs)
 
     checked.__nasprof_validated__ = True  # type: ignore[attr-defined]

@@ -26,9 +26,10 @@ def check_mobile_cmd(
                             "providers": [r.to_dict() for r in rows]}):
         return
     t = Table(title=f"{model.name}: mobile execution providers")
-    for col in ("provider", "nodes taken", "partitions", "operators it lacks", "verdict"):
-        t.add_column(col, justify="right" if col in ("nodes taken", "partitions") else "left")
+    for col in ("provider", "nodes taken", "partitions", "operators it lacks", "verdict", "why"):
+        t.add_column(col, justify="right" if col in ("nodes taken", "partitions") else "left",
+                     overflow="fold")
     for r in rows:
         t.add_row(r.provider, f"{r.supported_nodes}/{r.nodes}", str(r.partitions),
-                  ", ".join(r.unsupported_ops) or "—", r.verdict)
+                  ", ".join(r.unsupported_ops) or "—", r.verdict, r.reason or "—")
     console.print(t)

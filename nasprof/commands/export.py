@@ -119,6 +119,8 @@ def export_cmd(
     from nasprof.errors import InputError
     from nasprof.space import count_network, export_network
 
+    if fmt is not None and fmt.lower() not in ("onnx", "ort"):
+        raise InputError(f"unknown --format {fmt!r}: use onnx or ort")
     kind = (fmt or output.suffix.lstrip(".")).lower()
     if kind not in ("onnx", "ort") or output.suffix.lower() != f".{kind}":
         # like --plot and .png: the name says what the file holds

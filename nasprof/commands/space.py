@@ -188,13 +188,18 @@ def space_layers(
 def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
     from nasprof.errors import InputError
 
+    import math
+
+    items = text.split(",")
+    if any(not x.strip() for x in items):  # "0.5,," is a typo, not a shorter list
+        raise InputError(f"{flag} has an empty item in {text!r}; write comma-separated values, e.g. 0.5,0.75")
     try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
+        values = [kind(x) for x in items]
     except ValueError:
         raise InputError(f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}, "
                          f"got {text!r}") from None
-    if not values:
-        raise InputError(f"{flag} needs at least one value")
+    if any(not math.isfinite(v) or v <= 0 for v in values):
+        raise InputError(f"{flag} takes positive finite values, got {text!r}")
     return values
 
 

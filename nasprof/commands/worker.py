@@ -20,10 +20,11 @@ def worker_cmd(
     head: Annotated[bool, typer.Option("--head", help="Start the cluster's head here instead.")] = False,
     port: Annotated[int, typer.Option(help="Port of the head with --head.")] = 6379,
     node_ip: Annotated[
-        str | None, typer.Option("--node-ip", help="IP address this node is reached at (default: Ray's "
-                                                   "choice).")
+        str | None, typer.Option("--node-ip", help="IP address this node is reached at (--head: loopback "
+                                                   "by default; Ray has no authentication).")
     ] = None,
-    stop: Annotated[bool, typer.Option("--stop", help="Stop this host's Ray node (ray stop).")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the Ray node `nasprof worker` started here "
+                                                      "(only it, not other Ray nodes of the host).")] = False,
 ) -> None:
     """Serve this host's devices to a Ray cluster: one custom resource per device, so `table build --ray`,
     `validate --ray` and `predictor fit --kernels --ray` on any host of the cluster measure on them here."""
@@ -31,11 +32,14 @@ def worker_cmd(
     from nasprof.errors import InputError
 
     if stop:
-        stop_worker()
-        err_console.print("stopped this host's Ray node", highlight=False)
+        n = stop_worker()
+        err_console.print(f"stopped the Ray node nasprof started here ({n} processes)", highlight=False)
         return
     if head == (ray_address is not None):
         raise InputError("give either --head (start the cluster here) or --ray HOST:PORT (join one)")
     address = start_worker((devices or "").split(","), address=ray_address, port=port, node_ip=node_ip)
     err_console.print(f"serving {devices} to the Ray cluster at {address}; drivers use --ray {address}",
+                      highlight=False)
+    err_console.print("note: Ray has no authentication: whoever reaches this address can run code on this "
+                      "host. Keep it on a private network, or reach it through an SSH tunnel.",
                       highlight=False)

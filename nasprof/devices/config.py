@@ -139,6 +139,12 @@ def _parse_devices(path: Path, doc: Mapping[str, Any]) -> dict[str, DeviceConfig
             raise InputError(f"devices file {path}: device name {name!r} is not valid; use letters, digits, "
                              "- and _, starting with a letter")
         options = {k: v for k, v in entry.items() if k != "backend"}
+        try:  # a bad value in the file is the file's, not a command-line flag's: say which file and key
+            validate_options({k: v for k, v in options.items() if k in ("threads", "cores")})
+        except InputError as exc:
+            msg = str(exc).replace("--threads", "threads").replace("--cores", "cores")
+            raise InputError(f"devices file {path}: [devices.{name}] {msg}; edit the file or "
+                             f"`nasprof devices add {name} ... --force`") from None
         out[name] = DeviceConfig(name=name, backend=backend, options=options, source=path)
     return out
 

@@ -289,8 +289,14 @@ def start_worker(devices: Sequence[str], *, address: str | None = None, port: in
     for name in names:
         get_device(name).ensure_available()  # fail here, not when the first job reaches the phone
     args = ["start", "--resources", json.dumps(worker_resources(names)), "--disable-usage-stats"]
+    if address is None and not node_ip:
+        # A head for this host alone by default: loopback. Ray has no authentication, so reaching it from
+        # other hosts is a choice the user makes (--node-ip on a private network, or an SSH tunnel).
+        node_ip = "127.0.0.1"
     if node_ip:
         args += ["--node-ip-address", node_ip]
+    temp = _node_dir()
+    args += ["--temp-dir", str(temp)]
     if address is None:
         args += ["--head", "--port", str(port), "--include-dashboard", "false"]
     else:
@@ -304,6 +310,43 @@ def start_worker(devices: Sequence[str], *, address: str | None = None, port: in
     return f"{node_ip or socket.gethostbyname(socket.gethostname())}:{port}"
 
 
-def stop_worker() -> None:
-    """Stop the Ray processes of this host (``ray stop``)."""
-    _ray_cli("stop")
+def _node_dir() -> Path:
+    """Ray's temporary directory for the node nasprof starts: its processes carry it on their command line,
+    which is how ``stop_worker`` finds them and only them. Short: Ray's socket paths must fit 107 bytes."""
+    return Path(tempfile.gettempdir()) / f"nasprof-ray-{os.getuid()}"
+
+
+def _node_pids(directory: Path) -> list[int]:
+    """Processes whose command line names ``directory`` (the node's raylet, GCS, workers...)."""
+    pids = []
+    needle = str(directory).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return pids
+
+
+def stop_worker(grace_s: float = 10.0) -> int:
+    """Stop the Ray node ``nasprof worker`` started on this host, and only it (``ray stop`` would stop every
+    Ray node of the host, other users' included). Returns how many processes were stopped."""
+    import signal
+    import time
+
+    pids = _node_pids(_node_dir())
+    if not pids:
+        raise InputError("no Ray node started by `nasprof worker` runs on this host; nothing to stop")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _node_pids(_node_dir()):
+        time.sleep(0.2)
+    for pid in _node_pids(_node_dir()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)

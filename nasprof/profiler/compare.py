@@ -119,11 +119,20 @@ def load_measurement(path: str | Path) -> Measurement:
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(f"{p}: not a measurement written by `nasprof measure --json` (kind {kind!r})")
     try:
-        return Measurement.from_dict(doc)
+        m = Measurement.from_dict(doc)
     except SchemaError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{p}: malformed measurement ({exc})") from None
+    worst = max(m.samples_ms, default=0.0)
+    if worst > MAX_SAMPLE_MS:  # finite but absurd: ratios and intervals of such numbers overflow
+        raise InputError(f"{p}: a sample of {worst:.3g} ms is not a latency (over {MAX_SAMPLE_MS:.0e} ms, "
+                         "about 11 days); the file was edited or corrupted")
+    return m
+
+
+#: The longest sample a measurement file may hold (about 11 days): beyond it, sums overflow to inf.
+MAX_SAMPLE_MS = 1e9
 
 
 def _differences(a: Measurement, b: Measurement) -> list[str]:

@@ -248,11 +248,13 @@ class MobileUsability:
     unsupported_ops: tuple[str, ...]
     #: onnxruntime's verdict: YES (one partition, most nodes), MAYBE, NO.
     verdict: str
+    #: Why the verdict is not YES, in words ("" when it is).
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "nodes": self.nodes, "supported_nodes": self.supported_nodes,
                 "partitions": self.partitions, "unsupported_ops": list(self.unsupported_ops),
-                "verdict": self.verdict}
+                "verdict": self.verdict, "reason": self.reason}
 
 
 def mobile_usability(model: str | Path) -> list[MobileUsability]:
@@ -268,6 +270,11 @@ def mobile_usability(model: str | Path) -> list[MobileUsability]:
     model = Path(model)
     if not model.is_file():
         raise ModelError(f"model file {str(model)!r} does not exist")
+    with open(model, "rb") as fh:
+        head = fh.read(8)
+    if model.suffix.lower() == ".ort" or head[4:8] == b"ORTM":  # the ORT format's flatbuffer identifier
+        raise ModelError(f"{model} is in the ORT format (already converted for a minimal runtime); "
+                         "check-mobile reads ONNX: give the .onnx file it was converted from")
     with tempfile.TemporaryDirectory(prefix="nasprof-mobile-") as tmp:
         basic = Path(tmp) / "basic.onnx"
         so = ort.SessionOptions()
@@ -285,9 +292,24 @@ def mobile_usability(model: str | Path) -> list[MobileUsability]:
     }
     out = []
     logging.getLogger("usability_checker").setLevel(logging.WARNING)
+    free = sorted({d.dim_param or "?" for i in proto.graph.input for d in i.type.tensor_type.shape.dim
+                   if not d.dim_value})
     for name, check in checks.items():
-        info = check(proto)
+        try:
+            info = check(proto)
+        except Exception as exc:  # the checker raises bare ValueErrors on graphs it cannot size
+            raise ModelError(f"onnxruntime's usability checker cannot read {model}: "
+                             f"{_first_line(exc)}") from None
+        verdict = info.suitability().name
+        reasons = []
+        if verdict != "YES" and free:
+            reasons.append(f"free input dimension(s) {', '.join(free)}: NNAPI/CoreML need fixed shapes "
+                           "(export with a fixed --batch, or fix the dimension)")
+        if info.unsupported_ops:
+            reasons.append(f"operators it lacks: {', '.join(sorted(info.unsupported_ops))}")
+        if verdict != "YES" and int(info.num_partitions) > 1:
+            reasons.append(f"{int(info.num_partitions)} partitions (each hop costs a copy)")
         out.append(MobileUsability(name, int(info.num_nodes), int(info.num_supported_nodes),
-                                   int(info.num_partitions), tuple(sorted(info.unsupported_ops)),
-                                   info.suitability().name))
+                                   int(info.num_partitions), tuple(sorted(info.unsupported_ops)), verdict,
+                                   "; ".join(reasons) if verdict != "YES" else ""))
     return out

@@ -94,6 +94,11 @@ FLOAT_COLUMNS = ["expand", "se", "median_ms", "p90_ms", "mad_ms", "cv", "export_
 
 # -- module helpers -----------------------------------------------------------------------------------------
 def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    from nasprof._io import sqlite_header_problem
+
+    problem = sqlite_header_problem(path)
+    if problem is not None:
+        raise TableError(f"{path} is not a nasprof latency table ({problem}); choose another path")
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".yaml": "ofa", ".yml": 
 
 def check_suffix(path: Path, fmt: str) -> None:
     """``InputError`` when ``path``'s suffix names a format other than ``fmt``."""
+    known = sorted(set(SUFFIX_FORMATS.values()))
+    if fmt not in known:
+        raise InputError(f"unknown --format {fmt!r}: use {', '.join(known)}")
     named = SUFFIX_FORMATS.get(path.suffix.lower())
     if named is not None and named != fmt:
         raise InputError(f"--format {fmt} contradicts the suffix of {path} (a {named} file name); "
@@ -133,8 +137,21 @@ def _read_rows(src: Path, fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]
     import pandas as pd
 
     if not src.is_file():
-        raise InputError(f"no file at {src}")
+        raise InputError(f"no file at {src}" if not src.exists() else f"{src} is not a regular file")
     if fmt == "csv":
+        with open(src, "rb") as fb:
+            head = fb.read(4096)
+        if head.startswith(b"PAR1"):
+            raise InputError(f"{src} holds Parquet data, not CSV: rename it .parquet (or pass --format "
+                             "parquet)")
+        if b"\0" in head:
+            raise InputError(f"{src} is a binary file, not a CSV table exported by `nasprof table export`")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) < 4096 or exc.start < len(head) - 4:  # not a character cut at the 4 KiB boundary
+                raise InputError(f"{src} is not UTF-8 text (byte {exc.start}); a CSV table is exported as "
+                                 "UTF-8 by `nasprof table export`") from None
         with open(src, encoding="utf-8") as f:
             first = f.readline()
             if first.startswith(_META_PREFIX):  # written before the sidecar: the metadata is the first line
@@ -147,6 +164,9 @@ def _read_rows(src: Path, fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]
                 f.seek(0)
             try:
                 df = pd.read_csv(f, dtype=str, keep_default_na=False)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{src} is not UTF-8 text (byte {exc.start}); a CSV table is exported as "
+                                 "UTF-8 by `nasprof table export`") from None
             except (ValueError, pd.errors.ParserError) as exc:
                 raise InputError(f"{src}: malformed CSV ({exc})") from None
     else:
@@ -188,10 +208,57 @@ def _cell(col: str, v: Any) -> Any:
     return str(v)
 
 
+#: A table key: ``family-input:HxWxC-output:HxWxC`` then ``-label:value`` fields of plain characters.
+_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*-input:\d+x\d+x\d+-output:\d+x\d+x\d+(-[a-z_]+:[A-Za-z0-9_.+,]+)*$")
+
+
+def _filled(value: Any) -> bool:
+    """A cell that holds something (not None, NaN, or an empty string)."""
+    if value is None:
+        return False
+    if isinstance(value, float):
+        return value == value
+    return bool(str(value).strip())
+
+
+def _has_samples(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() not in ("", "[]")
+    try:
+        return len(value) > 0
+    except TypeError:
+        return True
+
+
+def _check_import_meta(src: Path, meta: Mapping[str, Any]) -> None:
+    """The metadata an imported table is used by: a known space (or none) and a positive resolution."""
+    space = meta.get("space")
+    if space is not None:
+        from nasprof.space.registry import list_spaces
+
+        if not isinstance(space, str) or space not in list_spaces():
+            raise InputError(f"{src}: metadata names space {space!r}, which this nasprof does not know "
+                             f"(known: {', '.join(list_spaces())})")
+    res = meta.get("resolution")
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or not 1 <= res <= 4096):
+        raise InputError(f"{src}: metadata resolution {res!r} is not a positive number of pixels")
+
+
 def _entries_from_rows(src: Path, rows: Iterable[dict[str, Any]]) -> list[TableEntry]:
     out: list[TableEntry] = []
     seen: set[str] = set()
     for i, row in enumerate(rows, start=1):
+        key = str(row.get("key", ""))
+        if not _KEY_RE.match(key):
+            shown = key if len(key) <= 80 else key[:77] + "..."
+            raise InputError(f"{src}: row {i}: {shown!r} is not a table key (FAMILY-input:HxWxC-output:HxWxC"
+                             "-label:value...)")
+        failed = _filled(row.get("error"))
+        if not failed and not _has_samples(row.get("samples_ms")):
+            raise InputError(f"{src}: row {i} ({key}): a measured entry without samples_ms; nasprof keeps "
+                             "raw samples with every entry (export it again with `nasprof table export`)")
         try:
             fields_ = {c: _cell(c, v) for c, v in row.items()}
             n = fields_.pop("n", None)
@@ -255,6 +322,7 @@ def import_table(src: str | Path, out: str | Path, fmt: str | None = None) -> in
 
         raise SchemaError(f"{src} was exported from table schema_version {version}, newer than this nasprof "
                           f"reads ({TABLE_SCHEMA_VERSION}); upgrade nasprof")
+    _check_import_meta(src, meta)
     entries = _entries_from_rows(src, rows)
     meta = {k: v for k, v in meta.items() if k not in ("kind", "schema_version")}
     meta["imported_from"] = str(src)

@@ -96,7 +96,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
         ("accuracy", [], "line 2: accuracy is nan"),
         ("binary", [], "is a binary file, not a CSV"),
         ("parquet", [], "holds Parquet data but is named .csv; rename it to .parquet"),
-        ("missing", [], "no file at"),
+        ("missing", [], "does not exist"),
         ("good", [], "already imported as pi@v1"),
         ("good", ["--measured-at", "last tuesday"], "is not an ISO 8601 date"),
         ("good", ["--threads", "0"], "--threads must be at least 1"),

@@ -78,10 +78,11 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
             import ray
 
             ray.shutdown()
-            # `nasprof worker --stop` is `ray stop`, which waits up to 10 s for a graceful exit; nothing here
-            # needs one.
-            subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], env=env,
-                           capture_output=True, timeout=120, check=False)
+            # `nasprof worker --stop` stops the node it started, and only it (not `ray stop`).
+            from nasprof.devices.farm import _node_dir, _node_pids
+
+            _nasprof("worker", "--stop", env=env)
+            assert _node_pids(_node_dir()) == []
 
 
 def _check_store(db: Path, claims_left: bool = False) -> list[str]:

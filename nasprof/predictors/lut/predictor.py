@@ -122,6 +122,10 @@ class LutPredictor(Predictor):
         # What every network pays once: the per-call overhead and the calibrated per-network constant.
         self._base_ms = self.overhead_ms + self.offset_ms
         self.space = space
+        if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)
+                                       or not 1 <= resolution <= 4096):
+            raise PredictorError(f"resolution {resolution!r} is not a positive number of pixels; refit the "
+                                 "predictor from its table")
         self.resolution = resolution
         self.fallback = fallback
         self._keys = list(self.entries)
@@ -274,6 +278,12 @@ class LutPredictor(Predictor):
 
     def explain(self, target: Any) -> Prediction:
         arch = self._arch(target)
+        if self.resolution is not None and getattr(arch, "resolution", self.resolution) != self.resolution:
+            # Every key carries its shapes: at another resolution none would be found ("0 ms, partial").
+            raise PredictorError(
+                f"this lookup table is for {self.resolution} px, the architecture is {arch.resolution} px; "
+                f"build a table at {arch.resolution} (`nasprof table build --resolution "
+                f"{arch.resolution}`) or predict the architecture at {self.resolution} px")
         layers = priced_layers(arch.layers())
         parts: list[PredictionPart] = []
         missing: list[str] = []
