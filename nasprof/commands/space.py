@@ -186,9 +186,9 @@ def space_layers(
 
 
 def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
-    from nasprof.errors import InputError
-
     import math
+
+    from nasprof.errors import InputError
 
     items = text.split(",")
     if any(not x.strip() for x in items):  # "0.5,," is a typo, not a shorter list

@@ -44,9 +44,9 @@ from nasprof.tables.build_layers import (
 )
 from nasprof.tables.compat import check_comparable, environment_mismatch
 from nasprof.tables.entry import TableEntry
-from nasprof.tables.exporter import InlineExporter, ProcessExporter
+from nasprof.tables.entry_flags import FLAG_REMEASURED, Quality, assess, better
+from nasprof.tables.export_worker import InlineExporter, ProcessExporter
 from nasprof.tables.planner import RunPlanner
-from nasprof.tables.quality import FLAG_REMEASURED, Quality, assess, better
 from nasprof.tables.queue import LayerQueue
 from nasprof.tables.store import LatencyTable
 

@@ -122,8 +122,10 @@ def test_export_an_architecture_string_and_json(tmp_path: Path) -> None:
          "cannot write --output /dev/null/x.onnx: /dev/null is not a directory"),
         (("count", "empty.onnx"), "empty.onnx holds no ONNX graph"),
         (("space", "sample", "mnasnet", "--resolution", "0"), "--resolution must be at least 1, got 0"),
-        (("space", "sample", "mnasnet", "--seed", "-1"), "--seed must be an integer in 0…4,294,967,295, got -1"),
-        (("space", "layers", "mnasnet", "--width", "0"), "--width must be a width multiplier >= 0.1 and <= 4, got 0"),
+        (("space", "sample", "mnasnet", "--seed", "-1"),
+         "--seed must be an integer in 0…4,294,967,295, got -1"),
+        (("space", "layers", "mnasnet", "--width", "0"),
+         "--width must be a width multiplier >= 0.1 and <= 4, got 0"),
         (("space", "layers", "mobilenetv2", "--resolution", "0"), "--resolution must be at least 1"),
     ],
 )

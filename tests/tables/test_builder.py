@@ -29,8 +29,8 @@ from nasprof.space import get_space
 from nasprof.tables import LatencyTable, build_table
 from nasprof.tables.build_layers import parse_shard, select_layers
 from nasprof.tables.builder import BuildProgress
+from nasprof.tables.entry_flags import assess
 from nasprof.tables.planner import RunPlanner
-from nasprof.tables.quality import assess
 
 SPACE, RES = "mobilenetv2", 32
 FAST = MeasureSpec(warmup=1, runs=3, sessions=1)
@@ -374,7 +374,7 @@ def test_failed_export_is_recorded_and_the_build_goes_on(tmp_path: Path) -> None
 
 
 def test_export_child_crash_fails_one_layer_and_restarts(tmp_path: Path) -> None:
-    from nasprof.tables.exporter import ProcessExporter
+    from nasprof.tables.export_worker import ProcessExporter
 
     layers = sorted(get_space(SPACE).distinct_layers(RES), key=lambda x: x.key)[:3]
     ex = ProcessExporter(tmp_path / "export.log")

@@ -127,7 +127,8 @@ _WIDTHS = (0.75, 1.0)
 
 
 def calibration_archs(samples: int, seed: int = 1000) -> list[Any]:
-    """``samples`` networks: every other one a random block-zoo network (``nasprof.space.zoo``), the rest
+    """``samples`` networks: every other one a random block-zoo network
+    (``nasprof.space.calibration_networks``), the rest
     architectures cycling through the calibration spaces, resolutions and widths.
 
     Why the zoo: calibrated on mnasnet/mobilenetv2 samples alone, the factors carry what mobile networks
@@ -135,7 +136,7 @@ def calibration_archs(samples: int, seed: int = 1000) -> list[Any]:
     within ±10% (RMSPE 9.6%); half mobile, half zoo (12 + 12) put 83% (7.9%), and the presets 90% (5.5%,
     against 6.7%), one fit, all measured in one interleaved pass."""
     from nasprof.space import get_space
-    from nasprof.space.zoo import sample_zoo_network
+    from nasprof.space.calibration_networks import sample_zoo_network
 
     if samples < 2:
         raise InputError(f"--calibrate needs at least 2 architectures, got {samples}")

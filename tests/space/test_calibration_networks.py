@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nasprof.space import count_network, count_onnx, export_arch
-from nasprof.space.zoo import ZOO_FAMILIES, sample_zoo
+from nasprof.space.calibration_networks import ZOO_FAMILIES, sample_zoo
 
 
 def test_zoo_networks_are_valid_varied_and_reproducible() -> None:

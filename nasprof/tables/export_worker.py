@@ -77,7 +77,7 @@ class ProcessExporter:
         log = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "nasprof.tables.exporter", str(w)],
+                [sys.executable, "-m", "nasprof.tables.export_worker", str(w)],
                 stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,),
                 # One thread: the measurement owns the other cores.
                 env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
