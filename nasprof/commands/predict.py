@@ -96,30 +96,7 @@ def predict_cmd(
     if target.endswith(".onnx") and not Path(target).is_file():
         raise InputError(f"model {target} does not exist")
     result = p.explain(arch_target)
-    doc = {"target": target, "device": p.device, "predictor": p.kind, **result.to_dict()}
-    if not emit_json(json_out, doc):
-        by_kind: dict[str, list[float]] = {}
-        for part in result.parts:
-            by_kind.setdefault(p.part_group(part), []).append(part.latency_ms)
-        t = Table(title=f"{Path(target).name if target.endswith('.onnx') else 'architecture'} on {p.device}")
-        for col in ("part", "count", "ms"):
-            t.add_column(col, justify="left" if col == "part" else "right")
-        for k, v in sorted(by_kind.items(), key=lambda kv: -sum(kv[1])):
-            t.add_row(k, str(len(v)), _fmt_ms(sum(v)))
-        t.add_row("per-call overhead", "1", _fmt_ms(result.overhead_ms))
-        if explain:
-            _render_parts(result)
-        console.print(t)
-        partial = ""
-        if result.missing and result.covered_node_share is not None:
-            partial = (f" (partial): the predicted parts are {result.covered_node_share:.0%} of the graph's "
-                       f"nodes and {result.covered_macs_share:.0%} of its MACs")
-        elif result.missing:
-            partial = " (partial)"
-        console.print(Text.assemble("predicted latency: ", (f"{result.latency_ms:.3f} ms", "bold"), partial))
-        if result.fallback:
-            err_console.print(f"note: {len(result.fallback)} layer(s) predicted by the fallback predictor",
-                              highlight=False)
+    _render_prediction(p, target, result, explain, json_out)
     if result.missing:
         shown = ", ".join(result.missing[:8]) + (" ..." if len(result.missing) > 8 else "")
         err_console.print(
@@ -127,6 +104,35 @@ def predict_cmd(
         )
         if not allow_partial:
             raise typer.Exit(code=2)
+
+
+def _render_prediction(p: Any, target: str, result: Any, explain: bool, json_out: Path | None) -> None:
+    """The prediction's summary by part group (or its JSON), the parts with --explain, and the total."""
+    doc = {"target": target, "device": p.device, "predictor": p.kind, **result.to_dict()}
+    if emit_json(json_out, doc):
+        return
+    by_kind: dict[str, list[float]] = {}
+    for part in result.parts:
+        by_kind.setdefault(p.part_group(part), []).append(part.latency_ms)
+    t = Table(title=f"{Path(target).name if target.endswith('.onnx') else 'architecture'} on {p.device}")
+    for col in ("part", "count", "ms"):
+        t.add_column(col, justify="left" if col == "part" else "right")
+    for k, v in sorted(by_kind.items(), key=lambda kv: -sum(kv[1])):
+        t.add_row(k, str(len(v)), _fmt_ms(sum(v)))
+    t.add_row("per-call overhead", "1", _fmt_ms(result.overhead_ms))
+    if explain:
+        _render_parts(result)
+    console.print(t)
+    partial = ""
+    if result.missing and result.covered_node_share is not None:
+        partial = (f" (partial): the predicted parts are {result.covered_node_share:.0%} of the graph's "
+                   f"nodes and {result.covered_macs_share:.0%} of its MACs")
+    elif result.missing:
+        partial = " (partial)"
+    console.print(Text.assemble("predicted latency: ", (f"{result.latency_ms:.3f} ms", "bold"), partial))
+    if result.fallback:
+        err_console.print(f"note: {len(result.fallback)} layer(s) predicted by the fallback predictor",
+                          highlight=False)
 
 
 def _render_parts(result: Any) -> None:
