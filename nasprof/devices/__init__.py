@@ -14,6 +14,7 @@ from nasprof.devices import android as _android  # noqa: E402,F401  (phones over
 from nasprof.devices import cpu as _cpu  # noqa: E402,F401
 from nasprof.devices import cuda as _cuda  # noqa: E402,F401  (cuda and cuda:N)
 from nasprof.devices import mcu as _mcu  # noqa: E402,F401  (one device per board: stm32f746, ...)
+from nasprof.devices import ssh as _ssh  # noqa: E402,F401  (Linux boards over OpenSSH; stdlib-only import)
 
 # Name resolution: devices TOML -> cuda:N -> registered names (cpu, cuda, boards, plugins); see resolve.py.
 from nasprof.devices.config import DeviceConfig  # noqa: E402

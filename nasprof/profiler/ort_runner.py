@@ -33,10 +33,7 @@ import numpy as np
 
 from nasprof.errors import InputError, ModelError
 from nasprof.profiler import progress
-
-# DEFAULT_MAX_RUNS_FACTOR lives in spec.py; it is imported here only for devices/ssh/backend.py, which still
-# reads it from this module (its owner moves that import, then this name goes).
-from nasprof.profiler.spec import DEFAULT_MAX_RUNS_FACTOR, MeasureSpec, max_timed_runs
+from nasprof.profiler.spec import MeasureSpec, max_timed_runs
 from nasprof.profiler.stats import median_ci
 
 __all__ = [
@@ -46,7 +43,6 @@ __all__ = [
     "create_session",
     "time_sessions",
     "relative_ci",
-    "DEFAULT_MAX_RUNS_FACTOR",
 ]
 
 OPT_LEVEL_NAMES = ("disable", "basic", "extended", "all")
