@@ -66,6 +66,11 @@ _StrictOption = Annotated[
 def predictor_fit_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (JSON).")],
     table: Annotated[Path | None, typer.Option("--table", help="Fit a LUT predictor on this table.")] = None,
+    accuracy: Annotated[
+        Path | None,
+        typer.Option("--accuracy", help="Fit an accuracy predictor on these (architecture, accuracy) pairs "
+                     "(CSV/Parquet; a few hundred), validated on held-out pairs."),
+    ] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Fit a kernel-level regressor.")] = False,
     device: Annotated[
         str,
@@ -101,8 +106,12 @@ def predictor_fit_cmd(
     force: ForceOption = False,
     ray_address: RayOption = None,
 ) -> None:
-    """Fit a predictor: from a lookup table (--table) or by measuring sampled kernels (--kernels)."""
-    check_outputs({"--output": output}, [table])
+    """Fit a predictor: from a lookup table (--table), by measuring sampled kernels (--kernels), or an
+    accuracy predictor from (architecture, accuracy) pairs (--accuracy)."""
+    check_outputs({"--output": output}, [table, accuracy])
+    if accuracy is not None:
+        _fit_accuracy(accuracy, output, seed, other=table is not None or kernels)
+        return
     check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
     device = attach_ray(ray_address, device)
     from nasprof.errors import InputError
@@ -164,6 +173,21 @@ def predictor_fit_cmd(
             highlight=False,
         )
         _calibration_warning(p)
+
+
+def _fit_accuracy(pairs: Path, output: Path, seed: int, other: bool) -> None:
+    from nasprof.errors import InputError
+    from nasprof.predictors.accuracy import fit_accuracy_predictor
+
+    if other:
+        raise InputError("--accuracy fits an accuracy predictor on its own: drop --table/--kernels")
+    p = fit_accuracy_predictor(pairs, seed=seed)
+    p.save(output)
+    v = p.validation
+    console.print(f"{p.space} accuracy predictor ({p.kind}, {v['n_train']} training pairs): Kendall τ "
+                  f"{v['kendall_tau']:.3f} · Spearman ρ {v['spearman_rho']:.3f} · RMSE {v['rmse']:.4g} on "
+                  f"{v['n_test']} held-out pairs", highlight=False)
+    err_console.print(f"wrote {output}", highlight=False)
 
 
 def _refit_warning(p: Any) -> None:

@@ -8,6 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from nasprof.commands._arch_options import (
+    CellChannelsOption,
+    CellsPerStageOption,
+    InputOption,
+    OutputsOption,
+    nb201_options,
+)
 from nasprof.commands._common import (
     ForceOption,
     JsonOption,
@@ -26,7 +33,11 @@ def search_cmd(
         Path, typer.Option("--predictor", help="Latency predictor file (from `nasprof predictor fit`).")
     ],
     target_ms: Annotated[float, typer.Option("--target-ms", help="Latency target T in milliseconds (> 0).")],
-    budget: Annotated[int, typer.Option("--budget", help="Number of candidates to evaluate.")],
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", help="Number of candidates to evaluate (default with --max-queries: 10 per "
+                                      "query)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same result.")] = 0,
     reward: Annotated[
         str, typer.Option("--reward", help="MnasNet reward preset: soft (a=b=-0.07) or hard (a=0, b=-1).")
@@ -38,8 +49,44 @@ def search_cmd(
         float | None, typer.Option("--beta", help="Exponent above the target (overrides the preset).")
     ] = None,
     proxy: Annotated[
-        str, typer.Option("--proxy", help="Accuracy proxy: macs (log10 MACs) or naswot (needs torch).")
-    ] = "macs",
+        str | None,
+        typer.Option("--proxy", help="Accuracy proxy: macs (log10 MACs, the default) or naswot (needs "
+                     "torch)."),
+    ] = None,
+    accuracy: Annotated[
+        str | None,
+        typer.Option("--accuracy", help="Real accuracy instead of a proxy: a CSV/Parquet table "
+                     "(architecture, accuracy), a Python callable module:function (list of architecture "
+                     "strings -> one number each), or an accuracy predictor file (`nasprof predictor fit "
+                     "--accuracy`)."),
+    ] = None,
+    minimize_metric: Annotated[
+        bool, typer.Option("--minimize-metric", help="The --accuracy metric is an error: lower is better.")
+    ] = False,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Skip architectures the --accuracy table lacks (default: "
+                           "an error saying how many).")
+    ] = False,
+    max_queries: Annotated[
+        int | None,
+        typer.Option("--max-queries", help="Most accuracy queries (distinct networks asked; isomorphic nb201 "
+                     "networks count once); the JSON records the best so far against them."),
+    ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option("--confidence", help="Meet the latency target with this confidence by the predictor's "
+                     "own error: feasible iff predicted x (1 + q) <= T (default 0.95 with --reward hard)."),
+    ] = None,
+    truth: Annotated[
+        str | None,
+        typer.Option("--truth", help="Real latencies of the space (a measurement set NAME[@vN] or "
+                     "CSV/Parquet file): report the true constrained optimum and the regret (needs a "
+                     "complete --accuracy table)."),
+    ] = None,
+    input_shape: InputOption = None,
+    outputs: OutputsOption = None,
+    cell_channels: CellChannelsOption = None,
+    cells_per_stage: CellsPerStageOption = None,
     strategy: Annotated[
         str,
         typer.Option(
@@ -64,7 +111,7 @@ def search_cmd(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+        str | None, typer.Option("--board", help="MCU board whose SRAM and Flash must fit (stm32f746).")
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Rows in the printed table.")] = 10,
     json_out: JsonOption = None,
@@ -74,10 +121,13 @@ def search_cmd(
     ] = None,
     force: ForceOption = False,
 ) -> None:
-    """Search a space for the best MnasNet reward (predicted latency x accuracy proxy): print the top
+    """Search a space for the best MnasNet reward (predicted latency x accuracy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
-    check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best,
-                   "--strategy-state": strategy_state}, [predictor])
+    inputs: list[Path | str | None] = [predictor, strategy_state]
+    inputs += [Path(x) for x in (accuracy, truth) if x is not None and Path(x).is_file()]
+    check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best}, inputs)
+    if strategy_state is not None:
+        check_outputs({"--strategy-state": strategy_state}, [predictor])
     check_counts(force, budget=budget)
     from nasprof.errors import InputError
     from nasprof.search.api import search
@@ -101,21 +151,20 @@ def search_cmd(
     if tournament is not None and population is None and tournament > 100:
         raise InputError(f"--tournament {tournament} is larger than the default population of 100; "
                          "raise --population too")
+    net = nb201_options(input_shape, outputs, cell_channels, cells_per_stage)
+    counting = max_queries is not None
 
     with _StepBar("searching") as bar:
         result = search(
             space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
             proxy=proxy, strategy=strategy, device=device, state=strategy_state, strategy_options=options,
-            on_progress=lambda done, total: bar(done, total, "candidates"),
+            accuracy=accuracy, minimize_metric=minimize_metric, allow_missing=allow_missing,
+            max_queries=max_queries, confidence=confidence, options=net or None, truth=truth,
+            on_progress=lambda done, total: bar(done, total, "queries" if counting else "candidates"),
         )
     if result.best is None:
         emit_json(json_out, result.to_dict(top=top))  # the overflow figures are still worth keeping
-        limits = result.constraint or {}
-        raise InputError(
-            f"none of the {result.evaluated} candidates fits {limits.get('device')} "
-            f"(SRAM {limits.get('sram_bytes')} B, Flash {limits.get('flash_bytes')} B); "
-            "raise --budget or pick a larger board"
-        )
+        raise InputError(_none_feasible(result))
     if not emit_json(json_out, result.to_dict(top=top)):  # `--json -` prints it instead of the table
         _render_search(result, top)
     if plot is not None:
@@ -130,20 +179,46 @@ def search_cmd(
         err_console.print(f"wrote {export_best}", highlight=False)
 
 
+def _none_feasible(result: Any) -> str:
+    """Why a search found nothing it may return, in one line."""
+    if result.constraint:
+        limits = result.constraint
+        return (f"none of the {result.evaluated} candidates fits {limits.get('device')} "
+                f"(SRAM {limits.get('sram_bytes')} B, Flash {limits.get('flash_bytes')} B); "
+                "raise --budget or pick a larger board")
+    if result.latency_bound is not None:
+        b = result.latency_bound
+        return (f"none of the {result.evaluated} candidates meets {result.reward.target_ms:g} ms with "
+                f"{b.confidence:.0%} confidence (predicted x {1 + b.upper_rel:.3f}); raise --target-ms, "
+                "--budget or lower --confidence")
+    return f"none of the {result.evaluated} candidates has an accuracy (--allow-missing skipped them all)"
+
+
 def _render_search(result: Any, top: int) -> None:
     rw = result.reward
     table = Table(
         title=f"{result.space}: top {top} of {result.evaluated} by reward ({rw.name}: a={rw.alpha:g}, "
         f"b={rw.beta:g}, T={rw.target_ms:g} ms)"
     )
-    for col in ("#", "latency ms", f"proxy ({result.proxy})", "reward", "MMACs"):
+    source = result.accuracy_source
+    metric = "error" if result.minimize else "accuracy"
+    acc_col = f"{metric} ({source['kind']})" if source else f"proxy ({result.proxy})"
+    bound = result.latency_bound
+    cols = ["#", "latency ms"]
+    if bound is not None:
+        cols.append(f"{bound.confidence:.0%} interval ms")
+    cols += [acc_col, "reward", "MMACs"]
+    for col in cols:
         table.add_column(col, justify="right")
     if result.constraint:
         table.add_column("SRAM KiB", justify="right")
         table.add_column("Flash KiB", justify="right")
     ranked = result.top(top)
     for i, c in enumerate(ranked, 1):
-        row = [str(i), f"{c.latency_ms:.3f}", f"{c.accuracy:.4f}", f"{c.reward:.4f}", f"{c.macs / 1e6:.1f}"]
+        row = [str(i), f"{c.latency_ms:.3f}"]
+        if bound is not None and c.latency_interval_ms is not None:
+            row.append(f"{c.latency_interval_ms[0]:.3f}-{c.latency_interval_ms[1]:.3f}")
+        row += [f"{c.accuracy:.4f}", f"{c.reward:.4f}", f"{c.macs / 1e6:.1f}"]
         if result.constraint:
             row += [f"{(c.sram_bytes or 0) / 1024:.0f}", f"{(c.flash_bytes or 0) / 1024:.0f}"]
         table.add_row(*row)
@@ -157,6 +232,28 @@ def _render_search(result: Any, top: int) -> None:
         f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
         highlight=False,
     )
+    if source:
+        limit = f" of {source['max_queries']}" if source.get("max_queries") else ""
+        console.print(f"accuracy: {source['source']} ({source['kind']}), {source['queries']}{limit} queries",
+                      highlight=False)
+    if bound is not None:
+        console.print(f"latency target {rw.target_ms:g} ms met with {bound.confidence:.0%} confidence: "
+                      f"predicted x {1 + bound.upper_rel:.3f} <= T ({bound.method})", highlight=False)
+    if result.regret is not None:
+        console.print(_regret_line(result.regret), highlight=False)
+
+
+def _regret_line(r: dict[str, Any]) -> str:
+    opt, ret = r.get("optimum"), r.get("returned")
+    if opt is None:
+        return f"regret: no network of {r['truth']} meets {r['target_ms']:g} ms"
+    head = (f"true optimum under {r['target_ms']:g} ms: {opt['accuracy']:.4g} at {opt['latency_ms']:.4g} ms "
+            f"({r['feasible_networks']} of {r['networks']} networks meet it)")
+    if ret is None or ret.get("accuracy") is None:
+        return head + "; the returned network is not in the truth"
+    over = " — OVER the true target" if ret["over_target"] else ""
+    return (f"{head}; returned: {ret['accuracy']:.4g} at {ret['latency_ms']:.4g} ms{over}; regret "
+            f"{r['regret_points']:.3f} points")
 
 
 def scale_cmd(
@@ -184,7 +281,7 @@ def scale_cmd(
         float | None, typer.Option("--target-ms", help="Latency limit in milliseconds (needs --predictor).")
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="MCU board whose SRAM and Flash must fit (stm32f746).")
+        str | None, typer.Option("--board", help="MCU board whose SRAM and Flash must fit (stm32f746).")
     ] = None,
     json_out: JsonOption = None,
     plot: Annotated[

@@ -6,7 +6,15 @@ queries a lookup-table predictor starts in well under a second.
 
 from __future__ import annotations
 
+from nasprof.search.accuracy import (
+    CallableAccuracy,
+    PredictedAccuracy,
+    QueriedAccuracy,
+    TableAccuracy,
+    resolve_accuracy,
+)
 from nasprof.search.api import export_best_arch, make_reward, search
+from nasprof.search.confidence import LatencyBound
 from nasprof.search.constraints import McuArchMemory, MemoryConstraint
 from nasprof.search.evaluate import Evaluator, LatencyModel, Scores, arch_macs
 from nasprof.search.pareto import pareto_front
@@ -19,12 +27,24 @@ from nasprof.search.proxies import (
     get_proxy,
     naswot_score,
 )
+from nasprof.search.regret import Truth, hypervolume, regret_report
 from nasprof.search.rewards import REWARD_PRESETS, Reward, mnasnet_reward
 from nasprof.search.runner import SEARCH_SCHEMA_VERSION, Candidate, SearchResult, run_search
 from nasprof.search.strategies import STRATEGIES, RandomSearch, RegularizedEvolution, Strategy, get_strategy
+from nasprof.search.surrogate import OnlineSurrogate
 
 __all__ = [
     "search",
+    "TableAccuracy",
+    "CallableAccuracy",
+    "PredictedAccuracy",
+    "QueriedAccuracy",
+    "resolve_accuracy",
+    "LatencyBound",
+    "Truth",
+    "regret_report",
+    "hypervolume",
+    "OnlineSurrogate",
     "make_reward",
     "export_best_arch",
     "plot_search",

@@ -6,29 +6,41 @@ wrong predictor or option fails in milliseconds with a message, not after a long
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nasprof.errors import InputError, PredictorError
+from nasprof.search.accuracy import QueriedAccuracy, TableAccuracy, resolve_accuracy
+from nasprof.search.confidence import DEFAULT_CONFIDENCE, LatencyBound
 from nasprof.search.constraints import MemoryConstraint
 from nasprof.search.evaluate import Evaluator
+from nasprof.search.options import class_keys, has_classes, resolve_options, with_options
 from nasprof.search.proxies import AccuracyProxy, CallableProxy, get_proxy
+from nasprof.search.regret import Truth, regret_report
 from nasprof.search.rewards import REWARD_PRESETS, Reward
 from nasprof.search.runner import DEFAULT_BATCH, SearchResult, run_search
-from nasprof.search.strategies import get_strategy
+from nasprof.search.strategies import STRATEGIES, get_strategy
+from nasprof.search.surrogate import make_surrogate
+
+#: Candidates a query-bounded search may evaluate per query (repeats and isomorphic networks cost none).
+QUERY_BUDGET_FACTOR = 10
 
 __all__ = ["search", "make_reward", "predictor_space", "check_predictor_space", "export_best_arch"]
 
 
 def make_reward(
-    target_ms: float, preset: str = "soft", alpha: float | None = None, beta: float | None = None
+    target_ms: float, preset: str = "soft", alpha: float | None = None, beta: float | None = None,
+    *, minimize: bool = False,
 ) -> Reward:
-    """A preset reward, with ``alpha``/``beta`` overriding the preset's exponents when given."""
+    """A preset reward, with ``alpha``/``beta`` overriding the preset's exponents when given; ``minimize``
+    for an error metric."""
     if preset not in REWARD_PRESETS:
         raise InputError(f"unknown reward {preset!r}: use one of {', '.join(REWARD_PRESETS)}")
     a, b = REWARD_PRESETS[preset]
-    return Reward(target_ms=target_ms, alpha=a if alpha is None else alpha, beta=b if beta is None else beta)
+    return Reward(target_ms=target_ms, alpha=a if alpha is None else alpha, beta=b if beta is None else beta,
+                  minimize=minimize)
 
 
 def predictor_space(predictor: Any) -> str | None:
@@ -70,12 +82,12 @@ def search(
     predictor: Any,
     target_ms: float,
     *,
-    budget: int,
+    budget: int | None = None,
     seed: int = 0,
     reward: str = "soft",
     alpha: float | None = None,
     beta: float | None = None,
-    proxy: str | AccuracyProxy | Callable[[Any], float] = "macs",
+    proxy: str | AccuracyProxy | Callable[[Any], float] | None = None,
     strategy: str = "evolution",
     device: str | None = None,
     resolution: int | None = None,
@@ -83,18 +95,47 @@ def search(
     strategy_options: Mapping[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     state: str | Path | None = None,
+    accuracy: str | Path | AccuracyProxy | Callable[[list[str]], Any] | None = None,
+    minimize_metric: bool = False,
+    allow_missing: bool = False,
+    max_queries: int | None = None,
+    confidence: float | None = None,
+    options: Mapping[str, Any] | None = None,
+    truth: str | Path | Truth | None = None,
+    surrogate: Any = None,
+    avoid_repeats: bool | None = None,
 ) -> SearchResult:
     """Search ``space`` (a name or a ``Space``) for the best reward under ``target_ms``.
 
     ``predictor``: a predictor file, a ``Predictor``, or any object with ``predict_many``; ``proxy``:
-    ``macs``, ``naswot``, an ``AccuracyProxy`` or a callable ``arch -> accuracy``; ``device``: a
-    microcontroller board whose SRAM/Flash become hard constraints; ``resolution``: of the sampled
-    architectures (default: the predictor's, else the space's). Raises ``InputError`` or ``PredictorError``
-    on bad input.
+    ``macs`` (the default), ``naswot``, an ``AccuracyProxy`` or a callable ``arch -> accuracy``;
+    ``accuracy``: real accuracy instead of a proxy (a table, ``module:function``, an accuracy predictor
+    file or object: ``nasprof.search.accuracy``), lower-is-better with ``minimize_metric``; every
+    accuracy asked for is a query, at most ``max_queries`` (``budget`` candidates, default 10 per query,
+    bounds the search too). ``confidence``: the hard latency target holds with this confidence by the
+    predictor's own error (default 0.95 for the ``hard`` reward, none for ``soft``). ``options``: nb201's
+    network options (``input``, ``outputs``, ``C``, ``N``; default: the predictor's). ``truth``: real
+    latencies (a measurement set name or file, or a ``Truth``) to report the regret with, when
+    ``accuracy`` is a complete table. ``surrogate``: ``"online"`` (a ridge refitted on the queries so
+    far), an accuracy predictor (file or object): a strategy that screens (evolution) then queries only the
+    children the surrogate rates best. ``avoid_repeats``: whether a strategy that can should propose only
+networks (isomorphism classes) it has not proposed (default: when accuracy queries are counted).
+``device``: a microcontroller board whose SRAM/Flash become hard
+    constraints; ``resolution``: of the sampled architectures (default: the predictor's, else the
+    space's). Raises ``InputError`` or ``PredictorError`` on bad input.
     """
+    if max_queries is not None and (
+        isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
+    ):
+        raise InputError(f"--max-queries must be a positive number of accuracy queries, got {max_queries!r}")
+    if budget is None:
+        if max_queries is None:
+            raise InputError("give --budget (candidates) or --max-queries (accuracy queries)")
+        budget = QUERY_BUDGET_FACTOR * max_queries
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise InputError(f"--budget must be a positive number of candidates, got {budget!r}")
-    rew = make_reward(target_ms, reward, alpha, beta)
+    if accuracy is not None and proxy is not None:
+        raise InputError("give --accuracy (a real accuracy source) or --proxy, not both")
     if isinstance(space, str):
         from nasprof.space import get_space
 
@@ -103,24 +144,78 @@ def search(
     source = str(predictor) if isinstance(predictor, (str, Path)) else "predictor"
     model = _load_predictor(predictor)
     check_predictor_space(model, space_name, source)
+    net_options = resolve_options(space, options, model)
+    searched = with_options(space, net_options)
     constraint = MemoryConstraint.for_device(device) if device else None
-    acc = _make_proxy(proxy)
-    evaluator = Evaluator(model, acc, rew, constraint)
+    if accuracy is not None:
+        acc: AccuracyProxy = resolve_accuracy(accuracy, searched, minimize=minimize_metric,
+                                              allow_missing=allow_missing)
+    else:
+        if minimize_metric or allow_missing:
+            flag = "--minimize-metric" if minimize_metric else "--allow-missing"
+            raise InputError(f"{flag} applies to --accuracy (a table, callable or predictor)")
+        acc = _make_proxy(proxy if proxy is not None else "macs")
+    minimize = bool(getattr(acc, "minimize", False))
+    if max_queries is not None or accuracy is not None:
+        acc = QueriedAccuracy(acc, searched, max_queries)
+    rew = make_reward(target_ms, reward, alpha, beta, minimize=minimize)
+    if confidence is None and rew.alpha == 0.0 and rew.beta == REWARD_PRESETS["hard"][1]:
+        confidence = DEFAULT_CONFIDENCE
+    bound = LatencyBound.for_predictor(model, confidence) if confidence is not None else None
+    table = getattr(acc, "inner", acc)
+    if truth is not None and not isinstance(truth, Truth):
+        if not isinstance(table, TableAccuracy):
+            raise InputError("--truth reports regret against a complete accuracy table: give --accuracy "
+                             "TABLE")
+        truth = Truth.from_measurements(truth, table, searched)
+    evaluator = Evaluator(model, acc, rew, constraint, bound)
     # A lookup table holds one resolution: sample there unless told otherwise (a mismatch then fails
     # in the predictor with a message naming both resolutions).
-    if resolution is None:
+    if resolution is None and net_options is None:
         resolution = getattr(model, "resolution", None)
-    strat = get_strategy(strategy, space, seed=seed, resolution=resolution, **dict(strategy_options or {}))
+    counting = isinstance(acc, QueriedAccuracy)
+    given = dict(strategy_options or {})
+    if counting and strategy in STRATEGIES:
+        defaults = STRATEGIES[strategy].query_options(max_queries)
+        if "population_size" in given and "sample_size" in defaults:
+            defaults.pop("sample_size")  # the caller's population keeps its own tournament default
+        given = {**defaults, **given}
+    strat = get_strategy(strategy, searched, seed=seed, resolution=None if net_options else resolution,
+                         **given)
+    strat.avoid_repeats = counting if avoid_repeats is None else bool(avoid_repeats)
+    if counting and has_classes(searched):
+        strat.repeat_key = lambda a: class_keys(searched, [a])[0]
     if state is not None and not hasattr(strat, "resume"):
         raise InputError(
             f"--strategy-state keeps a learning controller's state; {strategy!r} has none (use rl)"
         )
     if state is not None and Path(state).exists():
         strat.resume(state)  # type: ignore[attr-defined]
+    if surrogate is not None:
+        screening = hasattr(strat, "screen")
+        if not screening:
+            raise InputError(f"--strategy {strategy} does not screen with a surrogate (evolution does)")
+        evaluator.surrogate = make_surrogate(
+            surrogate, searched, acc if isinstance(acc, QueriedAccuracy) else None
+        )
+        strat.screen = evaluator.screen  # type: ignore[attr-defined]
     batch = min(batch_size, acc.max_batch)
+    if counting and strat.query_batch is not None:
+        batch = min(batch, strat.query_batch)
     result = run_search(
-        strat, evaluator, budget, batch_size=batch, space_name=space_name, on_progress=on_progress
+        strat, evaluator, budget, batch_size=batch, space_name=space_name, on_progress=on_progress,
+        max_queries=max_queries,
     )
+    extra: dict[str, Any] = {"options": net_options}
+    if isinstance(acc, QueriedAccuracy):
+        extra["accuracy_source"] = acc.describe()
+    if truth is not None:
+        from nasprof.space.parse import parse_arch
+
+        best = result.best
+        pick = None if best is None else parse_arch(best.arch, space_name, **(net_options or {}))
+        extra["regret"] = regret_report(pick, truth, rew.target_ms, searched)
+    result = dataclasses.replace(result, **extra)
     if state is not None:
         strat.save(state)  # type: ignore[attr-defined]
     return result

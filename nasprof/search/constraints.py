@@ -67,7 +67,7 @@ class MemoryConstraint:
             raise
         if not isinstance(backend, McuBackend):
             raise InputError(
-                f"--device {name} is a {backend.name} device; a memory constraint needs a microcontroller "
+                f"--board {name} is a {backend.name} device; a memory constraint needs a microcontroller "
                 "board (e.g. stm32f746) or a device added with --backend mcu"
             )
         b = backend.board

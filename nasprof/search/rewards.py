@@ -2,6 +2,10 @@
 
 reward(m) = ACC(m) · (LAT(m) / T)^w,  w = α if LAT(m) ≤ T else β      (Tan et al., arXiv 1807.11626)
 
+For a metric where lower is better (an error), ``minimize``: reward(m) = −ERR(m) · (LAT(m) / T)^(−w), the
+same latency factor applied the other way round (a slow network's error is inflated, a fast one's shrunk
+by the soft reward), negated so that higher is still better for every strategy.
+
 Presets from the paper: ``soft`` (α = β = −0.07: doubling latency costs about 5% relative accuracy) and
 ``hard`` (α = 0, β = −1: no bonus below the target, a steep penalty above it).
 
@@ -49,8 +53,10 @@ def mnasnet_reward(
     alpha: float,
     beta: float,
     feasible: ArrayLike | None = None,
+    minimize: bool = False,
 ) -> NDArray[np.float64]:
-    """ACC · (LAT/T)^w element-wise; ``-inf`` where ``feasible`` is False.
+    """ACC · (LAT/T)^w element-wise (−ERR · (LAT/T)^−w with ``minimize``); ``-inf`` where ``feasible`` is
+    False.
 
     Raises ``InputError`` for a non-positive target, a latency that is not a positive finite number (the
     power of 0 is infinite) or an accuracy that is negative or not finite (a negative ACC would turn the
@@ -75,7 +81,7 @@ def mnasnet_reward(
             "(shift or rescale the estimator)"
         )
     w = np.where(lat <= t, alpha, beta)
-    reward = acc * np.power(lat / t, w)
+    reward = -acc * np.power(lat / t, -w) if minimize else acc * np.power(lat / t, w)
     if feasible is not None:
         mask = np.asarray(feasible, dtype=bool)
         if mask.shape != reward.shape:
@@ -91,6 +97,8 @@ class Reward:
     target_ms: float
     alpha: float = REWARD_PRESETS["soft"][0]
     beta: float = REWARD_PRESETS["soft"][1]
+    #: The accuracy is an error (lower is better): see the module.
+    minimize: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_ms", _check_target(self.target_ms))
@@ -140,8 +148,13 @@ class Reward:
             alpha=self.alpha,
             beta=self.beta,
             feasible=feasible,
+            minimize=self.minimize,
         )
         return float(out) if out.ndim == 0 else out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "target_ms": self.target_ms}
+        d: dict[str, Any] = {"name": self.name, "alpha": self.alpha, "beta": self.beta,
+                             "target_ms": self.target_ms}
+        if self.minimize:
+            d["minimize"] = True
+        return d

@@ -141,7 +141,7 @@ def test_microcontroller_memory_is_a_hard_constraint(
     )
     monkeypatch.setenv("NASPROF_DEVICES", str(devices))
     out = tmp_path / "mcu.json"
-    opts = {"target_ms": 6, "reward": "hard", "device": "lab-h7", "budget": 300, "seed": 1}
+    opts = {"target_ms": 6, "reward": "hard", "board": "lab-h7", "budget": 300, "seed": 1}
     r = search(predictors, "mnasnet", **opts, json=out)
     assert r.exit_code == 0, r.output
     assert "SRAM KiB" in r.stdout
@@ -152,7 +152,7 @@ def test_microcontroller_memory_is_a_hard_constraint(
         assert c["feasible"] and c["sram_bytes"] <= 256 * 1024 and c["flash_bytes"] <= 4096 * 1024
 
     out = tmp_path / "f746.json"
-    r = search(predictors, "mnasnet", target_ms=6, device="stm32f746", budget=20, json=out)
+    r = search(predictors, "mnasnet", target_ms=6, board="stm32f746", budget=20, json=out)
     assert r.exit_code == 2
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none of the 20 candidates fits stm32f746" in errors[0]
@@ -187,8 +187,8 @@ def test_export_best(predictors: dict[str, Path], tmp_path: Path) -> None:
         ({"proxy": "flops"}, "unknown accuracy proxy 'flops'"),
         ({"strategy": "annealing"}, "unknown strategy 'annealing'"),
         ({"reward": "medium"}, "unknown reward 'medium'"),
-        ({"device": "stm32f999"}, "unknown device 'stm32f999'"),
-        ({"device": "cpu"}, "--device cpu is a cpu device; a memory constraint needs a microcontroller"),
+        ({"board": "stm32f999"}, "unknown device 'stm32f999'"),
+        ({"board": "cpu"}, "--board cpu is a cpu device; a memory constraint needs a microcontroller"),
         ({"predictor": "/nonexistent/p.json"}, "does not exist"),
         ({"plot": "front.svg"}, "PNG"),
         ({"space": "resnet"}, "unknown search space 'resnet'"),

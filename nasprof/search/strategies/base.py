@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -32,6 +32,23 @@ class Strategy(abc.ABC):
     #: ``nasprof.space.genotype``) for a space that has them; ``ask`` then decodes the same proposals, so
     #: both paths give the same candidates for the same seed and scores.
     supports_codes: ClassVar[bool] = False
+    #: Set by a search that counts accuracy queries: a strategy that can (evolution) then proposes
+    #: architectures it has not proposed before, since a repeat teaches nothing and costs a candidate.
+    avoid_repeats: bool = False
+    #: What makes two architectures "the same" for ``avoid_repeats`` (an isomorphism class: nb201's
+    #: ``canonical``), or None for the architecture itself.
+    repeat_key: Callable[[Arch], str] | None = None
+    #: Candidates per ``ask`` in a search that counts accuracy queries, where every query is precious and
+    #: a sequential strategy should see each answer soon (None: the search's batch).
+    query_batch: ClassVar[int | None] = None
+    #: Constructor options for a search that counts accuracy queries, unless the caller gives them.
+    query_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def query_options(cls, max_queries: int | None) -> dict[str, Any]:
+        """Constructor options for a search that counts accuracy queries, at most ``max_queries`` of them
+        (None: unbounded); the caller's options win."""
+        return dict(cls.query_defaults)
 
     def __init__(self, space: Any, *, seed: int = 0, resolution: int | None = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -8,6 +8,15 @@ sees each decision as the integer index of its choice (ordinal: kernel 3 < 5 < 7
 list's order is the space's). NSGA-II optimises two objectives, the accuracy proxy (maximised) and the latency
 (minimised), and a memory constraint's overuse is its constraint value; the others maximise the reward
 (``Scores.fitness``). Optuna is an optional extra (``pip install 'nasprof[optuna]'``), imported only here.
+
+Time: TPE rebuilds its two Parzen estimators from every finished trial on every ``ask`` (Optuna's
+``_get_internal_repr`` and ``_split_trials``), so n trials cost O(n²): 3,000 trials took 17 s on NAS-Bench-201
+(6 decisions) and minutes on MnasNet's space, 5.8 ms a trial. ``history`` bounds that: once the study holds
+``history`` + ``history // 2`` finished trials it is rebuilt from the best ``history // 4`` and the most
+recent rest (``study.add_trials``), so a trial costs O(history). TPE keeps ``history=1000`` by default (no
+effect below 1,000 trials); ``n_startup_trials`` (random trials first, Optuna's 10) and ``multivariate``
+(one joint estimator, Optuna's False) go to the sampler. NSGA-II's generations live in the trials' system
+attributes, so its history is not rebuilt; its cost per trial grows slowly (0.4 ms at 3,000 trials).
 """
 
 from __future__ import annotations
@@ -23,6 +32,10 @@ from nasprof.search.strategies.base import Strategy
 if TYPE_CHECKING:
     from nasprof.search.evaluate import Scores
     from nasprof.space import Arch
+
+#: With ``avoid_repeats``: trials that repeat an earlier proposal are told its value and asked again, up to
+#: this many times per candidate.
+REPEAT_TRIES = 2
 
 __all__ = ["OptunaStrategy", "TpeSearch", "Nsga2Search", "CmaEsSearch", "QmcSearch", "OPTUNA_STRATEGIES"]
 
@@ -48,15 +61,35 @@ class OptunaStrategy(Strategy):
     #: Decisions as choice indices (samplers that model numbers only).
     ordinal: ClassVar[bool] = False
 
+    #: Sequential model-based samplers: a few trials per ask, so each sees the last answers.
+    query_batch: ClassVar[int | None] = 8
+    #: Default ``history`` (None: every trial is kept).
+    default_history: ClassVar[int | None] = None
+
     def __init__(
-        self, space: Any, *, seed: int = 0, resolution: int | None = None, population_size: int = 50
+        self,
+        space: Any,
+        *,
+        seed: int = 0,
+        resolution: int | None = None,
+        population_size: int = 50,
+        history: int | None = -1,
+        **sampler_options: Any,
     ) -> None:
         super().__init__(space, seed=seed, resolution=resolution)
         if population_size < 2:
             raise InputError(f"population size must be at least 2, got {population_size}")
+        if history == -1:
+            history = self.default_history
+        if history is not None:
+            if self.multi_objective:
+                raise InputError(f"{self.name}: a bounded history applies to single-objective samplers")
+            if isinstance(history, bool) or not isinstance(history, int) or history < 8:
+                raise InputError(f"{self.name}: history must be at least 8 trials, got {history!r}")
+        self.history = history
         optuna = _optuna()
         space.decisions()  # a space without named decisions cannot be searched this way: say so now
-        kwargs: dict[str, Any] = {"seed": self.seed}
+        kwargs: dict[str, Any] = {"seed": self.seed, **sampler_options}
         if self.multi_objective:
             kwargs.update(population_size=population_size, constraints_func=_constraints)
         elif self.sampler in ("QMCSampler", "CmaEsSampler"):
@@ -70,26 +103,52 @@ class OptunaStrategy(Strategy):
                     f"Optuna's {self.sampler} needs {exc.name or 'a package Optuna did not find'}: "
                     "pip install 'nasprof[optuna]'"
                 ) from None
-        directions = ["maximize", "minimize"] if self.multi_objective else ["maximize"]
-        self.study = optuna.create_study(directions=directions, sampler=sampler)
+            except TypeError as exc:
+                raise InputError(f"{self.name}: {exc}") from None
+        self._optuna_module = optuna
+        self._directions = ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+        self.study = optuna.create_study(directions=self._directions, sampler=sampler)
         self._pending: list[Any] = []
+        self._told: dict[Any, tuple[Any, float]] = {}
+        self.rebuilds = 0
 
     def ask(self, n: int) -> list[Arch]:
         archs = []
         for _ in range(max(1, n)):
-            trial = self.study.ask()
-            if self.ordinal:
-
-                def suggest(name: str, values: tuple[Any, ...], t: Any = trial) -> Any:
-                    return values[t.suggest_int(name, 0, len(values) - 1)]
-            else:
-
-                def suggest(name: str, values: tuple[Any, ...], t: Any = trial) -> Any:
-                    return t.suggest_categorical(name, list(values))
-
-            archs.append(self.space.build(suggest, self.resolution))
+            trial, arch = self._trial()
+            if self.avoid_repeats:
+                # A repeat teaches nothing new: tell Optuna the value it had and ask again (a few times).
+                for _ in range(REPEAT_TRIES):
+                    key = self._key(arch)
+                    if key not in self._told:
+                        break
+                    self._finish(trial, self._told[key])
+                    trial, arch = self._trial()
+            archs.append(arch)
             self._pending.append(trial)
         return archs
+
+    def _trial(self) -> tuple[Any, Arch]:
+        trial = self.study.ask()
+        if self.ordinal:
+
+            def suggest(name: str, values: tuple[Any, ...], t: Any = trial) -> Any:
+                return values[t.suggest_int(name, 0, len(values) - 1)]
+        else:
+
+            def suggest(name: str, values: tuple[Any, ...], t: Any = trial) -> Any:
+                return t.suggest_categorical(name, list(values))
+
+        return trial, self.space.build(suggest, self.resolution)
+
+    def _key(self, arch: Arch) -> Any:
+        return self.repeat_key(arch) if self.repeat_key is not None else arch.to_string()
+
+    def _finish(self, trial: Any, told: tuple[Any, float]) -> None:
+        values, violation = told
+        if self.multi_objective:
+            trial.set_user_attr("constraint", (violation,))
+        self.study.tell(trial, values)
 
     def tell(self, archs: Sequence[Arch], scores: Scores) -> None:
         if len(archs) != len(scores) or len(archs) != len(self._pending):
@@ -98,15 +157,36 @@ class OptunaStrategy(Strategy):
             )
         fitness = scores.fitness.tolist()
         for i, trial in enumerate(self._pending):
+            violation = 0.0 if scores.violation is None else float(scores.violation[i])
             if self.multi_objective:
-                violation = 0.0 if scores.violation is None else float(scores.violation[i])
-                trial.set_user_attr("constraint", (violation,))
                 lat = float(scores.latency_ms[i])
-                values: Any = [float(scores.accuracy[i]), lat if math.isfinite(lat) else 1e12]
+                acc = float(scores.maximised[i])
+                values: Any = [acc if math.isfinite(acc) else -1e12, lat if math.isfinite(lat) else 1e12]
             else:
                 values = fitness[i] if math.isfinite(fitness[i]) else -1e12
-            self.study.tell(trial, values)
+            self._finish(trial, (values, violation))
+            if self.avoid_repeats:
+                self._told[self._key(archs[i])] = (values, violation)
         self._pending = []
+        if self.history is not None and (len(self.study.get_trials(deepcopy=False))
+                                         >= self.history + self.history // 2):
+            self._forget()
+
+    def _forget(self) -> None:
+        """Rebuild the study from the best ``history // 4`` trials and the most recent rest (see the
+        module); the sampler (and its random state) carries on."""
+        assert self.history is not None
+        trials = [t for t in self.study.get_trials(deepcopy=False)
+                  if t.state == self._optuna_module.trial.TrialState.COMPLETE]
+        best_n = self.history // 4
+        best = sorted(trials, key=lambda t: -float(t.value))[:best_n]
+        chosen = {t.number for t in best}
+        recent = [t for t in trials if t.number not in chosen][-(self.history - len(best)):]
+        keep = sorted([*best, *recent], key=lambda t: t.number)
+        study = self._optuna_module.create_study(directions=self._directions, sampler=self.study.sampler)
+        study.add_trials(keep)
+        self.study = study
+        self.rebuilds += 1
 
 
 def _constraints(trial: Any) -> Sequence[float]:
@@ -119,6 +199,10 @@ class TpeSearch(OptunaStrategy):
 
     name: ClassVar[str] = "tpe"
     sampler: ClassVar[str] = "TPESampler"
+    default_history: ClassVar[int | None] = 100
+    #: A heavier prior keeps TPE's categorical estimates from collapsing onto networks it has asked: on
+    #: darcy it halved the trials per new network (3,730 -> 2,199 for 1,000 queries) and the time.
+    query_defaults: ClassVar[dict[str, Any]] = {"prior_weight": 4.0}
 
 
 class Nsga2Search(OptunaStrategy):
@@ -127,6 +211,10 @@ class Nsga2Search(OptunaStrategy):
     name: ClassVar[str] = "nsga2"
     sampler: ClassVar[str] = "NSGAIISampler"
     multi_objective: ClassVar[bool] = True
+    #: Its populations converge onto networks already asked: with Optuna's mutation rate (1/decisions)
+    #: 1,000 queries took 6,000 trials on darcy (4.8 s); mutating each decision with probability 0.5 and
+    #: generations of 20 took 2,300 (1.6 s), with a like regret.
+    query_defaults: ClassVar[dict[str, Any]] = {"population_size": 20, "mutation_prob": 0.5}
 
 
 class CmaEsSearch(OptunaStrategy):

@@ -38,12 +38,17 @@ __all__ = ["RLController"]
 
 #: Version of the saved controller state.
 STATE_VERSION = 1
+#: Sequences sampled per wanted one when the search avoids repeats (``Strategy.avoid_repeats``).
+REPEAT_DRAWS = 4
 
 
 class RLController(Strategy):
     """LSTM controller + PPO. ``ask(n)`` samples ``n`` token sequences; ``tell`` runs the PPO update."""
 
     name: ClassVar[str] = "rl"
+    #: Sampled sequences per PPO update in a query-counted search (MnasNet's controller learns from many
+    #: small batches; a 256-candidate batch would be a handful of updates in a 1,000-query search).
+    query_batch: ClassVar[int | None] = 16
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class RLController(Strategy):
         baseline_decay: float = 0.95,
         entropy_weight: float = 1e-3,
         temperature: float = 1.0,
+        max_batch: int | None = None,
     ) -> None:
         super().__init__(space, seed=seed, resolution=resolution)
         for label, value, ok in (
@@ -68,6 +74,7 @@ class RLController(Strategy):
             ("baseline decay", baseline_decay, math.isfinite(baseline_decay) and 0 <= baseline_decay < 1),
             ("entropy weight", entropy_weight, math.isfinite(entropy_weight) and entropy_weight >= 0),
             ("temperature", temperature, math.isfinite(temperature) and temperature > 0),
+            ("max batch", max_batch, max_batch is None or (isinstance(max_batch, int) and max_batch >= 1)),
         ):
             if not ok:
                 raise InputError(f"RL controller: {label} {value!r} is out of range")
@@ -83,6 +90,8 @@ class RLController(Strategy):
         self.clip, self.epochs, self.temperature = clip, epochs, temperature
         self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
         self.baseline: float | None = None
+        #: Largest batch per ``ask`` (None: as asked): a query-bounded search wants many small PPO updates.
+        self.max_batch = max_batch
         self.updates = 0
         self._gen = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng():
@@ -90,13 +99,38 @@ class RLController(Strategy):
             self.net = _Controller(torch, self.sizes, hidden)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self._pending: tuple[Any, Any, Any] | None = None  # tokens, mask, log-probs of the last ask
+        self._seen: set[Any] = set()
 
     # -- ask / tell ---------------------------------------------------------------------------------------
     def ask(self, n: int) -> list[Arch]:
         torch = self._torch
-        n = max(1, n)
+        n = max(1, n if self.max_batch is None else min(n, self.max_batch))
+        draws = REPEAT_DRAWS if self.avoid_repeats else 1
         with _one_thread(torch), torch.no_grad():
-            tokens, logp = self.net.sample(n, self._gen, self.temperature)
+            tokens, logp = self.net.sample(n * draws, self._gen, self.temperature)
+        archs, mask = self._build(tokens)
+        if self.avoid_repeats:
+            # A query-counted search: keep the first n sequences that are new (to this search and to each
+            # other), then fill with repeats if the controller offers fewer. The update below uses each
+            # kept sequence's probability under the controller, as for any sample.
+            keys = [self.repeat_key(a) if self.repeat_key is not None else a.to_string() for a in archs]
+            new, seen_now = [], set()
+            for i, k in enumerate(keys):
+                if k not in self._seen and k not in seen_now:
+                    new.append(i)
+                    seen_now.add(k)
+            keep = new[:n] + [i for i in range(len(archs)) if i not in set(new)][: max(0, n - len(new))]
+            keep = sorted(keep)
+            self._seen.update(keys[i] for i in keep)
+            pick = torch.as_tensor(keep, dtype=torch.long)
+            tokens, logp, mask = tokens[pick], logp[pick], mask[pick]
+            archs = [archs[i] for i in keep]
+        self._pending = (tokens, mask, (logp * mask).sum(dim=1))
+        return archs
+
+    def _build(self, tokens: Any) -> tuple[list[Arch], Any]:
+        """The architectures of sampled token rows, and which tokens each one used (active decisions)."""
+        torch = self._torch
         rows = tokens.tolist()
         archs, mask = [], torch.zeros(tokens.shape, dtype=torch.bool)
         index = {name: t for t, name in enumerate(self.names)}
@@ -111,8 +145,7 @@ class RLController(Strategy):
 
             archs.append(self.space.build(answer, self.resolution))
             mask[b, used] = True
-        self._pending = (tokens, mask, (logp * mask).sum(dim=1))
-        return archs
+        return archs, mask
 
     def tell(self, archs: Sequence[Arch], scores: Scores) -> None:
         if self._pending is None or len(archs) != self._pending[0].shape[0] or len(scores) != len(archs):
@@ -120,9 +153,7 @@ class RLController(Strategy):
         torch = self._torch
         tokens, mask, old_logp = self._pending
         self._pending = None
-        fitness = np.asarray(scores.fitness, dtype=np.float64)
-        finite = np.isfinite(fitness)  # a -inf reward (an infeasible candidate) ranks just below the worst
-        fitness = np.where(finite, fitness, fitness[finite].min() - 1.0 if finite.any() else 0.0)
+        fitness = _scaled_fitness(scores)
         batch_mean = float(fitness.mean())
         if self.baseline is None:
             self.baseline = batch_mean
@@ -207,6 +238,23 @@ class RLController(Strategy):
             raise InputError(f"RL state {path} is corrupt ({exc}); start without it") from None
         self.baseline = None if doc.get("baseline") is None else float(doc["baseline"])
         self.updates = int(doc.get("updates", 0))
+
+
+def _scaled_fitness(scores: Scores) -> np.ndarray:
+    """The reward of feasible candidates; an infeasible one ranks below the batch's worst feasible reward
+    by (1 + its violation) spreads of the feasible rewards. Deb's order as ``Scores.fitness``, on the
+    rewards' own scale: a far-off constant for infeasible candidates would make the advantages' spread, and
+    so PPO's step, about feasibility alone."""
+    reward = np.asarray(scores.reward, dtype=np.float64)
+    feasible = np.asarray(scores.feasible, dtype=bool) & np.isfinite(reward)
+    if not feasible.any():
+        fit = np.asarray(scores.fitness, dtype=np.float64)
+        finite = np.isfinite(fit)
+        return np.where(finite, fit, fit[finite].min() - 1.0 if finite.any() else 0.0)
+    good = reward[feasible]
+    spread = float(good.std()) or max(abs(float(good.mean())) * 0.01, 1e-6)
+    violation = np.zeros(len(reward)) if scores.violation is None else np.minimum(scores.violation, 10.0)
+    return np.where(feasible, reward, float(good.min()) - spread * (1.0 + violation))
 
 
 @contextlib.contextmanager
