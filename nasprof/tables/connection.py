@@ -3,8 +3,10 @@ check that a file can be written before a build spends any device time on it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -77,3 +79,20 @@ def reader(path: Path) -> sqlite3.Connection:
     except sqlite3.Error:
         conn.close()
         return connect(path, readonly=True)
+
+
+@contextlib.contextmanager
+def committed(cur: sqlite3.Cursor, path: Path) -> Iterator[sqlite3.Cursor]:
+    """The body of a transaction begun on ``cur``: rolled back if the body raises, committed otherwise
+    (a failed commit is rolled back and becomes ``TableError`` naming ``path``)."""
+    try:
+        yield cur
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    try:
+        cur.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        with contextlib.suppress(sqlite3.Error):
+            cur.execute("ROLLBACK")
+        raise TableError(f"could not commit to {path}: {exc}") from None

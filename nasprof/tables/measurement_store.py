@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nasprof.errors import SchemaError, TableError
-from nasprof.tables.connection import check_writable, connect, reader
+from nasprof.tables.connection import check_writable, committed, connect, reader
 from nasprof.tables.entry import utc_now
 from nasprof.tables.measurements_io import MeasuredNetwork
 
@@ -160,7 +160,7 @@ def write_store(store: str | Path | None) -> Iterator[sqlite3.Cursor]:
             cur.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise TableError(f"{path} is locked by another writer ({exc}); try again") from None
-        try:
+        with committed(cur, path):
             for stmt in _STORE_SCHEMA.split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
@@ -169,15 +169,6 @@ def write_store(store: str | Path | None) -> Iterator[sqlite3.Cursor]:
             cur.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)",
                         (json.dumps(MEASUREMENTS_SCHEMA_VERSION),))
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        try:
-            cur.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise TableError(f"could not commit to {path}: {exc}") from None
     finally:
         conn.close()
 

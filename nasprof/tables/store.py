@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasprof.errors import TableError
-from nasprof.tables.connection import check_writable, connect, reader
+from nasprof.tables.connection import check_writable, committed, connect, reader
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry, utc_now
 from nasprof.tables.table_schema import (
     ADDED_IN_V2,
@@ -355,19 +355,10 @@ class LatencyTable:
             except sqlite3.OperationalError as exc:
                 raise TableError(f"{self.path} is locked by another writer ({exc}); try again") from None
             upgrading = bool(self._missing)
-            try:
+            with committed(cur, self.path):
                 if upgrading:
                     self._upgrade(cur)
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            try:
-                cur.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    cur.execute("ROLLBACK")
-                raise TableError(f"could not commit to {self.path}: {exc}") from None
             if upgrading:
                 self._missing = []
                 self._meta["schema_version"] = TABLE_SCHEMA_VERSION
