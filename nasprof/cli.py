@@ -25,6 +25,7 @@ from nasprof.commands import (
     measure,
     predict,
     predictor,
+    scale,
     search,
     space,
     table,
@@ -68,7 +69,7 @@ app.command("predict")(predict.predict_cmd)
 app.command("validate")(validate.validate_cmd)
 app.command("search")(search.search_cmd)
 app.command("worker")(worker.worker_cmd)
-app.command("scale")(search.scale_cmd)
+app.command("scale")(scale.scale_cmd)
 app.add_typer(space.space_app, name="space")
 app.add_typer(table.table_app, name="table")
 app.add_typer(predictor.predictor_app, name="predictor")

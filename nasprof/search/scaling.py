@@ -112,7 +112,7 @@ def scale_family(
     phis: Sequence[float] = (0, 1, 2, 3),
     *,
     coefficients: tuple[float, float, float] | None = None,
-    base_resolution: int = 224,
+    base_resolution: int | None = None,
     grid_step: float = 0.1,
     predictor: Any = None,
     target_ms: float | None = None,
@@ -124,6 +124,7 @@ def scale_family(
     ``coefficients`` None: grid-search them with ``predictor`` (a kernel predictor, which reads any exported
     graph) by latency per MAC at φ = 1; without a predictor EfficientNet's are used. ``target_ms`` and
     ``board`` (an MCU board: SRAM and Flash) are limits each family member is checked against.
+    ``base_resolution`` None: the architecture's own resolution (224 px for a preset).
     """
     from nasprof.space.presets import resolve_model
 
@@ -136,7 +137,9 @@ def scale_family(
             "compound scaling changes the resolution and the layers, which a lookup table does not hold: "
             "give a kernel predictor (`nasprof predictor fit --kernels`)"
         )
-    resolve_model(base, resolution=base_resolution)  # an unknown base fails before any work
+    # An unknown base fails before any work; an architecture keeps its own resolution unless told otherwise
+    # (a 160 px network sized as 224 px would be another network), a preset starts at 224 px.
+    base_resolution = resolve_model(base, resolution=base_resolution).resolution
     memory = _memory(board) if board else None
     how = "given"
     grid: list[ScaledNetwork] = []

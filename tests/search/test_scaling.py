@@ -95,3 +95,18 @@ def test_scale_cli(tmp_path: Path) -> None:
     ):
         bad = CliRunner().invoke(app, argv)
         assert bad.exit_code == 2 and message in bad.output, (argv, bad.output)
+
+
+def test_an_architecture_is_scaled_from_its_own_resolution(tmp_path: Path) -> None:
+    """A 160 px architecture starts the family at 160 px (it was sized as a 224 px network, with twice the
+    MACs); --resolution still overrides it."""
+    from nasprof.space.spaces import get_space
+
+    arch = get_space("mobilenetv2").sample(1, seed=3, resolution=160)[0]
+    own = scale_family(arch.to_string(), (0,))
+    assert own.family[0].resolution == 160
+    assert own.family[0].macs == sum(layer.macs for layer in arch.network().layers())
+    assert scale_family(arch.to_string(), (0,), base_resolution=224).family[0].resolution == 224
+    r = CliRunner().invoke(app, ["scale", arch.to_string(), "--phi", "0", "--json", str(tmp_path / "a.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "a.json").read_text())["family"][0]["resolution"] == 160
