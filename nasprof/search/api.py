@@ -176,7 +176,7 @@ networks (isomorphism classes) it has not proposed (default: when accuracy queri
     counting = isinstance(acc, QueriedAccuracy)
     given = dict(strategy_options or {})
     if counting and strategy in STRATEGIES:
-        defaults = STRATEGIES[strategy].query_options(max_queries)
+        defaults = STRATEGIES.get(strategy).query_options(max_queries)
         if "population_size" in given and "sample_size" in defaults:
             defaults.pop("sample_size")  # the caller's population keeps its own tournament default
         given = {**defaults, **given}

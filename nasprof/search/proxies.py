@@ -28,11 +28,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nasprof.errors import InputError, MissingDependencyError, SpaceError
+from nasprof.registry import Registry
 
 if TYPE_CHECKING:  # the space package imports torch lazily; these are only for type checkers
     from nasprof.space import Arch
 
-__all__ = ["AccuracyProxy", "MacsProxy", "NaswotProxy", "CallableProxy", "get_proxy", "PROXIES"]
+__all__ = [
+    "AccuracyProxy", "MacsProxy", "NaswotProxy", "CallableProxy", "get_proxy", "PROXIES", "proxy_registry",
+]
 
 
 class AccuracyProxy(abc.ABC):
@@ -207,14 +210,18 @@ def naswot_score(module: Any, *, batch_size: int = 16, resolution: int = 32, see
     return max(value, 0.0)
 
 
-PROXIES: dict[str, Callable[[], AccuracyProxy]] = {
-    "macs": MacsProxy,
-    "naswot": NaswotProxy,
-}
+#: Built-in proxies by name; third-party ones through the ``nasprof.proxies`` entry-point group (a
+#: zero-argument callable returning an ``AccuracyProxy``).
+proxy_registry: Registry[Callable[[], AccuracyProxy]] = Registry(
+    "accuracy proxy", entry_point_group="nasprof.proxies", error=InputError
+)
+proxy_registry.register("macs", MacsProxy)
+proxy_registry.register("naswot", NaswotProxy)
+
+#: The registry under its older name.
+PROXIES = proxy_registry
 
 
 def get_proxy(name: str) -> AccuracyProxy:
-    """A built-in proxy by name: ``macs`` or ``naswot``."""
-    if name not in PROXIES:
-        raise InputError(f"unknown accuracy proxy {name!r}: use one of {', '.join(PROXIES)}")
-    return PROXIES[name]()
+    """A proxy by name: ``macs``, ``naswot`` or a plugin's."""
+    return proxy_registry.get(name)()

@@ -253,7 +253,7 @@ def test_learning_strategies_from_the_cli(predictors: dict[str, Path], tmp_path:
     assert refused.exit_code == 2 and "has none (use rl)" in refused.output
     assert not (tmp_path / "e.json").exists()
     unknown = search(predictors, strategy="bayes")
-    assert unknown.exit_code == 2 and "use one of evolution, random, rl, tpe" in unknown.output
+    assert unknown.exit_code == 2 and "known: cmaes, evolution, nsga2, qmc, random, rl, tpe" in unknown.output
 
 
 def test_evolution_population_and_tournament_flags(predictors: dict[str, Path], tmp_path: Path) -> None:
