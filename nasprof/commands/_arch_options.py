@@ -1,5 +1,6 @@
 """Options that say which architecture a command works on, declared once: ``--space`` and nb201's network
-options (``--input``, ``--outputs``, ``--cell-channels``, ``--cells-per-stage``), and ``arch_from_cli``."""
+options (``--input``, ``--outputs``, ``--cell-channels``, ``--cells-per-stage``), a preset's ``--resolution``
+and ``--width``, and ``arch_from_cli``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ __all__ = [
     "OutputsOption",
     "CellChannelsOption",
     "CellsPerStageOption",
+    "ResolutionOption",
+    "WidthOption",
     "arch_from_cli",
     "nb201_options",
     "wants_arch",
@@ -39,6 +42,14 @@ CellChannelsOption = Annotated[
 ]
 CellsPerStageOption = Annotated[
     int | None, typer.Option("--cells-per-stage", help="nb201: cells N per stage (default 5).")
+]
+
+#: ``--resolution`` and ``--width`` of a model argument that names a preset or an architecture string.
+ResolutionOption = Annotated[
+    int | None, typer.Option("--resolution", help="Input resolution (presets: default 224).")
+]
+WidthOption = Annotated[
+    float | None, typer.Option("--width", help="Width multiplier (presets: default 1.0).")
 ]
 
 

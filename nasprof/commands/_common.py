@@ -334,3 +334,74 @@ BoardOption = Annotated[
 ExpectDeviceOption = Annotated[
     str | None, typer.Option("--expect-device", help="Refuse a predictor fitted for another device.")
 ]
+
+
+# ---- Options shared by several commands, declared once: one flag, one meaning, one help text. ----
+
+#: ``--device``: the device to measure on (a name of `nasprof devices list`).
+DeviceOption = Annotated[
+    str, typer.Option("--device", "-d", help="Device to measure on (see `nasprof devices list`).")
+]
+#: ``--device`` of the commands that can spread their work over several identical devices (or a farm's).
+DevicesOption = Annotated[
+    str,
+    typer.Option("--device", "-d", help="Device to measure on (see `nasprof devices list`), or several "
+                 "identical ones sharing the work: pixel-a,pixel-b (with --ray, names or patterns: "
+                 "'pixel-*')."),
+]
+#: ``--predictor``: a latency predictor file to read.
+PredictorOption = Annotated[
+    Path, typer.Option("--predictor", "-p", help="Latency predictor file (from `nasprof predictor fit`).")
+]
+#: ``--seed``: every random choice of a command (sampling, weights, inputs) follows it.
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same result.")]
+#: ``--threads`` as one count (``measure`` and ``table build`` take a sweep instead).
+ThreadsOption = Annotated[int, typer.Option("--threads", help="Intra-op threads of the runtime.")]
+#: ``--opt-level`` of a runtime that measures (the ORT format's own is ``OptLevelOption``).
+MeasureOptLevelOption = Annotated[
+    str, typer.Option("--opt-level", help="Graph optimisation level of the runtime: disable, basic, "
+                                          "extended, all.")
+]
+#: ``--runs``: timed runs per session.
+RunsOption = Annotated[int, typer.Option("--runs", help="Timed runs per session.")]
+#: ``--calibrate-seed``: the networks a calibration measures.
+CalibrateSeedOption = Annotated[
+    int, typer.Option("--calibrate-seed", help="Seed of the calibration networks.")
+]
+#: ``--record NAME``: what a command measured, stored as the next version of a measurement set.
+RecordOption = Annotated[
+    str | None,
+    typer.Option("--record", metavar="NAME", help="Also store what is measured in measurement set NAME as "
+                 "its next version (see `nasprof measurements`)."),
+]
+#: ``--store PATH``: the measurement store (default ``$NASPROF_HOME/measurements.db``).
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", metavar="PATH",
+                 help="Measurement store (default: $NASPROF_HOME/measurements.db, else "
+                      "~/.local/share/nasprof/measurements.db)."),
+]
+#: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
+InNetworkOption = Annotated[
+    bool,
+    typer.Option(
+        "--in-network/--no-in-network",
+        help="LUT calibration: also profile each calibration network once and learn an in-network "
+        "ratio per table key first (needs per-node times from the device).",
+    ),
+]
+#: ``--cold-weights/--no-cold-weights`` of ``predictor fit`` and ``validate`` (kernel calibration).
+ColdWeightsOption = Annotated[
+    bool,
+    typer.Option(
+        "--cold-weights/--no-cold-weights",
+        help="Kernel-predictor calibration: fit a cost per MB of weights (they arrive cold in a network). "
+        "On by default: better on networks like the calibration ones and on the presets (README).",
+    ),
+]
+#: ``--strict`` of the commands that read a kernel predictor.
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse a kernel predictor whose rules were detected on another device, "
+                 "CPU or onnxruntime version (default: warn)."),
+]

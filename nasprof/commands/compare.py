@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -50,7 +50,12 @@ def compare_cmd(
         err_console.print(f"wrote {plot_comparison(measurements, labels, plot)}", highlight=False)
     if emit_json(json_out, comparison_document(comparisons, measurements, labels)):
         return
-    t = Table(title=f"against {labels[0]} (median {_fmt_ms(measurements[0].median_ms)} ms)")
+    _render_comparisons(comparisons, labels[0], measurements[0].median_ms)
+
+
+def _render_comparisons(comparisons: list[Any], baseline: str, baseline_ms: float) -> None:
+    """One row per measurement against the baseline, then each one's warnings and per-block deltas."""
+    t = Table(title=f"against {baseline} (median {_fmt_ms(baseline_ms)} ms)")
     for col in ("measurement", "median ms", "ratio", "95% CI", "p (Mann-Whitney)", "verdict"):
         t.add_column(col, justify="left" if col in ("measurement", "verdict") else "right")
     for c in comparisons:

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from nasprof.commands._common import (
     JsonOption,
+    MeasureOptLevelOption,
     SetOption,
+    ThreadsOption,
     _parse_options,
     _StepBar,
     check_outputs,
@@ -163,12 +165,9 @@ def _record_model_format(name: str, backend: Any, accepted: tuple[str, ...]) -> 
 @devices_app.command("probe")
 def devices_probe_cmd(
     name: Annotated[str, typer.Argument(help="Device to probe (see `nasprof devices list`).")],
-    opt_level: Annotated[str, typer.Option(help="Graph optimisation level to probe at.")] = "all",
-    threads: Annotated[int, typer.Option(help="Intra-op threads.")] = 1,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the rules and every probe's kernels as JSON (- for "
-                                  "stdout).")
-    ] = None,
+    opt_level: MeasureOptLevelOption = "all",
+    threads: ThreadsOption = 1,
+    json_path: JsonOption = None,
 ) -> None:
     """Run small probe graphs on a device and show the kernel rules it follows: which ops fuse, whether it
     has a blocked (NCHWc) layout and its block size, which kernels run blocked, where reorders go; with a

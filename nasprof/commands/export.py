@@ -14,7 +14,9 @@ from nasprof.commands._arch_options import (
     CellsPerStageOption,
     InputOption,
     OutputsOption,
+    ResolutionOption,
     SpaceOption,
+    WidthOption,
     arch_from_cli,
     wants_arch,
 )
@@ -22,6 +24,7 @@ from nasprof.commands._common import (
     JsonOption,
     OptLevelOption,
     OrtStyleOption,
+    SeedOption,
     _fmt_count,
     check_outputs,
     console,
@@ -30,38 +33,22 @@ from nasprof.commands._common import (
 )
 
 
-def _convert_onnx(src: Path, output: Path, kind: str, *, int8: bool, seed: int, opt_level: str,
+def _convert_onnx(src: str, output: Path, kind: str, *, int8: bool, seed: int, opt_level: str,
                   ort_style: str, network_options: dict[str, Any]) -> None:
     """`export FILE.onnx`: a model the user brings, quantised to int8 (--int8) and/or converted to the ORT
     format (-o FILE.ort); the options that build a network do not apply to it."""
-    import tempfile
+    from nasprof.space.export_file import convert_model_file
 
-    from nasprof.errors import InputError
-
-    given = [flag for flag, v in network_options.items() if v is not None]
-    if given:
-        raise InputError(f"{', '.join(given)} build a network; {src} is one already (export it again from "
-                         "its framework to change its size)")
-    if not int8 and kind == "onnx":
-        raise InputError(f"{src} is already ONNX: add --int8 to quantise it, or write -o NAME.ort to convert "
-                         "it")
-    with err_console.status(f"converting {src.name}"), \
-            tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
-        path = src
-        what = []
-        if int8:
-            from nasprof.space.quantize import quantize_int8
-
-            q = quantize_int8(src, output if kind == "onnx" else Path(tmp) / "model.int8.onnx", seed=seed)
-            path = q.path
-            what.append(f"int8, QDQ: {sum(q.quantized_ops.values())} ops quantised, "
-                        f"{sum(q.float_ops.values())} left in float")
-        if kind == "ort":
-            from nasprof.space.ort_format import convert_to_ort
-
-            path = convert_to_ort(path, output, opt_level=opt_level, style=ort_style)
-            what.append(f"ORT format, {opt_level}, {ort_style}")
-    console.print(f"wrote {path}: {src.name} ({'; '.join(what)})", highlight=False)
+    with err_console.status(f"converting {Path(src).name}"):
+        path, q = convert_model_file(src, output, kind, int8=int8, seed=seed, opt_level=opt_level,
+                                     ort_style=ort_style, network_options=network_options)
+    what = []
+    if q is not None:
+        what.append(f"int8, QDQ: {sum(q.quantized_ops.values())} ops quantised, "
+                    f"{sum(q.float_ops.values())} left in float")
+    if kind == "ort":
+        what.append(f"ORT format, {opt_level}, {ort_style}")
+    console.print(f"wrote {path}: {Path(src).name} ({'; '.join(what)})", highlight=False)
 
 
 def _resolve(model: str, resolution: int | None, width: float | None, space: str | None, input: str | None,
@@ -85,14 +72,12 @@ def export_cmd(
                                               "architecture JSON file, or an ONNX file to quantise (--int8) "
                                               "or convert (-o NAME.ort).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the ONNX file.")],
-    resolution: Annotated[int | None, typer.Option(help="Input resolution (presets: default 224).")] = None,
-    width: Annotated[float | None, typer.Option(help="Width multiplier (presets: default 1.0).")] = None,
+    resolution: ResolutionOption = None,
+    width: WidthOption = None,
     last_channel: Annotated[
         int | None, typer.Option(help="mobilenet_v2 only: override the last channel.")
     ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the random weights, and of the int8 calibration inputs.")
-    ] = 0,
+    seed: SeedOption = 0,
     batch: Annotated[
         int, typer.Option("--batch", help="Images per inference (a fixed input dimension).")
     ] = 1,
@@ -116,45 +101,28 @@ def export_cmd(
     """Export a preset or architecture to ONNX (opset 17, batch 1, BN folded, node names scoped by layer), or
     to the ORT format that minimal onnxruntime builds load."""
     check_outputs({"--output": output}, [model])
-    from nasprof.errors import InputError
-    from nasprof.space import count_network, export_network
+    from nasprof.space.export_file import export_format, write_network
 
-    if fmt is not None and fmt.lower() not in ("onnx", "ort"):
-        raise InputError(f"unknown --format {fmt!r}: use onnx or ort")
-    kind = (fmt or output.suffix.lstrip(".")).lower()
-    if kind not in ("onnx", "ort") or output.suffix.lower() != f".{kind}":
-        # like --plot and .png: the name says what the file holds
-        suffix = kind if kind in ("onnx", "ort") else "onnx"
-        raise InputError(f"--output writes {'ORT format' if kind == 'ort' else 'ONNX'}; give a path ending "
-                         f"in .{suffix}, got {output}")
-    if kind == "onnx" and (opt_level != "all" or ort_style != "fixed"):
-        raise InputError("--opt-level and --ort-style apply to --format ort")
+    kind = export_format(fmt, output, opt_level=opt_level, ort_style=ort_style)
     if model.lower().endswith(".onnx"):
-        if not Path(model).is_file():
-            raise InputError(f"ONNX file {model} does not exist")
-        _convert_onnx(Path(model), output, kind, int8=int8, seed=seed, opt_level=opt_level,
-                      ort_style=ort_style, network_options={"--resolution": resolution, "--width": width,
-                                                            "--last-channel": last_channel,
-                                                            "--batch": None if batch == 1 else batch})
+        network_options = {"--resolution": resolution, "--width": width, "--last-channel": last_channel,
+                           "--batch": None if batch == 1 else batch}
+        _convert_onnx(model, output, kind, int8=int8, seed=seed, opt_level=opt_level, ort_style=ort_style,
+                      network_options=network_options)
         return
     options = {} if last_channel is None else {"last_channel": last_channel}
     net = _resolve(model, resolution, width, space, input, outputs, cell_channels, cells_per_stage, options)
     with err_console.status(f"exporting {net.name} at {net.resolution}x{net.input_shape[3]}"):
-        import tempfile
+        path = write_network(net, output, kind, int8=int8, seed=seed, batch=batch, opt_level=opt_level,
+                             ort_style=ort_style)
+    _render_export(path, net, kind, batch=batch, int8=int8, opt_level=opt_level, ort_style=ort_style)
 
-        with tempfile.TemporaryDirectory(prefix="nasprof-export-") as tmp:
-            onnx_out = output if kind == "onnx" else Path(tmp) / "model.onnx"
-            if int8:
-                from nasprof.space.quantize import quantize_int8
 
-                fp32 = export_network(net, Path(tmp) / "fp32.onnx", seed=seed, batch=batch)
-                path = quantize_int8(fp32, onnx_out, seed=seed).path
-            else:
-                path = export_network(net, onnx_out, seed=seed, batch=batch)
-            if kind == "ort":
-                from nasprof.space.ort_format import convert_to_ort
+def _render_export(path: Path, net: Any, kind: str, *, batch: int, int8: bool, opt_level: str,
+                   ort_style: str) -> None:
+    """The line ``export`` ends with: what was written, its input, layers, MACs and parameters."""
+    from nasprof.space import count_network
 
-                path = convert_to_ort(path, output, opt_level=opt_level, style=ort_style)
     counts = count_network(net)
     shape = [batch, *net.input_shape[1:]]
     what = (" (int8, QDQ)" if int8 else "")
@@ -166,8 +134,8 @@ def export_cmd(
 
 def count_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, preset name, architecture string or JSON file.")],
-    resolution: Annotated[int | None, typer.Option(help="Input resolution (presets: default 224).")] = None,
-    width: Annotated[float | None, typer.Option(help="Width multiplier (presets: default 1.0).")] = None,
+    resolution: ResolutionOption = None,
+    width: WidthOption = None,
     space: SpaceOption = None,
     input: InputOption = None,
     outputs: OutputsOption = None,

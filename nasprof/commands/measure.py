@@ -10,8 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from nasprof.commands._common import (
+    DeviceOption,
     ForceOption,
     JsonOption,
+    MeasureOptLevelOption,
+    RecordOption,
+    RunsOption,
+    SeedOption,
     SetOption,
     _fmt_ms,
     _kib,
@@ -163,16 +168,14 @@ def _mcu_options(memory_model: str | None, runtime: str | None, allow_partial: b
 
 def measure_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX model to time.")],
-    device: Annotated[
-        str, typer.Option("--device", "-d", help="Device name (see `nasprof devices list`).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     threads: Annotated[
         str | None,
         typer.Option(help="Intra-op threads [default: the device's setting, else 1]; a comma-separated list "
                           "(1,2,4) measures once per count and compares them."),
     ] = None,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session before timing.")] = 20,
-    runs: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
+    runs: RunsOption = 100,
     sessions: Annotated[int, typer.Option(help="Fresh runtime sessions; their medians are compared.")] = 3,
     input_shape: Annotated[
         list[str] | None,
@@ -183,8 +186,8 @@ def measure_cmd(
     ] = False,
     per_node_runs: Annotated[int, typer.Option(help="Runs of the profiled pass.")] = 20,
     top: Annotated[int, typer.Option(help="Nodes shown with --per-node.")] = 15,
-    opt_level: Annotated[str, typer.Option(help="Graph optimisation: disable|basic|extended|all.")] = "all",
-    seed: Annotated[int, typer.Option(help="Seed of the random inputs.")] = 0,
+    opt_level: MeasureOptLevelOption = "all",
+    seed: SeedOption = 0,
     int_range: Annotated[str, typer.Option(help="LOW:HIGH range of random integer inputs.")] = "0:10",
     target_ci: Annotated[
         float | None,
@@ -206,10 +209,7 @@ def measure_cmd(
         bool, typer.Option("--allow-partial", help="MCU boards: estimate past operators it cannot size.")
     ] = False,
     force: ForceOption = False,
-    record: Annotated[
-        str | None, typer.Option("--record", metavar="NAME", help="Also store the result in measurement set "
-                                 "NAME as its next version (see `nasprof measurements`).")
-    ] = None,
+    record: RecordOption = None,
 ) -> None:
     """Time MODEL end to end (profiling off, fresh sessions); optionally break it down per node.
 

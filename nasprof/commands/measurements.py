@@ -12,6 +12,7 @@ from rich.text import Text
 from nasprof.commands._arch_options import InputOption, OutputsOption, SpaceOption
 from nasprof.commands._common import (
     JsonOption,
+    StoreOption,
     _fmt_ms,
     check_outputs,
     console,
@@ -24,15 +25,6 @@ measurements_app = typer.Typer(
     help="Latencies of whole networks measured elsewhere: import, show, list, export.", no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-#: ``--store PATH``: the measurement store (default ``$NASPROF_HOME/measurements.db``).
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", metavar="PATH",
-                 help="Measurement store (default: $NASPROF_HOME/measurements.db, else "
-                      "~/.local/share/nasprof/measurements.db)."),
-]
-
 
 def _arch_options(space: str | None, input_shape: str | None, outputs: int | None) -> dict[str, Any]:
     from nasprof.errors import InputError
@@ -130,6 +122,13 @@ def show_cmd(
         warn(w)
     if emit_json(json_path, ms.to_dict(rows=rows)):
         return
+    _render_set(ms)
+    if rows:
+        _render_rows(ms, rows)
+
+
+def _render_set(ms: Any) -> None:
+    """A set's name and size, its provenance, and the summary of its latencies."""
     s = ms.summary()
     console.print(Text.assemble((ms.label, "bold"), f"  {s['count']} networks"
                                 + (f" · space {ms.space}" if ms.space else "")))
@@ -150,8 +149,10 @@ def show_cmd(
     stats.add_row("with accuracy", str(s["with_accuracy"]))
     stats.add_row("with raw samples", str(s["with_samples"]))
     console.print(stats)
-    if rows == 0:
-        return
+
+
+def _render_rows(ms: Any, rows: int) -> None:
+    """The first ``rows`` networks of a set: line, architecture or model, latency, spread, samples."""
     t = Table(title=f"first {min(rows, len(ms))} of {len(ms)} rows", title_justify="left")
     t.add_column("line", justify="right")
     t.add_column("architecture / model", overflow="fold")

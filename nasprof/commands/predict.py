@@ -19,6 +19,8 @@ from nasprof.commands._arch_options import (
 from nasprof.commands._common import (
     ExpectDeviceOption,
     JsonOption,
+    PredictorOption,
+    StrictOption,
     _fmt_ms,
     check_outputs,
     console,
@@ -26,15 +28,11 @@ from nasprof.commands._common import (
     err_console,
     styled,
 )
-from nasprof.commands.predictor import (
-    _refit_warning,
-    _rules_check,
-    _StrictOption,
-)
+from nasprof.commands.predictor import _refit_warning, _rules_check
 
 
 def predict_cmd(
-    predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
+    predictor: PredictorOption,
     target: Annotated[
         str | None, typer.Argument(help="MODEL.onnx (kernel predictor) or an architecture (LUT, adapted).")
     ] = None,
@@ -62,7 +60,7 @@ def predict_cmd(
                            "and what cannot be predicted.")
     ] = False,
     json_out: JsonOption = None,
-    strict: _StrictOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Predict the latency of an ONNX model or an architecture, or of every architecture of a file."""
     if archs is not None:

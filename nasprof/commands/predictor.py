@@ -17,9 +17,18 @@ from nasprof.commands._arch_options import (
     SpaceOption,
 )
 from nasprof.commands._common import (
+    CalibrateSeedOption,
+    ColdWeightsOption,
+    DevicesOption,
     ForceOption,
+    InNetworkOption,
     JsonOption,
+    MeasureOptLevelOption,
     RayOption,
+    RunsOption,
+    SeedOption,
+    StoreOption,
+    ThreadsOption,
     _StepBar,
     attach_ray,
     check_counts,
@@ -34,34 +43,6 @@ predictor_app = typer.Typer(help="Latency predictors: fit, adapt, show.", no_arg
                             rich_markup_mode=None)
 
 
-#: ``--in-network/--no-in-network`` of ``predictor fit`` and ``validate`` (LUT calibration).
-_InNetworkOption = Annotated[
-    bool,
-    typer.Option(
-        "--in-network/--no-in-network",
-        help="LUT calibration: also profile each calibration network once and learn an in-network "
-        "ratio per table key first (needs per-node times from the device).",
-    ),
-]
-
-
-_ColdWeightsOption = Annotated[
-    bool,
-    typer.Option(
-        "--cold-weights/--no-cold-weights",
-        help="Kernel-predictor calibration: fit a cost per MB of weights (they arrive cold in a network). "
-        "On by default: better on networks like the calibration ones and on the presets (README).",
-    ),
-]
-
-
-_StrictOption = Annotated[
-    bool,
-    typer.Option("--strict", help="Refuse a kernel predictor whose rules were detected on another device, "
-                 "CPU or onnxruntime version (default: warn)."),
-]
-
-
 @predictor_app.command("fit")
 def predictor_fit_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (JSON).")],
@@ -72,20 +53,16 @@ def predictor_fit_cmd(
                      "(CSV/Parquet; a few hundred), validated on held-out pairs."),
     ] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Fit a kernel-level regressor.")] = False,
-    device: Annotated[
-        str,
-        typer.Option("--device", "-d", help="Device to measure kernels on, or several identical ones sharing "
-                     "the budget: pixel-a,pixel-b (with --ray, names or patterns: 'pixel-*')."),
-    ] = "cpu",
+    device: DevicesOption = "cpu",
     budget: Annotated[
         int,
         typer.Option(help="Kernel measurements to spend (with --kernels); 1500 is what README's figures "
                      "use (~3 min on a 2-core CPU)."),
     ] = 1500,
-    threads: Annotated[int, typer.Option(help="Intra-op threads (with --kernels).")] = 1,
-    opt_level: Annotated[str, typer.Option(help="Graph optimisation level (with --kernels).")] = "all",
-    runs: Annotated[int, typer.Option(help="Timed runs per kernel measurement.")] = 25,
-    seed: Annotated[int, typer.Option(help="Seed of the kernel sampling.")] = 0,
+    threads: ThreadsOption = 1,
+    opt_level: MeasureOptLevelOption = "all",
+    runs: RunsOption = 25,
+    seed: SeedOption = 0,
     overhead_ms: Annotated[
         float | None, typer.Option(help="Per-call overhead (ms) to subtract per table entry (LUT).")
     ] = None,
@@ -100,9 +77,9 @@ def predictor_fit_cmd(
             "predictor's in-network factors (--kernels; 20-30 is typical)."
         ),
     ] = 0,
-    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration architectures.")] = 1000,
-    in_network: _InNetworkOption = True,
-    cold_weights: _ColdWeightsOption = True,
+    calibrate_seed: CalibrateSeedOption = 1000,
+    in_network: InNetworkOption = True,
+    cold_weights: ColdWeightsOption = True,
     force: ForceOption = False,
     ray_address: RayOption = None,
 ) -> None:
@@ -115,48 +92,45 @@ def predictor_fit_cmd(
     check_counts(force, budget=budget, calibrate=calibrate, runs=runs)
     device = attach_ray(ray_address, device)
     from nasprof.errors import InputError
-    from nasprof.predictors import LutPredictor
 
     if (table is None) == (not kernels):
         raise InputError("give exactly one of --table PATH (lookup table) or --kernels (regression)")
     if table is not None:
-        if measure_overhead:
-            overhead_ms = _measure_table_overhead(table)
-        p: Any = LutPredictor.from_table(table, overhead_ms=overhead_ms)
-        if calibrate:
-            from nasprof.predictors.calibration.rounds import calibrate_lut
+        from nasprof.predictors.lut.fit import fit_lut_predictor
 
-            with _StepBar("calibrating") as bar:
-                p = calibrate_lut(p, p.device, samples=calibrate, seed=calibrate_seed, in_network=in_network,
-                                  progress=bar)
-        p.save(output)
-        err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
-                          f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {p.calibration_summary()}",
-                          highlight=False)
-        _warn_incomplete(p)
-        loo = p.training_error.get("leave_one_out")
-        if loo is not None:
-            before = p.training_error["before"]
-            console.print(f"calibrated on {p.training_error['networks']} sampled architectures: RMSPE "
-                          f"{before['rmspe']:.1%} uncalibrated -> {loo['rmspe']:.1%} (leave-one-out), within "
-                          f"±5% {loo['within_5pct']:.0%}, ±10% {loo['within_10pct']:.0%}", highlight=False)
+        with _StepBar("calibrating") as bar:
+            lut = fit_lut_predictor(table, overhead_ms=overhead_ms, measure_overhead=measure_overhead,
+                                    calibrate=calibrate, calibrate_seed=calibrate_seed, in_network=in_network,
+                                    progress=bar)
+        lut.save(output)
+        _render_lut_fit(lut, output)
         return
-    from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel.trainer import fit_kernel_predictor
+    from nasprof.predictors.kernel.trainer import fit_kernel_predictor, kernel_spec
 
-    spec = MeasureSpec(threads=threads, warmup=5, runs=runs, sessions=1, opt_level=opt_level, seed=seed)
+    spec = kernel_spec(threads=threads, runs=runs, opt_level=opt_level, seed=seed)
     with _StepBar("measuring kernels") as bar:
-        p = fit_kernel_predictor(
-            device,
-            budget=budget,
-            spec=spec,
-            seed=seed,
-            progress=bar,
-            calibrate=calibrate,
-            calibrate_seed=calibrate_seed,
-            weight_cost=cold_weights,
-        )
+        p = fit_kernel_predictor(device, budget=budget, spec=spec, seed=seed, progress=bar,
+                                 calibrate=calibrate, calibrate_seed=calibrate_seed, weight_cost=cold_weights)
     p.save(output)
+    _render_kernel_fit(p, device, output)
+
+
+def _render_lut_fit(p: Any, output: Path) -> None:
+    """What ``predictor fit --table`` wrote: entries, device, overhead, calibration and its error."""
+    err_console.print(f"wrote {output}: lookup-table predictor, {len(p.entries)} entries, "
+                      f"device {p.device}, overhead {p.overhead_ms:.4f} ms, {p.calibration_summary()}",
+                      highlight=False)
+    _warn_incomplete(p)
+    loo = p.training_error.get("leave_one_out")
+    if loo is not None:
+        before = p.training_error["before"]
+        console.print(f"calibrated on {p.training_error['networks']} sampled architectures: RMSPE "
+                      f"{before['rmspe']:.1%} uncalibrated -> {loo['rmspe']:.1%} (leave-one-out), within "
+                      f"±5% {loo['within_5pct']:.0%}, ±10% {loo['within_10pct']:.0%}", highlight=False)
+
+
+def _render_kernel_fit(p: Any, device: str, output: Path) -> None:
+    """What ``predictor fit --kernels`` wrote: kernel types, rules, training error, calibration."""
     err_console.print(f"wrote {output}: kernel predictor for {device}, types {', '.join(p.kernel_types)}",
                       highlight=False)
     console.print(f"kernel rules detected on {p.rules.identity()}", highlight=False)
@@ -217,17 +191,6 @@ def _calibration_warning(p: Any) -> None:
             warn(w)
 
 
-def _measure_table_overhead(table: Path) -> float:
-    from nasprof.devices import MeasureSpec
-    from nasprof.predictors.kernel.measure import measure_overhead
-    from nasprof.tables.store import LatencyTable
-
-    meta = LatencyTable.load(table).metadata
-    spec = meta.get("measure_spec") or meta.get("spec") or {}
-    ms = MeasureSpec(threads=int(spec.get("threads", 1)), opt_level=str(spec.get("opt_level", "all")))
-    return measure_overhead(str(meta.get("device", "cpu")), ms)
-
-
 def _render_training_error(training: dict[str, Any]) -> None:
     per_type = training.get("per_type") or {}
     if not per_type:
@@ -269,18 +232,11 @@ def predictor_show_cmd(
 def _warn_incomplete(p: Any) -> None:
     """A table that misses layers of its space fits a predictor that fails on the architectures using them:
     say so now, not at the first search."""
-    if not p.space or not p.resolution:
-        return
-    from nasprof.errors import SpaceError
-    from nasprof.space import get_space
+    from nasprof.predictors.lut.fit import missing_layers
 
-    try:
-        keys = {layer.key for layer in get_space(p.space).distinct_layers(p.resolution)}
-    except SpaceError:  # a table of an unknown or retired space: nothing to compare with
-        return
-    missing = len(keys - set(p.entries))
-    if missing:
-        warn(f"the table lacks {missing} of the {len(keys)} distinct layers of {p.space} at "
+    gap = missing_layers(p)
+    if gap is not None and gap[0]:
+        warn(f"the table lacks {gap[0]} of the {gap[1]} distinct layers of {p.space} at "
              f"{p.resolution} px: architectures that use them cannot be predicted; finish it with "
              "`nasprof table build` (same --db resumes)")
 
@@ -309,8 +265,7 @@ def predictor_adapt_cmd(
     device: Annotated[str | None, typer.Option(
         "--device-name", help="Name of the target device recorded in the predictor (default: the "
         "measurements' device).")] = None,
-    store: Annotated[Path | None, typer.Option("--store", help="Measurements store (default: "
-                                               "$NASPROF_HOME/measurements.db).")] = None,
+    store: StoreOption = None,
     json_out: JsonOption = None,
     force: ForceOption = False,
 ) -> None:

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nasprof.commands._common import JsonOption, _StepBar, check_outputs, console, emit_json, err_console
+from nasprof.commands._common import (
+    BoardOption,
+    JsonOption,
+    _StepBar,
+    check_outputs,
+    console,
+    emit_json,
+    err_console,
+)
 
 
 def scale_cmd(
@@ -39,9 +47,7 @@ def scale_cmd(
     target_ms: Annotated[
         float | None, typer.Option("--target-ms", help="Latency limit in milliseconds (needs --predictor).")
     ] = None,
-    device: Annotated[
-        str | None, typer.Option("--board", help="MCU board whose SRAM and Flash must fit (stm32f746).")
-    ] = None,
+    board: BoardOption = None,
     json_out: JsonOption = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the family against the target as PNG.")
@@ -74,7 +80,7 @@ def scale_cmd(
     with _StepBar("scaling") as bar:
         result = scale_family(
             base, phis, coefficients=coefs, base_resolution=resolution, grid_step=grid_step, predictor=model,
-            target_ms=target_ms, board=device, progress=lambda done, total, what: bar(done, total, what),
+            target_ms=target_ms, board=board, progress=lambda done, total, what: bar(done, total, what),
         )
     if not emit_json(json_out, result.to_dict()):
         _render_scaling(result)
@@ -88,8 +94,11 @@ def scale_cmd(
 def _floats(text: str, flag: str) -> list[float]:
     from nasprof.errors import InputError
 
+    items = text.split(",")
+    if any(not x.strip() for x in items):  # "0,,1" is a typo, not a shorter list
+        raise InputError(f"{flag} has an empty item in {text!r}; write comma-separated numbers, e.g. 0,1,2")
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        return [float(x) for x in items]
     except ValueError:
         raise InputError(f"{flag} takes comma-separated numbers, got {text!r}") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nasprof.commands._common import (
+    DevicesOption,
     JsonOption,
     RayOption,
     _fmt_ms,
@@ -62,9 +62,7 @@ def table_build_cmd(
     space: Annotated[str, typer.Option(help="Search space (see `nasprof space list`).")],
     resolution: Annotated[int, typer.Option(help="Input resolution (pixels).")],
     db: Annotated[Path, typer.Option(help="SQLite table to create or resume.")],
-    device: Annotated[
-        str, typer.Option("--device", "-d", help="Device, or several identical ones: pixel,pixel2.")
-    ] = "cpu",
+    device: DevicesOption = "cpu",
     limit: Annotated[
         int | None, typer.Option(help="Measure at most N (>= 1) pending entries (default: all).")
     ] = None,
@@ -202,37 +200,28 @@ def table_show_cmd(
         from nasprof.errors import InputError
 
         raise InputError(f"--limit must be at least 1, got {limit}; use --all to show every row")
-    from nasprof.tables import LatencyTable
-    from nasprof.tables.transfer import table_coverage
+    from nasprof.tables.overview import table_overview
 
-    with LatencyTable.load(path) as table:
-        meta, summary, coverage = table.metadata, table.summary(), table_coverage(table)
-        everything = list(table.entries(skip_corrupt=True))
-        rows = [e for e in everything
-                if (op is None or e.op == op) and (key_contains is None or key_contains in e.key)
-                and (not failed or not e.ok) and (not unstable or "unstable" in e.flags)]
-        corrupt = table.corrupt_keys
-    if corrupt:
+    view = table_overview(path, op=op, key_contains=key_contains, failed=failed, unstable=unstable)
+    if view.corrupt_keys:
+        corrupt = view.corrupt_keys
         shown_keys = ", ".join(corrupt[:3]) + (" ..." if len(corrupt) > 3 else "")
         warn(f"{len(corrupt)} corrupt row(s) left out ({shown_keys}): the file was changed outside nasprof")
-    shown = rows if show_all else rows[:limit]
-    # Which device, on which host, with which runner measured how many entries (a farm spans several).
-    origins = Counter((e.measured_on, e.host, e.runner) for e in everything if e.measured_on)
-    measured_by = [{"device": d, "host": h, "runner": r, "entries": n}
-                   for (d, h, r), n in sorted(origins.items(), key=lambda x: (str(x[0]), x[1]))]
-    if json_out is not None:
-        doc = {"path": str(path), "metadata": meta, "summary": summary, "measured_by": measured_by,
-               "coverage": None if coverage is None else {"measured": coverage[0], "distinct": coverage[1]},
-               "matching": len(rows),
-               "entries": [{k: v for k, v in e.to_row().items() if k != "samples_ms"} | {"n": e.n}
-                           for e in shown]}
-        if emit_json(json_out, doc):
-            return
+    shown = view.matching if show_all else view.matching[:limit]
+    if emit_json(json_out, view.to_dict(shown)):
+        return
+    _render_overview(view)
+    _render_entries(shown, len(view.matching))
+
+
+def _render_overview(view: Any) -> None:
+    """The table's header lines: path, space, device and environment; counts and coverage; who measured."""
+    meta, summary, coverage, measured_by = view.metadata, view.summary, view.coverage, view.measured_by
     env = meta.get("environment", {})
     facts = [f"device {meta.get('device')}", f"backend {meta.get('backend', env.get('backend', '?'))}"]
     facts += [f"{k} {env[k]}" for k in ("cpu_model", "threads", "opt_level") if env.get(k) is not None]
     where = f"  space {meta.get('space')} @ {meta.get('resolution')} · "
-    console.print(Text.assemble((str(path), "bold"), where + " · ".join(str(f) for f in facts)))
+    console.print(Text.assemble((str(view.path), "bold"), where + " · ".join(str(f) for f in facts)))
     cov = "" if coverage is None else (
         f" · coverage {coverage[0]}/{coverage[1]} ({coverage[0] / coverage[1]:.0%}) of the space")
     console.print(f"{summary['entries']} entries · {summary['ok']} ok · {summary['failed']} failed · "
@@ -242,7 +231,11 @@ def table_show_cmd(
             f"{m['device']}" + (f" on {m['host']}" if m["host"] else "")
             + (f" ({m['runner']})" if m["runner"] else "") + f": {m['entries']}" for m in measured_by),
             highlight=False, markup=False)
-    t = Table(title=f"{len(shown)} of {len(rows)} matching entries", title_justify="left")
+
+
+def _render_entries(shown: list[Any], matching: int) -> None:
+    """The shown entries: key, median, p90, MAD, samples, MACs, and flags or error."""
+    t = Table(title=f"{len(shown)} of {matching} matching entries", title_justify="left")
     t.add_column("key", overflow="fold")  # keys differ at their end: never truncate them
     for col, just in (("median ms", "right"), ("p90 ms", "right"), ("MAD ms", "right"),
                       ("n", "right"), ("MMACs", "right"), ("flags / error", "left")):

@@ -9,9 +9,19 @@ import typer
 from rich.table import Table
 
 from nasprof.commands._common import (
+    CalibrateSeedOption,
+    ColdWeightsOption,
+    DevicesOption,
     ForceOption,
+    InNetworkOption,
     JsonOption,
+    PredictorOption,
     RayOption,
+    RecordOption,
+    RunsOption,
+    SeedOption,
+    StoreOption,
+    StrictOption,
     _StepBar,
     attach_ray,
     check_counts,
@@ -19,30 +29,21 @@ from nasprof.commands._common import (
     console,
     emit_json,
     err_console,
+    warn,
 )
-from nasprof.commands.predictor import (
-    _calibration_warning,
-    _ColdWeightsOption,
-    _InNetworkOption,
-    _rules_check,
-    _StrictOption,
-)
+from nasprof.commands.predictor import _calibration_warning, _rules_check
 
 
 def validate_cmd(
-    predictor: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file.")],
-    device: Annotated[
-        str,
-        typer.Option("--device", "-d", help="Device to measure on, or several identical ones sharing the "
-                     "networks: pixel-a,pixel-b (with --ray, names or patterns: 'pixel-*')."),
-    ] = "cpu",
+    predictor: PredictorOption,
+    device: DevicesOption = "cpu",
     space: Annotated[str | None, typer.Option(help="Search space to sample architectures from.")] = None,
     samples: Annotated[int, typer.Option(help="Architectures to sample.")] = 20,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    seed: SeedOption = 0,
     models: Annotated[
         list[Path] | None, typer.Option("--models", help="Validate these ONNX files instead (repeatable).")
     ] = None,
-    runs: Annotated[int, typer.Option(help="Timed runs per session per network.")] = 25,
+    runs: RunsOption = 25,
     sessions: Annotated[
         int, typer.Option(help="Interleaved rounds: every network gets one fresh session per round.")
     ] = 6,
@@ -52,9 +53,9 @@ def validate_cmd(
         typer.Option(help="First calibrate on N other sampled networks, measured in the same rounds "
                      "(LUT: 100 for README's figures; kernel predictor: 20-30)."),
     ] = 0,
-    calibrate_seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 1000,
-    in_network: _InNetworkOption = True,
-    cold_weights: _ColdWeightsOption = True,
+    calibrate_seed: CalibrateSeedOption = 1000,
+    in_network: InNetworkOption = True,
+    cold_weights: ColdWeightsOption = True,
     save_predictor: Annotated[
         Path | None,
         typer.Option("--save-predictor", help="With --calibrate: write the calibrated predictor."),
@@ -63,7 +64,7 @@ def validate_cmd(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write predicted vs measured (CSV).")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a scatter plot (PNG).")] = None,
     extra_models: Annotated[list[str] | None, typer.Argument(help="More ONNX files after --models.")] = None,
-    strict: _StrictOption = False,
+    strict: StrictOption = False,
     force: ForceOption = False,
     ray_address: RayOption = None,
     measurements: Annotated[
@@ -71,19 +72,15 @@ def validate_cmd(
                                  "instead of measuring (a CSV/Parquet file or a stored set NAME[@vN]); no "
                                  "device needed.")
     ] = None,
-    store: Annotated[Path | None, typer.Option("--store", help="Measurements store (default: "
-                                               "$NASPROF_HOME/measurements.db).")] = None,
-    record: Annotated[
-        str | None, typer.Option("--record", metavar="NAME", help="Also store the measured networks in "
-                                 "measurement set NAME (one new version), for validate/adapt --measurements.")
-    ] = None,
+    store: StoreOption = None,
+    record: RecordOption = None,
 ) -> None:
     """Measure sampled architectures (or given models) end to end and compare with the predictor, or
     compare with measurements made elsewhere (--measurements)."""
+    from nasprof.errors import InputError
+
     if measurements is not None:
         if record is not None:
-            from nasprof.errors import InputError
-
             raise InputError("--record stores what validate measures; with --measurements nothing is "
                              "measured")
         _validate_measured(predictor, measurements, store, json_path, csv_path, plot_path)
@@ -97,24 +94,31 @@ def validate_cmd(
                   [predictor, *(models or []), *(extra_models or [])])
     check_counts(force, samples=samples, calibrate=calibrate, runs=runs, sessions=sessions)
     device = attach_ray(ray_address, device)
-    from nasprof.errors import InputError
     from nasprof.predictors import Predictor
     from nasprof.predictors.calibration.rounds import validation_spec
     from nasprof.predictors.validation import validate
 
     p = Predictor.load(predictor)  # validate() checks its device against --device's (maybe several)
     _rules_check(p, strict)
-    all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
     if extra_models and not models:
         raise InputError(f"unexpected argument {extra_models[0]!r}; ONNX files go after --models")
     if save_predictor is not None and not calibrate:
         raise InputError("--save-predictor writes the predictor --calibrate fits; add --calibrate N")
-    spec = validation_spec(p, runs=runs, sessions=sessions)
+    all_models = [*(models or []), *(Path(m) for m in (extra_models or []))]
     with _StepBar("measuring networks") as bar:
         report = validate(p, device, space=space, samples=samples, seed=seed, models=all_models or None,
-                          spec=spec, allow_partial=allow_partial, calibrate=calibrate,
-                          calibrate_seed=calibrate_seed, in_network=in_network, weight_cost=cold_weights,
-                          progress=bar)
+                          spec=validation_spec(p, runs=runs, sessions=sessions), allow_partial=allow_partial,
+                          calibrate=calibrate, calibrate_seed=calibrate_seed, in_network=in_network,
+                          weight_cost=cold_weights, progress=bar)
+    _emit_validation(report, p.kind, device, calibrate, save_predictor=save_predictor, record=record,
+                     store=store, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
+
+
+def _emit_validation(report: Any, kind: str, device: str, calibrate: int, *, save_predictor: Path | None,
+                     record: str | None, store: Path | None, json_path: Path | None, csv_path: Path | None,
+                     plot_path: Path | None) -> None:
+    """Everything ``validate`` writes after measuring: the calibrated predictor, the recorded set, the table
+    (or JSON), the CSV and the plot."""
     if calibrate and save_predictor is not None:
         assert report.predictor is not None
         report.predictor.save(save_predictor)
@@ -122,9 +126,12 @@ def validate_cmd(
     if calibrate:
         _calibration_warning(report.predictor)
     if record is not None:
-        _record_validation(report, record, store)
+        from nasprof.predictors.validation import record_validation
+
+        rec = record_validation(report, record, store)
+        err_console.print(f"recorded {len(report.rows)} networks into {rec.label}", highlight=False)
     if not emit_json(json_path, report.to_dict()):
-        _render_validation(report, p.kind, device, calibrate)
+        _render_validation(report, kind, device, calibrate)
     if csv_path is not None:
         report.write_csv(csv_path)
         err_console.print(f"wrote {csv_path}", highlight=False)
@@ -161,46 +168,14 @@ def _validate_measured(predictor: Path, measurements: str, store: Path | None, j
     check_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path},
                   [predictor, *([store] if store else [])])
     from nasprof.predictors import Predictor
-    from nasprof.predictors.measured import validate_measurements
-    from nasprof.tables.measurements import load_measurement_set
+    from nasprof.predictors.measured import validate_measurement_set
 
     p = Predictor.load(predictor)
-    mset = load_measurement_set(measurements, store=store)
-    targets = _measured_targets(mset)
-    report = validate_measurements(p, mset, targets)
+    report = validate_measurement_set(p, measurements, store=store)
     if not emit_json(json_path, report.to_dict()):
-        s = report.summary
-        console.print(f"{len(report.rows)} networks of {mset.label} against {p.kind} predictor of {p.device}",
-                      highlight=False)
-        console.print(f"RMSPE {s['rmspe']:.1%} · within ±5% {s['within_5pct']:.0%} · within ±10% "
-                      f"{s['within_10pct']:.0%} · Spearman ρ {s['spearman']:.4f} · "
-                      f"Kendall τ {s['kendall']:.4f}",
-                      highlight=False)
-        nf = report.noise_floor
-        if nf:
-            console.print(f"noise floor ({nf['method']}): within ±10% {nf['within_10pct']:.0%} · Spearman ρ "
-                          f"{nf['spearman']:.4f}", highlight=False)
-        else:
-            console.print("noise floor: unknown (the measurements carry no samples or spreads)",
-                          highlight=False)
-        overlap = report.metadata.get("learned_from_overlap")
-        if overlap:
-            from nasprof.commands._common import warn
-
-            warn(f"{overlap} of these networks are ones the predictor learned from: their errors flatter it")
+        _render_measured(report, p)
     if csv_path is not None:
-        import csv
-
-        from nasprof._io import atomic_write_text
-
-        rows = list(report.rows)
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(csv_path, buf.getvalue())
+        report.write_csv(csv_path)
         err_console.print(f"wrote {csv_path}", highlight=False)
     if plot_path is not None:
         from nasprof.predictors.adapt.plot import scatter
@@ -209,36 +184,22 @@ def _validate_measured(predictor: Path, measurements: str, store: Path | None, j
         err_console.print(f"wrote {plot_path}", highlight=False)
 
 
-def _measured_targets(mset: Any) -> list[Any] | None:
-    """Architectures of a set that names its space (nb201 strings read with the set's options), so the
-    predictor can check them; None to hand it the texts as they are."""
-    if mset.space is None and not mset.arch_options:
-        return None
-    from nasprof.errors import InputError, NasprofError
-    from nasprof.space.parse import parse_arch
-
-    out: list[Any] = []
-    for r in mset.rows:
-        if r.arch is None:
-            out.append(r.model)
-            continue
-        try:
-            out.append(parse_arch(r.arch, mset.space, **dict(mset.arch_options)))
-        except NasprofError as exc:
-            raise InputError(f"{mset.label} line {r.line}: {exc}") from None
-    return out
-
-
-def _record_validation(report: Any, name: str, store: Path | None) -> None:
-    """``validate --record NAME``: the measured networks (median, spread from the MAD) as one new version."""
-    from nasprof.tables.measurements import record_measurements
-
-    spec = report.metadata.get("measure_spec", {})
-    # Rows of --models are named by the file's stem: store the path, which `validate --measurements` reads.
-    paths = {Path(m).stem: str(Path(m).resolve()) for m in report.metadata.get("models", [])}
-    nets = [(paths.get(r.name, r.name), r.measured_ms,
-             1.4826 * r.measured_mad_ms if r.measured_mad_ms else None, ()) for r in report.rows]
-    rec = record_measurements(name, nets, {"device": report.device, "threads": spec.get("threads"),
-                                           "measured_by": "nasprof validate", "source": "nasprof validate"},
-                              store=store)
-    err_console.print(f"recorded {len(nets)} networks into {rec.label}", highlight=False)
+def _render_measured(report: Any, p: Any) -> None:
+    """``validate --measurements``' summary: agreement, noise floor, and networks the predictor learned."""
+    s = report.summary
+    console.print(f"{len(report.rows)} networks of {report.measurements} against {p.kind} predictor of "
+                  f"{p.device}", highlight=False)
+    console.print(f"RMSPE {s['rmspe']:.1%} · within ±5% {s['within_5pct']:.0%} · within ±10% "
+                  f"{s['within_10pct']:.0%} · Spearman ρ {s['spearman']:.4f} · "
+                  f"Kendall τ {s['kendall']:.4f}",
+                  highlight=False)
+    nf = report.noise_floor
+    if nf:
+        console.print(f"noise floor ({nf['method']}): within ±10% {nf['within_10pct']:.0%} · Spearman ρ "
+                      f"{nf['spearman']:.4f}", highlight=False)
+    else:
+        console.print("noise floor: unknown (the measurements carry no samples or spreads)",
+                      highlight=False)
+    overlap = report.metadata.get("learned_from_overlap")
+    if overlap:
+        warn(f"{overlap} of these networks are ones the predictor learned from: their errors flatter it")

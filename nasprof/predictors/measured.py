@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nasprof.errors import PredictorError
 
-__all__ = ["MeasuredValidation", "validate_measurements", "agreement"]
+__all__ = ["MeasuredValidation", "validate_measurements", "validate_measurement_set", "agreement"]
 
 
 def agreement(
@@ -51,6 +52,20 @@ class MeasuredValidation:
         return {"predictor": self.predictor_kind, "device": self.device, "measurements": self.measurements,
                 **{k: _finite(v) for k, v in self.summary.items()},
                 "noise_floor": self.noise_floor, "metadata": dict(self.metadata), "rows": list(self.rows)}
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Predicted vs measured, one network a row (arch, model, predicted_ms, measured_ms, error)."""
+        import csv
+        import io
+
+        from nasprof._io import atomic_write_text
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(Path(path), buf.getvalue())
+        return Path(path)
 
 
 def _finite(v: Any) -> Any:
@@ -99,3 +114,35 @@ def validate_measurements(
     meta = {"learned_from_overlap": overlap} if overlap else {}
     return MeasuredValidation(predictor.kind, predictor.device, mset.label, out_rows,
                               agreement(predicted, measured), _noise_floor(rows), meta)
+
+
+def _targets(mset: Any) -> list[Any] | None:
+    """Architectures of a set that names its space (nb201 strings read with the set's options), so the
+    predictor can check them; None to hand it the texts as they are."""
+    if mset.space is None and not mset.arch_options:
+        return None
+    from nasprof.errors import InputError, NasprofError
+    from nasprof.space.parse import parse_arch
+
+    out: list[Any] = []
+    for r in mset.rows:
+        if r.arch is None:
+            out.append(r.model)
+            continue
+        try:
+            out.append(parse_arch(r.arch, mset.space, **dict(mset.arch_options)))
+        except NasprofError as exc:
+            raise InputError(f"{mset.label} line {r.line}: {exc}") from None
+    return out
+
+
+def validate_measurement_set(
+    predictor: Any, measurements: str | Path, store: str | Path | None = None
+) -> MeasuredValidation:
+    """``validate_measurements`` on a set read by ``load_measurement_set`` (``NAME[@vN]`` from ``store``, or a
+    CSV/Parquet file): a set that names its space has its architectures parsed first, so a line the space
+    refuses is an error naming that line."""
+    from nasprof.tables.measurements import load_measurement_set
+
+    mset = load_measurement_set(measurements, store=store)
+    return validate_measurements(predictor, mset, _targets(mset))

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,10 +34,14 @@ from nasprof.predictors.calibration.rounds import (
     validation_spec,
 )
 
+if TYPE_CHECKING:
+    from nasprof.tables.measurements import MeasurementSet
+
 __all__ = [
     "ValidationRow",
     "ValidationReport",
     "validate",
+    "record_validation",
     "VALIDATION_SCHEMA_VERSION",
 ]
 
@@ -347,3 +351,16 @@ def validate(
     )
 
 
+def record_validation(report: ValidationReport, name: str, store: str | Path | None = None) -> MeasurementSet:
+    """The networks a ``validate`` run measured (median, spread from the MAD) as ONE new version of
+    measurement set ``name`` (``validate --record``); returns the ``MeasurementSet`` written."""
+    from nasprof.tables.measurements import record_measurements
+
+    spec = report.metadata.get("measure_spec", {})
+    # Rows of --models are named by the file's stem: store the path, which `validate --measurements` reads.
+    paths = {Path(m).stem: str(Path(m).resolve()) for m in report.metadata.get("models", [])}
+    nets = [(paths.get(r.name, r.name), r.measured_ms,
+             1.4826 * r.measured_mad_ms if r.measured_mad_ms else None, ()) for r in report.rows]
+    return record_measurements(name, nets, {"device": report.device, "threads": spec.get("threads"),
+                                            "measured_by": "nasprof validate", "source": "nasprof validate"},
+                               store=store)

@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     "import_table": "nasprof.tables.transfer",
     "merge_tables": "nasprof.tables.transfer",
     "table_coverage": "nasprof.tables.transfer",
+    "table_overview": "nasprof.tables.overview",
+    "TableOverview": "nasprof.tables.overview",
     "MeasuredNetwork": "nasprof.tables.measurements_io",
     "MeasurementSet": "nasprof.tables.measurements",
     "read_measurements_file": "nasprof.tables.measurements_io",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,18 @@ from nasprof.predictors.kernel.kernels import Kernel
 from nasprof.predictors.kernel.predictor import _MIN_KERNEL_MS, KernelPredictor, KernelRegressor
 from nasprof.predictors.kernel.rules import KernelRules
 
-__all__ = ["fit_kernel_predictor", "fit_regressor", "pick_anchors", "ANCHORS"]
+if TYPE_CHECKING:
+    from nasprof.profiler.spec import MeasureSpec
+
+__all__ = ["fit_kernel_predictor", "fit_regressor", "kernel_spec", "pick_anchors", "ANCHORS"]
+
+
+def kernel_spec(*, threads: int = 1, runs: int = 25, opt_level: str = "all", seed: int = 0) -> MeasureSpec:
+    """The settings every sampled kernel is measured with: 5 warm-up runs, ``runs`` timed runs, one
+    session (a ``MeasureSpec``)."""
+    from nasprof.devices import MeasureSpec
+
+    return MeasureSpec(threads=threads, warmup=5, runs=runs, sessions=1, opt_level=opt_level, seed=seed)
 
 
 def fit_kernel_predictor(
