@@ -16,6 +16,7 @@ __all__ = [
     "TableError",
     "PredictorError",
     "SchemaError",
+    "StateError",
     "MissingDependencyError",
 ]
 
@@ -54,6 +55,11 @@ class PredictorError(NasprofError):
 
 class SchemaError(NasprofError):
     """A stored file carries a schema version this nasprof does not understand."""
+
+
+class StateError(InputError):
+    """A saved strategy state (``--strategy-state``) is unreadable, corrupt, or belongs to another search;
+    or a strategy's state is not fit to be saved (a non-finite weight)."""
 
 
 class MissingDependencyError(NasprofError, ImportError):

@@ -107,7 +107,8 @@ def search_cmd(
         Path | None,
         typer.Option(
             "--strategy-state",
-            help="With --strategy rl: resume the controller from this JSON file if it exists; save it after.",
+            help="With --strategy rl: resume the controller from this JSON file if it exists (a corrupt or "
+            "foreign one is refused, left as it is); save it after a search that found a feasible network.",
         ),
     ] = None,
     device: Annotated[
@@ -130,37 +131,20 @@ def search_cmd(
         check_outputs({"--strategy-state": strategy_state}, [predictor])
     check_counts(force, budget=budget)
     from nasprof.errors import InputError
-    from nasprof.search.api import search
+    from nasprof.search.api import check_search_files, evolution_options, export_best_arch, search
 
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
-    if export_best is not None and export_best.suffix.lower() != ".onnx":
-        raise InputError(f"--export-best writes ONNX; give a path ending in .onnx, got {export_best}")
-    if top < 1:
-        raise InputError(f"--top must be at least 1, got {top}")
-    options: dict[str, int] = {}
-    for flag, key, value in (("--population", "population_size", population),
-                             ("--tournament", "sample_size", tournament)):
-        if value is not None:
-            if strategy != "evolution":
-                raise InputError(f"{flag} sets aging evolution; --strategy {strategy} has no population")
-            options[key] = value
-    if population is not None and tournament is None and population < 100:
-        # Real et al.'s default is a quarter of the population (25 of 100): keep that ratio for small ones.
-        options["sample_size"] = max(1, population // 4)
-    if tournament is not None and population is None and tournament > 100:
-        raise InputError(f"--tournament {tournament} is larger than the default population of 100; "
-                         "raise --population too")
+    check_search_files(plot, export_best)
+    options = evolution_options(strategy, population, tournament)
     net = nb201_options(input_shape, outputs, cell_channels, cells_per_stage)
-    counting = max_queries is not None
-
+    what = "queries" if max_queries is not None else "candidates"
     with _StepBar("searching") as bar:
         result = search(
             space, predictor, target_ms, budget=budget, seed=seed, reward=reward, alpha=alpha, beta=beta,
             proxy=proxy, strategy=strategy, device=device, state=strategy_state, strategy_options=options,
             accuracy=accuracy, minimize_metric=minimize_metric, allow_missing=allow_missing,
             max_queries=max_queries, confidence=confidence, options=net or None, truth=truth,
-            on_progress=lambda done, total: bar(done, total, "queries" if counting else "candidates"),
+            on_progress=lambda done, total: bar(done, total, what),
+            on_note=lambda line: err_console.print(line, highlight=False),
         )
     if result.best is None:
         emit_json(json_out, result.to_dict(top=top))  # the overflow figures are still worth keeping
@@ -173,8 +157,6 @@ def search_cmd(
         plot_search(result, plot)
         err_console.print(f"wrote {plot}", highlight=False)
     if export_best is not None:
-        from nasprof.search.api import export_best_arch
-
         export_best_arch(result, export_best)
         err_console.print(f"wrote {export_best}", highlight=False)
 
@@ -226,8 +208,10 @@ def _render_search(result: Any, top: int) -> None:
     # Whole strings, one per line, so they can be copied into `nasprof export` or `predict`.
     for i, c in enumerate(ranked, 1):
         console.print(f"{i:>3}  {c.arch}", highlight=False, soft_wrap=True)
+    loop = "" if result.loop_seconds is None else f"; {result.loop_seconds:.2f} s proposing and scoring"
     console.print(
-        f"evaluated {result.evaluated} in {result.seconds:.2f} s ({result.per_second:,.0f}/s, "
+        f"evaluated {result.evaluated} in {result.seconds:.2f} s ({result.per_second:,.0f}/s over the whole "
+        f"search, loading included{loop}, "
         f"{'integer genotypes' if result.path == 'genotypes' else 'architecture objects'}), "
         f"{result.feasible_count} feasible, Pareto front: {len(result.pareto)} architectures",
         highlight=False,

@@ -107,8 +107,8 @@ class TableAccuracy(AccuracyProxy):
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: {int(bad.sum())} accuracies are missing or not numbers (the first is "
-                             f"row {i + 1}, {texts[i][:60]!r})")
+            raise InputError(f"{where}: {int(bad.sum())} accuracies are missing, infinite or not numbers "
+                             f"(the first is row {i + 1}, {texts[i][:60]!r})")
         keys = normalize_keys(texts, space, where)
         out: dict[str, float] = {}
         for i, (k, v) in enumerate(zip(keys, values.tolist(), strict=True)):
@@ -202,7 +202,7 @@ def _load_callable(text: str) -> Callable[..., Any]:
             module = importlib.import_module(module_name)
     except NasprofError:
         raise
-    except Exception as exc:  # the user's module failing to import: say so in one line
+    except (Exception, SystemExit) as exc:  # the user's module failing (or exiting) on import: one line
         raise InputError(f"--accuracy {text}: importing {module_name} failed: {type(exc).__name__}: {exc}"
                          ) from None
     fn = getattr(module, fn_name, None)
@@ -239,7 +239,7 @@ class CallableAccuracy(AccuracyProxy):
             answer = self.fn(texts)
         except NasprofError:
             raise
-        except Exception as exc:  # the user's code: one line, no traceback
+        except (Exception, SystemExit) as exc:  # the user's code (sys.exit too): one line, no traceback
             raise InputError(f"accuracy callable {self.label} raised {type(exc).__name__}: {exc}") from None
         try:
             arr = np.asarray(answer, dtype=np.float64)

@@ -7,6 +7,7 @@ wrong predictor or option fails in milliseconds with a message, not after a long
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ from nasprof.search.regret import Truth, regret_report
 from nasprof.search.rewards import REWARD_PRESETS, Reward
 from nasprof.search.runner import DEFAULT_BATCH, SearchResult, run_search
 from nasprof.search.strategies import STRATEGIES, get_strategy
+from nasprof.search.strategies.state import StatefulStrategy, resume_state, save_state
 from nasprof.search.surrogate import make_surrogate
 
 #: Candidates a query-bounded search may evaluate per query (repeats and isomorphic networks cost none).
 QUERY_BUDGET_FACTOR = 10
 
-__all__ = ["search", "make_reward", "predictor_space", "check_predictor_space", "export_best_arch"]
+__all__ = ["search", "make_reward", "predictor_space", "check_predictor_space", "export_best_arch",
+           "evolution_options", "check_search_files"]
 
 
 def make_reward(
@@ -104,6 +107,7 @@ def search(
     truth: str | Path | Truth | None = None,
     surrogate: Any = None,
     avoid_repeats: bool | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Search ``space`` (a name or a ``Space``) for the best reward under ``target_ms``.
 
@@ -119,11 +123,15 @@ def search(
     ``accuracy`` is a complete table. ``surrogate``: ``"online"`` (a ridge refitted on the queries so
     far), an accuracy predictor (file or object): a strategy that screens (evolution) then queries only the
     children the surrogate rates best. ``avoid_repeats``: whether a strategy that can should propose only
-networks (isomorphism classes) it has not proposed (default: when accuracy queries are counted).
-``device``: a microcontroller board whose SRAM/Flash become hard
-    constraints; ``resolution``: of the sampled architectures (default: the predictor's, else the
-    space's). Raises ``InputError`` or ``PredictorError`` on bad input.
+    networks (isomorphism classes) it has not proposed (default: when accuracy queries are counted).
+    ``device``: a microcontroller board whose SRAM/Flash become hard constraints; ``resolution``: of the
+    sampled architectures (default: the predictor's, else the space's). ``state``: a learning strategy's
+    state file (``nasprof.search.strategies.state``), resumed when it exists and saved after a search that
+    found a feasible candidate (a file it refuses is left as it is); ``on_note(line)`` hears what happened
+    to it. ``SearchResult.seconds`` is this call's wall time. Raises ``InputError`` (``StateError`` for the
+    state file) or ``PredictorError`` on bad input.
     """
+    started = time.perf_counter()
     if max_queries is not None and (
         isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
     ):
@@ -185,12 +193,8 @@ networks (isomorphism classes) it has not proposed (default: when accuracy queri
     strat.avoid_repeats = counting if avoid_repeats is None else bool(avoid_repeats)
     if counting and has_classes(searched):
         strat.repeat_key = lambda a: class_keys(searched, [a])[0]
-    if state is not None and not hasattr(strat, "resume"):
-        raise InputError(
-            f"--strategy-state keeps a learning controller's state; {strategy!r} has none (use rl)"
-        )
-    if state is not None and Path(state).exists():
-        strat.resume(state)  # type: ignore[attr-defined]
+    if state is not None:
+        _note(on_note, resume_state(_stateful(strat), state))
     if surrogate is not None:
         screening = hasattr(strat, "screen")
         if not screening:
@@ -215,10 +219,54 @@ networks (isomorphism classes) it has not proposed (default: when accuracy queri
         best = result.best
         pick = None if best is None else parse_arch(best.arch, space_name, **(net_options or {}))
         extra["regret"] = regret_report(pick, truth, rew.target_ms, searched)
-    result = dataclasses.replace(result, **extra)
-    if state is not None:
-        strat.save(state)  # type: ignore[attr-defined]
-    return result
+    if state is not None and isinstance(strat, StatefulStrategy):
+        if result.best is not None:
+            _note(on_note, save_state(strat, state))
+        else:  # the search failed: its state file stays what it was
+            _note(on_note, f"not saving the {strat.name} state to {state}: no candidate was feasible")
+    return dataclasses.replace(result, **extra, seconds=time.perf_counter() - started)
+
+
+def _stateful(strat: Any) -> StatefulStrategy:
+    """``strat`` when it keeps a state to resume; else the ``InputError`` naming the strategies that do."""
+    if not isinstance(strat, StatefulStrategy):
+        learning = [name for name, cls in STRATEGIES.items() if issubclass(cls, StatefulStrategy)]
+        raise InputError(f"--strategy-state keeps a learning strategy's state; {strat.name!r} has none (use "
+                         f"{', '.join(learning)})")
+    return strat
+
+
+def _note(on_note: Callable[[str], None] | None, line: str) -> None:
+    if on_note is not None:
+        on_note(line)
+
+
+def evolution_options(strategy: str, population: int | None = None, tournament: int | None = None
+                      ) -> dict[str, int]:
+    """Aging evolution's constructor options from ``--population`` and ``--tournament`` (refused for another
+    strategy). A smaller population than the default 100 keeps Real et al.'s tournament of a quarter."""
+    options: dict[str, int] = {}
+    for flag, key, value in (("--population", "population_size", population),
+                             ("--tournament", "sample_size", tournament)):
+        if value is not None:
+            if strategy != "evolution":
+                raise InputError(f"{flag} sets aging evolution; --strategy {strategy} has no population")
+            options[key] = value
+    if population is not None and tournament is None and population < 100:
+        options["sample_size"] = max(1, population // 4)
+    if tournament is not None and population is None and tournament > 100:
+        raise InputError(f"--tournament {tournament} is larger than the default population of 100; "
+                         "raise --population too")
+    return options
+
+
+def check_search_files(plot: str | Path | None = None, export_best: str | Path | None = None) -> None:
+    """Refuse, before a search, output paths that could not be written as asked: ``plot`` must end in .png
+    and ``export_best`` in .onnx."""
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG; give a path ending in .png, got {plot}")
+    if export_best is not None and Path(export_best).suffix.lower() != ".onnx":
+        raise InputError(f"--export-best writes ONNX; give a path ending in .onnx, got {export_best}")
 
 
 def export_best_arch(result: SearchResult, path: str | Path) -> Path:

@@ -32,7 +32,8 @@ __all__ = ["Candidate", "DecodedArchs", "SearchResult", "run_search", "SEARCH_SC
 #: 2 — ``path``: ``genotypes`` (scored as integer genotypes) or ``architectures``; later in 2, keys present
 #: only when used: ``accuracy`` (the source and its queries), ``curve`` (best so far against queries),
 #: ``latency_bound`` (the confidence constraint; each candidate then has ``latency_interval_ms``),
-#: ``options`` (nb201's network options) and ``regret`` (against ``--truth``).
+#: ``options`` (nb201's network options) and ``regret`` (against ``--truth``); later in 2, ``loop_seconds``
+#: (the ask-score-tell loop) beside ``seconds``, which ``search`` makes the whole search's wall time.
 SEARCH_SCHEMA_VERSION = 2
 
 #: Candidates per ``ask``: big enough that numpy and ``predict_many`` amortise their per-call cost.
@@ -118,7 +119,7 @@ class SearchResult:
     """Everything a search evaluated, in order, plus its Pareto front and best candidate.
 
     Two runs with the same space, predictor, proxy, strategy, budget and seed give equal results except
-    for ``seconds`` (wall time).
+    for ``seconds`` and ``loop_seconds`` (wall times).
     """
 
     space: str
@@ -131,6 +132,8 @@ class SearchResult:
     #: demand, since a million-candidate search shows a handful).
     archs: Sequence[str]
     scores: Scores
+    #: Wall time of the whole search: ``run_search``'s loop; for ``search``, from its call to its return
+    #: (loading the predictor and the accuracy source, building and resuming the strategy, saving its state).
     seconds: float
     constraint: dict[str, Any] | None = None
     #: For each candidate, the accuracy queries made once it was scored (None: queries were not counted).
@@ -143,6 +146,8 @@ class SearchResult:
     options: dict[str, Any] | None = None
     #: Regret against the truth (``nasprof.search.regret``), when known.
     regret: dict[str, Any] | None = None
+    #: Wall time of the ask-score-tell loop alone (proposing, scoring, learning).
+    loop_seconds: float | None = None
 
     @property
     def minimize(self) -> bool:
@@ -160,7 +165,7 @@ class SearchResult:
 
     @property
     def per_second(self) -> float:
-        """Candidates evaluated per second of wall time (proposal + scoring + bookkeeping)."""
+        """Candidates evaluated per second of ``seconds`` (the whole search's wall time)."""
         return self.evaluated / self.seconds if self.seconds > 0 else math.inf
 
     def candidate(self, i: int) -> Candidate:
@@ -265,6 +270,7 @@ class SearchResult:
             "feasible": self.feasible_count,
             "seconds": self.seconds,
             "per_second": self.per_second,
+            "loop_seconds": self.loop_seconds,
             "path": self.path,
             "reward": self.reward.to_dict(),
             "constraint": self.constraint,
@@ -339,6 +345,7 @@ def run_search(
         archs=archs,
         scores=Scores.concat(parts),
         seconds=seconds,
+        loop_seconds=seconds,
         constraint=constraint,
         queries=queries,
         latency_bound=evaluator.latency_bound,

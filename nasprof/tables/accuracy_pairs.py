@@ -31,7 +31,7 @@ def check_accuracy_values(values: Any, *, minimize: bool, where: str) -> NDArray
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"{where}: {int(bad.sum())} accuracies are not finite numbers (the first, #{i + 1}, "
-                         f"is {arr[i]!r})")
+                         f"is {arr[i]:g})")
     low = arr < 0
     high = np.zeros_like(low) if minimize else arr > 100
     out = low | high

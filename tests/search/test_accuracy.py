@@ -215,20 +215,30 @@ def saved_state(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path.read_text()
 
 
+#: Each state file the ``state`` fixture wrote: (its bytes, its modification time in ns).
+_WRITTEN: dict[Path, tuple[bytes, int]] = {}
+
+
 @pytest.fixture
 def state(tmp_path: Path, saved_state: str) -> Path:
     path = tmp_path / "state.json"
     path.write_text(saved_state)
+    _WRITTEN[path] = (path.read_bytes(), path.stat().st_mtime_ns)
     return path
 
 
 def _bad(res: Any, state: Path, *needles: str) -> None:
-    before = state.read_text()
+    """Exit code 2 with one error line (after, at most, the line saying the state was resumed), and the
+    state file byte for byte as the fixture wrote it, never rewritten."""
     assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    lines = res.output.strip().splitlines()
+    if lines and lines[0].startswith("resumed rl state from "):
+        assert lines[0] == f"resumed rl state from {state} (0 updates, seed 0)", res.output
+        lines = lines[1:]
+    assert "Traceback" not in res.output and len(lines) == 1 and lines[0].startswith("error: "), res.output
     for n in needles:
         assert n in res.output, res.output
-    assert state.read_text() == before and json.loads(before)["updates"] == 0
+    assert (state.read_bytes(), state.stat().st_mtime_ns) == _WRITTEN[state]
 
 
 def test_a_table_missing_architectures(land: dict[str, Any], tmp_path: Path, state: Path) -> None:
@@ -263,6 +273,8 @@ def test_nan_and_out_of_range_accuracies(land: dict[str, Any], tmp_path: Path, s
     ("return [[1.0, 2.0]] * len(archs)", "one number each"),
     ("return [float('nan')] * len(archs)", "not finite"),
     ("return 'abc'", "not numbers"),
+    ("raise SystemExit(3)", "raised SystemExit: 3"),  # sys.exit in the user's code: not our exit code
+    ("return [float('inf')] * len(archs)", "(the first, #1, is inf)"),
 ])
 def test_a_callable_that_misbehaves(land: dict[str, Any], tmp_path: Path, state: Path, body: str,
                                     needle: str) -> None:
@@ -270,6 +282,22 @@ def test_a_callable_that_misbehaves(land: dict[str, Any], tmp_path: Path, state:
     module.write_text(f"def acc(archs):\n    {body}\n")
     _bad(run(land, "--accuracy", f"{module}:acc", "--max-queries", "5", "--strategy", "rl",
              "--strategy-state", str(state)), state, needle)
+
+
+def test_a_table_without_any_proposed_architecture(land: dict[str, Any], tmp_path: Path, state: Path) -> None:
+    """--allow-missing skips every candidate: the search fails, and the state it resumed is not saved."""
+    one = tmp_path / "one.csv"  # a network alone in its isomorphism class, which 8 samples will not meet
+    conv = next(s for s in land["strings"] if s.count("nor_conv_3x3") == 6)
+    one.write_text(f"arch,accuracy\n{conv},50\n")
+    res = run(land, "--accuracy", str(one), "--allow-missing", "--budget", "8", "--strategy", "rl",
+              "--strategy-state", str(state))
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [
+        f"resumed rl state from {state} (0 updates, seed 0)",
+        f"not saving the rl state to {state}: no candidate was feasible",
+        "error: none of the 8 candidates has an accuracy (--allow-missing skipped them all)",
+    ]
+    assert (state.read_bytes(), state.stat().st_mtime_ns) == _WRITTEN[state]
 
 
 def test_an_accuracy_predictor_for_another_space(land: dict[str, Any], tmp_path: Path, state: Path) -> None:

@@ -60,6 +60,9 @@ class OptunaStrategy(Strategy):
     multi_objective: ClassVar[bool] = False
     #: Decisions as choice indices (samplers that model numbers only).
     ordinal: ClassVar[bool] = False
+    #: Every decision suggested on every trial, active or not (``Space.build`` then reads the answers it
+    #: needs): for samplers that assume a search space without conditions.
+    fixed_space: ClassVar[bool] = False
 
     #: Sequential model-based samplers: a few trials per ask, so each sees the last answers.
     query_batch: ClassVar[int | None] = 8
@@ -88,14 +91,26 @@ class OptunaStrategy(Strategy):
                 raise InputError(f"{self.name}: history must be at least 8 trials, got {history!r}")
         self.history = history
         optuna = _optuna()
-        space.decisions()  # a space without named decisions cannot be searched this way: say so now
+        # A space without named decisions cannot be searched this way: say so now.
+        self._decisions = list(space.decisions())
         kwargs: dict[str, Any] = {"seed": self.seed, **sampler_options}
+        # Optuna 5 reads a trial's constraints from ``Trial.set_constraint`` (and deprecates
+        # constraints_func, with a FutureWarning); Optuna 4 only from constraints_func.
+        self._set_constraint = self.multi_objective and hasattr(optuna.trial.Trial, "set_constraint")
         if self.multi_objective:
-            kwargs.update(population_size=population_size, constraints_func=_constraints)
+            kwargs.update(population_size=population_size)
+            if not self._set_constraint:
+                kwargs.update(constraints_func=_constraints)
         elif self.sampler in ("QMCSampler", "CmaEsSampler"):
             kwargs.update(warn_independent_sampling=False)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ExperimentalWarning on constraints_func and QMC
+            # Optuna marks QMCSampler (and, before Optuna 5, constraints_func) experimental: the user picked
+            # them by name, and a notice per search is noise. Only that warning, only for this constructor.
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            # TPE's prior_weight (``TpeSearch.query_defaults``) is deprecated since Optuna 4.9 and works
+            # until 6.0: a notice about an option nasprof chose is for nasprof's developers, not its users.
+            warnings.filterwarnings("ignore", message="`prior_weight` has been deprecated",
+                                    category=FutureWarning)
             try:
                 sampler = getattr(optuna.samplers, self.sampler)(**kwargs)
             except ImportError as exc:  # CMA-ES needs the cmaes package
@@ -139,6 +154,9 @@ class OptunaStrategy(Strategy):
             def suggest(name: str, values: tuple[Any, ...], t: Any = trial) -> Any:
                 return t.suggest_categorical(name, list(values))
 
+        if self.fixed_space:
+            answers = {name: suggest(name, tuple(values)) for name, values in self._decisions}
+            return trial, self.space.build(lambda name, values: answers[name], self.resolution)
         return trial, self.space.build(suggest, self.resolution)
 
     def _key(self, arch: Arch) -> Any:
@@ -148,6 +166,8 @@ class OptunaStrategy(Strategy):
         values, violation = told
         if self.multi_objective:
             trial.set_user_attr("constraint", (violation,))
+            if self._set_constraint:
+                trial.set_constraint("memory", violation)
         self.study.tell(trial, values)
 
     def tell(self, archs: Sequence[Arch], scores: Scores) -> None:
@@ -226,10 +246,16 @@ class CmaEsSearch(OptunaStrategy):
 
 
 class QmcSearch(OptunaStrategy):
-    """Quasi-random (Sobol) sampling: random search that covers the choices more evenly."""
+    """Quasi-random (Sobol) sampling: random search that covers the choices more evenly.
+
+    A Sobol point has one coordinate per decision, so every trial is asked every decision (``fixed_space``),
+    a layer past its stage's depth included. Asked only the active ones, QMCSampler logged "assumes that
+    the search space does not include any conditions" for every trial of a batch asked together, and drew
+    each decision missing from the first trial at random instead of from the sequence."""
 
     name: ClassVar[str] = "qmc"
     sampler: ClassVar[str] = "QMCSampler"
+    fixed_space: ClassVar[bool] = True
 
 
 OPTUNA_STRATEGIES: tuple[type[OptunaStrategy], ...] = (TpeSearch, Nsga2Search, CmaEsSearch, QmcSearch)

@@ -12,23 +12,22 @@ the architecture, so it earns no credit.
 
 Sampling is batched (all candidates of an ``ask`` step through the LSTM together) and draws from a seeded
 ``torch.Generator``, so a seed gives the same proposals on the same host. The state (weights, optimiser
-moments, baseline, generator) saves to JSON and resumes. torch is imported when the strategy is built, so
+moments, baseline, generator) saves to JSON and resumes; ``nasprof.search.strategies.state`` checks
+every key of a file before the controller takes it. torch is imported when the strategy is built, so
 prediction and the other strategies start without it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from nasprof.errors import InputError
-from nasprof.search.strategies.base import Strategy
+from nasprof.search.strategies.state import StatefulStrategy, StateReader
 
 if TYPE_CHECKING:
     from nasprof.search.evaluate import Scores
@@ -36,16 +35,17 @@ if TYPE_CHECKING:
 
 __all__ = ["RLController"]
 
-#: Version of the saved controller state.
+#: Version of the saved controller state (``state_body``).
 STATE_VERSION = 1
 #: Sequences sampled per wanted one when the search avoids repeats (``Strategy.avoid_repeats``).
 REPEAT_DRAWS = 4
 
 
-class RLController(Strategy):
+class RLController(StatefulStrategy):
     """LSTM controller + PPO. ``ask(n)`` samples ``n`` token sequences; ``tell`` runs the PPO update."""
 
     name: ClassVar[str] = "rl"
+    state_version: ClassVar[int] = STATE_VERSION
     #: Sampled sequences per PPO update in a query-counted search (MnasNet's controller learns from many
     #: small batches; a 256-candidate batch would be a handful of updates in a 1,000-query search).
     query_batch: ClassVar[int | None] = 16
@@ -165,6 +165,12 @@ class RLController(Strategy):
         adv = torch.as_tensor(advantage / spread if spread > 1e-12 else advantage, dtype=torch.float32)
         with _one_thread(torch):
             self._update(tokens, mask, old_logp, adv)
+        if not math.isfinite(self.baseline) or not all(bool(torch.isfinite(p).all())
+                                                       for p in self.net.parameters()):
+            # Say so now: the next ask would fail in torch.multinomial, and the state must not be saved.
+            raise InputError(f"the RL controller became non-finite at update {self.updates + 1} (rewards of "
+                             f"this batch from {float(np.min(fitness)):g} to {float(np.max(fitness)):g}); "
+                             "the search stops and its state is not saved")
         self.updates += 1
 
     def _update(self, tokens: Any, mask: Any, old_logp: Any, adv: Any) -> None:
@@ -186,15 +192,14 @@ class RLController(Strategy):
         with torch.no_grad():
             return self.net.greedy_probs(self.temperature)
 
-    # -- saving and resuming ------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, Adam moments, baseline, generator state (JSON-ready)."""
+    # -- saving and resuming (nasprof.search.strategies.state checks every key) --------------------------
+    @property
+    def progress(self) -> str:
+        return f"{self.updates} update{'s' if self.updates != 1 else ''}"
+
+    def state_body(self) -> dict[str, Any]:
+        """Weights, Adam's moments, baseline and generator state (JSON-ready), after the header."""
         return {
-            "schema_version": STATE_VERSION,
-            "strategy": self.name,
-            "space": self.space.name,
-            "seed": self.seed,
-            "decisions": [[n, len(v)] for n, v in zip(self.names, self.values, strict=True)],
             "baseline": self.baseline,
             "updates": self.updates,
             "generator": self._gen.get_state().tolist(),
@@ -202,42 +207,46 @@ class RLController(Strategy):
             "optimizer": _optimizer_to_json(self.opt.state_dict()),
         }
 
-    def save(self, path: str | Path) -> Path:
-        from nasprof._io import atomic_write_text
-
-        return atomic_write_text(Path(path), json.dumps(self.state()) + "\n")
-
-    def resume(self, path: str | Path) -> None:
-        """Load the state saved by ``save``; refused when it belongs to another space, seed or controller."""
+    def load_state(self, reader: StateReader) -> None:
+        """Every key checked (finite, the shapes of this controller) before any is taken. Adam's moments
+        come from the file; its hyperparameters (learning rate, betas) stay this controller's own."""
         torch = self._torch
-        try:
-            doc = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise InputError(f"RL state {path} does not exist") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read RL state {path}: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("strategy") != self.name:
-            raise InputError(f"{path} is not an RL controller state")
-        if doc.get("schema_version") != STATE_VERSION:
-            raise InputError(f"{path} has RL state version {doc.get('schema_version')!r}; this nasprof reads "
-                             f"{STATE_VERSION}")
-        if doc.get("space") != self.space.name or doc.get("seed") != self.seed:
-            raise InputError(
-                f"{path} is the controller of space {doc.get('space')!r} with seed {doc.get('seed')!r}; this "
-                f"search is space {self.space.name!r} with seed {self.seed}: use the same --seed, or start "
-                "without the state"
-            )
-        if doc.get("decisions") != [[n, len(v)] for n, v in zip(self.names, self.values, strict=True)]:
-            raise InputError(f"{path} was saved for other decisions of {self.space.name!r}; start afresh")
-        try:
-            weights = {k: torch.tensor(v, dtype=torch.float32) for k, v in doc["weights"].items()}
-            self.net.load_state_dict(weights)
-            self.opt.load_state_dict(_optimizer_from_json(torch, doc["optimizer"]))
-            self._gen.set_state(torch.tensor(doc["generator"], dtype=torch.uint8))
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise InputError(f"RL state {path} is corrupt ({exc}); start without it") from None
-        self.baseline = None if doc.get("baseline") is None else float(doc["baseline"])
-        self.updates = int(doc.get("updates", 0))
+        reader.exact_keys(["schema_version", "strategy", "space", "seed", "decisions", "baseline", "updates",
+                           "generator", "weights", "optimizer"])
+        updates = reader.integer("updates")
+        baseline = reader.number("baseline", optional=True)
+        if baseline is None and updates > 0:
+            raise reader.error("baseline", f"is null after {updates} updates (the first sets it)")
+        gen = self._gen.get_state()
+        generator = reader.array("generator", tuple(gen.shape), low=0, high=255, integral=True)
+        own = self.net.state_dict()
+        weights = reader.section("weights")
+        weights.exact_keys(list(own))
+        tensors = {k: torch.as_tensor(weights.array(k, tuple(v.shape)), dtype=v.dtype)
+                   for k, v in own.items()}
+        opt = reader.section("optimizer")
+        opt.exact_keys(["state", "param_groups"])
+        if not isinstance(opt.raw("param_groups"), list):
+            raise opt.error("param_groups", "is not a list")
+        shapes = [tuple(p.shape) for p in self.net.parameters()]
+        moments = opt.section("state")
+        optimizer_state: dict[int, dict[str, Any]] = {}
+        for key in moments.keys():  # noqa: SIM118 - a reader, not a dict
+            if not key.isdigit() or int(key) >= len(shapes):
+                raise moments.error(key, f"is not one of the controller's {len(shapes)} parameters")
+            entry = moments.section(key)
+            entry.exact_keys(["step", "exp_avg", "exp_avg_sq"])
+            shape = shapes[int(key)]
+            optimizer_state[int(key)] = {
+                "step": torch.tensor(entry.number("step", low=0), dtype=torch.float32),
+                "exp_avg": torch.as_tensor(entry.array("exp_avg", shape), dtype=torch.float32),
+                "exp_avg_sq": torch.as_tensor(entry.array("exp_avg_sq", shape, low=0), dtype=torch.float32),
+            }
+        # Everything is checked: take it.
+        self.net.load_state_dict(tensors)
+        self.opt.load_state_dict({**self.opt.state_dict(), "state": optimizer_state})
+        self._gen.set_state(torch.as_tensor(generator, dtype=torch.uint8))
+        self.baseline, self.updates = baseline, updates
 
 
 def _scaled_fitness(scores: Scores) -> np.ndarray:
@@ -275,14 +284,6 @@ def _optimizer_to_json(sd: dict[str, Any]) -> dict[str, Any]:
         for k, s in sd["state"].items()
     }
     return {"state": state, "param_groups": sd["param_groups"]}
-
-
-def _optimizer_from_json(torch: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    state = {
-        int(k): {name: torch.tensor(v, dtype=torch.float32) for name, v in s.items()}
-        for k, s in doc["state"].items()
-    }
-    return {"state": state, "param_groups": doc["param_groups"]}
 
 
 class _Controller:
