@@ -46,6 +46,12 @@ class Rule:
 
 
 def _num(v: float) -> str:
+    """A bound or a value as a user reads it: 4,294,967,295 or 0.5; past 10¹⁵ in e notation (``1e+300``,
+    ``1.845e+19``: not three hundred digits)."""
+    if abs(v) >= 1e15:
+        from decimal import Decimal
+
+        return f"{Decimal(v):.4g}"  # exact for integers of any size, where float() would overflow
     return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
 
 
@@ -66,8 +72,9 @@ _FLOAT_RULES: dict[str, Rule] = {
     "beta": Rule(-10, 10, what="an exponent"),
     "overhead_ms": Rule(0, 1e6, what="milliseconds"),
     "width": Rule(0.1, 4.0, what="a width multiplier"),
-    "window": Rule(0, 3600, low_open=True, what="seconds"),
-    "grid_step": Rule(0, 1, low_open=True, what="a step of the scaling grid"),
+    # the ranges doctor and the compound-scaling grid accept (profiler/doctor, search/scaling)
+    "window": Rule(0.05, 10, what="seconds"),
+    "grid_step": Rule(0.01, 0.5, what="a step of the scaling grid"),
     "target_ms": Rule(0, 1e7, low_open=True, what="milliseconds"),
 }
 #: Search's reward exponent alpha is any finite number in a sane range (MnasNet uses -0.07).
@@ -97,7 +104,7 @@ def check_value(flag: str, value: Any, rule: Rule, kind: type) -> None:
     bad = (rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low)) or (
         rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high))
     if bad:
-        shown = f"{value:,}" if isinstance(value, int) else _num(value)
+        shown = _num(value)
         if rule.high is None and not rule.low_open:
             raise InputError(f"{flag} must be at least {_num(rule.low or 0)}, got {shown}")
         if rule.high is None:
@@ -139,8 +146,14 @@ def numeric_options(fn: Callable[..., Any]) -> list[tuple[str, str, type]]:
 _INPUT_FILES = {"model", "predictor", "archs", "src", "fallback", "accuracy", "a", "b"}
 
 
+#: A model given as text (a preset, an architecture string, or a file): checked like a file when its name
+#: ends in one of these suffixes (``count missing.onnx``, ``export dir.onnx``).
+_MODEL_SUFFIXES = {".onnx": "ONNX file", ".ort": "ORT file"}
+
+
 def input_files(fn: Callable[..., Any]) -> list[tuple[str, str]]:
-    """(parameter name, flag or argument name) of the Path parameters that are files a command reads."""
+    """(parameter name, flag or argument name) of the Path parameters that are files a command reads, and of
+    a text ``model`` argument (label ``""``: checked only when it names an .onnx or .ort file)."""
     hints = typing.get_type_hints(fn, include_extras=True)
     out = []
     for name in inspect.signature(fn).parameters:
@@ -151,12 +164,18 @@ def input_files(fn: Callable[..., Any]) -> list[tuple[str, str]]:
         if Path in (typing.get_args(base) or (base,)):
             info = meta[0] if meta else None
             out.append((name, _flag(name, info) if type(info).__name__ == "OptionInfo" else name.upper()))
+        elif name == "model" and base is str:
+            out.append((name, ""))
     return out
 
 
 def check_input_file(label: str, value: Any) -> None:
     if value is None or str(value) == "-":
         return
+    if not label:  # a model given as text: a file only when its name says so
+        label = _MODEL_SUFFIXES.get(Path(str(value)).suffix.lower(), "")
+        if not label:
+            return
     p = Path(value)
     if p.is_dir():
         raise InputError(f"{label} {p} is a directory; give a file")
@@ -183,8 +202,8 @@ def _guard(command: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             if flag in CEILINGS and value is not None and value > CEILINGS[flag][0] and not force:
                 ceiling, what = CEILINGS[flag]
                 hint = "lower it, or pass --force" if "force" in bound.signature.parameters else "lower it"
-                raise InputError(f"{flag} {value:,} is above the ceiling of {ceiling:,} {what}; a run that "
-                                 f"large takes hours or more memory than this host has: {hint}")
+                raise InputError(f"{flag} {_num(value)} is above the ceiling of {ceiling:,} {what}; a run "
+                                 f"that large takes hours or more memory than this host has: {hint}")
         for name, label in inputs:
             check_input_file(label, bound.arguments.get(name))
         return fn(*args, **kwargs)

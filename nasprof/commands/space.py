@@ -203,6 +203,19 @@ def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
     return values
 
 
+def _names(text: str, flag: str) -> list[str]:
+    from nasprof.errors import InputError
+
+    names = [x.strip() for x in text.split(",")]
+    if any(not x for x in names):  # "a,,b" is a typo, not a shorter list
+        raise InputError(f"{flag} has an empty item in {text!r}; write comma-separated names, e.g. "
+                         "mobilenetv2,mnasnet")
+    twice = sorted({x for x in names if names.count(x) > 1})
+    if twice:
+        raise InputError(f"{flag} names {', '.join(twice)} twice; name each space once")
+    return names
+
+
 def _load_predictors(paths: list[Path] | None) -> list[Any]:
     from nasprof.predictors import Predictor
 
@@ -316,9 +329,11 @@ def space_edf_cmd(
     check_counts(force, n=n)
     from nasprof.search.quality import space_edf
 
-    result = space_edf([x.strip() for x in spaces.split(",") if x.strip()], metric, n=n, seed=seed,
-                       resolution=resolution, width=width, device=device,
-                       predictors=_load_predictors(predictor))
+    names = _names(spaces, "--spaces")
+    predictors = _load_predictors(predictor)
+    with _StepBar("sampling") as bar:
+        result = space_edf(names, metric, n=n, seed=seed, resolution=resolution, width=width, device=device,
+                           predictors=predictors, progress=bar)
     if plot is not None:
         from nasprof.search.plot import plot_edf
 

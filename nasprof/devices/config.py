@@ -180,6 +180,9 @@ def normalize_cores(value: str) -> str:
 def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check the options every backend shares the meaning of; other keys pass through unchanged."""
     out = dict(options)
+    if "serial" in out and not str(out["serial"]).strip():
+        raise InputError("--serial is empty; give the device's adb serial (see `adb devices`), or leave "
+                         "--serial out when one phone is attached")
     if "threads" in out:
         threads = out["threads"]
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

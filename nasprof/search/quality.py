@@ -16,7 +16,7 @@ by side, with the Kolmogorov-Smirnov distance (the largest vertical gap between 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,6 +288,10 @@ class EdfResult:
         }
 
 
+#: ``space_edf`` prices the sram metric this many models at a time, reporting progress after each batch.
+_EDF_BATCH = 10
+
+
 def space_edf(
     spaces: Sequence[str],
     metric: str = "macs",
@@ -298,9 +302,15 @@ def space_edf(
     width: float = 1.0,
     device: str | None = None,
     predictors: Sequence[Any] = (),
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> EdfResult:
     """The metric's empirical distribution over ``n`` random models of each space, and pairwise KS distances.
-    ``sram`` needs a microcontroller ``device``; ``latency`` a lookup-table predictor per space."""
+    ``sram`` needs a microcontroller ``device``; ``latency`` a lookup-table predictor per space.
+
+    Every space is checked (known, samplable, at a valid resolution, with its predictor) before any is
+    sampled. ``progress(done, total, space)`` reports the models priced so far out of ``n`` per space, and
+    the space being priced (as it starts, as it goes, and when it is done)."""
+    from nasprof.errors import SpaceError
     from nasprof.space import get_space
 
     if metric not in EDF_METRICS:
@@ -314,25 +324,47 @@ def space_edf(
     if metric == "latency" and not predictors:
         raise InputError("the latency metric needs a lookup-table --predictor for each space")
     constraint = MemoryConstraint.for_device(device) if metric == "sram" and device else None
-    values: dict[str, NDArray[np.float64]] = {}
-    for i, name in enumerate(names):
+    plan = []
+    for name in names:
         space = get_space(name)
         mine = [p for p in predictors if getattr(p, "space", None) == name]
         if metric == "latency" and not mine:
             raise PredictorError(f"no lookup-table predictor for space {name!r} among the --predictor files")
         # A latency EDF is taken where the space's predictor was built, unless a resolution is asked for.
         asked = resolution if resolution is not None or metric != "latency" else mine[0].resolution
-        res = space.checked_resolution(asked, width)
+        plan.append((name, space, mine, space.checked_resolution(asked, width)))
+    total, done = n * len(plan), 0
+    layouts = []
+    for name, space, _mine, res in plan:
+        if progress is not None:  # a space's layers are laid out once, before its first model is priced
+            progress(0, total, f"{name}: layers")
+        try:
+            space.genotypes()
+            layouts.append(space.chain_layout(res, width))
+        except SpaceError as exc:
+            raise InputError(f"space edf cannot sample {name!r}: {exc}") from None
+    values: dict[str, NDArray[np.float64]] = {}
+    for i, ((name, space, mine, res), layout) in enumerate(zip(plan, layouts, strict=True)):
+        if progress is not None:  # the space now being priced, before its first model is
+            progress(done, total, name)
         codes = space.genotypes().sample(n, np.random.default_rng([seed, i]))
-        layout = space.chain_layout(res, width)
         if metric == "macs":
             v = layout.macs(codes).astype(np.float64)
         elif metric == "params":
             v = layout.table(lambda layer: layer.params)(codes)[0]
         elif metric == "sram":
             assert constraint is not None
-            v = constraint.usage(space.genotypes().decode(codes, res, width))[0].astype(np.float64)
+            parts = []
+            for start in range(0, n, _EDF_BATCH):  # one model at a time underneath: report as it goes
+                batch = space.genotypes().decode(codes[start:start + _EDF_BATCH], res, width)
+                parts.append(constraint.usage(batch)[0].astype(np.float64))
+                if progress is not None:
+                    progress(done + min(n, start + _EDF_BATCH), total, name)
+            v = np.concatenate(parts)
         else:
             v = _latency_of(mine, space, codes, res, width)
         values[name] = np.asarray(v, dtype=np.float64)
+        done += n
+        if progress is not None:
+            progress(done, total, name)
     return EdfResult(metric, int(n), int(seed), resolution, float(width), values)

@@ -27,6 +27,8 @@ __all__ = ["ScaledNetwork", "ScalingResult", "compound_grid", "scale_family", "E
 
 #: EfficientNet's coefficients, found by its grid search on ImageNet accuracy.
 EFFICIENTNET_COEFFICIENTS = (1.2, 1.1, 1.15)
+#: Largest alpha, beta or gamma taken: 4^phi already leaves the depths, widths and resolutions networks have.
+MAX_COEFFICIENT = 4.0
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,10 @@ def scale_family(
             coefficients = EFFICIENTNET_COEFFICIENTS
             how = "EfficientNet's coefficients (no predictor to grid-search them on the device)"
         a, b, g = coefficients
-        if min(coefficients) < 1.0 or not all(map(math.isfinite, coefficients)):
-            raise InputError(f"alpha, beta, gamma must be finite and >= 1, got {coefficients}")
+        # Huge ones would overflow a float (224 * 1e308 ** phi) instead of naming the coefficient.
+        if not all(math.isfinite(c) and 1.0 <= c <= MAX_COEFFICIENT for c in coefficients):
+            raise InputError(f"alpha, beta, gamma must be finite and in [1, {MAX_COEFFICIENT:g}], got "
+                             f"{', '.join(f'{c:g}' for c in coefficients)} (EfficientNet's: 1.2, 1.1, 1.15)")
         family = []
         for i, phi in enumerate(phis):
             family.append(_check(size(a, b, g, phi), target_ms, memory))

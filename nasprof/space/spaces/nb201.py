@@ -66,15 +66,28 @@ def parse_input(value: Any) -> tuple[int, int, int]:
     c, h, w = (int(d) for d in dims)
     if c < 1 or h < 1 or w < 1:
         raise SpaceError(f"input shape {c}x{h}x{w} has a dimension below 1: {hint}")
+    if c > MAX_INPUT_SIDE or h > MAX_INPUT_SIDE or w > MAX_INPUT_SIDE:
+        raise SpaceError(f"input shape {c}x{h}x{w} is too large: each dimension must be at most "
+                         f"{MAX_INPUT_SIDE} (the largest resolution of every space)")
     if h % 4 or w % 4:
         raise SpaceError(f"input shape {c}x{h}x{w}: NAS-Bench-201's two stride-2 blocks need H and W "
                          f"multiples of 4: {hint}")
     return c, h, w
 
 
+#: Largest value of each option: far beyond NAS-Bench-201's (C 16, N 5, 10-120 outputs), low enough that a
+#: typo (--cells-per-stage 2147483648) is refused instead of building a network that fills the memory.
+MAX_OPTIONS = {"C": 1024, "N": 100, "outputs": 100_000}
+#: Largest input channels, height and width (other spaces' resolutions stop at 1024 too).
+MAX_INPUT_SIDE = 1024
+
+
 def _positive(name: str, value: Any, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise SpaceError(f"nb201 option {name} must be an integer >= 1, got {value!r}; e.g. {flag}")
+    if value > MAX_OPTIONS[name]:
+        raise SpaceError(f"nb201 option {name} must be at most {MAX_OPTIONS[name]:,}, got {int(value):,}; "
+                         f"e.g. {flag}")
     return int(value)
 
 
@@ -142,6 +155,8 @@ class Nb201Space(Space):
         if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or res < 4 or res % 4:
             raise SpaceError(f"nb201 resolution (input height) must be a multiple of 4, got {res!r}; "
                              "set the whole shape with --input CxHxW")
+        if res > MAX_INPUT_SIDE:
+            raise SpaceError(f"nb201 resolution (input height) must be at most {MAX_INPUT_SIDE}, got {res:,}")
         if width != 1.0:
             raise SpaceError(f"nb201 has no width multiplier (got {width!r}); set the cell channels with "
                              "--cell-channels instead")
