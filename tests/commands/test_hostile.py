@@ -54,7 +54,10 @@ def _required_args(path: str) -> list[str]:
     for p in click_cmd.params:
         if not p.required:
             continue
-        value = "placeholder.onnx"
+        # A number where a number is required, so the hostile option (not a placeholder) is what fails.
+        descriptor = getattr(p, "type_descriptor", None)
+        numeric = getattr(descriptor, "annotation", None) in (int, float)
+        value = "1" if numeric else "placeholder.onnx"
         if getattr(p, "opts", None) and p.opts[0].startswith("-"):
             args += [p.opts[0], value]
         else:
@@ -126,7 +129,7 @@ def test_hostile_number(path: str, flag: str, value: str, tmp_path: Path, monkey
     assert "Traceback" not in out + err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert flag in lines[0] or "Invalid value" in lines[0], lines[0]
+    assert flag in lines[0], lines[0]  # the hostile option is named, not a placeholder of another one
     assert elapsed < LIMIT_S
     assert {p.name for p in tmp_path.iterdir()} <= {"home"}
 
