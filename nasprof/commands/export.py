@@ -149,10 +149,14 @@ def count_cmd(
     from nasprof.space import count_network, count_onnx
 
     if model.endswith(".onnx"):
-        if resolution is not None or width is not None:
+        given = {"--resolution": resolution, "--width": width, "--space": space, "--input": input,
+                 "--outputs": outputs, "--cell-channels": cell_channels, "--cells-per-stage": cells_per_stage}
+        ignored = [flag for flag, value in given.items() if value is not None]
+        if ignored:
             from nasprof.errors import InputError
 
-            raise InputError("--resolution/--width apply to presets and architectures, not to ONNX files")
+            raise InputError(f"{', '.join(ignored)} apply to presets and architectures, not to ONNX files "
+                             "(an ONNX graph is counted as it is)")
         counts = count_onnx(Path(model))
     else:
         counts = count_network(

@@ -106,6 +106,9 @@ def compound_grid(
 
 
 def _resolution(base: int, gamma: float, phi: float) -> int:
+    """The scaled resolution, a multiple of 8 (at least 32); phi = 0 is the base network as it was given."""
+    if phi == 0 or gamma == 1.0:
+        return base
     return max(32, int(round(base * gamma**phi / 8.0)) * 8)
 
 

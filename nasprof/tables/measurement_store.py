@@ -118,6 +118,10 @@ def read_store(store: str | Path | None) -> Iterator[sqlite3.Connection | None]:
     """A checked read connection, or None when there is no store yet."""
     path = store_path(store)
     if not path.exists():
+        parent = path.parent if str(path.parent) else Path(".")
+        if store is not None and not parent.is_dir():  # a typo, not an empty store: say so
+            why = "is not a directory" if parent.exists() else "does not exist"
+            raise TableError(f"no measurement store at {path}: {parent} {why}; check --store")
         yield None
         return
     probe = connect(path, readonly=True)

@@ -277,3 +277,28 @@ def test_space_edf_shows_a_progress_line_without_a_terminal(monkeypatch: pytest.
     r = cli_runner.invoke(app, ["space", "edf", "--spaces", "mnasnet,regnet", "--n", "20"])
     assert r.exit_code == 0, r.output
     assert "sampling: 40/40 (100%)" in r.stderr and "KS distance mnasnet / regnet" in r.stdout
+
+
+# -- found by the fuzzer in files other engineers were editing -----------------------------------------------
+def test_count_refuses_network_options_on_an_onnx_file(tmp_path: Path) -> None:
+    model = make_conv_model(tmp_path / "m.onnx")
+    refused(["count", model, "--space", "nb201", "--cells-per-stage", "3", "--input", "3x8x8"],
+            "--space, --input, --cells-per-stage apply to presets and architectures, not to ONNX files",
+            [model])
+
+
+@pytest.mark.parametrize("args", [["--set", "foo=1"], ["--board", "x", "--device-id", "3"]])
+def test_android_refuses_settings_it_does_not_read(args: list[str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    devices = tmp_path / "devices.toml"
+    monkeypatch.setenv("NASPROF_DEVICES", str(devices))
+    refused(["devices", "add", "phone", "--backend", "android", "--serial", "emulator-5554", *args],
+            "the android backend has no setting")
+    assert not devices.exists()
+
+
+@pytest.mark.parametrize("under", ["a-file", "no-such-dir"])
+def test_a_measurement_store_under_a_file_or_nowhere(under: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    refused(["measurements", "list", "--store", tmp_path / under / "m.db"], "no measurement store at",
+            [tmp_path / "a-file"])

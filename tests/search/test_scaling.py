@@ -110,3 +110,10 @@ def test_an_architecture_is_scaled_from_its_own_resolution(tmp_path: Path) -> No
     r = CliRunner().invoke(app, ["scale", arch.to_string(), "--phi", "0", "--json", str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "a.json").read_text())["family"][0]["resolution"] == 160
+
+
+def test_phi_zero_is_the_base_as_given() -> None:
+    """The base network is not rounded to a multiple of 8 (1025 px was shown as 1024 px)."""
+    assert scale_family("mnasnet_a1", (0,), base_resolution=1025).family[0].resolution == 1025
+    # 100 px * 1.15 = 115 px, to the nearest multiple of 8
+    assert scale_family("mnasnet_a1", (0, 1), base_resolution=100).family[1].resolution == 112

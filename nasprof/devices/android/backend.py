@@ -84,6 +84,7 @@ class AndroidBackend(Backend):
 
     def __init__(self, device: str | None = None, **config: Any) -> None:
         super().__init__(device, **config)
+        AndroidSettings.from_config(self.config)  # bad settings fail when the device is named, not later
         self._topology: CpuTopology | None = None
 
     @property

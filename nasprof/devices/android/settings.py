@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from nasprof.errors import InputError
@@ -24,7 +24,7 @@ SPEC_OPTIONS = frozenset(
 
 @dataclass(frozen=True)
 class AndroidSettings:
-    """The device-file keys the android backend reads (others are ignored)."""
+    """The device-file keys the android backend reads (others are refused)."""
 
     serial: str
     runner: str | None = None
@@ -62,6 +62,14 @@ class AndroidSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AndroidSettings:
+        # A typo in the devices file (or a flag meant for another backend: --board, --device-id) fails when
+        # the device is added, as the cpu and ssh backends do, instead of being ignored at every measurement.
+        known = {f.name for f in fields(cls)} | {"threads"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise InputError(f"the android backend has no setting {', '.join(map(repr, unknown))}; it reads "
+                             f"{', '.join(sorted(known))}")
+
         def number(key: str, default: float, minimum: float) -> float:
             value = config.get(key, default)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
