@@ -9,6 +9,8 @@ cannot run (not installed).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -33,8 +35,10 @@ from nasprof.devices.ssh import (
     classify_ssh_failure,
     parse_cpuinfo,
 )
-from nasprof.devices.ssh.transport import SshTransport, remote_path
-from nasprof.errors import DeviceUnavailableError, InputError
+from nasprof.devices.ssh import backend as ssh_backend
+from nasprof.devices.ssh.session import BoardSession
+from nasprof.devices.ssh.transport import remote_path
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError
 from nasprof.testing.backend_contract import BackendContract
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,6 +74,20 @@ def boards(server: SshServer) -> Iterator[Any]:
     yield make
     for b in made:
         b.close()
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    """True once process ``pid`` (on the "board": this host) has ended, waiting up to ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat[stat.rfind(")") + 2] == "Z":
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def refused(args: list[str], contains: str) -> str:
@@ -198,8 +216,6 @@ class TestSshContract(BackendContract):
 # -- shipping, caching, fidelity ----------------------------------------------------------------------------
 def test_model_is_shipped_once_and_cached_by_content(boards: Any, server: SshServer, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from nasprof.devices.ssh import backend as ssh_backend
-
     model = make_conv_model(tmp_path / "m.onnx", channels=6)
     first = boards("pi-cache")
     m1 = first.measure(model, FAST)
@@ -209,17 +225,22 @@ def test_model_is_shipped_once_and_cached_by_content(boards: Any, server: SshSer
     mtime, uploads = cached.stat().st_mtime_ns, first.transport.uploads
     m2 = first.measure(model, FAST)
     assert not m2.metadata["model_uploaded"] and first.transport.uploads == uploads
-    assert m2.metadata["ssh_calls"] == 1  # known to be there: one call, the measurement itself
+    # Known to be there: the request alone, over the open session (no ssh process started).
+    assert m2.metadata["ssh_calls"] == 0 and m2.metadata["board_session"]
     # Another process (a new connection) finds it there too: the copy that travelled with its measuring
     # call is read and dropped, the cached file is not written again.
     second = boards("pi-cache2")
     again = second.measure(model, FAST)
     assert not again.metadata["model_uploaded"] and cached.stat().st_mtime_ns == mtime
-    # A model too large to travel with the measuring call is looked for first, and not sent at all.
+    # A model too large to travel with the request is asked for first, and not sent at all.
     monkeypatch.setattr(ssh_backend, "INLINE_SHIP_BYTES", 0)
     third = boards("pi-cache3")
     third.measure(model, FAST)
     assert third.transport.uploads == 0 and cached.stat().st_mtime_ns == mtime
+    per_call = boards("pi-cache4")  # the same, one ssh call per measurement
+    per_call.use_session = False
+    assert not per_call.measure(model, FAST).metadata["board_session"]
+    assert per_call.transport.uploads == 0 and cached.stat().st_mtime_ns == mtime
     # A cached file that is not what its name says (edited, truncated) is replaced, not measured.
     cached.write_bytes(b"garbage")
     healed = first.measure(model, FAST)
@@ -227,6 +248,119 @@ def test_model_is_shipped_once_and_cached_by_content(boards: Any, server: SshSer
     # One master connection per device, its ControlPath in a private directory.
     pid = first.transport.master_pid()
     assert pid is not None and pid != second.transport.master_pid()
+
+
+# -- the session: one ssh process and one board process per backend ---------------------------------------
+def test_many_measurements_over_one_session(boards: Any, tmp_path: Path) -> None:
+    b = boards("pi-session")
+    b.measure(make_conv_model(tmp_path / "first.onnx"), FAST)  # connects, ships the runner, opens the session
+    session = b.session
+    assert session is not None and session.requests == 1
+    calls = b.transport.calls
+    models = [make_conv_model(tmp_path / f"m{c}.onnx", channels=c, size=12) for c in range(2, 8)]  # new here
+    runs = [b.measure(m, FAST) for m in [*models, *models]]
+    # Twelve measurements, six models shipped in the stream: not one more ssh process, one board process
+    # (onnxruntime imported once), every model stored.
+    assert b.transport.calls == calls and b.session is session and session.requests == 13
+    assert {m.metadata["board_pid"] for m in runs} == {session.board_pid}
+    assert all(m.metadata["ssh_calls"] == 0 and m.metadata["board_session"] and m.n == 10 for m in runs)
+    assert [m.metadata["model_uploaded"] for m in runs] == [True] * 6 + [False] * 6
+    # close() ends the board's process and the ssh one; the next measurement opens a new session.
+    b.close()
+    assert gone(session.board_pid) and not session.alive()
+    again = b.measure(models[0], FAST)
+    assert again.metadata["board_pid"] not in (None, session.board_pid)
+    # A session left idle for server_idle_s ends on the board; the next measurement opens another.
+    idle = boards("pi-idle", server_idle_s=1)
+    first = idle.measure(models[0], FAST).metadata["board_pid"]
+    assert gone(first, within_s=5)
+    assert idle.measure(models[0], FAST).metadata["board_pid"] != first
+    # Sessions off (server_idle_s=0): an ssh call and a fresh Python per measurement, the same results.
+    fresh = boards("pi-fresh", server_idle_s=0)
+    fresh.measure(models[0], FAST)
+    m = fresh.measure(models[0], FAST)
+    assert fresh.session is None and not m.metadata["board_session"] and m.metadata["ssh_calls"] == 1
+
+
+def test_a_board_that_cannot_start_a_session_measures_call_by_call(boards: Any, tmp_path: Path) -> None:
+    no_session = tmp_path / "python-without-session"
+    # The board's Python refuses the runner's session (an old runner, a wrapper): call by call instead.
+    no_session.write_text(f'#!/bin/sh\ncase "$*" in *" session --idle "*) exit 3;; esac\n'
+                          f'exec {sys.executable} "$@"\n')
+    no_session.chmod(0o755)
+    b = boards("pi-no-session", python=str(no_session))
+    model = make_conv_model(tmp_path / "m.onnx")
+    b.measure(model, FAST)
+    m = b.measure(model, FAST)
+    assert b.session is None and not m.metadata["board_session"] and m.metadata["ssh_calls"] == 1
+    assert m.n == 10
+    assert any("no session could start" in w for w in m.metadata["host_warnings"])
+
+
+def test_answers_and_models_larger_than_a_pipe_buffer(boards: Any, server: SshServer, tmp_path: Path) -> None:
+    b = boards("pi-large")
+    b.measure(make_conv_model(tmp_path / "small.onnx"), FAST)
+    session = b.session
+    assert session is not None
+    sent, received = session.sent_bytes, session.received_bytes
+    model = make_conv_model(tmp_path / "wide.onnx", channels=96, size=8)  # ~330 kB of weights
+    m = b.measure(model, MeasureSpec(warmup=1, runs=2, sessions=1, per_node=True, per_node_runs=100))
+    # Several pipe buffers (64 KiB) each way: the model in, onnxruntime's profile events out.
+    assert session.sent_bytes - sent > model.stat().st_size > 4 * 65536
+    assert session.received_bytes - received > 4 * 65536
+    assert (server.cache / "models" / f"{m.metadata['model_sha256']}.onnx").read_bytes() == model.read_bytes()
+    assert {"blocks.0", "blocks.1"} <= {n.block for n in m.per_node or ()} and b.session is session
+
+
+def test_killing_the_session_ssh_process_mid_measurement(boards: Any, tmp_path: Path) -> None:
+    model = make_conv_model(tmp_path / "m.onnx", channels=16, size=32)
+    b = boards("pi-kill")
+    b.measure(model, FAST)
+    session = b.session
+    assert session is not None
+    timer = threading.Timer(0.4, os.kill, (session.ssh_pid, signal.SIGKILL))
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(DeviceUnavailableError, match="lost the connection") as info:
+            b.measure(model, MeasureSpec(warmup=1, runs=1000, sessions=100))  # seconds, not 0.4 s
+    finally:
+        timer.join()
+    assert "\n" not in str(info.value) and "nothing was recorded" in str(info.value)
+    assert time.perf_counter() - t0 < 10 and b.session is None
+    assert gone(session.board_pid)  # the orphaned measurement stops at its next session boundary
+    m = b.measure(model, FAST)  # the next measurement opens a new session
+    assert m.n == 10 and m.metadata["ssh_calls"] == 1 and m.metadata["board_pid"] != session.board_pid
+
+
+def test_a_board_that_stops_answering_times_out(boards: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_conv_model(tmp_path / "m.onnx", channels=16, size=32)
+    # The board's own alarm: a measurement past run_timeout_s ends there, read as "ran out of time" (a
+    # failed entry in a table build), and the next measurement opens a new session.
+    slow = boards("pi-slow", run_timeout_s=1)
+    slow.measure(model, FAST)
+    with pytest.raises(DeviceError, match=r"ran out of time .*run_timeout_s=1\b"):
+        slow.measure(model, MeasureSpec(warmup=1, runs=1000, sessions=100))
+    assert slow.measure(model, FAST).n == 10
+    # A board that stops answering at all (its runner frozen): the host gives up after run_timeout_s and a
+    # margin (shortened here), with one line; nothing hangs.
+    hung = boards("pi-hung", run_timeout_s=2)
+    hung.measure(model, FAST)
+    assert hung.session is not None and hung.session.board_pid is not None
+    pid = hung.session.board_pid
+    monkeypatch.setattr(ssh_backend, "ANSWER_MARGIN_S", 0.5)
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(DeviceUnavailableError, match="did not finish measuring m.onnx within 2.5 s"
+                           ) as info:
+            hung.measure(model, FAST)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert time.perf_counter() - t0 < 6 and "\n" not in str(info.value) and "nothing was recorded" in str(
+        info.value)
+    assert hung.measure(model, FAST).metadata["board_pid"] != pid
 
 
 def test_latency_matches_the_local_cpu_backend(boards: Any, tmp_path: Path) -> None:
@@ -347,23 +481,29 @@ def test_connection_dropped_mid_measurement(boards: Any, server: SshServer, tmp_
     assert b.measure(model, FAST).n == 10  # the next call opens a new connection
 
 
-def test_board_reboot_mid_build_loses_nothing_and_resumes(server: SshServer, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failure", ["board down", "ssh killed"])
+def test_failure_mid_build_loses_nothing_and_resumes(server: SshServer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     from nasprof.tables import LatencyTable, build_table
 
     monkeypatch.setenv("NASPROF_DEVICES", str(tmp_path / "devices.toml"))
     assert cli.invoke(app, ["devices", "add", "pi", "--backend", "ssh", *server.set_args()]).exit_code == 0
-    real_run = SshTransport.run
+    real_request = BoardSession.request
     measured = [0]
 
-    def run(self: SshTransport, command: str, **kw: Any) -> Any:
-        if " measure " in command:
-            measured[0] += 1
-            if measured[0] == 3:  # the board goes down before its third entry: sessions killed, no sshd
-                server.stop()
-        return real_run(self, command, **kw)
+    def request(self: BoardSession, header: dict[str, Any], **kw: Any) -> Any:
+        measured[0] += 1
+        if measured[0] == 3 and failure == "board down":  # sshd and every session killed before the entry
+            server.stop()
+        elif measured[0] == 3:
+            # The session's ssh process killed on this host while the board measures the third entry (made
+            # long here). The connection's master holds the session's pipes and drops them once it sees its
+            # client gone: an answer already on its way may still arrive, one still being measured does not.
+            header = {**header, "request": {**header["request"], "runs": 100_000}}
+            threading.Timer(0.3, os.kill, (self.ssh_pid, signal.SIGKILL)).start()
+        return real_request(self, header, **kw)
 
-    monkeypatch.setattr(SshTransport, "run", run)
+    monkeypatch.setattr(BoardSession, "request", request)
     db = tmp_path / "t.db"
 
     build = ["table", "build", "--space", "mobilenetv2", "--resolution", "32", "--db", str(db), "--device",
@@ -372,7 +512,8 @@ def test_board_reboot_mid_build_loses_nothing_and_resumes(server: SshServer, tmp
     try:
         refused(build, "nothing was recorded")
     finally:
-        server.start()
+        if server.proc is None:
+            server.start()
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)
@@ -380,7 +521,8 @@ def test_board_reboot_mid_build_loses_nothing_and_resumes(server: SshServer, tmp
         conn.close()
     entries = list(LatencyTable.load(db).entries())
     assert len(entries) == 2 and all(e.ok for e in entries)  # nothing half-written, no failed entry
-    monkeypatch.setattr(SshTransport, "run", real_run)
+    assert measured[0] == 3  # two entries, then the one that failed, over one session
+    monkeypatch.setattr(BoardSession, "request", real_request)
     report = build_table("mobilenetv2", 32, "pi", db, limit=3, spec=TINY, remeasure=0, export_jobs=0)
     assert (report.written, report.failed, report.already_done) == (3, 0, 2)
     entries = list(LatencyTable.load(db).entries())

@@ -5,13 +5,19 @@ One measurement:
 1. check the model on the host (``ModelError`` before the board is touched);
 2. open the device's one multiplexed connection (``SshTransport``) and, once per backend, ship the runner
    (``board_runner.py``, content-addressed) into the board's cache and ask it what the board is;
-3. ship the model into ``cache_dir/models/<sha256>.onnx`` unless it is there already (a presence check,
-   then ``cat >`` over the same connection: nothing is sent twice);
-4. run ``[taskset -c CPUS] PYTHON board_runner_<sha>.py measure ...``: nasprof's protocol (warm-ups, fresh
-   sessions, ``run_with_iobinding`` timed alone, adaptive repetition, threads) on the board, which prints
-   the RAW samples (and, with ``per_node``, onnxruntime's profile events) as one JSON document;
+3. open the backend's session once (``session.BoardSession``: ``[taskset -c CPUS] PYTHON
+   board_runner_<sha>.py session``, one ``ssh`` process and one board process that imports onnxruntime
+   once, kept for the next measurements) and send it the request: nasprof's protocol (warm-ups, fresh
+   onnxruntime sessions, ``run_with_iobinding`` timed alone, adaptive repetition, threads), with the model's
+   bytes when the board may not have it (stored in ``cache_dir/models/<sha256>.onnx`` unless it is there:
+   nothing is stored twice; a model over ``INLINE_SHIP_BYTES`` is asked for first and sent only when
+   missing). The board answers the RAW samples (and, with ``per_node``, onnxruntime's profile events) as
+   one JSON line;
+4. where sessions are off (``server_idle_s=0``, ``use_session``) or cannot start on the board, the same
+   request is one ``ssh`` call of its own (``board_runner.py measure ...``), handed to the board's
+   measuring server unless ``server_idle_s=0``;
 5. parse the profile with nasprof's own parser and return a ``Measurement`` with the same metadata keys as
-   the local ``cpu`` backend (``run_metadata``), plus what the board is.
+   the local ``cpu`` backend (``run_metadata``), plus what the board is (``result``).
 
 Nothing is left on the board but its cache (the runner and models, named by content): the profile lives in a
 temporary directory the runner removes.
@@ -19,8 +25,10 @@ temporary directory the runner removes.
 **Errors.** Whatever keeps the board from measuring — unreachable, a refused or unknown host key, a dropped
 connection, no Python or no onnxruntime there, a cache directory that cannot be written (a full disk) —
 raises ``DeviceUnavailableError`` with one line saying what to do: the table builder then gives the layer
-back and a re-run resumes; nothing half-measured is stored. A model the board's onnxruntime refuses raises
-``ModelError``; a runner that crashes on a model raises ``DeviceError`` (a failed entry in a table build).
+back and a re-run resumes; nothing half-measured is stored. So does a board that does not answer within
+``run_timeout_s + ANSWER_MARGIN_S`` (a hung board never hangs nasprof); the next measurement opens a new
+session. A model the board's onnxruntime refuses raises ``ModelError``; a runner that crashes on a model or
+runs past ``run_timeout_s`` raises ``DeviceError`` (a failed entry in a table build).
 """
 
 from __future__ import annotations
@@ -37,11 +45,22 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nasprof.devices.base import Backend, MeasureSpec, registry
+from nasprof.devices.ssh.answers import (
+    CacheMiss,
+    cannot_store,
+    check_answer,
+    connection_lost,
+    install_hint,
+    runner_failure,
+    session_failure,
+)
 from nasprof.devices.ssh.board_info import BoardInfo, board_checks, clusters
 from nasprof.devices.ssh.board_runner import RUNNER_VERSION
+from nasprof.devices.ssh.result import board_measurement
+from nasprof.devices.ssh.session import BoardSession, SessionEnded, SessionTimeout
 from nasprof.devices.ssh.settings import SPEC_OPTIONS, SshSettings
-from nasprof.devices.ssh.transport import SshResult, SshTransport, remote_path, remote_words
-from nasprof.errors import DeviceError, DeviceUnavailableError, InputError, ModelError
+from nasprof.devices.ssh.transport import SshTransport, classify_ssh_failure, remote_path, remote_words
+from nasprof.errors import DeviceError, DeviceUnavailableError, InputError
 from nasprof.profiler.measurement import Measurement
 
 __all__ = ["SshBackend", "runner_file"]
@@ -49,12 +68,14 @@ __all__ = ["SshBackend", "runner_file"]
 _RUNNER_SOURCE = Path(__file__).with_name("board_runner.py")
 #: ``MeasureSpec.options`` of the measurement itself (as the cpu backend), besides ``SPEC_OPTIONS``.
 MEASURE_OPTIONS = ("int_range", "allow_spinning")
-_PROVIDER = "CPUExecutionProvider"
 #: The runner's name in the board's cache: this prefix and the first 16 hex digits of its sha256.
 RUNNER_MODULE_PREFIX = "board_runner_"
-#: Models up to this size travel with the measuring call itself (read and dropped when the board has them
-#: already); larger ones are looked for first, then uploaded only when missing.
+#: Models up to this size travel with the measuring request itself (read and dropped when the board has them
+#: already); larger ones are asked for first, then sent only when missing.
 INLINE_SHIP_BYTES = 4 << 20
+#: Seconds an answer may take beyond ``run_timeout_s`` (when the board's own alarm ends a measurement)
+#: before the host gives up on the board.
+ANSWER_MARGIN_S = 15.0
 
 
 @lru_cache(maxsize=1)
@@ -63,16 +84,16 @@ def runner_file() -> tuple[Path, str]:
     return _RUNNER_SOURCE, hashlib.sha256(_RUNNER_SOURCE.read_bytes()).hexdigest()
 
 
-class _CacheMiss(Exception):
-    """The runner found its model missing or not matching its sha256: ship it again."""
-
-
 class SshBackend(Backend):
     """onnxruntime's CPU execution provider on a Linux board, driven over the real OpenSSH client.
 
     Settings: see ``SshSettings`` (``host`` is required to measure). ``MeasureSpec.options`` understood:
     ``int_range``, ``allow_spinning`` (as the ``cpu`` backend), ``cores`` and ``run_timeout_s`` (override the
     device's own for one measurement).
+
+    Measurements go through one session on the board (``session``), opened at the first and kept until
+    ``close`` or exit; ``use_session = False`` makes every measurement an ``ssh`` call of its own, as does
+    ``server_idle_s=0`` (the benchmark compares the two).
     """
 
     name: ClassVar[str] = "ssh"
@@ -87,6 +108,11 @@ class SshBackend(Backend):
         #: Stops the board's measuring server: armed by the first measurement through it, run by ``close``
         #: or at exit (before the connection closes: finalizers run newest first).
         self._stop_server: weakref.finalize | None = None
+        #: Measure through a session on the board (False: one ``ssh`` call per measurement).
+        self.use_session = True
+        self._session: BoardSession | None = None
+        #: Why no session could start on this board (then every measurement is an ``ssh`` call of its own).
+        self._session_refused: str | None = None
 
     # -- settings and connection --------------------------------------------------------------------------
     @property
@@ -114,9 +140,19 @@ class SshBackend(Backend):
             self._transport = SshTransport(self._require_host(), self.device)
         return self._transport
 
+    @property
+    def session(self) -> BoardSession | None:
+        """The open session on the board, if any (tests and the benchmark read its counters)."""
+        return self._session
+
     def close(self) -> None:
-        """Stop the board's measuring server and end the shared connection (both also end on their own:
-        the server after ``server_idle_s`` idle, the connection at exit or after ``control_persist_s``)."""
+        """End the session and the board's measuring server, then the shared connection (all also end on
+        their own: the session and the server after ``server_idle_s`` idle, the connection at exit or after
+        ``control_persist_s``)."""
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+        self._session_refused = None
         if self._stop_server is not None:
             self._stop_server()
         self._stop_server = None
@@ -155,16 +191,10 @@ class SshBackend(Backend):
                 size = local.stat().st_size
                 up = self.transport.upload(local, directory, name, timeout_s=60.0 + size / 1e6)
                 if not up.ok:
-                    raise self._cannot_store(s, name, directory, up.tail())
+                    raise cannot_store(s, self.device, name, directory, up.tail())
                 uploaded = True
             self._present.add(f"{directory}/{name}")
         return uploaded
-
-    def _cannot_store(self, s: SshSettings, name: str, directory: str, why: str) -> DeviceUnavailableError:
-        return DeviceUnavailableError(
-            f"cannot store {name} in {directory} on {self.device} ({s.destination}): {why}; free space on "
-            "the board (`df -h`) or set cache_dir= to a writable directory there"
-        )
 
     def _python_word(self, s: SshSettings) -> str:
         return remote_path(s.python) if "/" in s.python else shlex.quote(s.python)
@@ -187,68 +217,66 @@ class SshBackend(Backend):
         r = self.transport.run(" ".join(words), timeout_s=timeout_s, doing=doing,
                                stdin_file=ship[0] if ship is not None else None)
         if not r.ok:
-            raise self._runner_failure(r, s, doing)
+            raise runner_failure(r, s, self.device, doing)
         try:
             doc = json.loads(r.stdout.decode(errors="replace").strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise DeviceError(f"the runner on {self.device} printed no result while {doing} ({r.tail()})"
                               ) from None
-        if not isinstance(doc, dict) or doc.get("runner_version") != RUNNER_VERSION:
-            raise DeviceError(f"the runner on {self.device} answered in another format while {doing}; "
-                              f"clear its cache (`ssh {s.host} rm -rf {s.cache_dir}`) and run again")
-        if not doc.get("ok"):
-            err = doc.get("error") or {}
-            kind, message = str(err.get("kind", "")), " ".join(str(err.get("message", "")).split())
-            if kind == "cache":
-                raise _CacheMiss(message)
-            if kind == "store" and ship is not None:
-                raise self._cannot_store(s, ship[2], ship[1], message)
-            if kind == "no_onnxruntime":
-                raise DeviceUnavailableError(self._install_hint(s, message))
-            if kind in ("model", "model_run"):
-                raise ModelError(f"{message} (onnxruntime on {self.device}); check that the board's "
-                                 "onnxruntime supports the model's opset and operators")
-            if kind == "provider":
-                raise DeviceUnavailableError(f"{message} on {self.device}; reinstall onnxruntime there: "
-                                             f"`{s.python} -m pip install --force-reinstall onnxruntime`")
-            raise DeviceError(f"the runner on {self.device} failed while {doing}: {message}")
-        return doc
+        return check_answer(doc, s, self.device, doing, ship)
 
-    def _runner_failure(self, r: SshResult, s: SshSettings, doing: str) -> Exception:
-        text = r.tail()
-        if r.exit_code == 127 and "taskset" in r.stderr:
-            return DeviceUnavailableError(
-                f"taskset is not installed on {self.device}; install it there (`sudo apt install "
-                "util-linux`) or set cores=all"
-            )
-        if r.exit_code in (126, 127):
-            return DeviceUnavailableError(
-                f"{s.python} cannot be run on {self.device} ({text}); install Python 3 there "
-                "(`sudo apt install python3 python3-venv`) or set python= to the board's Python that has "
-                "onnxruntime"
-            )
-        if "SyntaxError" in r.stderr:
-            return DeviceUnavailableError(
-                f"{s.python} on {self.device} is too old for nasprof's runner ({text}); it needs Python 3.8 "
-                "or newer: set python= to a newer one"
-            )
-        if r.exit_code in (137, -9):
-            return DeviceError(f"the runner on {self.device} was killed while {doing} (SIGKILL: out of "
-                               f"memory?): {text}")
-        if r.exit_code == 142:
-            return DeviceError(f"the runner on {self.device} ran out of time while {doing} "
-                               f"(run_timeout_s={s.run_timeout_s:g}); raise run_timeout_s for slow models")
-        return DeviceError(f"the runner on {self.device} failed with exit status {r.exit_code} while "
-                           f"{doing}: {text}")
+    # -- the session ----------------------------------------------------------------------------------------
+    def _session_for(self, s: SshSettings, pin: tuple[int, ...] | None, doing: str) -> BoardSession | None:
+        """The session pinned to ``pin``, opened when there is none (or the open one is pinned elsewhere,
+        ended, or about to end on the board after ``server_idle_s`` idle); None for an ``ssh`` call per
+        measurement (sessions off, or none could start on this board)."""
+        if not self.use_session or s.server_idle_s <= 0 or self._session_refused is not None:
+            return None
+        session = self._session
+        if session is not None and (session.key != pin or not session.alive()
+                                    or session.idle_s() > s.server_idle_s - min(5.0, s.server_idle_s / 2)):
+            session.close()
+            session = self._session = None
+        if session is not None:
+            return session
+        words = [remote_words("taskset", "-c", ",".join(map(str, pin)))] if pin else []
+        words += [*self._runner_words(s), "session", "--idle", f"{s.server_idle_s:g}"]
+        # No `exec`: the shell stays the runner's parent and reports a runner killed by a signal as 128+N
+        # (SIGALRM past run_timeout_s: 142), where OpenSSH would report 255, as for its own failures.
+        command = " ".join(words) + "; exit $?"
+        timeout_s = s.connect_timeout_s + 30
+        try:
+            session = BoardSession.start(self.transport, command, key=pin, timeout_s=timeout_s)
+        except SessionTimeout:
+            raise self.transport.timed_out(f"starting the runner for {doing}", timeout_s) from None
+        except SessionEnded as exc:
+            if connection_lost(exc.result):
+                raise DeviceUnavailableError(classify_ssh_failure(exc.result.stderr, s, self.device, doing)
+                                             ) from None
+            self._session_refused = exc.result.tail()  # the ssh call per measurement explains any error
+            return None
+        if session.hello.get("runner_version") != RUNNER_VERSION:
+            session.close()
+            self._session_refused = f"a session of runner version {session.hello.get('runner_version')}"
+            return None
+        self._session = session
+        return session
 
-    def _install_hint(self, s: SshSettings, message: str) -> str:
-        ssh = f"ssh {shlex.quote(s.host)}"
-        return (f"onnxruntime is not importable by {s.python} on {self.device} ({message}); install it "
-                f"there: `{ssh} {shlex.quote(s.python)} -m pip install onnxruntime numpy`, or, where the "
-                f"system Python refuses pip (Raspberry Pi OS, Debian 12), into a virtualenv: `{ssh} 'python3 "
-                "-m venv ~/nasprof-venv && ~/nasprof-venv/bin/pip install onnxruntime numpy'` and `nasprof "
-                f"devices add {self.device} --backend ssh ... --set python=~/nasprof-venv/bin/python "
-                "--force`")
+    def _session_call(self, session: BoardSession, s: SshSettings, header: dict[str, Any],
+                      ship: tuple[Path, str, str] | None, *, doing: str, timeout_s: float) -> dict[str, Any]:
+        """One request over the session (``ship``: the model's bytes follow it); its document, or the error
+        it stands for. A session that ended or timed out is dropped: the next measurement opens another."""
+        try:
+            doc = session.request(header, body=ship[0] if ship is not None else None, timeout_s=timeout_s)
+        except SessionTimeout:
+            self._session = None
+            raise self.transport.timed_out(doing, timeout_s) from None
+        except SessionEnded as exc:
+            self._session = None
+            raise session_failure(exc.result, s, self.device, doing) from None
+        if not session.alive():
+            self._session = None
+        return check_answer(doc, s, self.device, doing, ship)
 
     def _board_info(self, s: SshSettings) -> BoardInfo:
         """Connect, ship the runner (once) and ask the board what it is; cached for this backend."""
@@ -280,7 +308,7 @@ class SshBackend(Backend):
         except (DeviceError, InputError) as exc:
             return False, str(exc)
         if board.onnxruntime_error:
-            return False, self._install_hint(s, board.onnxruntime_error)
+            return False, install_hint(s, self.device, board.onnxruntime_error)
         return True, ""
 
     def check_spec(self, spec: MeasureSpec) -> None:
@@ -332,8 +360,9 @@ class SshBackend(Backend):
         checks = board_checks(raw, self.device)
         err = board.onnxruntime_error
         version = board.raw.get("onnxruntime_version")
+        hint = install_hint(s, self.device, err) if err else ""
         checks.append(Check(f"{self.device}: onnxruntime", "warn" if err else "ok",
-                            err or f"{version} ({s.python})", self._install_hint(s, err) if err else ""))
+                            err or f"{version} ({s.python})", hint))
         cpus = board.topology.select(s.cores)
         checks.append(Check(f"{self.device}: pinned cores", "info", f"cores={s.cores}: CPUs "
                             f"{','.join(map(str, cpus))} of {len(board.topology.cpus)}"))
@@ -353,7 +382,7 @@ class SshBackend(Backend):
         calls0 = self.transport.calls
         board = self._board_info(s)
         if board.onnxruntime_error:
-            raise DeviceUnavailableError(self._install_hint(s, board.onnxruntime_error))
+            raise DeviceUnavailableError(install_hint(s, self.device, board.onnxruntime_error))
         cpus = board.topology.select(s.cores)
         if spec.threads > len(cpus):
             raise InputError(
@@ -379,116 +408,64 @@ class SshBackend(Backend):
         }
         models = f"{s.cache_dir}/models"
         name = f"{info.sha256}.onnx"
-        args = ["measure", "--model", f"{models}/{name}", "--sha256", info.sha256,
+        target = f"{models}/{name}"
+        doing = f"measuring {Path(model).name}"
+        timeout_s = s.run_timeout_s + ANSWER_MARGIN_S
+        uploaded = False
+        for attempt in range(2):
+            session = self._session_for(s, pin, doing)
+            ship = None
+            if target in self._present:
+                pass
+            elif info.size_bytes <= INLINE_SHIP_BYTES or (session is not None and attempt):
+                ship = (info.path, models, name)  # stored, unless there, by the measuring request itself
+            elif session is None:  # a large model: ask first, never send it twice
+                uploaded = self._ensure_files([(info.path, models, name)], s) or uploaded
+            # else: a large model is asked for without its bytes first; a cache miss sends them next
+            try:
+                if session is not None:
+                    header = {"op": "measure", "model": target, "sha256": info.sha256, "request": request,
+                              "timeout": s.run_timeout_s}
+                    doc = self._session_call(session, s, header, ship, doing=doing,
+                                             timeout_s=timeout_s + (info.size_bytes / 1e6 if ship else 0.0))
+                else:
+                    doc = self._per_call_measure(s, target, info.sha256, request, pin, ship, doing)
+                self._present.add(target)
+                uploaded = uploaded or bool(doc.get("stored"))
+                break
+            except CacheMiss as exc:
+                self._present.discard(target)
+                if attempt:
+                    raise DeviceError(f"{self.device} keeps losing {name} from its cache ({exc}); check "
+                                      f"{s.cache_dir} on the board") from None
+        call = {
+            "board_model_path": target,
+            "board_runner_sha256": runner_file()[1],
+            "model_uploaded": uploaded,
+            "ssh_calls": self.transport.calls - calls0,  # ssh processes started: 0 over an open session
+            "board_session": session is not None,
+            "host_wall_s": round(time.perf_counter() - t_start, 6),
+        }
+        notes = []
+        if session is None and self._session_refused is not None:
+            notes.append(f"no session could start on {self.device} ({self._session_refused}): every "
+                         "measurement is an ssh call of its own, which adds tens of ms to each")
+        return board_measurement(doc, info, spec, board, pin, int_range, device=self.device,
+                                 backend=self.name, described=self.describe(), call=call, notes=notes)
+
+    def _per_call_measure(self, s: SshSettings, target: str, sha256: str, request: dict[str, Any],
+                          pin: tuple[int, ...] | None, ship: tuple[Path, str, str] | None, doing: str
+                          ) -> dict[str, Any]:
+        """One measurement as an ``ssh`` call of its own, handed to the board's measuring server unless
+        ``server_idle_s=0``."""
+        args = ["measure", "--model", target, "--sha256", sha256,
                 "--request", json.dumps(request, separators=(",", ":")), "--timeout", f"{s.run_timeout_s:g}",
                 "--server-idle", f"{s.server_idle_s:g}"]
         if s.server_idle_s > 0 and self._stop_server is None:
             stop = " ".join([*self._runner_words(s), "stop"])
             self._stop_server = weakref.finalize(self, _run_quietly, self.transport.argv(stop))
-        uploaded = False
-        for attempt in range(2):
-            ship = None
-            if f"{models}/{name}" in self._present:
-                pass
-            elif info.size_bytes <= INLINE_SHIP_BYTES:
-                ship = (info.path, models, name)  # stored, unless there, in the measuring call itself
-            else:  # a large model: ask first, never send it twice
-                uploaded = self._ensure_files([(info.path, models, name)], s) or uploaded
-            try:
-                doc = self._call_runner(s, args, doing=f"measuring {Path(model).name}", pin=pin,
-                                        timeout_s=s.run_timeout_s + 15, ship=ship)
-                self._present.add(f"{models}/{name}")
-                uploaded = uploaded or bool(doc.get("stored"))
-                break
-            except _CacheMiss as exc:
-                self._present.discard(f"{models}/{name}")
-                if attempt:
-                    raise DeviceError(f"{self.device} keeps losing {name} from its cache ({exc}); check "
-                                      f"{s.cache_dir} on the board") from None
-        return self._to_measurement(doc, info, spec, s, board, pin, int_range, uploaded,
-                                    wall_s=time.perf_counter() - t_start, calls=self.transport.calls - calls0)
-
-    def _to_measurement(self, doc: dict[str, Any], info: Any, spec: MeasureSpec, s: SshSettings,
-                        board: BoardInfo, pin: tuple[int, ...] | None, int_range: tuple[int, int],
-                        uploaded: bool, *, wall_s: float, calls: int) -> Measurement:
-        from datetime import datetime, timezone
-
-        from nasprof.devices.cpu import host_warnings
-        from nasprof.profiler.doctor import STEAL_WARN, cpu_times, steal_share
-        from nasprof.profiler.ort_result import run_metadata, to_measurement
-        from nasprof.profiler.ort_runner import TimedRuns, allow_spinning
-
-        timed = TimedRuns(
-            samples_ms=tuple(float(v) for v in doc["samples_ms"]),
-            warmup_ms=tuple(float(v) for v in doc["warmup_ms"]),
-            session_index=tuple(int(v) for v in doc["session_index"]),
-            sessions=int(doc["sessions"]),
-            rel_ci=float(doc["rel_ci"]),
-            stopped_by=str(doc["stopped_by"]),
-            timed_call=str(doc["timed_call"]),
-        )
-        profiled = self._profiled(doc.get("profile"), info) if spec.per_node else None
-        usable = len(pin) if pin else len(board.affinity)
-        started = datetime.fromtimestamp(float(doc.get("started_unix") or time.time()), timezone.utc)
-        steal = steal_share(cpu_times(str(doc.get("stat_before") or "")),
-                            cpu_times(str(doc.get("stat_after") or "")))
-        metadata: dict[str, Any] = {
-            **self.describe(),
-            "runtime_version": doc.get("onnxruntime_version"),
-            "onnxruntime_version": doc.get("onnxruntime_version"),
-            "numpy_version": doc.get("numpy_version"),
-            "board_python": board.raw.get("python"),
-            "hostname": board.raw.get("hostname"),
-            "cpu_count": board.raw.get("cpu_count"),
-            "usable_cores": usable,
-            "load_average": doc.get("load_average"),
-            "timestamp_utc": started.isoformat(timespec="seconds"),
-            "execution_provider": _PROVIDER,
-            "inter_op_threads": 1,
-            "execution_mode": "sequential",
-            "allow_spinning": allow_spinning(spec),
-            **run_metadata(info, spec, timed, int_range),
-            "affinity": doc.get("affinity"),
-            "steal_share": steal,
-            "peak_rss_kib": doc.get("peak_rss_kib"),
-            "board_model_path": f"{s.cache_dir}/models/{info.sha256}.onnx",
-            "board_runner_sha256": runner_file()[1],
-            "model_uploaded": uploaded,
-            "ssh_calls": calls,
-            # Where the time of this call went: the board's timed loop (sessions, warm-ups, runs) within the
-            # measuring server's answer, within the runner's life on the board, within the host's wall time.
-            "board_timed_s": doc.get("timed_s"),
-            "board_answer_s": doc.get("answer_s"),
-            "board_runner_s": doc.get("client_s"),
-            "host_wall_s": round(wall_s, 6),
-        }
-        warnings = host_warnings({"usable_cores": usable, "load_average": doc.get("load_average")},
-                                 spec.threads)
-        if pin and sorted(doc.get("affinity") or []) != sorted(pin):
-            warnings.append(f"the runner ran on CPUs {doc.get('affinity')} instead of the pinned "
-                            f"{list(pin)}: check taskset and cgroups on the board")
-        if steal is not None and steal > STEAL_WARN:
-            warnings.append(f"{steal:.1%} of the board's CPU time was stolen by a hypervisor during the "
-                            "timed runs: expect noise")
-        metadata["host_warnings"] = warnings
-        return to_measurement(self.device, self.name, timed, metadata, profiled)
-
-    def _profiled(self, profile: Any, info: Any) -> Any:
-        """The board's profile events, parsed as every backend's are (blocks from the exported graph)."""
-        from nasprof.profiler.ort_profile import ProfiledPass, parse_profile
-
-        if not isinstance(profile, dict) or not profile.get("events"):
-            raise DeviceError(f"the runner on {self.device} returned no profile for the per-node pass")
-        original = None
-        with contextlib.suppress(Exception):  # names alone still give most blocks
-            import onnx
-
-            original = onnx.load(str(info.path), load_external_data=False)
-        runs = int(profile.get("runs") or 1)
-        nodes, run_ms = parse_profile(profile["events"], runs=runs, original=original)
-        return ProfiledPass(nodes=tuple(nodes), run_ms=tuple(run_ms), opt_level=str(profile.get("opt_level")),
-                            runs=runs)
-
+        return self._call_runner(s, args, doing=doing, pin=pin, timeout_s=s.run_timeout_s + ANSWER_MARGIN_S,
+                                 ship=ship)
 
 def _run_quietly(argv: list[str]) -> None:
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):

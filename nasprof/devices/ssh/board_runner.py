@@ -2,7 +2,7 @@
 
 It imports only the standard library, onnxruntime and numpy (those two lazily, so ``describe`` still answers
 on a board without them), and never nasprof: the host ships this file content-addressed (its sha256 in the
-file name) into the board's cache directory. Three commands, each printing ONE JSON document on stdout:
+file name) into the board's cache directory. Its commands print ONE JSON document on stdout each:
 
 - ``describe``: what the board is (``/proc/cpuinfo``, CPUs and their ``cpuinfo_max_freq``, onnxruntime's
   version and providers, the Python running it);
@@ -13,6 +13,20 @@ file name) into the board's cache directory. Three commands, each printing ONE J
   alone inside ``perf_counter_ns``, garbage collection paused, adaptive repetition on the 95% CI of the
   median) and, with ``per_node``, a separate profiled session whose onnxruntime profile events are returned
   as they are: the host parses them with nasprof's own profile parser. Samples come back RAW.
+
+And ``session --idle S``: the same measurements, many over one process (onnxruntime imported once, no
+process start per measurement), for as long as the host keeps its stdin open. The stream protocol:
+
+- the runner first prints a hello line: ``{"session": true, "runner_version": N, "pid": P, "affinity":
+  [...]}``;
+- a request is one line of JSON, ``{"op": "measure", "model": PATH, "sha256": HEX, "request": {...},
+  "timeout": S}``; with ``"store_size": N`` the model's N bytes follow that line (stored unless the cache
+  has them: they are read either way, so the stream stays in step);
+- each request gets one line back: the document ``measure`` prints (plus ``pid``).
+
+The session ends at the end of its stdin (the host closed it, or the connection dropped), after ``S`` seconds
+without a request, when its stdout is gone, or when a request runs past its ``timeout`` (``SIGALRM``, as
+below).
 
 Anything a library prints goes to stderr: stdout carries the document only. Errors the host must explain
 (no onnxruntime, a model onnxruntime refuses, a cache file that is not what its name says) come back as
@@ -39,8 +53,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: Bumped whenever the JSON documents change meaning; the host refuses a runner of another version.
-RUNNER_VERSION = 1
+#: Bumped whenever the JSON documents or the session protocol change; the host refuses a runner of another
+#: version. 2: the ``session`` command.
+RUNNER_VERSION = 2
 
 _CPU_DIR = "/sys/devices/system/cpu"
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -707,13 +722,25 @@ class _NoServer(Exception):
     """No measuring server could be started (no onnxruntime for it): measure in this process."""
 
 
-def store(path: str, size: int) -> bool:
-    """Store the ``size`` bytes on stdin as ``path`` unless it is there already (then they are read and
-    dropped); a temporary name first, so a truncated transfer never appears under the final name. True when
-    it was written; ``RunnerError("store")`` when the board cannot store it (a full disk, no permission)."""
-    stdin = sys.stdin.buffer
+def store(path: str, size: int, read: Any) -> bool:
+    """Store the next ``size`` bytes of ``read`` (``read(n)``: up to ``n`` bytes, ``b""`` at the end) as
+    ``path`` unless it is there already (then they are read and dropped); a temporary name first, so a
+    truncated transfer never appears under the final name. Exactly ``size`` bytes are read whatever happens
+    (in a session the next request follows them). True when it was written; ``RunnerError("store")`` when the
+    board cannot store it (a full disk, no permission)."""
+
+    def chunks() -> Any:
+        left = size
+        while left > 0:
+            chunk = read(min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+    stream = chunks()
     if os.path.isfile(path):
-        while stdin.read(1 << 20):
+        for _ in stream:
             pass
         return False
     tmp = f"{path}.part-{os.getpid()}"
@@ -722,10 +749,7 @@ def store(path: str, size: int) -> bool:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         written = 0
         with os.fdopen(fd, "wb") as f:
-            while True:
-                chunk = stdin.read(1 << 20)
-                if not chunk:
-                    break
+            for chunk in stream:
                 f.write(chunk)
                 written += len(chunk)
         if written != size:
@@ -733,6 +757,8 @@ def store(path: str, size: int) -> bool:
                               "bytes)")
         os.replace(tmp, path)
     except OSError as exc:
+        for _ in stream:  # the rest of the model, so that a session stays in step with the host
+            pass
         raise RunnerError("store", f"{exc.strerror or exc}: {exc.filename or path}") from None
     finally:
         if os.path.exists(tmp):
@@ -743,10 +769,104 @@ def store(path: str, size: int) -> bool:
     return True
 
 
+# -- the session: many measurements over one process and one SSH channel ------------------------------------
+class _Input:
+    """Stdin read straight from its descriptor (nothing hides in a buffer that ``poll`` cannot see)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, wait_s: float | None) -> bool:
+        """Read what is there (waiting up to ``wait_s``, or for ever); False at the end or after the wait."""
+        if wait_s is not None:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            if not poller.poll(max(1, int(wait_s * 1000))):
+                return False
+        chunk = os.read(self.fd, 1 << 20)
+        self.buf += chunk
+        return bool(chunk)
+
+    def line(self, wait_s: float) -> bytes | None:
+        """The next line; None at the end of the stream or after ``wait_s`` seconds without a byte."""
+        while b"\n" not in self.buf:
+            if not self._fill(wait_s):
+                return None
+        end = self.buf.index(b"\n")
+        out = bytes(self.buf[:end])
+        del self.buf[: end + 1]
+        return out
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes (``b""`` at the end of the stream)."""
+        if not self.buf and not self._fill(None):
+            return b""
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+def _send(fd: int, doc: dict[str, Any]) -> bool:
+    """Write ``doc`` as one line; False when nobody reads ``fd`` any more."""
+    data = memoryview(json.dumps(doc).encode() + b"\n")
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        return False
+    return True
+
+
+def session(idle_s: float, out_fd: int) -> int:
+    """Answer the requests on stdin, one answer line each on ``out_fd`` (the protocol: see the top), until
+    stdin ends or ``idle_s`` seconds pass without a request."""
+    inp = _Input(0)
+    if not _send(out_fd, {"session": True, "runner_version": RUNNER_VERSION, "pid": os.getpid(),
+                          "affinity": _affinity()}):
+        return 3
+    while True:
+        line = inp.line(idle_s)
+        if line is None:
+            return 0
+        t0 = time.perf_counter()
+        try:
+            request = json.loads(line.decode())
+            if not isinstance(request, dict) or request.get("op") != "measure":
+                raise ValueError("not a measure request")
+        except ValueError as exc:  # out of step with the host: end here (it opens a new session)
+            _send(out_fd, {"ok": False, "error": {"kind": "request", "message": f"bad request: {exc}"},
+                           "runner_version": RUNNER_VERSION})
+            return 2
+        stored = False
+        in_step = request.get("store_size") is None  # False until the model's bytes are read
+        request["model"] = os.path.expanduser(str(request.get("model", "")))  # ~/ as the shell would
+        try:
+            if not in_step:
+                try:
+                    stored = store(str(request["model"]), int(request["store_size"]), inp.read)
+                except RunnerError:
+                    in_step = True  # store reads the model to its end (or the stream's) before it raises
+                    raise
+                in_step = True
+            doc = _answer(request, out_fd)
+        except RunnerError as exc:
+            doc = {"ok": False, "error": {"kind": exc.kind, "message": str(exc)}}
+        except HostGone:
+            return 3
+        except Exception as exc:  # a bug or a malformed request: answered, and the session goes on
+            doc = {"ok": False, "error": {"kind": "crash", "message": f"{type(exc).__name__}: {exc}"}}
+        doc.update(stored=stored, client_s=time.perf_counter() - t0, pid=os.getpid(),
+                   runner_version=RUNNER_VERSION)
+        if not _send(out_fd, doc) or not in_step:
+            return 3
+
+
 # -- entry point ----------------------------------------------------------------------------------------
 _USAGE = """usage: board_runner.py describe | readiness [--window S] | stop
        board_runner.py measure --model PATH --sha256 HEX --request JSON [--timeout S] [--server-idle S]
                                [--store-size N]
+       board_runner.py session [--idle S]
        board_runner.py serve --name NAME [--idle S]"""
 
 
@@ -768,15 +888,17 @@ def main(argv: list[str] | None = None) -> int:
     if command == "serve":
         opts = _options(argv[1:], ("name", "idle"))
         return serve(opts["name"], float(opts.get("idle", 60)))
-    allowed = {"describe": (), "stop": (), "readiness": ("window",),
+    allowed = {"describe": (), "stop": (), "readiness": ("window",), "session": ("idle",),
                "measure": ("model", "sha256", "request", "timeout", "server_idle", "store_size")}
     opts = _options(argv[1:], allowed.get(command, ()))
-    if command not in ("describe", "stop", "readiness", "measure"):
+    if command not in allowed:
         raise SystemExit(f"board_runner: unknown command {command!r}\n{_USAGE}")
     # Whatever onnxruntime or numpy print goes to stderr: stdout carries the one JSON document.
     sys.stdout.flush()
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    if command == "session":
+        return session(max(1.0, float(opts.get("idle", 60))), out_fd)
     try:
         if command == "describe":
             doc = describe()
@@ -785,7 +907,8 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "stop":
             doc = {"stopped": stop_servers()}
         else:
-            stored = store(opts["model"], int(opts["store_size"])) if "store_size" in opts else False
+            stored = (store(opts["model"], int(opts["store_size"]), sys.stdin.buffer.read)
+                      if "store_size" in opts else False)
             request = {"model": opts["model"], "sha256": opts["sha256"],
                        "request": json.loads(opts["request"]), "timeout": float(opts.get("timeout", 0))}
             idle = float(opts.get("server_idle", 0))

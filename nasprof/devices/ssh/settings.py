@@ -52,8 +52,9 @@ class SshSettings:
     control_persist_s: int = 120
     #: The OpenSSH client binary (``ssh`` on PATH by default).
     ssh: str = "ssh"
-    #: Seconds the board's measuring server (onnxruntime imported once) waits for the next measurement;
-    #: 0 measures every model in a process of its own (and pays Python's and onnxruntime's start each time).
+    #: Seconds the board's session (one runner, onnxruntime imported once; see ``session``) waits for the
+    #: next measurement; 0 measures every model with an ssh call and a process of its own (and pays ssh's,
+    #: Python's and onnxruntime's start each time).
     server_idle_s: float = 60.0
 
     @classmethod

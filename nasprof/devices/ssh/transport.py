@@ -5,7 +5,8 @@ list, so the user's ``~/.ssh/config`` (port, user, identity, ``ProxyJump``), age
 as they do for their own ``ssh``. The first call opens a master connection (``ControlMaster=auto``) whose
 socket lives in a private temporary directory (mode 0700); every later call of the same device rides on it,
 so a table build pays one handshake, not one per entry. ``ControlPersist`` keeps it up between calls and
-``close()`` (also run at exit) ends it.
+``close()`` (also run at exit) ends it. ``start`` runs a long-lived board command (the runner's session,
+``session.py``) over the same connection with its stdin and stdout as pipes.
 
 Always ``BatchMode=yes`` (never a password or passphrase prompt: a prompt would hang a build) and
 ``StrictHostKeyChecking=yes`` (an unknown or changed host key is refused, never silently accepted).
@@ -228,17 +229,32 @@ class SshTransport:
                 proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
                                       check=False)
         except subprocess.TimeoutExpired:
-            raise DeviceUnavailableError(
-                f"{self.device} ({self.settings.destination}) did not finish {doing} within {timeout_s:g} s; "
-                "nothing was recorded — the board may be hung or overloaded (check `nasprof doctor --device "
-                f"{self.device}`); for a model that really takes that long, raise run_timeout_s"
-            ) from None
+            raise self.timed_out(doing, timeout_s) from None
         except OSError as exc:
             raise DeviceUnavailableError(f"cannot run the OpenSSH client: {exc}") from None
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode == SSH_FAILED:
             raise DeviceUnavailableError(classify_ssh_failure(stderr, self.settings, self.device, doing))
         return SshResult(proc.stdout, stderr, proc.returncode)
+
+    def timed_out(self, doing: str, timeout_s: float) -> DeviceUnavailableError:
+        """The error for a board that did not answer within ``timeout_s``."""
+        return DeviceUnavailableError(
+            f"{self.device} ({self.settings.destination}) did not finish {doing} within {timeout_s:g} s; "
+            "nothing was recorded — the board may be hung or overloaded (check `nasprof doctor --device "
+            f"{self.device}`); for a model that really takes that long, raise run_timeout_s"
+        )
+
+    def start(self, command: str) -> subprocess.Popen[bytes]:
+        """Start one board command line with pipes to its stdin, stdout and stderr, over the shared
+        connection, and return at once (the caller owns the process: ``session.BoardSession``)."""
+        argv = self.argv(command)
+        self.calls += 1
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise DeviceUnavailableError(f"cannot run the OpenSSH client: {exc}") from None
 
     def connect(self) -> None:
         """Open (or reuse) the master connection; raises ``DeviceUnavailableError`` saying why it cannot."""
