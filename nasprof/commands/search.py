@@ -77,6 +77,13 @@ def search_cmd(
         typer.Option("--confidence", help="Meet the latency target with this confidence by the predictor's "
                      "own error: feasible iff predicted x (1 + q) <= T (default 0.95 with --reward hard)."),
     ] = None,
+    surrogate: Annotated[
+        str | None,
+        typer.Option("--surrogate", help="With --strategy evolution and --accuracy: breed several children "
+                     "per query and ask only the one a surrogate rates best: 'online' (a ridge refitted on "
+                     "the queries so far) or an accuracy predictor file (`nasprof predictor fit "
+                     "--accuracy`)."),
+    ] = None,
     truth: Annotated[
         str | None,
         typer.Option("--truth", help="Real latencies of the space (a measurement set NAME[@vN] or "
@@ -125,7 +132,7 @@ def search_cmd(
     """Search a space for the best MnasNet reward (predicted latency x accuracy): print the top
     architectures, write the Pareto front (JSON, PNG) and export the best one (ONNX)."""
     inputs: list[Path | str | None] = [predictor, strategy_state]
-    inputs += [Path(x) for x in (accuracy, truth) if x is not None and Path(x).is_file()]
+    inputs += [Path(x) for x in (accuracy, truth, surrogate) if x is not None and Path(x).is_file()]
     check_outputs({"--json": json_out, "--plot": plot, "--export-best": export_best}, inputs)
     if strategy_state is not None:
         check_outputs({"--strategy-state": strategy_state}, [predictor])
@@ -143,7 +150,7 @@ def search_cmd(
             proxy=proxy, strategy=strategy, device=device, state=strategy_state, strategy_options=options,
             accuracy=accuracy, minimize_metric=minimize_metric, allow_missing=allow_missing,
             max_queries=max_queries, confidence=confidence, options=net or None, truth=truth,
-            on_progress=lambda done, total: bar(done, total, what),
+            surrogate=surrogate, on_progress=lambda done, total: bar(done, total, what),
             on_note=lambda line: err_console.print(line, highlight=False),
         )
     if result.best is None:

@@ -211,6 +211,9 @@ def search(
         max_queries=max_queries,
     )
     extra: dict[str, Any] = {"options": net_options}
+    if surrogate is not None:
+        extra["surrogate"] = surrogate if isinstance(surrogate, str) else str(
+            getattr(surrogate, "path", None) or type(surrogate).__name__)
     if isinstance(acc, QueriedAccuracy):
         extra["accuracy_source"] = acc.describe()
     if truth is not None:

@@ -33,7 +33,8 @@ __all__ = ["Candidate", "DecodedArchs", "SearchResult", "run_search", "SEARCH_SC
 #: only when used: ``accuracy`` (the source and its queries), ``curve`` (best so far against queries),
 #: ``latency_bound`` (the confidence constraint; each candidate then has ``latency_interval_ms``),
 #: ``options`` (nb201's network options) and ``regret`` (against ``--truth``); later in 2, ``loop_seconds``
-#: (the ask-score-tell loop) beside ``seconds``, which ``search`` makes the whole search's wall time.
+#: (the ask-score-tell loop) beside ``seconds``, which ``search`` makes the whole search's wall time; later in
+#: 2, ``surrogate`` (what screened evolution's children).
 SEARCH_SCHEMA_VERSION = 2
 
 #: Candidates per ``ask``: big enough that numpy and ``predict_many`` amortise their per-call cost.
@@ -148,6 +149,8 @@ class SearchResult:
     regret: dict[str, Any] | None = None
     #: Wall time of the ask-score-tell loop alone (proposing, scoring, learning).
     loop_seconds: float | None = None
+    #: What screened the children between true queries (``online`` or the accuracy predictor file), or None.
+    surrogate: str | None = None
 
     @property
     def minimize(self) -> bool:
@@ -288,6 +291,8 @@ class SearchResult:
             doc["latency_bound"] = self.latency_bound.to_dict()
         if self.regret is not None:
             doc["regret"] = self.regret
+        if self.surrogate is not None:
+            doc["surrogate"] = self.surrogate
         return doc
 
 

@@ -361,3 +361,15 @@ def test_evolution_screens_children_with_a_surrogate(land: dict[str, Any]) -> No
     with pytest.raises(InputError, match="does not screen"):
         search("nb201", land["predictor"], 1.5, accuracy=table, max_queries=5, strategy="random",
                surrogate="online")
+
+
+def test_the_cli_screens_with_a_surrogate(land: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    r = run(land, "--accuracy", str(land["table"]), "--max-queries", "40", "--reward", "hard",
+            "--surrogate", "online", json_out=out)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["accuracy"]["queries"] == 40 and doc["surrogate"] == "online"
+    bad = run(land, "--accuracy", str(land["table"]), "--max-queries", "5", "--strategy", "random",
+              "--surrogate", "online")
+    assert bad.exit_code == 2 and "does not screen with a surrogate" in bad.output, bad.output
