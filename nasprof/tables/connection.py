@@ -4,15 +4,17 @@ check that a file can be written before a build spends any device time on it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from nasprof.errors import TableError
+from nasprof.errors import SchemaError, TableError
 
-__all__ = ["BUSY_TIMEOUT_S", "check_writable", "connect", "reader"]
+__all__ = ["BUSY_TIMEOUT_S", "check_writable", "connect", "read_checked_meta", "reader"]
 
 #: How long a writer waits for another process's transaction before giving up (seconds).
 BUSY_TIMEOUT_S = 60.0
@@ -96,3 +98,23 @@ def committed(cur: sqlite3.Cursor, path: Path) -> Iterator[sqlite3.Cursor]:
         with contextlib.suppress(sqlite3.Error):
             cur.execute("ROLLBACK")
         raise TableError(f"could not commit to {path}: {exc}") from None
+
+
+def read_checked_meta(conn: sqlite3.Connection, path: Path, *, kind: str, noun: str,
+                      max_version: int) -> dict[str, Any]:
+    """The ``meta`` table of a nasprof SQLite file (a latency table, a measurement store) as a dict, once its
+    ``kind`` is ``kind`` and its ``schema_version`` one this nasprof reads; ``noun`` names the file in the
+    errors ("latency table"). ``TableError``, or ``SchemaError`` for a newer file."""
+    try:
+        meta = {k: json.loads(v) for k, v in conn.execute("SELECT name, value FROM meta").fetchall()}
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        raise TableError(f"{path}: unreadable {noun} metadata ({exc})") from None
+    if meta.get("kind") != kind:
+        raise TableError(f"{path} is not a nasprof {noun} (kind {meta.get('kind')!r})")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise TableError(f"{path}: malformed schema_version {version!r}")
+    if version > max_version:
+        raise SchemaError(f"{path} is a {noun} of schema_version {version}, newer than this nasprof reads "
+                          f"({max_version}); upgrade nasprof")
+    return meta

@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasprof.errors import SchemaError, TableError
-from nasprof.tables.connection import check_writable, committed, connect, reader
+from nasprof.errors import TableError
+from nasprof.tables.connection import check_writable, committed, connect, read_checked_meta, reader
 from nasprof.tables.entry import utc_now
 from nasprof.tables.measurements_io import MeasuredNetwork
 
@@ -99,18 +99,8 @@ def _check_store(conn: sqlite3.Connection, path: Path) -> None:
     if not {"meta", "sets", "rows"} <= names:
         raise TableError(f"{path} is an SQLite database but not a nasprof measurement store; give another "
                          "--store")
-    try:
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT name, value FROM meta")}
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        raise TableError(f"{path}: unreadable store metadata ({exc})") from None
-    if meta.get("kind") != STORE_KIND:
-        raise TableError(f"{path} is not a nasprof measurement store (kind {meta.get('kind')!r})")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise TableError(f"{path}: malformed schema_version {version!r}")
-    if version > MEASUREMENTS_SCHEMA_VERSION:
-        raise SchemaError(f"{path} is a measurement store of schema_version {version}, newer than this "
-                          f"nasprof reads ({MEASUREMENTS_SCHEMA_VERSION}); upgrade nasprof")
+    read_checked_meta(conn, path, kind=STORE_KIND, noun="measurement store",
+                      max_version=MEASUREMENTS_SCHEMA_VERSION)
 
 
 @contextlib.contextmanager

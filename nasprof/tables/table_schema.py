@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nasprof.errors import SchemaError, TableError
+from nasprof.errors import TableError
+from nasprof.tables.connection import read_checked_meta
 from nasprof.tables.entry import ENTRY_COLUMNS, TableEntry, utc_now
 
 __all__ = [
@@ -108,22 +109,8 @@ def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
             f"{path} is an SQLite database but not a nasprof latency table (no meta/entries tables); "
             "choose another path"
         )
-    try:
-        raw = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        meta = {k: json.loads(v) for k, v in raw.items()}
-    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
-        raise TableError(f"{path}: unreadable table metadata ({exc})") from None
-    if meta.get("kind") != TABLE_KIND:
-        raise TableError(f"{path} is not a nasprof latency table (kind {meta.get('kind')!r})")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise TableError(f"{path}: malformed schema_version {version!r}")
-    if version > TABLE_SCHEMA_VERSION:
-        raise SchemaError(
-            f"{path} has table schema_version {version}, newer than this nasprof reads "
-            f"({TABLE_SCHEMA_VERSION}); upgrade nasprof"
-        )
-    return meta
+    return read_checked_meta(conn, path, kind=TABLE_KIND, noun="latency table",
+                             max_version=TABLE_SCHEMA_VERSION)
 
 
 def create_table_file(path: Path, metadata: Mapping[str, Any]) -> None:
