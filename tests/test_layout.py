@@ -165,18 +165,10 @@ LONG_HANDLER_EXCEPTIONS: dict[str, str] = {}
 def _handlers() -> list[tuple[str, Any]]:
     """(command path, its function) for every command registered in the typer app, groups included."""
     from nasprof.cli import app
+    from nasprof.commands._validate import iter_commands
 
-    out: list[tuple[str, Any]] = []
-
-    def walk(t: Any, prefix: str) -> None:
-        for info in t.registered_commands:
-            fn = inspect.unwrap(info.callback)  # the function below the shared validation layer's wrapper
-            out.append(((prefix + " " + (info.name or fn.__name__)).strip(), fn))
-        for group in t.registered_groups:
-            walk(group.typer_instance, (prefix + " " + (group.name or "")).strip())
-
-    walk(app, "")
-    return out
+    # inspect.unwrap: the function below the shared validation layer's wrapper.
+    return [(path, inspect.unwrap(info.callback)) for path, info in iter_commands(app)]
 
 
 def body_lines(fn: Any) -> int:

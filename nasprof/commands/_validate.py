@@ -212,13 +212,20 @@ def _guard(command: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
-def install(app: Any, prefix: str = "") -> None:
-    """Wrap every command of ``app`` (and of its sub-apps) with the checks above, once."""
+def iter_commands(app: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(command path such as ``"table build"``, its typer ``CommandInfo``) for every command of ``app`` and of
+    its sub-apps: what ``install`` wraps, and what the tests sweep."""
+    out = []
     for info in app.registered_commands:
-        fn = info.callback
-        if fn is None or getattr(fn, "__nasprof_validated__", False):
-            continue
-        name = info.name or fn.__name__
-        info.callback = _guard((prefix + " " + name).strip(), fn)
+        if info.callback is not None:
+            out.append(((prefix + " " + (info.name or info.callback.__name__)).strip(), info))
     for group in app.registered_groups:
-        install(group.typer_instance, (prefix + " " + (group.name or "")).strip())
+        out += iter_commands(group.typer_instance, (prefix + " " + (group.name or "")).strip())
+    return out
+
+
+def install(app: Any) -> None:
+    """Wrap every command of ``app`` (and of its sub-apps) with the checks above, once."""
+    for path, info in iter_commands(app):
+        if not getattr(info.callback, "__nasprof_validated__", False):
+            info.callback = _guard(path, info.callback)

@@ -31,23 +31,13 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from nasprof.cli import app
-from nasprof.commands._validate import _flag
+from nasprof.commands._validate import _flag, iter_commands
 
 # -- the app's commands and options ------------------------------------------------------------------------
 
 
 def _commands() -> dict[str, Callable[..., Any]]:
-    out: dict[str, Callable[..., Any]] = {}
-
-    def walk(t: Any, prefix: str) -> None:
-        for info in t.registered_commands:
-            name = (prefix + " " + (info.name or info.callback.__name__)).strip()
-            out[name] = getattr(info.callback, "__wrapped__", info.callback)
-        for group in t.registered_groups:
-            walk(group.typer_instance, (prefix + " " + (group.name or "")).strip())
-
-    walk(app, "")
-    return out
+    return {path: getattr(info.callback, "__wrapped__", info.callback) for path, info in iter_commands(app)}
 
 
 COMMANDS = _commands()

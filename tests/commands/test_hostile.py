@@ -22,26 +22,13 @@ import pytest
 import typer
 
 from nasprof.cli import app
-from nasprof.commands._validate import numeric_options, rule_for
+from nasprof.commands._validate import iter_commands, numeric_options, rule_for
 
 #: A hostile value is answered well within this (checks run before any heavy import or work).
 LIMIT_S = 10.0
 
 
-def _commands() -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-
-    def walk(t: Any, prefix: str) -> None:
-        for info in t.registered_commands:
-            out.append(((prefix + " " + (info.name or info.callback.__name__)).strip(), info))
-        for group in t.registered_groups:
-            walk(group.typer_instance, (prefix + " " + (group.name or "")).strip())
-
-    walk(app, "")
-    return out
-
-
-COMMANDS = _commands()
+COMMANDS = iter_commands(app)
 
 
 def _required_args(path: str) -> list[str]:
